@@ -1,0 +1,87 @@
+//! The engine's error type: every failure names what went wrong and, for weights, the file and tensor.
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine, grouped so that a C ABI can map each group to a code.
+#[derive(Debug)]
+pub enum Error {
+    /// A caller-supplied value is out of range or inconsistent (size, steps, strength, buffer…).
+    InvalidArgument(String),
+    /// A file could not be opened or read.
+    Io { path: PathBuf, source: std::io::Error },
+    /// A weight file is not a valid safetensors file (truncated, corrupt header, bad offsets).
+    CorruptFile { path: PathBuf, reason: String },
+    /// A tensor the model needs is absent from every file of the component.
+    MissingTensor { component: String, tensor: String, files: Vec<PathBuf> },
+    /// A tensor exists but has the wrong shape or an unsupported dtype.
+    BadTensor { path: PathBuf, tensor: String, reason: String },
+    /// The model layout (folder structure or key naming) was not recognised.
+    UnknownLayout(String),
+    /// A tokenizer file is missing or cannot be parsed.
+    Tokenizer { path: Option<PathBuf>, reason: String },
+    /// The run was cancelled by its step hook.
+    Cancelled,
+    /// An error from the tensor library during computation.
+    Compute(candle_core::Error),
+    /// Writing an image failed.
+    Image(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Io { path, source } => write!(f, "cannot read '{}': {source}", path.display()),
+            Error::CorruptFile { path, reason } => {
+                write!(f, "'{}' is not a valid safetensors file: {reason}", path.display())
+            }
+            Error::MissingTensor { component, tensor, files } => {
+                let files: Vec<String> = files.iter().map(|p| format!("'{}'", p.display())).collect();
+                write!(f, "{component}: tensor '{tensor}' is missing from {}", files.join(", "))
+            }
+            Error::BadTensor { path, tensor, reason } => {
+                write!(f, "tensor '{tensor}' in '{}': {reason}", path.display())
+            }
+            Error::UnknownLayout(m) => write!(f, "unknown model layout: {m}"),
+            Error::Tokenizer { path: Some(p), reason } => {
+                write!(f, "tokenizer '{}': {reason}", p.display())
+            }
+            Error::Tokenizer { path: None, reason } => write!(f, "tokenizer: {reason}"),
+            Error::Cancelled => write!(f, "cancelled"),
+            Error::Compute(e) => write!(f, "compute error: {e}"),
+            Error::Image(m) => write!(f, "image error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Compute(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        match e {
+            candle_core::Error::WithBacktrace { inner, .. } => Error::Compute(*inner),
+            other => Error::Compute(other),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Weight files -> models: layout detection (BFL/ComfyUI single files or a diffusers folder),
+//! key naming, config inference and dtype policy.
+
+pub mod autoencoder;
+pub mod layers;
+pub mod names;
+pub mod store;
+pub mod transformer;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+use crate::text::{self, ClipEncoder, PromptTokenizer, T5Encoder, TextEncoders};
+use autoencoder::AutoEncoder;
+use names::Naming;
+use store::WeightSet;
+use transformer::FluxTransformer;
+pub use transformer::Variant;
+use weights::ModelWeights;
+
+/// Where each component of a model is. Each weight path may be a `.safetensors` file, a
+/// `*.safetensors.index.json` shard index, or a diffusers component folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    pub transformer: PathBuf,
+    pub ae: PathBuf,
+    pub t5: PathBuf,
+    pub clip: PathBuf,
+    /// T5 `tokenizer.json`.
+    pub t5_tokenizer: PathBuf,
+    /// CLIP `tokenizer.json`, `vocab.json` (with `merges.txt` beside it) or their folder.
+    pub clip_tokenizer: PathBuf,
+    /// A diffusers `model_index.json`, when the model came from a diffusers folder.
+    pub model_index: Option<PathBuf>,
+}
+
+/// Transformer file names of the BFL releases, in the order they are looked for.
+const BFL_TRANSFORMERS: [&str; 3] = ["flux1-kontext-dev.safetensors", "flux1-dev.safetensors", "flux1-schnell.safetensors"];
+/// T5 file names of the ComfyUI releases.
+const COMFY_T5: [&str; 3] = ["t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors"];
+
+impl ModelFiles {
+    /// Detects the layout of `dir`: a diffusers folder (`model_index.json` or `transformer/`), or a
+    /// folder of single files (`flux1-*.safetensors`, `ae.safetensors`, `t5xxl_*.safetensors`,
+    /// `clip_l.safetensors`) with tokenizers in `tokenizer/` (CLIP) and `tokenizer_2/` (T5).
+    pub fn from_folder(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
+        }
+        let index = dir.join("model_index.json");
+        if index.is_file() || dir.join("transformer").is_dir() {
+            return Ok(Self {
+                transformer: dir.join("transformer"),
+                ae: dir.join("vae"),
+                t5: dir.join("text_encoder_2"),
+                clip: dir.join("text_encoder"),
+                t5_tokenizer: dir.join("tokenizer_2").join("tokenizer.json"),
+                clip_tokenizer: dir.join("tokenizer"),
+                model_index: index.is_file().then_some(index),
+            });
+        }
+        let first = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.is_file());
+        let transformer = first(&BFL_TRANSFORMERS).ok_or_else(|| {
+            Error::UnknownLayout(format!(
+                "'{}' has neither model_index.json/transformer/ (diffusers) nor one of {} (single files)",
+                dir.display(),
+                BFL_TRANSFORMERS.join(", ")
+            ))
+        })?;
+        let t5 = first(&COMFY_T5).unwrap_or_else(|| dir.join(COMFY_T5[0]));
+        Ok(Self {
+            transformer,
+            ae: dir.join("ae.safetensors"),
+            t5,
+            clip: dir.join("clip_l.safetensors"),
+            t5_tokenizer: dir.join("tokenizer_2").join("tokenizer.json"),
+            clip_tokenizer: dir.join("tokenizer"),
+            model_index: None,
+        })
+    }
+}
+
+/// Options for loading a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Device to compute on.
+    pub device: Device,
+    /// Compute dtype; default f32 on the CPU, bf16 on CUDA.
+    pub dtype: Option<DType>,
+    /// Whether the transformer is Kontext-trained; default: from the file name or model_index.json.
+    pub kontext: Option<bool>,
+    /// RoPE axes; default: the diffusers config, else derived from the head width.
+    pub axes_dim: Option<Vec<usize>>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { device: Device::Cpu, dtype: None, kontext: None, axes_dim: None }
+    }
+}
+
+impl LoadOptions {
+    /// The dtype weights are converted to.
+    pub fn compute_dtype(&self) -> DType {
+        self.dtype.unwrap_or(if self.device.is_cpu() { DType::F32 } else { DType::BF16 })
+    }
+}
+
+/// One component's opened weights plus the `config.json` found beside them.
+struct Component {
+    set: WeightSet,
+    config: Option<serde_json::Value>,
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::CorruptFile { path: path.to_path_buf(), reason: format!("invalid JSON: {e}") })
+}
+
+/// Opens a component from a file, a shard index, or a folder holding one of those.
+fn open_component(component: &str, path: &Path) -> Result<Component> {
+    if path.is_dir() {
+        let config_path = path.join("config.json");
+        let config = if config_path.is_file() { Some(read_json(&config_path)?) } else { None };
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        let name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let set = if let Some(index) = entries.iter().find(|p| name(p).ends_with(".safetensors.index.json")) {
+            WeightSet::open_index(component, index)?
+        } else {
+            let files: Vec<PathBuf> = entries.into_iter().filter(|p| name(p).ends_with(".safetensors")).collect();
+            if files.len() != 1 {
+                return Err(Error::UnknownLayout(format!(
+                    "{component}: '{}' must hold one .safetensors file or a shard index, found {}",
+                    path.display(),
+                    files.len()
+                )));
+            }
+            WeightSet::open(component, &files)?
+        };
+        return Ok(Component { set, config });
+    }
+    if !path.is_file() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("{component} weights not found"))));
+    }
+    let is_index = path.to_string_lossy().ends_with(".index.json");
+    let set = if is_index { WeightSet::open_index(component, path)? } else { WeightSet::open(component, &[path.to_path_buf()])? };
+    Ok(Component { set, config: None })
+}
+
+/// Picks the prefix under which `marker` is stored (e.g. ComfyUI's `model.diffusion_model.`).
+fn find_prefix(set: &WeightSet, marker: &str, prefixes: &[&str]) -> Option<String> {
+    let names = set.names();
+    prefixes.iter().find(|p| names.iter().any(|n| *n == format!("{p}{marker}"))).map(|p| p.to_string())
+}
+
+fn unknown_keys(set: &WeightSet, what: &str) -> Error {
+    let mut sample = set.names();
+    sample.sort();
+    sample.truncate(5);
+    Error::UnknownLayout(format!(
+        "{}: '{}' does not look like {what} (first keys: {})",
+        set.component(),
+        set.paths().first().map(|p| p.display().to_string()).unwrap_or_default(),
+        sample.join(", ")
+    ))
+}
+
+fn transformer_weights(c: Component) -> Result<Arc<ModelWeights>> {
+    if c.set.contains("x_embedder.weight") {
+        return Ok(Arc::new(ModelWeights::new(c.set, Naming::DiffusersTransformer)));
+    }
+    match find_prefix(&c.set, "img_in.weight", &["", "model.diffusion_model."]) {
+        Some(p) => Ok(Arc::new(ModelWeights::new(c.set.with_prefix(&p), Naming::Native))),
+        None => Err(unknown_keys(&c.set, "a FLUX transformer")),
+    }
+}
+
+fn ae_weights(c: Component) -> Result<Arc<ModelWeights>> {
+    if c.set.contains("decoder.up_blocks.0.resnets.0.conv1.weight") {
+        let levels = (0..).take_while(|i| c.set.contains(&format!("decoder.up_blocks.{i}.resnets.0.conv1.weight"))).count();
+        return Ok(Arc::new(ModelWeights::new(c.set, Naming::DiffusersVae { levels })));
+    }
+    match find_prefix(&c.set, "decoder.conv_in.weight", &["", "vae.", "first_stage_model."]) {
+        Some(p) => Ok(Arc::new(ModelWeights::new(c.set.with_prefix(&p), Naming::Native))),
+        None => Err(unknown_keys(&c.set, "a FLUX autoencoder")),
+    }
+}
+
+/// What was detected about a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub variant: Variant,
+    pub kontext: bool,
+    pub files: ModelFiles,
+    pub dtype: DType,
+}
+
+/// A loaded FLUX model: transformer, autoencoder and text encoders.
+pub struct FluxModel {
+    pub transformer: FluxTransformer,
+    pub ae: AutoEncoder,
+    pub text: TextEncoders,
+    pub info: ModelInfo,
+}
+
+/// Whether the transformer is Kontext-trained: an explicit option, else "kontext" in the file
+/// name, else a diffusers `model_index.json` naming a Kontext pipeline.
+fn detect_kontext(files: &ModelFiles, explicit: Option<bool>) -> Result<bool> {
+    if let Some(k) = explicit {
+        return Ok(k);
+    }
+    if files.transformer.to_string_lossy().to_lowercase().contains("kontext") {
+        return Ok(true);
+    }
+    if let Some(index) = &files.model_index {
+        let json = read_json(index)?;
+        let class = json.get("_class_name").and_then(|c| c.as_str()).unwrap_or("");
+        return Ok(class.to_lowercase().contains("kontext"));
+    }
+    Ok(false)
+}
+
+/// Loads the transformer alone.
+pub fn load_transformer(files: &ModelFiles, opts: &LoadOptions) -> Result<FluxTransformer> {
+    let c = open_component("transformer", &files.transformer)?;
+    let config_axes = c
+        .config
+        .as_ref()
+        .and_then(|j| j.get("axes_dims_rope"))
+        .and_then(|a| serde_json::from_value::<Vec<usize>>(a.clone()).ok());
+    let w = transformer_weights(c)?;
+    let config = transformer::infer_config(&w, opts.axes_dim.clone().or(config_axes))?;
+    let kontext = detect_kontext(files, opts.kontext)?;
+    FluxTransformer::load(&w, config, kontext, opts.compute_dtype(), &opts.device)
+}
+
+/// Loads the autoencoder alone (scale/shift from a diffusers config when present).
+pub fn load_autoencoder(files: &ModelFiles, opts: &LoadOptions) -> Result<AutoEncoder> {
+    let c = open_component("autoencoder", &files.ae)?;
+    let scale_shift = c.config.as_ref().and_then(|j| Some((j.get("scaling_factor")?.as_f64()?, j.get("shift_factor")?.as_f64()?)));
+    let w = ae_weights(c)?;
+    let config = autoencoder::infer_config(&w, scale_shift)?;
+    AutoEncoder::load(&w, config, opts.compute_dtype(), &opts.device)
+}
+
+/// Loads T5 and CLIP with their tokenizers. Text encoders always run in f32 on the CPU device
+/// and in the compute dtype elsewhere.
+pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<TextEncoders> {
+    let dtype = opts.compute_dtype();
+    let t5_tok = PromptTokenizer::t5(&files.t5_tokenizer)?;
+    let clip_tok = PromptTokenizer::clip(&files.clip_tokenizer)?;
+
+    let c = open_component("T5", &files.t5)?;
+    let json = c.config.clone();
+    let prefix = find_prefix(&c.set, "encoder.final_layer_norm.weight", &["", "text_encoders.t5xxl.transformer."])
+        .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
+    let w = Arc::new(ModelWeights::new(c.set.with_prefix(&prefix), Naming::Native));
+    let cfg = match &json {
+        Some(j) => text::parse_t5_config(j)?,
+        None => text::infer_t5_config(&w)?,
+    };
+    let t5 = T5Encoder::load(&w, &cfg, t5_tok, dtype, &opts.device)?;
+
+    let c = open_component("CLIP", &files.clip)?;
+    let heads = c
+        .config
+        .as_ref()
+        .and_then(|j| j.get("num_attention_heads").and_then(|h| h.as_u64()))
+        .or_else(|| c.set.metadata("num_attention_heads").and_then(|h| h.parse().ok()))
+        .map(|h| h as usize);
+    let prefix = find_prefix(&c.set, "embeddings.token_embedding.weight", &["text_model.", ""])
+        .ok_or_else(|| unknown_keys(&c.set, "a CLIP text encoder"))?;
+    let w = Arc::new(ModelWeights::new(c.set, Naming::Native));
+    let cfg = text::infer_clip_config(&w, &prefix, heads)?;
+    let clip = ClipEncoder::load(&w, &prefix, &cfg, clip_tok, dtype, &opts.device)?;
+    Ok(TextEncoders { t5, clip })
+}
+
+impl FluxModel {
+    /// Loads every component.
+    pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {
+        let transformer = load_transformer(files, opts)?;
+        let ae = load_autoencoder(files, opts)?;
+        let text = load_text_encoders(files, opts)?;
+        let info = ModelInfo {
+            variant: transformer.variant(),
+            kontext: transformer.is_kontext(),
+            files: files.clone(),
+            dtype: opts.compute_dtype(),
+        };
+        Ok(Self { transformer, ae, text, info })
+    }
+
+    /// Loads the model in `dir` (layout detected by [`ModelFiles::from_folder`]).
+    pub fn load_folder(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        Self::load(&ModelFiles::from_folder(dir)?, opts)
+    }
+}

@@ -1,0 +1,255 @@
+//! Memory-mapped safetensors files: one component's weights, from a single file or a sharded set.
+//!
+//! Files are validated when opened (header, offsets, length), so a truncated or corrupt file is
+//! reported with its path before any tensor is read. Tensors are converted one at a time, which
+//! keeps peak memory near the size of the converted weights rather than twice it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype as StDtype, TensorInfo};
+use safetensors::SafeTensors;
+
+use crate::error::{Error, Result};
+
+/// One opened safetensors file.
+pub struct WeightFile {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    tensors: HashMap<String, TensorInfo>,
+    metadata: HashMap<String, String>,
+}
+
+impl WeightFile {
+    /// Opens and validates a safetensors file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the map is read-only; a file changed underneath us by another process could only
+        // change tensor values, never memory safety of the validated offsets we use.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let (header_len, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| Error::CorruptFile {
+            path: path.to_path_buf(),
+            reason: describe_safetensors_error(&e),
+        })?;
+        let tensors = meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        Ok(Self { path: path.to_path_buf(), mmap, data_start: 8 + header_len, tensors, metadata })
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Names of the tensors in the file.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(|s| s.as_str())
+    }
+
+    /// The free-form `__metadata__` of the file.
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.get(name)
+    }
+
+    /// Reads a tensor and converts it to `dtype` on `device`.
+    fn load(&self, name: &str, info: &TensorInfo, dtype: DType, device: &Device) -> Result<Tensor> {
+        let bad = |reason: String| Error::BadTensor {
+            path: self.path.clone(),
+            tensor: name.to_string(),
+            reason,
+        };
+        let stored = candle_dtype(info.dtype).ok_or_else(|| bad(format!("unsupported dtype {:?}", info.dtype)))?;
+        let bytes = &self.mmap[self.data_start + info.data_offsets.0..self.data_start + info.data_offsets.1];
+        let t = Tensor::from_raw_buffer(bytes, stored, &info.shape, &Device::Cpu)
+            .and_then(|t| t.to_dtype(dtype))
+            .and_then(|t| t.to_device(device))
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(t)
+    }
+}
+
+fn describe_safetensors_error(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::MetadataIncompleteBuffer => "the file is truncated (its header declares more tensor data than the file holds)".into(),
+        E::HeaderTooSmall => "the file is too small to hold a safetensors header".into(),
+        E::InvalidHeaderLength => "the header length is larger than the file (truncated or not a safetensors file)".into(),
+        other => format!("corrupt header: {other}"),
+    }
+}
+
+/// Maps safetensors dtypes to candle's; `None` for dtypes the engine cannot read.
+fn candle_dtype(d: StDtype) -> Option<DType> {
+    Some(match d {
+        StDtype::F32 => DType::F32,
+        StDtype::F16 => DType::F16,
+        StDtype::BF16 => DType::BF16,
+        StDtype::F64 => DType::F64,
+        StDtype::F8_E4M3 => DType::F8E4M3,
+        StDtype::U8 => DType::U8,
+        StDtype::U32 => DType::U32,
+        StDtype::I64 => DType::I64,
+        _ => return None,
+    })
+}
+
+/// Where a tensor lives: which file and under which stored name.
+#[derive(Clone, Copy)]
+pub struct Located<'a> {
+    pub file: &'a WeightFile,
+    pub shape: &'a [usize],
+}
+
+/// All files of one component (transformer, AE, T5, CLIP), searched in order.
+pub struct WeightSet {
+    component: String,
+    files: Vec<WeightFile>,
+    /// A key prefix stripped from stored names (e.g. ComfyUI's `model.diffusion_model.`).
+    prefix: String,
+}
+
+impl WeightSet {
+    /// Opens the given files (a single file, or every shard of a sharded set).
+    pub fn open(component: &str, paths: &[PathBuf]) -> Result<Self> {
+        if paths.is_empty() {
+            return Err(Error::UnknownLayout(format!("{component}: no weight file given")));
+        }
+        let files = paths.iter().map(|p| WeightFile::open(p)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { component: component.to_string(), files, prefix: String::new() })
+    }
+
+    /// Opens the files named by a `*.safetensors.index.json` shard index.
+    pub fn open_index(component: &str, index: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::CorruptFile {
+            path: index.to_path_buf(),
+            reason: format!("invalid shard index JSON: {e}"),
+        })?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::CorruptFile {
+            path: index.to_path_buf(),
+            reason: "shard index has no 'weight_map' object".into(),
+        })?;
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut shards: Vec<PathBuf> = Vec::new();
+        for v in map.values() {
+            let name = v.as_str().ok_or_else(|| Error::CorruptFile {
+                path: index.to_path_buf(),
+                reason: "shard index 'weight_map' values must be file names".into(),
+            })?;
+            let p = dir.join(name);
+            if !shards.contains(&p) {
+                shards.push(p);
+            }
+        }
+        shards.sort();
+        let set = Self::open(component, &shards)?;
+        // Every tensor the index names must be in the shard it names.
+        for (tensor, shard) in map {
+            let shard = dir.join(shard.as_str().unwrap_or_default());
+            let found = set.files.iter().any(|f| f.path == shard && f.info(tensor).is_some());
+            if !found {
+                return Err(Error::MissingTensor {
+                    component: component.to_string(),
+                    tensor: tensor.clone(),
+                    files: vec![shard],
+                });
+            }
+        }
+        Ok(set)
+    }
+
+    /// Strips `prefix` from every stored name on lookup.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
+    }
+
+    /// Component name used in error messages.
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// The opened files.
+    pub fn files(&self) -> &[WeightFile] {
+        &self.files
+    }
+
+    /// Paths of the opened files.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|f| f.path.clone()).collect()
+    }
+
+    /// Every stored tensor name (prefix removed).
+    pub fn names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .flat_map(|f| f.names())
+            .filter_map(|n| n.strip_prefix(self.prefix.as_str()).map(str::to_string))
+            .collect()
+    }
+
+    /// The first metadata value for `key` across the files.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.files.iter().find_map(|f| f.metadata().get(key)).map(|s| s.as_str())
+    }
+
+    /// Finds a tensor by (unprefixed) name.
+    pub fn locate(&self, name: &str) -> Option<Located<'_>> {
+        let full = format!("{}{name}", self.prefix);
+        self.files
+            .iter()
+            .find_map(|f| f.info(&full).map(|i| Located { file: f, shape: &i.shape }))
+    }
+
+    /// True when the tensor exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.locate(name).is_some()
+    }
+
+    /// Shape of a tensor, or a `MissingTensor` error naming the files searched.
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        self.locate(name).map(|l| l.shape.to_vec()).ok_or_else(|| self.missing(name))
+    }
+
+    /// Loads a tensor converted to `dtype` on `device`.
+    pub fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+        let full = format!("{}{name}", self.prefix);
+        for f in &self.files {
+            if let Some(info) = f.info(&full) {
+                return f.load(&full, info, dtype, device);
+            }
+        }
+        Err(self.missing(name))
+    }
+
+    /// The error for a tensor that is in none of the files.
+    pub fn missing(&self, name: &str) -> Error {
+        Error::MissingTensor {
+            component: self.component.clone(),
+            tensor: format!("{}{name}", self.prefix),
+            files: self.paths(),
+        }
+    }
+
+    /// The file holding `name`, for error messages (the first file when absent).
+    pub fn file_of(&self, name: &str) -> PathBuf {
+        self.locate(name).map(|l| l.file.path.clone()).unwrap_or_else(|| self.files[0].path.clone())
+    }
+
+    /// Total bytes of tensor data in the files.
+    pub fn stored_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .flat_map(|f| f.tensors.values())
+            .map(|i| (i.data_offsets.1 - i.data_offsets.0) as u64)
+            .sum()
+    }
+}

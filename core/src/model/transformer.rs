@@ -1,0 +1,337 @@
+//! The FLUX transformer: config inferred from the tensors, variant detection, guarded forward.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::Linear;
+
+use super::layers::{self, Loader, MlpEmbedder, Modulation, QkNorm};
+use super::weights::ModelWeights;
+use crate::error::{Error, Result};
+
+/// Hyper-parameters of a FLUX transformer (BFL `FluxParams`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Packed latent features per token (64).
+    pub in_channels: usize,
+    /// CLIP pooled width (768).
+    pub vec_in_dim: usize,
+    /// T5 width (4096).
+    pub context_in_dim: usize,
+    pub hidden_size: usize,
+    pub mlp_ratio: f64,
+    pub num_heads: usize,
+    /// Double-stream blocks.
+    pub depth: usize,
+    /// Single-stream blocks.
+    pub depth_single_blocks: usize,
+    /// RoPE dims per id axis; they sum to the head width.
+    pub axes_dim: Vec<usize>,
+    pub theta: usize,
+    pub qkv_bias: bool,
+    pub guidance_embed: bool,
+}
+
+impl Config {
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    /// Width of the MLPs.
+    pub fn mlp_hidden(&self) -> usize {
+        (self.hidden_size as f64 * self.mlp_ratio) as usize
+    }
+}
+
+/// Which FLUX.1 model a transformer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Timestep-distilled, no guidance input, unshifted schedule, 4 steps.
+    Schnell,
+    /// Guidance-distilled (`guidance_in`), shifted schedule, 28 steps.
+    Dev,
+}
+
+impl Variant {
+    /// Lower-case name (`schnell`, `dev`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Schnell => "schnell",
+            Variant::Dev => "dev",
+        }
+    }
+}
+
+/// FLUX.1's RoPE axes for its 128-wide heads.
+const FLUX1_AXES: [usize; 3] = [16, 56, 56];
+
+/// RoPE axes for a head width: FLUX.1's for 128, otherwise the same proportions
+/// (`max(4, head_dim/8)` rounded to even for axis 0, the rest split evenly between rows and columns).
+pub fn default_axes(head_dim: usize) -> Vec<usize> {
+    if head_dim == 128 {
+        return FLUX1_AXES.to_vec();
+    }
+    let a0 = (head_dim / 8).max(4) / 2 * 2;
+    let rest = (head_dim - a0) / 2;
+    vec![a0, rest, head_dim - a0 - rest]
+}
+
+/// Infers the transformer config from tensor shapes. `axes` overrides the RoPE axes.
+pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config> {
+    let img_in = w.shape("img_in.weight")?;
+    let hidden = img_in[0];
+    let in_channels = img_in[1];
+    let head_dim = w.dim0("double_blocks.0.img_attn.norm.query_norm.scale")?;
+    if head_dim == 0 || hidden % head_dim != 0 {
+        return Err(Error::UnknownLayout(format!("hidden size {hidden} is not a multiple of the head width {head_dim}")));
+    }
+    let out = w.dim0("final_layer.linear.weight")?;
+    if out != in_channels {
+        return Err(Error::UnknownLayout(format!(
+            "the final layer has {out} outputs for {in_channels} inputs: FLUX Fill/Canny/Depth models are not supported"
+        )));
+    }
+    let axes_dim = axes.unwrap_or_else(|| default_axes(head_dim));
+    if axes_dim.iter().sum::<usize>() != head_dim || axes_dim.iter().any(|a| a % 2 != 0) {
+        return Err(Error::invalid(format!("RoPE axes {axes_dim:?} must be even and sum to the head width {head_dim}")));
+    }
+    Ok(Config {
+        in_channels,
+        vec_in_dim: w.shape("vector_in.in_layer.weight")?[1],
+        context_in_dim: w.shape("txt_in.weight")?[1],
+        hidden_size: hidden,
+        mlp_ratio: w.dim0("double_blocks.0.img_mlp.0.weight")? as f64 / hidden as f64,
+        num_heads: hidden / head_dim,
+        depth: w.count("double_blocks.{}.img_mod.lin.weight"),
+        depth_single_blocks: w.count("single_blocks.{}.modulation.lin.weight"),
+        axes_dim,
+        theta: 10_000,
+        qkv_bias: w.contains("double_blocks.0.img_attn.qkv.bias"),
+        guidance_embed: w.contains("guidance_in.in_layer.weight"),
+    })
+}
+
+/// One stream's weights in a double block.
+struct StreamWeights {
+    modulation: Modulation,
+    qkv: Linear,
+    norm: QkNorm,
+    proj: Linear,
+    mlp_in: Linear,
+    mlp_out: Linear,
+}
+
+impl StreamWeights {
+    fn load(l: &Loader, p: &str, c: &Config) -> Result<Self> {
+        let (h, m) = (c.hidden_size, c.mlp_hidden());
+        Ok(Self {
+            modulation: Modulation::load(l, &format!("{p}_mod.lin"), h, 6)?,
+            qkv: l.linear(&format!("{p}_attn.qkv"), h, 3 * h, c.qkv_bias)?,
+            norm: QkNorm::load(l, &format!("{p}_attn.norm"), c.head_dim())?,
+            proj: l.linear(&format!("{p}_attn.proj"), h, h, true)?,
+            mlp_in: l.linear(&format!("{p}_mlp.0"), h, m, true)?,
+            mlp_out: l.linear(&format!("{p}_mlp.2"), m, h, true)?,
+        })
+    }
+
+    /// Modulated q, k, v (B, H, N, D) and the modulation chunks.
+    fn qkv(&self, x: &Tensor, vec: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor, Vec<Tensor>)> {
+        let m = self.modulation.forward(vec)?;
+        let qkv = self.qkv.forward(&layers::modulate(x, &m[0], &m[1])?)?;
+        let (q, k, v) = layers::split_qkv(&qkv, heads)?;
+        let (q, k) = self.norm.forward(&q, &k)?;
+        Ok((q, k, v, m))
+    }
+
+    /// Residual attention output, then the residual MLP on the updated stream.
+    fn finish(&self, x: &Tensor, attn: &Tensor, m: &[Tensor]) -> Result<Tensor> {
+        let x = (x + self.proj.forward(attn)?.broadcast_mul(&m[2])?)?;
+        let h = self.mlp_in.forward(&layers::modulate(&x, &m[3], &m[4])?)?;
+        let h = self.mlp_out.forward(&h.gelu()?)?;
+        Ok((&x + h.broadcast_mul(&m[5])?)?)
+    }
+}
+
+struct DoubleBlock {
+    img: StreamWeights,
+    txt: StreamWeights,
+}
+
+impl DoubleBlock {
+    fn forward(&self, img: &Tensor, txt: &Tensor, vec: &Tensor, pe: &Tensor, heads: usize) -> Result<(Tensor, Tensor)> {
+        let (iq, ik, iv, im) = self.img.qkv(img, vec, heads)?;
+        let (tq, tk, tv, tm) = self.txt.qkv(txt, vec, heads)?;
+        let q = Tensor::cat(&[tq, iq], 2)?;
+        let k = Tensor::cat(&[tk, ik], 2)?;
+        let v = Tensor::cat(&[tv, iv], 2)?;
+        let attn = layers::attention(&q, &k, &v, pe)?;
+        let n_txt = txt.dim(1)?;
+        let txt_attn = attn.narrow(1, 0, n_txt)?;
+        let img_attn = attn.narrow(1, n_txt, img.dim(1)?)?;
+        Ok((self.img.finish(img, &img_attn, &im)?, self.txt.finish(txt, &txt_attn, &tm)?))
+    }
+}
+
+struct SingleBlock {
+    linear1: Linear,
+    linear2: Linear,
+    norm: QkNorm,
+    modulation: Modulation,
+    hidden: usize,
+}
+
+impl SingleBlock {
+    fn load(l: &Loader, p: &str, c: &Config) -> Result<Self> {
+        let (h, m) = (c.hidden_size, c.mlp_hidden());
+        Ok(Self {
+            linear1: l.linear(&format!("{p}.linear1"), h, 3 * h + m, true)?,
+            linear2: l.linear(&format!("{p}.linear2"), h + m, h, true)?,
+            norm: QkNorm::load(l, &format!("{p}.norm"), c.head_dim())?,
+            modulation: Modulation::load(l, &format!("{p}.modulation.lin"), h, 3)?,
+            hidden: h,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, vec: &Tensor, pe: &Tensor, heads: usize) -> Result<Tensor> {
+        let m = self.modulation.forward(vec)?;
+        let h = self.linear1.forward(&layers::modulate(x, &m[0], &m[1])?)?;
+        let qkv = h.narrow(2, 0, 3 * self.hidden)?;
+        let mlp = h.narrow(2, 3 * self.hidden, h.dim(2)? - 3 * self.hidden)?;
+        let (q, k, v) = layers::split_qkv(&qkv, heads)?;
+        let (q, k) = self.norm.forward(&q, &k)?;
+        let attn = layers::attention(&q, &k, &v, pe)?;
+        let out = self.linear2.forward(&Tensor::cat(&[attn, mlp.gelu()?], 2)?)?;
+        Ok((x + out.broadcast_mul(&m[2])?)?)
+    }
+}
+
+/// A loaded FLUX transformer.
+pub struct FluxTransformer {
+    img_in: Linear,
+    txt_in: Linear,
+    time_in: MlpEmbedder,
+    vector_in: MlpEmbedder,
+    guidance_in: Option<MlpEmbedder>,
+    double_blocks: Vec<DoubleBlock>,
+    single_blocks: Vec<SingleBlock>,
+    final_linear: Linear,
+    final_modulation: Linear,
+    config: Config,
+    variant: Variant,
+    kontext: bool,
+    dtype: DType,
+}
+
+/// Width of the timestep / guidance embedding.
+const TIME_DIM: usize = 256;
+
+impl FluxTransformer {
+    /// Builds the model from `weights`. `kontext` records whether it was trained for Kontext editing.
+    pub fn load(weights: &ModelWeights, config: Config, kontext: bool, dtype: DType, device: &Device) -> Result<Self> {
+        let l = Loader { weights, dtype, device };
+        let c = &config;
+        let h = c.hidden_size;
+        let guidance_in = match c.guidance_embed {
+            true => Some(MlpEmbedder::load(&l, "guidance_in", TIME_DIM, h)?),
+            false => None,
+        };
+        let double_blocks = (0..c.depth)
+            .map(|i| {
+                let p = format!("double_blocks.{i}");
+                Ok(DoubleBlock { img: StreamWeights::load(&l, &format!("{p}.img"), c)?, txt: StreamWeights::load(&l, &format!("{p}.txt"), c)? })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let single_blocks =
+            (0..c.depth_single_blocks).map(|i| SingleBlock::load(&l, &format!("single_blocks.{i}"), c)).collect::<Result<Vec<_>>>()?;
+        let model = Self {
+            img_in: l.linear("img_in", c.in_channels, h, true)?,
+            txt_in: l.linear("txt_in", c.context_in_dim, h, true)?,
+            time_in: MlpEmbedder::load(&l, "time_in", TIME_DIM, h)?,
+            vector_in: MlpEmbedder::load(&l, "vector_in", c.vec_in_dim, h)?,
+            guidance_in,
+            double_blocks,
+            single_blocks,
+            final_linear: l.linear("final_layer.linear", h, c.in_channels, true)?,
+            final_modulation: l.linear("final_layer.adaLN_modulation.1", h, 2 * h, true)?,
+            variant: if c.guidance_embed { Variant::Dev } else { Variant::Schnell },
+            config,
+            kontext,
+            dtype,
+        };
+        log::info!(
+            "FLUX transformer: {} (hidden {}, {} double + {} single blocks, kontext {kontext}, {dtype:?})",
+            model.variant.name(),
+            h,
+            model.config.depth,
+            model.config.depth_single_blocks
+        );
+        Ok(model)
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Schnell or dev.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// Whether the model is Kontext-trained.
+    pub fn is_kontext(&self) -> bool {
+        self.kontext
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The conditioning vector: time + guidance (dev) + pooled-text embeddings, (B, hidden).
+    pub fn conditioning_vector(&self, timesteps: &Tensor, y: &Tensor, guidance: Option<&Tensor>) -> Result<Tensor> {
+        let mut vec = self.time_in.forward(&layers::timestep_embedding(timesteps, TIME_DIM, self.dtype)?)?;
+        match (&self.guidance_in, guidance) {
+            (Some(g_in), Some(g)) => vec = (vec + g_in.forward(&layers::timestep_embedding(g, TIME_DIM, self.dtype)?)?)?,
+            (Some(_), None) => return Err(Error::invalid("a dev model needs a guidance value")),
+            (None, _) => {}
+        }
+        Ok((vec + self.vector_in.forward(y)?)?)
+    }
+
+    /// RoPE table for text ids followed by image ids.
+    pub fn rope(&self, txt_ids: &Tensor, img_ids: &Tensor) -> Result<Tensor> {
+        layers::rope_table(&Tensor::cat(&[txt_ids, img_ids], 1)?, &self.config.axes_dim, self.config.theta as f64)
+    }
+
+    /// One forward pass: predicted velocity for the `img` tokens.
+    ///
+    /// `timesteps` (B,) in [0, 1]; `guidance` (B,) is required by dev models and ignored by schnell.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        img: &Tensor,
+        img_ids: &Tensor,
+        txt: &Tensor,
+        txt_ids: &Tensor,
+        timesteps: &Tensor,
+        y: &Tensor,
+        guidance: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let heads = self.config.num_heads;
+        let vec = self.conditioning_vector(timesteps, y, guidance)?;
+        let pe = self.rope(txt_ids, img_ids)?;
+        let mut img = self.img_in.forward(img)?;
+        let mut txt = self.txt_in.forward(txt)?;
+        for block in &self.double_blocks {
+            (img, txt) = block.forward(&img, &txt, &vec, &pe, heads)?;
+        }
+        let n_txt = txt.dim(1)?;
+        let mut x = Tensor::cat(&[txt, img], 1)?;
+        for block in &self.single_blocks {
+            x = block.forward(&x, &vec, &pe, heads)?;
+        }
+        let x = x.narrow(1, n_txt, x.dim(1)? - n_txt)?;
+        let m = self.final_modulation.forward(&candle_nn::ops::silu(&vec)?)?.unsqueeze(1)?.chunk(2, 2)?;
+        Ok(self.final_linear.forward(&layers::modulate(&x, &m[0], &m[1])?)?)
+    }
+}

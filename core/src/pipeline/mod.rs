@@ -1,0 +1,246 @@
+//! Text-to-image: size checks, defaults, seeded noise, schedule, denoise, VAE decode.
+
+pub mod noise;
+pub mod packing;
+pub mod sampler;
+pub mod schedule;
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+use crate::image::export::GenerationMeta;
+use crate::image::RgbImage;
+use crate::model::autoencoder::AutoEncoder;
+use crate::model::transformer::FluxTransformer;
+use crate::model::{FluxModel, Variant};
+use crate::text::PromptEmbedding;
+use sampler::{Conditioning, StepHook};
+
+/// Largest accepted image side in pixels.
+pub const MAX_SIDE: usize = 4096;
+/// Largest accepted image area in pixels (4 MP; FLUX.1 is trained up to about 2 MP).
+pub const MAX_PIXELS: usize = 2048 * 2048;
+/// Most denoising steps accepted in one run.
+pub const MAX_STEPS: usize = 1000;
+
+/// The defaults users know from the reference CLI for each variant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VariantDefaults {
+    pub steps: usize,
+    pub guidance: f32,
+    /// T5 sequence length.
+    pub t5_len: usize,
+    /// Whether the schedule is shifted by the image size.
+    pub shift: bool,
+}
+
+impl Variant {
+    /// Defaults for text-to-image: dev 28 steps, guidance 3.5, 512 T5 tokens, shifted schedule;
+    /// schnell 4 steps, 256 T5 tokens, unshifted.
+    pub fn defaults(self) -> VariantDefaults {
+        match self {
+            Variant::Dev => VariantDefaults { steps: 28, guidance: 3.5, t5_len: 512, shift: true },
+            Variant::Schnell => VariantDefaults { steps: 4, guidance: 0.0, t5_len: 256, shift: false },
+        }
+    }
+}
+
+fn nearest_valid(v: usize) -> usize {
+    (((v + 8) / 16) * 16).clamp(16, MAX_SIDE)
+}
+
+/// Checks an output size: positive multiples of 16, each side ≤ [`MAX_SIDE`], area ≤ [`MAX_PIXELS`].
+/// Runs before anything is allocated.
+pub fn validate_size(width: usize, height: usize) -> Result<()> {
+    if width == 0 || height == 0 || width % 16 != 0 || height % 16 != 0 {
+        return Err(Error::invalid(format!(
+            "image size {width}x{height} must be positive multiples of 16; nearest valid size: {}x{}",
+            nearest_valid(width),
+            nearest_valid(height)
+        )));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS {
+        return Err(Error::invalid(format!(
+            "image size {width}x{height} is too large: at most {MAX_SIDE} px a side and {MAX_PIXELS} px in all"
+        )));
+    }
+    Ok(())
+}
+
+/// A text-to-image request; `None` fields take the variant's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextToImage {
+    pub prompt: String,
+    pub width: usize,
+    pub height: usize,
+    pub seed: u64,
+    pub steps: Option<usize>,
+    pub guidance: Option<f32>,
+    pub t5_len: Option<usize>,
+}
+
+impl TextToImage {
+    /// A 1024×1024 request with the variant defaults.
+    pub fn new(prompt: impl Into<String>, seed: u64) -> Self {
+        Self { prompt: prompt.into(), width: 1024, height: 1024, seed, steps: None, guidance: None, t5_len: None }
+    }
+
+    /// Validates the request and fills in the defaults of `variant`.
+    pub fn resolve(&self, variant: Variant) -> Result<Resolved> {
+        validate_size(self.width, self.height)?;
+        let d = variant.defaults();
+        let steps = self.steps.unwrap_or(d.steps);
+        if steps == 0 || steps > MAX_STEPS {
+            return Err(Error::invalid(format!("steps must be in 1..={MAX_STEPS}, got {steps}")));
+        }
+        let guidance = self.guidance.unwrap_or(d.guidance);
+        if !guidance.is_finite() || guidance < 0.0 {
+            return Err(Error::invalid(format!("guidance must be a finite value ≥ 0, got {guidance}")));
+        }
+        let t5_len = self.t5_len.unwrap_or(d.t5_len);
+        if !(2..=4096).contains(&t5_len) {
+            return Err(Error::invalid(format!("the T5 sequence length must be in 2..=4096, got {t5_len}")));
+        }
+        Ok(Resolved { width: self.width, height: self.height, seed: self.seed, steps, guidance, t5_len, shift: d.shift })
+    }
+}
+
+/// A validated request with every default applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resolved {
+    pub width: usize,
+    pub height: usize,
+    pub seed: u64,
+    pub steps: usize,
+    pub guidance: f32,
+    pub t5_len: usize,
+    pub shift: bool,
+}
+
+/// Wall time of each stage of a generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    pub text_encoding: Duration,
+    pub denoising: Duration,
+    pub decoding: Duration,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub image: RgbImage,
+    /// Final latent (1, 16, h, w).
+    pub latent: Tensor,
+    pub meta: GenerationMeta,
+    pub timings: StageTimings,
+}
+
+/// Moves a prompt embedding to the transformer's dtype and builds its conditioning.
+pub fn conditioning(model: &FluxTransformer, emb: &PromptEmbedding, guidance: f32) -> Result<Conditioning> {
+    let dtype = model.dtype();
+    let txt = emb.txt.to_dtype(dtype)?;
+    let (b, len, _) = txt.dims3()?;
+    Ok(Conditioning {
+        txt_ids: packing::text_ids(b, len, txt.device())?.to_dtype(dtype)?,
+        vec: emb.vec.to_dtype(dtype)?,
+        txt,
+        guidance,
+    })
+}
+
+/// Denoises `noise` (1, 16, h, w) into a final latent (1, 16, h, w) for an image of `height`×`width`.
+pub fn sample(
+    model: &FluxTransformer,
+    cond: &Conditioning,
+    noise: &Tensor,
+    height: usize,
+    width: usize,
+    steps: usize,
+    shift: bool,
+    hook: &mut StepHook,
+) -> Result<Tensor> {
+    let (rows, cols) = packing::token_grid(height, width);
+    let img = packing::pack(noise)?;
+    let ids = packing::image_ids(1, rows, cols, 0.0, noise.device())?.to_dtype(model.dtype())?;
+    let ts = schedule::timesteps(steps, rows * cols, shift);
+    let x = sampler::denoise(model, img, &ids, cond, None, &ts, hook)?;
+    packing::unpack(&x, rows, cols)
+}
+
+/// Generates from a prompt embedding: seeded noise, denoise, decode.
+pub fn generate_from_embedding(
+    transformer: &FluxTransformer,
+    ae: &AutoEncoder,
+    emb: &PromptEmbedding,
+    r: &Resolved,
+    hook: &mut StepHook,
+) -> Result<(RgbImage, Tensor, Duration, Duration)> {
+    let start = Instant::now();
+    let (h, w) = packing::latent_size(r.height, r.width);
+    let device = emb.txt.device();
+    let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, device)?;
+    let cond = conditioning(transformer, emb, r.guidance)?;
+    let latent = sample(transformer, &cond, &noise, r.height, r.width, r.steps, r.shift, hook)?;
+    let denoising = start.elapsed();
+    let start = Instant::now();
+    let image = RgbImage::from_tensor(&ae.decode(&latent)?)?;
+    Ok((image, latent, denoising, start.elapsed()))
+}
+
+/// Text-to-image with a loaded model. The hook sees every step and may cancel.
+pub fn generate(model: &mut FluxModel, req: &TextToImage, hook: &mut StepHook) -> Result<Generated> {
+    let r = req.resolve(model.transformer.variant())?;
+    let start = Instant::now();
+    let emb = model.text.encode(&req.prompt, r.t5_len)?;
+    let text_encoding = start.elapsed();
+    let (image, latent, denoising, decoding) = generate_from_embedding(&model.transformer, &model.ae, &emb, &r, hook)?;
+    let meta = GenerationMeta {
+        prompt: req.prompt.clone(),
+        seed: r.seed,
+        steps: r.steps,
+        guidance: r.guidance,
+        width: r.width,
+        height: r.height,
+        variant: model.transformer.variant().name().to_string(),
+    };
+    Ok(Generated { image, latent, meta, timings: StageTimings { text_encoding, denoising, decoding } })
+}
+
+/// A hook that never cancels.
+pub fn no_hook() -> impl FnMut(&sampler::StepInfo) -> ControlFlow<()> {
+    |_| ControlFlow::Continue(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_validation_names_nearest_size() {
+        assert!(validate_size(1024, 768).is_ok());
+        let e = validate_size(1000, 770).unwrap_err().to_string();
+        assert!(e.contains("1008x768"), "{e}");
+        assert!(validate_size(0, 64).is_err());
+        assert!(validate_size(64, 8).unwrap_err().to_string().contains("64x16"));
+        assert!(validate_size(16, 4112).unwrap_err().to_string().contains("too large"));
+        assert!(validate_size(4096, 4096).unwrap_err().to_string().contains("too large"));
+        assert!(validate_size(usize::MAX - 15, 16).is_err());
+    }
+
+    #[test]
+    fn defaults_and_limits() {
+        let r = TextToImage::new("x", 1).resolve(Variant::Dev).unwrap();
+        assert_eq!((r.steps, r.guidance, r.t5_len, r.shift, r.width), (28, 3.5, 512, true, 1024));
+        let r = TextToImage::new("x", 1).resolve(Variant::Schnell).unwrap();
+        assert_eq!((r.steps, r.t5_len, r.shift), (4, 256, false));
+        let mut q = TextToImage::new("x", 1);
+        q.steps = Some(0);
+        assert!(q.resolve(Variant::Dev).is_err());
+        q.steps = Some(4);
+        q.guidance = Some(f32::NAN);
+        assert!(q.resolve(Variant::Dev).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The Euler flow-matching sampler with a per-step hook (progress, previews, cancellation).
+
+use std::ops::ControlFlow;
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+use crate::model::transformer::FluxTransformer;
+
+/// What the model is conditioned on, already on the model's device and dtype.
+pub struct Conditioning {
+    /// T5 tokens (B, L, d).
+    pub txt: Tensor,
+    /// Text ids (B, L, 3).
+    pub txt_ids: Tensor,
+    /// CLIP pooled vector (B, d).
+    pub vec: Tensor,
+    /// Distilled guidance (dev); ignored by schnell.
+    pub guidance: f32,
+}
+
+/// Extra image tokens appended after the target tokens at every step (Kontext references);
+/// never noised or updated, and cut from the prediction.
+pub struct ReferenceTokens {
+    /// Packed reference latents (B, N_ref, 64).
+    pub tokens: Tensor,
+    /// Their ids (B, N_ref, 3).
+    pub ids: Tensor,
+}
+
+/// Progress of a running denoise, passed to the hook after each step.
+pub struct StepInfo<'a> {
+    /// Steps completed so far (1-based).
+    pub step: usize,
+    /// Steps this run will take.
+    pub total: usize,
+    /// Timestep reached.
+    pub t: f32,
+    /// The packed latent after this step (B, N, 64).
+    pub latent: &'a Tensor,
+}
+
+/// A per-step callback; returning `Break` cancels the run.
+pub type StepHook<'h> = dyn FnMut(&StepInfo) -> ControlFlow<()> + 'h;
+
+/// Runs Euler steps `x += (t_next − t_cur) · v(x, t_cur)` over `timesteps` from the packed latent `img`.
+pub fn denoise(
+    model: &FluxTransformer,
+    img: Tensor,
+    img_ids: &Tensor,
+    cond: &Conditioning,
+    reference: Option<&ReferenceTokens>,
+    timesteps: &[f32],
+    hook: &mut StepHook,
+) -> Result<Tensor> {
+    let batch = img.dim(0)?;
+    let n_target = img.dim(1)?;
+    let dtype = model.dtype();
+    let device = img.device().clone();
+    let guidance = Tensor::full(cond.guidance, batch, &device)?.to_dtype(dtype)?;
+    let ids = match reference {
+        Some(r) => Tensor::cat(&[img_ids, &r.ids], 1)?,
+        None => img_ids.clone(),
+    };
+    let total = timesteps.len().saturating_sub(1);
+    let mut x = img.to_dtype(dtype)?;
+    for (i, pair) in timesteps.windows(2).enumerate() {
+        let (t_cur, t_next) = (pair[0], pair[1]);
+        let t_vec = Tensor::full(t_cur, batch, &device)?.to_dtype(dtype)?;
+        let input = match reference {
+            Some(r) => Tensor::cat(&[&x, &r.tokens.to_dtype(dtype)?], 1)?,
+            None => x.clone(),
+        };
+        let pred = model.forward(&input, &ids, &cond.txt, &cond.txt_ids, &t_vec, &cond.vec, Some(&guidance))?;
+        let pred = if reference.is_some() { pred.narrow(1, 0, n_target)? } else { pred };
+        x = (x + (pred * f64::from(t_next - t_cur))?)?;
+        let info = StepInfo { step: i + 1, total, t: t_next, latent: &x };
+        if hook(&info).is_break() {
+            return Err(Error::Cancelled);
+        }
+    }
+    Ok(x)
+}

@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests: fixture access, tolerances, tiny models on disk.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use flux_core::model::{ModelFiles, Variant};
+use flux_core::tiny::{self, Layout};
+
+/// `tests/fixtures` of this repository.
+pub fn fixtures() -> PathBuf {
+    tiny::default_fixtures_dir()
+}
+
+/// A BFL reference fixture file.
+pub fn reference(name: &str) -> PathBuf {
+    fixtures().join("flux-reference").join(name)
+}
+
+/// A diffusers fixture path.
+pub fn diffusers(name: &str) -> PathBuf {
+    fixtures().join("flux-reference-diffusers").join(name)
+}
+
+/// All tensors of a fixture file, on the CPU.
+pub fn load(path: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Maximum absolute difference and relative L2 error of `got` against `want`.
+pub fn errors(got: &Tensor, want: &Tensor) -> (f32, f32) {
+    assert_eq!(got.dims(), want.dims(), "shape mismatch");
+    let g = got.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let w = want.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut max = 0f32;
+    let (mut num, mut den) = (0f64, 0f64);
+    for (a, b) in g.iter().zip(&w) {
+        max = max.max((a - b).abs());
+        num += ((a - b) as f64).powi(2);
+        den += (*b as f64).powi(2);
+    }
+    (max, (num / den.max(1e-30)).sqrt() as f32)
+}
+
+/// MANIFEST.md tolerance for transformer outputs and sampling results.
+pub const TRANSFORMER_MAX_ABS: f32 = 5e-4;
+pub const TRANSFORMER_REL_L2: f32 = 1e-4;
+/// MANIFEST.md tolerance for the AE, T5, CLIP and RoPE tables.
+pub const ENCODER_MAX_ABS: f32 = 5e-5;
+
+/// Asserts the transformer / sampling tolerance.
+pub fn assert_transformer_close(what: &str, got: &Tensor, want: &Tensor) {
+    let (max, rel) = errors(got, want);
+    assert!(max <= TRANSFORMER_MAX_ABS && rel <= TRANSFORMER_REL_L2, "{what}: max abs {max:e}, rel L2 {rel:e}");
+}
+
+/// Asserts the encoder tolerance.
+pub fn assert_encoder_close(what: &str, got: &Tensor, want: &Tensor) {
+    let (max, rel) = errors(got, want);
+    assert!(max <= ENCODER_MAX_ABS, "{what}: max abs {max:e}, rel L2 {rel:e}");
+}
+
+/// A fresh scratch folder under the target dir, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("flux-core-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the tiny model into a scratch folder.
+pub fn tiny_model(name: &str, variant: Variant, layout: Layout) -> (Scratch, ModelFiles) {
+    let s = Scratch::new(name);
+    let files = tiny::write_tiny_model(&fixtures(), &s.0.join("model"), variant, layout).expect("write tiny model");
+    (s, files)
+}
