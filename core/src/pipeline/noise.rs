@@ -75,5 +75,5 @@ mod tests {
     }
 
     /// The first three samples for seed 0, recorded when the generator was written.
-    const PINNED_SEED0: [u32; 3] = [0, 0, 0];
+    const PINNED_SEED0: [u32; 3] = [3202863069, 1045741727, 1076470663];
 }
