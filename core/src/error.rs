@@ -11,17 +11,31 @@ pub enum Error {
     /// A caller-supplied value is out of range or inconsistent (size, steps, strength, buffer…).
     InvalidArgument(String),
     /// A file could not be opened or read.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A weight file is not a valid safetensors file (truncated, corrupt header, bad offsets).
     CorruptFile { path: PathBuf, reason: String },
     /// A tensor the model needs is absent from every file of the component.
-    MissingTensor { component: String, tensor: String, files: Vec<PathBuf> },
+    MissingTensor {
+        component: String,
+        tensor: String,
+        files: Vec<PathBuf>,
+    },
     /// A tensor exists but has the wrong shape or an unsupported dtype.
-    BadTensor { path: PathBuf, tensor: String, reason: String },
+    BadTensor {
+        path: PathBuf,
+        tensor: String,
+        reason: String,
+    },
     /// The model layout (folder structure or key naming) was not recognised.
     UnknownLayout(String),
     /// A tokenizer file is missing or cannot be parsed.
-    Tokenizer { path: Option<PathBuf>, reason: String },
+    Tokenizer {
+        path: Option<PathBuf>,
+        reason: String,
+    },
     /// The run was cancelled by its step hook.
     Cancelled,
     /// An error from the tensor library during computation.
@@ -32,7 +46,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
@@ -46,17 +63,37 @@ impl std::fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Io { path, source } => write!(f, "cannot read '{}': {source}", path.display()),
             Error::CorruptFile { path, reason } => {
-                write!(f, "'{}' is not a valid safetensors file: {reason}", path.display())
+                write!(
+                    f,
+                    "'{}' is not a valid safetensors file: {reason}",
+                    path.display()
+                )
             }
-            Error::MissingTensor { component, tensor, files } => {
-                let files: Vec<String> = files.iter().map(|p| format!("'{}'", p.display())).collect();
-                write!(f, "{component}: tensor '{tensor}' is missing from {}", files.join(", "))
+            Error::MissingTensor {
+                component,
+                tensor,
+                files,
+            } => {
+                let files: Vec<String> =
+                    files.iter().map(|p| format!("'{}'", p.display())).collect();
+                write!(
+                    f,
+                    "{component}: tensor '{tensor}' is missing from {}",
+                    files.join(", ")
+                )
             }
-            Error::BadTensor { path, tensor, reason } => {
+            Error::BadTensor {
+                path,
+                tensor,
+                reason,
+            } => {
                 write!(f, "tensor '{tensor}' in '{}': {reason}", path.display())
             }
             Error::UnknownLayout(m) => write!(f, "unknown model layout: {m}"),
-            Error::Tokenizer { path: Some(p), reason } => {
+            Error::Tokenizer {
+                path: Some(p),
+                reason,
+            } => {
                 write!(f, "tokenizer '{}': {reason}", p.display())
             }
             Error::Tokenizer { path: None, reason } => write!(f, "tokenizer: {reason}"),

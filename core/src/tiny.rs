@@ -36,7 +36,10 @@ pub enum Layout {
 /// The fixtures folder of this source tree (`tests/fixtures`), holding `flux-reference/` and
 /// `flux-reference-diffusers/`.
 pub fn default_fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("tests")
+        .join("fixtures")
 }
 
 fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T> {
@@ -63,26 +66,45 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Rewrites a safetensors file, keeping only the tensors accepted by `keep` and setting metadata.
-fn rewrite(from: &Path, to: &Path, metadata: Option<HashMap<String, String>>, keep: &dyn Fn(&str) -> bool) -> Result<()> {
+fn rewrite(
+    from: &Path,
+    to: &Path,
+    metadata: Option<HashMap<String, String>>,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     let bytes = io(from, std::fs::read(from))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::CorruptFile { path: from.to_path_buf(), reason: e.to_string() })?;
-    let mut views: Vec<(String, TensorView)> = st.tensors().into_iter().filter(|(n, _)| keep(n)).collect();
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::CorruptFile {
+        path: from.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut views: Vec<(String, TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| keep(n)).collect();
     views.sort_by(|a, b| a.0.cmp(&b.0));
-    safetensors::serialize_to_file(views, metadata, to).map_err(|e| Error::Image(format!("writing '{}': {e}", to.display())))
+    safetensors::serialize_to_file(views, metadata, to)
+        .map_err(|e| Error::Image(format!("writing '{}': {e}", to.display())))
 }
 
 /// Writes the T5 weights as two shards plus an HF `model.safetensors.index.json`.
 fn write_sharded(from: &Path, dir: &Path) -> Result<()> {
     let bytes = io(from, std::fs::read(from))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::CorruptFile { path: from.to_path_buf(), reason: e.to_string() })?;
-    let mut names = st.names().into_iter().map(str::to_string).collect::<Vec<_>>();
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::CorruptFile {
+        path: from.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut names = st
+        .names()
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
     names.sort();
     let half = names.len() / 2;
     let mut weight_map = serde_json::Map::new();
     let mut total = 0usize;
     for (i, chunk) in [&names[..half], &names[half..]].into_iter().enumerate() {
         let file = format!("model-0000{}-of-00002.safetensors", i + 1);
-        rewrite(from, &dir.join(&file), None, &|n| chunk.iter().any(|c| c == n))?;
+        rewrite(from, &dir.join(&file), None, &|n| {
+            chunk.iter().any(|c| c == n)
+        })?;
         for n in chunk {
             total += st.tensor(n).map(|t| t.data().len()).unwrap_or(0);
             weight_map.insert(n.clone(), file.clone().into());
@@ -93,19 +115,63 @@ fn write_sharded(from: &Path, dir: &Path) -> Result<()> {
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
-    io(path, std::fs::write(path, serde_json::to_string_pretty(v).unwrap_or_default()))
+    io(
+        path,
+        std::fs::write(path, serde_json::to_string_pretty(v).unwrap_or_default()),
+    )
 }
 
 /// Words given their own T5 piece (with the SentencePiece word-start mark).
 const WORDS: [&str; 40] = [
-    "the", "a", "of", "and", "in", "on", "at", "with", "red", "blue", "green", "cat", "dog", "city", "night", "sky",
-    "sun", "light", "tree", "house", "mountain", "river", "castle", "robot", "forest", "sea", "portrait", "painting",
-    "photo", "neon", "lighthouse", "dusk", "snow", "fire", "glass", "stone", "make", "it", "sign", "open",
+    "the",
+    "a",
+    "of",
+    "and",
+    "in",
+    "on",
+    "at",
+    "with",
+    "red",
+    "blue",
+    "green",
+    "cat",
+    "dog",
+    "city",
+    "night",
+    "sky",
+    "sun",
+    "light",
+    "tree",
+    "house",
+    "mountain",
+    "river",
+    "castle",
+    "robot",
+    "forest",
+    "sea",
+    "portrait",
+    "painting",
+    "photo",
+    "neon",
+    "lighthouse",
+    "dusk",
+    "snow",
+    "fire",
+    "glass",
+    "stone",
+    "make",
+    "it",
+    "sign",
+    "open",
 ];
 
 /// Writes a 100-piece T5 tokenizer (`<pad>` 0, `</s>` 1, `<unk>` 2) in HF `tokenizer.json` form.
 pub fn write_t5_tokenizer(path: &Path) -> Result<()> {
-    let mut vocab: Vec<(String, f64)> = vec![("<pad>".into(), 0.0), ("</s>".into(), 0.0), ("<unk>".into(), 0.0)];
+    let mut vocab: Vec<(String, f64)> = vec![
+        ("<pad>".into(), 0.0),
+        ("</s>".into(), 0.0),
+        ("<unk>".into(), 0.0),
+    ];
     vocab.push(("▁".into(), -2.0));
     vocab.extend(WORDS.iter().map(|w| (format!("▁{w}"), -3.0)));
     vocab.extend(('a'..='z').map(|c| (c.to_string(), -6.0)));
@@ -117,8 +183,16 @@ pub fn write_t5_tokenizer(path: &Path) -> Result<()> {
         }
     }
     let filler = ["er", "in", "on", "an", "re", "st", "en", "at", "or", "ing"];
-    vocab.extend(filler.iter().map(|f| (f.to_string(), -5.0)).take(100 - vocab.len()));
-    let err = |e: tokenizers::Error| Error::Tokenizer { path: Some(path.to_path_buf()), reason: e.to_string() };
+    vocab.extend(
+        filler
+            .iter()
+            .map(|f| (f.to_string(), -5.0))
+            .take(100 - vocab.len()),
+    );
+    let err = |e: tokenizers::Error| Error::Tokenizer {
+        path: Some(path.to_path_buf()),
+        reason: e.to_string(),
+    };
     let model = Unigram::from(vocab, Some(2), false).map_err(err)?;
     let mut t = Tokenizer::new(model);
     t.with_normalizer(Some(Replace::new(" {2,}", " ").map_err(err)?));
@@ -127,10 +201,16 @@ pub fn write_t5_tokenizer(path: &Path) -> Result<()> {
     let post = TemplateProcessing::builder()
         .try_single("$A </s>")
         .and_then(|b| b.try_pair("$A </s> $B </s>"))
-        .map_err(|e| Error::Tokenizer { path: Some(path.to_path_buf()), reason: e.to_string() })?
+        .map_err(|e| Error::Tokenizer {
+            path: Some(path.to_path_buf()),
+            reason: e.to_string(),
+        })?
         .special_tokens(vec![("</s>", 1)])
         .build()
-        .map_err(|e| Error::Tokenizer { path: Some(path.to_path_buf()), reason: e.to_string() })?;
+        .map_err(|e| Error::Tokenizer {
+            path: Some(path.to_path_buf()),
+            reason: e.to_string(),
+        })?;
     t.with_post_processor(Some(post));
     mkdir(path.parent().unwrap_or(Path::new(".")))?;
     t.save(path, true).map_err(err)
@@ -138,8 +218,8 @@ pub fn write_t5_tokenizer(path: &Path) -> Result<()> {
 
 /// Letter pairs merged inside words, then at word ends (`</w>`), in merge priority order.
 const MERGES: [&str; 23] = [
-    "th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "of", "ed", "is", "it", "al",
-    "ar", "st", "to", "ng",
+    "th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "of", "ed",
+    "is", "it", "al", "ar", "st", "to", "ng",
 ];
 
 /// Writes a CLIP `vocab.json` + `merges.txt` (100 tokens) into `dir`.
@@ -160,27 +240,52 @@ pub fn write_clip_tokenizer(dir: &Path) -> Result<()> {
     }
     tokens.push("<|startoftext|>".into());
     tokens.push("<|endoftext|>".into());
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        tokens.iter().enumerate().map(|(i, t)| (t.clone(), i.into())).collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i.into()))
+        .collect();
     write_json(&dir.join("vocab.json"), &vocab.into())?;
     let merges_path = dir.join("merges.txt");
-    io(&merges_path, std::fs::write(&merges_path, merges.join("\n") + "\n"))
+    io(
+        &merges_path,
+        std::fs::write(&merges_path, merges.join("\n") + "\n"),
+    )
 }
 
 /// Writes the tiny `variant` model in `layout` into `out` and returns its files.
-pub fn write_tiny_model(fixtures: &Path, out: &Path, variant: Variant, layout: Layout) -> Result<ModelFiles> {
+pub fn write_tiny_model(
+    fixtures: &Path,
+    out: &Path,
+    variant: Variant,
+    layout: Layout,
+) -> Result<ModelFiles> {
     let reference = fixtures.join("flux-reference");
     let diffusers = fixtures.join("flux-reference-diffusers");
     let name = variant.name();
     mkdir(out)?;
     match layout {
         Layout::SingleFiles => {
-            copy(&reference.join(format!("flux_tiny_{name}.weights.safetensors")), &out.join(format!("flux1-{name}.safetensors")))?;
-            copy(&reference.join("ae_tiny.weights.safetensors"), &out.join("ae.safetensors"))?;
-            copy(&reference.join("t5_tiny.weights.safetensors"), &out.join("t5xxl_fp16.safetensors"))?;
+            copy(
+                &reference.join(format!("flux_tiny_{name}.weights.safetensors")),
+                &out.join(format!("flux1-{name}.safetensors")),
+            )?;
+            copy(
+                &reference.join("ae_tiny.weights.safetensors"),
+                &out.join("ae.safetensors"),
+            )?;
+            copy(
+                &reference.join("t5_tiny.weights.safetensors"),
+                &out.join("t5xxl_fp16.safetensors"),
+            )?;
             // A CLIP file cannot say its head count; the tiny one (4 heads of 8) says it in metadata.
             let meta = HashMap::from([("num_attention_heads".to_string(), "4".to_string())]);
-            rewrite(&reference.join("clip_tiny.weights.safetensors"), &out.join("clip_l.safetensors"), Some(meta), &|_| true)?;
+            rewrite(
+                &reference.join("clip_tiny.weights.safetensors"),
+                &out.join("clip_l.safetensors"),
+                Some(meta),
+                &|_| true,
+            )?;
         }
         Layout::Diffusers => {
             let index = serde_json::json!({
@@ -192,22 +297,70 @@ pub fn write_tiny_model(fixtures: &Path, out: &Path, variant: Variant, layout: L
             });
             write_json(&out.join("model_index.json"), &index)?;
             let transformer = match variant {
-                Variant::Dev => diffusers.join("flux_tiny_dev_diffusers").join("transformer_sharded"),
-                Variant::Schnell => diffusers.join("flux_tiny_schnell_diffusers").join("transformer"),
+                Variant::Dev => diffusers
+                    .join("flux_tiny_dev_diffusers")
+                    .join("transformer_sharded"),
+                Variant::Schnell => diffusers
+                    .join("flux_tiny_schnell_diffusers")
+                    .join("transformer"),
             };
             copy_dir(&transformer, &out.join("transformer"))?;
-            copy_dir(&diffusers.join("flux_tiny_dev_diffusers").join("vae"), &out.join("vae"))?;
+            copy_dir(
+                &diffusers.join("flux_tiny_dev_diffusers").join("vae"),
+                &out.join("vae"),
+            )?;
             let te = out.join("text_encoder");
             mkdir(&te)?;
-            copy(&reference.join("clip_tiny.config.json"), &te.join("config.json"))?;
-            copy(&reference.join("clip_tiny.weights.safetensors"), &te.join("model.safetensors"))?;
+            copy(
+                &reference.join("clip_tiny.config.json"),
+                &te.join("config.json"),
+            )?;
+            copy(
+                &reference.join("clip_tiny.weights.safetensors"),
+                &te.join("model.safetensors"),
+            )?;
             let te2 = out.join("text_encoder_2");
             mkdir(&te2)?;
-            copy(&reference.join("t5_tiny.config.json"), &te2.join("config.json"))?;
+            copy(
+                &reference.join("t5_tiny.config.json"),
+                &te2.join("config.json"),
+            )?;
             write_sharded(&reference.join("t5_tiny.weights.safetensors"), &te2)?;
         }
     }
     write_clip_tokenizer(&out.join("tokenizer"))?;
     write_t5_tokenizer(&out.join("tokenizer_2").join("tokenizer.json"))?;
     ModelFiles::from_folder(out)
+}
+
+/// Writes a BFL-named transformer of `config` with seeded random weights (fan-in scaled normal
+/// weights, small biases, unit norm scales) stored as `dtype`: for benchmarks at real shapes,
+/// where compute does not depend on the values.
+pub fn write_random_transformer(
+    path: &Path,
+    config: &crate::model::transformer::Config,
+    seed: u64,
+    dtype: candle_core::DType,
+) -> Result<()> {
+    let mut tensors = HashMap::new();
+    for (i, (name, shape)) in crate::model::transformer::tensor_shapes(config)
+        .into_iter()
+        .enumerate()
+    {
+        let n: usize = shape.iter().product();
+        let noise = crate::pipeline::noise::gaussian(seed.wrapping_add(i as u64), n);
+        let values: Vec<f32> = if name.ends_with(".scale") {
+            vec![1.0; n]
+        } else if name.ends_with(".bias") {
+            noise.iter().map(|x| 0.02 * x).collect()
+        } else {
+            let scale = 1.0 / (shape[1] as f32).sqrt();
+            noise.iter().map(|x| scale * x).collect()
+        };
+        let t = candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu)?
+            .to_dtype(dtype)?;
+        tensors.insert(name, t);
+    }
+    candle_core::safetensors::save(&tensors, path)?;
+    Ok(())
 }

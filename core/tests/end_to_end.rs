@@ -30,14 +30,29 @@ fn png_for(files: &flux_core::model::ModelFiles, seed: u64) -> Vec<u8> {
 #[test]
 fn both_layouts_give_the_same_png_for_a_seed() {
     for variant in [Variant::Dev, Variant::Schnell] {
-        let (_a, single) = tiny_model(&format!("e2e-single-{}", variant.name()), variant, Layout::SingleFiles);
-        let (_b, diff) = tiny_model(&format!("e2e-diffusers-{}", variant.name()), variant, Layout::Diffusers);
+        let (_a, single) = tiny_model(
+            &format!("e2e-single-{}", variant.name()),
+            variant,
+            Layout::SingleFiles,
+        );
+        let (_b, diff) = tiny_model(
+            &format!("e2e-diffusers-{}", variant.name()),
+            variant,
+            Layout::Diffusers,
+        );
         let a = png_for(&single, 7);
         assert_eq!(a, png_for(&diff, 7), "{variant:?}: layouts differ");
         assert_eq!(a, png_for(&single, 7), "{variant:?}: not deterministic");
-        assert_ne!(a, png_for(&single, 8), "{variant:?}: the seed changes nothing");
+        assert_ne!(
+            a,
+            png_for(&single, 8),
+            "{variant:?}: the seed changes nothing"
+        );
         let text = export::read_png_text(&a).unwrap();
-        assert!(text.contains(&("variant".into(), variant.name().into())), "{text:?}");
+        assert!(
+            text.contains(&("variant".into(), variant.name().into())),
+            "{text:?}"
+        );
     }
 }
 
@@ -55,7 +70,9 @@ fn prompt_changes_the_image_and_variant_defaults_apply() {
     assert_eq!((a.meta.steps, a.meta.guidance), (3, 3.5));
     let mut bad = request(1);
     bad.width = 70;
-    let e = pipeline::generate(&mut model, &bad, &mut pipeline::no_hook()).unwrap_err().to_string();
+    let e = pipeline::generate(&mut model, &bad, &mut pipeline::no_hook())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("multiples of 16") && e.contains("64x48"), "{e}");
 }
 
@@ -86,7 +103,12 @@ fn rewrite(path: &Path, keep: impl Fn(&str) -> bool, reshape: Option<&str>) {
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = owned
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
@@ -104,17 +126,26 @@ fn broken_weight_files_give_errors_naming_file_and_tensor() {
 
     std::fs::write(&t, b"not a safetensors file at all").unwrap();
     let e = load_err(&files);
-    assert!(e.contains(&name) && e.contains("not a valid safetensors"), "{e}");
+    assert!(
+        e.contains(&name) && e.contains("not a valid safetensors"),
+        "{e}"
+    );
 
     std::fs::write(&t, &original).unwrap();
     rewrite(&t, |n| n != "double_blocks.1.txt_mlp.2.bias", None);
     let e = load_err(&files);
-    assert!(e.contains(&name) && e.contains("double_blocks.1.txt_mlp.2.bias") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains(&name) && e.contains("double_blocks.1.txt_mlp.2.bias") && e.contains("missing"),
+        "{e}"
+    );
 
     std::fs::write(&t, &original).unwrap();
     rewrite(&t, |_| true, Some("single_blocks.0.linear2.weight"));
     let e = load_err(&files);
-    assert!(e.contains(&name) && e.contains("single_blocks.0.linear2.weight") && e.contains("shape"), "{e}");
+    assert!(
+        e.contains(&name) && e.contains("single_blocks.0.linear2.weight") && e.contains("shape"),
+        "{e}"
+    );
 
     std::fs::write(&t, &original).unwrap();
     std::fs::remove_file(&files.ae).unwrap();
@@ -123,7 +154,10 @@ fn broken_weight_files_give_errors_naming_file_and_tensor() {
 
     let mut no_tok = files.clone();
     no_tok.t5_tokenizer = files.t5_tokenizer.with_file_name("missing.json");
-    let e = flux_core::model::load_text_encoders(&no_tok, &LoadOptions::default()).err().unwrap().to_string();
+    let e = flux_core::model::load_text_encoders(&no_tok, &LoadOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("missing.json") && e.contains("not found"), "{e}");
 }
 
@@ -131,16 +165,28 @@ fn broken_weight_files_give_errors_naming_file_and_tensor() {
 fn sharded_index_naming_a_missing_tensor_is_an_error() {
     let (_s, files) = tiny_model("broken-index", Variant::Dev, Layout::Diffusers);
     let index = files.t5.join("model.safetensors.index.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
-    json["weight_map"]["encoder.block.9.layer.0.SelfAttention.q.weight"] = "model-00001-of-00002.safetensors".into();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    json["weight_map"]["encoder.block.9.layer.0.SelfAttention.q.weight"] =
+        "model-00001-of-00002.safetensors".into();
     std::fs::write(&index, json.to_string()).unwrap();
-    let e = flux_core::model::load_text_encoders(&files, &LoadOptions::default()).err().unwrap().to_string();
-    assert!(e.contains("encoder.block.9.layer.0.SelfAttention.q.weight") && e.contains("model-00001-of-00002"), "{e}");
+    let e = flux_core::model::load_text_encoders(&files, &LoadOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("encoder.block.9.layer.0.SelfAttention.q.weight")
+            && e.contains("model-00001-of-00002"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_folder_layout_is_an_error() {
     let s = Scratch::new("unknown-layout");
-    let e = FluxModel::load_folder(&s.0, &LoadOptions::default()).err().unwrap().to_string();
+    let e = FluxModel::load_folder(&s.0, &LoadOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("unknown model layout"), "{e}");
 }

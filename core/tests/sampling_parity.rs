@@ -14,7 +14,11 @@ use flux_core::tiny::Layout;
 
 fn run(variant: Variant, fixture: &str) {
     let fx = load(&reference(fixture));
-    let (_s, files) = tiny_model(&format!("sample-{}", variant.name()), variant, Layout::SingleFiles);
+    let (_s, files) = tiny_model(
+        &format!("sample-{}", variant.name()),
+        variant,
+        Layout::SingleFiles,
+    );
     let opts = LoadOptions::default();
     let transformer = model::load_transformer(&files, &opts).unwrap();
     let ae = model::load_autoencoder(&files, &opts).unwrap();
@@ -22,28 +26,59 @@ fn run(variant: Variant, fixture: &str) {
 
     let (_, _, h, w) = fx["noise"].dims4().unwrap();
     let (height, width) = (h * 8, w * 8);
-    assert_eq!(packing::pack(&fx["noise"]).unwrap().to_vec3::<f32>().unwrap(), fx["img"].to_vec3::<f32>().unwrap());
+    assert_eq!(
+        packing::pack(&fx["noise"])
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap(),
+        fx["img"].to_vec3::<f32>().unwrap()
+    );
     let (rows, cols) = packing::token_grid(height, width);
     let ids = packing::image_ids(1, rows, cols, 0.0, &candle_core::Device::Cpu).unwrap();
-    assert_eq!(ids.to_vec3::<f32>().unwrap(), fx["img_ids"].to_vec3::<f32>().unwrap(), "ids exact");
+    assert_eq!(
+        ids.to_vec3::<f32>().unwrap(),
+        fx["img_ids"].to_vec3::<f32>().unwrap(),
+        "ids exact"
+    );
 
     let ts = schedule::timesteps(4, rows * cols, defaults.shift);
     let want_ts = fx["timesteps"].to_vec1::<f32>().unwrap();
-    assert!(ts.iter().zip(&want_ts).all(|(a, b)| (a - b).abs() <= 2e-7), "{ts:?} vs {want_ts:?}");
+    assert!(
+        ts.iter().zip(&want_ts).all(|(a, b)| (a - b).abs() <= 2e-7),
+        "{ts:?} vs {want_ts:?}"
+    );
 
-    let guidance = fx.get("guidance").map(|g| g.to_vec1::<f32>().unwrap()[0]).unwrap_or(0.0);
-    let emb = PromptEmbedding { txt: fx["txt"].clone(), vec: fx["vec"].clone() };
+    let guidance = fx
+        .get("guidance")
+        .map(|g| g.to_vec1::<f32>().unwrap()[0])
+        .unwrap_or(0.0);
+    let emb = PromptEmbedding {
+        txt: fx["txt"].clone(),
+        vec: fx["vec"].clone(),
+    };
     let cond = pipeline::conditioning(&transformer, &emb, guidance).unwrap();
     let mut steps = Vec::new();
     let mut hook = |s: &pipeline::sampler::StepInfo| {
         steps.push((s.step, s.total, s.latent.clone()));
         ControlFlow::Continue(())
     };
-    let latent = pipeline::sample(&transformer, &cond, &fx["noise"], height, width, 4, defaults.shift, &mut hook).unwrap();
+    let latent = pipeline::sample(
+        &transformer,
+        &cond,
+        &fx["noise"],
+        4,
+        defaults.shift,
+        &mut hook,
+    )
+    .unwrap();
     assert_eq!(steps.len(), 4);
     for (i, (step, total, x)) in steps.iter().enumerate() {
         assert_eq!((*step, *total), (i + 1, 4));
-        assert_transformer_close(&format!("step {step} latent"), x, &fx["step_latents"].get(i + 1).unwrap());
+        assert_transformer_close(
+            &format!("step {step} latent"),
+            x,
+            &fx["step_latents"].get(i + 1).unwrap(),
+        );
     }
     assert_transformer_close("final latent", &latent, &fx["final_unpacked"]);
     let decoded = ae.decode(&latent).unwrap();
@@ -65,14 +100,21 @@ fn hook_can_cancel_between_steps() {
     let fx = load(&reference("flux_tiny_dev.sample_t2i.safetensors"));
     let (_s, files) = tiny_model("cancel", Variant::Dev, Layout::SingleFiles);
     let transformer = model::load_transformer(&files, &LoadOptions::default()).unwrap();
-    let emb = PromptEmbedding { txt: fx["txt"].clone(), vec: fx["vec"].clone() };
+    let emb = PromptEmbedding {
+        txt: fx["txt"].clone(),
+        vec: fx["vec"].clone(),
+    };
     let cond = pipeline::conditioning(&transformer, &emb, 3.5).unwrap();
     let mut seen = 0;
     let mut hook = |s: &pipeline::sampler::StepInfo| {
         seen = s.step;
-        if s.step == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if s.step == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     };
-    let err = pipeline::sample(&transformer, &cond, &fx["noise"], 64, 48, 4, true, &mut hook).unwrap_err();
+    let err = pipeline::sample(&transformer, &cond, &fx["noise"], 4, true, &mut hook).unwrap_err();
     assert!(matches!(err, flux_core::Error::Cancelled));
     assert_eq!(seen, 2, "no step ran after the cancel");
 }

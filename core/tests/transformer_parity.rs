@@ -24,7 +24,11 @@ fn forward(files: &ModelFiles, fx: &std::collections::HashMap<String, Tensor>) -
     let m = model::load_transformer(files, &LoadOptions::default()).unwrap();
     let ids = |k: &str| {
         let t = &fx[k];
-        if t.rank() == 2 { t.unsqueeze(0).unwrap() } else { t.clone() }
+        if t.rank() == 2 {
+            t.unsqueeze(0).unwrap()
+        } else {
+            t.clone()
+        }
     };
     let get = |a: &str, b: &str| fx.get(a).or_else(|| fx.get(b)).cloned();
     let img = get("img", "hidden_states").unwrap();
@@ -39,7 +43,8 @@ fn forward(files: &ModelFiles, fx: &std::collections::HashMap<String, Tensor>) -
     let (img_ids, txt_ids) = (batched("img_ids"), batched("txt_ids"));
     let t = get("timesteps", "timestep").unwrap();
     let y = get("y", "pooled_projections").unwrap();
-    m.forward(&img, &img_ids, &txt, &txt_ids, &t, &y, fx.get("guidance")).unwrap()
+    m.forward(&img, &img_ids, &txt, &txt_ids, &t, &y, fx.get("guidance"))
+        .unwrap()
 }
 
 #[test]
@@ -66,9 +71,17 @@ fn dev_batch_of_two_with_per_sample_t_and_guidance() {
 #[test]
 fn intermediates_match_reference() {
     let fx = load(&reference("flux_tiny_dev.forward.safetensors"));
-    let inter = load(&reference("flux_tiny_dev.forward_intermediates.safetensors"));
-    let m = model::load_transformer(&files_with_transformer(reference("flux_tiny_dev.weights.safetensors")), &LoadOptions::default()).unwrap();
-    let vec = m.conditioning_vector(&fx["timesteps"], &fx["y"], Some(&fx["guidance"])).unwrap();
+    let inter = load(&reference(
+        "flux_tiny_dev.forward_intermediates.safetensors",
+    ));
+    let m = model::load_transformer(
+        &files_with_transformer(reference("flux_tiny_dev.weights.safetensors")),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let vec = m
+        .conditioning_vector(&fx["timesteps"], &fx["y"], Some(&fx["guidance"]))
+        .unwrap();
     assert_transformer_close("vec", &vec, &inter["vec"]);
     let pe = m.rope(&fx["txt_ids"], &fx["img_ids"]).unwrap();
     assert_encoder_close("pe", &pe, &inter["pe"]);
@@ -79,8 +92,22 @@ fn intermediates_match_reference() {
 #[test]
 fn dev_model_without_guidance_is_an_error() {
     let fx = load(&reference("flux_tiny_dev.forward.safetensors"));
-    let m = model::load_transformer(&files_with_transformer(reference("flux_tiny_dev.weights.safetensors")), &LoadOptions::default()).unwrap();
-    let err = m.forward(&fx["img"], &fx["img_ids"], &fx["txt"], &fx["txt_ids"], &fx["timesteps"], &fx["y"], None).unwrap_err();
+    let m = model::load_transformer(
+        &files_with_transformer(reference("flux_tiny_dev.weights.safetensors")),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let err = m
+        .forward(
+            &fx["img"],
+            &fx["img_ids"],
+            &fx["txt"],
+            &fx["txt_ids"],
+            &fx["timesteps"],
+            &fx["y"],
+            None,
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("guidance"), "{err}");
 }
 
@@ -92,15 +119,35 @@ fn diffusers_layouts_reproduce_diffusers_outputs() {
         for case in ["forward", "batch2"] {
             let fx = fx_all
                 .iter()
-                .filter_map(|(k, v)| k.strip_prefix(&format!("{case}.")).map(|k| (k.to_string(), v.clone())))
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(&format!("{case}."))
+                        .map(|k| (k.to_string(), v.clone()))
+                })
                 .collect();
-            assert_transformer_close(&format!("{folder} {case}"), &forward(&files, &fx), &fx_all[&format!("{case}.output")]);
+            assert_transformer_close(
+                &format!("{folder} {case}"),
+                &forward(&files, &fx),
+                &fx_all[&format!("{case}.output")],
+            );
         }
     }
-    let fx_all = load(&diffusers("flux_tiny_schnell.diffusers_forward.safetensors"));
-    let fx = fx_all.iter().filter_map(|(k, v)| k.strip_prefix("forward.").map(|k| (k.to_string(), v.clone()))).collect();
-    let files = files_with_transformer(diffusers("flux_tiny_schnell_diffusers").join("transformer"));
-    assert_transformer_close("schnell diffusers", &forward(&files, &fx), &fx_all["forward.output"]);
+    let fx_all = load(&diffusers(
+        "flux_tiny_schnell.diffusers_forward.safetensors",
+    ));
+    let fx = fx_all
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("forward.")
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect();
+    let files =
+        files_with_transformer(diffusers("flux_tiny_schnell_diffusers").join("transformer"));
+    assert_transformer_close(
+        "schnell diffusers",
+        &forward(&files, &fx),
+        &fx_all["forward.output"],
+    );
 }
 
 #[test]
@@ -113,11 +160,24 @@ fn flux_math_embeddings_and_rope() {
     assert_transformer_close("guidance embedding", &gemb, &fx["guidance_embedding.out"]);
     let tiny = layers::rope_table(&fx["rope.ids"], &[4, 6, 6], 10_000.0).unwrap();
     assert_encoder_close("rope tiny", &tiny, &fx["rope.pe_tiny"]);
-    let real = layers::rope_table(&fx["rope.ids"], &model::transformer::default_axes(128), 10_000.0).unwrap();
+    let real = layers::rope_table(
+        &fx["rope.ids"],
+        &model::transformer::default_axes(128),
+        10_000.0,
+    )
+    .unwrap();
     assert_encoder_close("rope real axes", &real, &fx["rope.pe_real_axes_16_56_56"]);
     let pe = layers::rope_table(&fx["rope.ids"], &[4, 6, 6], 10_000.0).unwrap();
-    assert_encoder_close("apply_rope q", &layers::apply_rope(&fx["apply_rope.q"], &pe).unwrap(), &fx["apply_rope.q_out"]);
-    assert_encoder_close("apply_rope k", &layers::apply_rope(&fx["apply_rope.k"], &pe).unwrap(), &fx["apply_rope.k_out"]);
+    assert_encoder_close(
+        "apply_rope q",
+        &layers::apply_rope(&fx["apply_rope.q"], &pe).unwrap(),
+        &fx["apply_rope.q_out"],
+    );
+    assert_encoder_close(
+        "apply_rope k",
+        &layers::apply_rope(&fx["apply_rope.k"], &pe).unwrap(),
+        &fx["apply_rope.k_out"],
+    );
 }
 
 #[test]
@@ -125,7 +185,9 @@ fn flux_math_schedules() {
     let fx = load(&reference("flux_math.safetensors"));
     let mut checked = 0;
     for (name, want) in &fx {
-        let Some(spec) = name.strip_prefix("schedule.") else { continue };
+        let Some(spec) = name.strip_prefix("schedule.") else {
+            continue;
+        };
         // schedule.steps{n}.seq{L}.shift{0|1}
         let parts: Vec<&str> = spec.split('.').collect();
         let n: usize = parts[0].trim_start_matches("steps").parse().unwrap();

@@ -28,7 +28,10 @@ impl GenerationMeta {
             ("guidance", self.guidance.to_string()),
             ("size", format!("{}x{}", self.width, self.height)),
             ("variant", self.variant.clone()),
-            ("Software", format!("flux-engine {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "Software",
+                format!("flux-engine {}", env!("CARGO_PKG_VERSION")),
+            ),
         ]
     }
 }
@@ -55,10 +58,15 @@ pub fn encode_png(img: &RgbImage, meta: Option<&GenerationMeta>) -> Result<Vec<u
 
 /// Reads the text chunks of a PNG (for tools and tests).
 pub fn read_png_text(bytes: &[u8]) -> Result<Vec<(String, String)>> {
-    let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().map_err(img_err)?;
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .map_err(img_err)?;
     let info = reader.info();
-    let mut out: Vec<(String, String)> =
-        info.uncompressed_latin1_text.iter().map(|t| (t.keyword.clone(), t.text.clone())).collect();
+    let mut out: Vec<(String, String)> = info
+        .uncompressed_latin1_text
+        .iter()
+        .map(|t| (t.keyword.clone(), t.text.clone()))
+        .collect();
     for t in &info.utf8_text {
         out.push((t.keyword.clone(), t.get_text().map_err(img_err)?));
     }
@@ -68,11 +76,18 @@ pub fn read_png_text(bytes: &[u8]) -> Result<Vec<(String, String)>> {
 /// Encodes `img` as baseline JPEG at `quality` (1–100).
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
     if !(1..=100).contains(&quality) {
-        return Err(Error::invalid(format!("JPEG quality {quality} is outside 1..=100")));
+        return Err(Error::invalid(format!(
+            "JPEG quality {quality} is outside 1..=100"
+        )));
     }
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .encode(&img.data, img.width as u32, img.height as u32, image::ExtendedColorType::Rgb8)
+        .encode(
+            &img.data,
+            img.width as u32,
+            img.height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
         .map_err(img_err)?;
     Ok(out)
 }
@@ -80,12 +95,20 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
 /// Decodes a PNG or JPEG file's bytes to RGB8.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let img = image::load_from_memory(bytes).map_err(img_err)?.to_rgb8();
-    Ok(RgbImage { width: img.width() as usize, height: img.height() as usize, data: img.into_raw() })
+    Ok(RgbImage {
+        width: img.width() as usize,
+        height: img.height() as usize,
+        data: img.into_raw(),
+    })
 }
 
 /// Writes `img` to `path`: JPEG for `.jpg`/`.jpeg` (quality 95), PNG (with `meta`) otherwise.
 pub fn save(path: &Path, img: &RgbImage, meta: Option<&GenerationMeta>) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let bytes = match ext.as_str() {
         "jpg" | "jpeg" => encode_jpeg(img, 95)?,
         _ => encode_png(img, meta)?,
@@ -102,10 +125,18 @@ mod tests {
         let mut data = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
-                data.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, ((x + y) * 127 / (w + h)) as u8]);
+                data.extend_from_slice(&[
+                    (x * 255 / w) as u8,
+                    (y * 255 / h) as u8,
+                    ((x + y) * 127 / (w + h)) as u8,
+                ]);
             }
         }
-        RgbImage { width: w, height: h, data }
+        RgbImage {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]
@@ -139,7 +170,12 @@ mod tests {
         let img = gradient(64, 48);
         let back = decode(&encode_jpeg(&img, 95).unwrap()).unwrap();
         assert_eq!((back.width, back.height), (64, 48));
-        let diffs: Vec<i32> = img.data.iter().zip(&back.data).map(|(&a, &b)| (a as i32 - b as i32).abs()).collect();
+        let diffs: Vec<i32> = img
+            .data
+            .iter()
+            .zip(&back.data)
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .collect();
         let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
         let max = *diffs.iter().max().unwrap();
         assert!(mean < 2.0, "mean abs error {mean}");

@@ -19,7 +19,9 @@ pub fn infer_config(w: &ModelWeights, scale_shift: Option<(f64, f64)>) -> Result
     let ch = conv_in[0];
     let levels = w.count("encoder.down.{}.block.0.conv1.weight");
     if levels == 0 {
-        return Err(Error::UnknownLayout("the autoencoder has no encoder.down levels".into()));
+        return Err(Error::UnknownLayout(
+            "the autoencoder has no encoder.down levels".into(),
+        ));
     }
     let ch_mult = (0..levels)
         .map(|l| Ok(w.dim0(&format!("encoder.down.{l}.block.0.conv1.weight"))? / ch))
@@ -47,11 +49,20 @@ pub struct AutoEncoder {
 
 impl AutoEncoder {
     /// Builds encoder and decoder from `weights`.
-    pub fn load(weights: &Arc<ModelWeights>, config: Config, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        weights: &Arc<ModelWeights>,
+        config: Config,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let (vb, errors) = weights.var_builder(dtype, device);
         let encoder = Encoder::new(&config, vb.pp("encoder")).map_err(|e| errors.take(e))?;
         let decoder = Decoder::new(&config, vb.pp("decoder")).map_err(|e| errors.take(e))?;
-        Ok(Self { encoder, decoder, config })
+        Ok(Self {
+            encoder,
+            decoder,
+            config,
+        })
     }
 
     /// The AE config.

@@ -19,13 +19,18 @@ pub struct Loader<'a> {
 impl Loader<'_> {
     /// A tensor of exactly `shape`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.weights.load(name, Some(shape), self.dtype, self.device)
+        self.weights
+            .load(name, Some(shape), self.dtype, self.device)
     }
 
     /// `prefix.weight` (out, in) and, when `bias`, `prefix.bias` (out).
     pub fn linear(&self, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Linear> {
         let w = self.tensor(&format!("{prefix}.weight"), &[output, input])?;
-        let b = if bias { Some(self.tensor(&format!("{prefix}.bias"), &[output])?) } else { None };
+        let b = if bias {
+            Some(self.tensor(&format!("{prefix}.bias"), &[output])?)
+        } else {
+            None
+        };
         Ok(Linear::new(w, b))
     }
 }
@@ -33,9 +38,13 @@ impl Loader<'_> {
 /// Sinusoidal embedding of `t` (B,) scaled by 1000, `[cos | sin]`, 256 wide, computed in f32.
 pub fn timestep_embedding(t: &Tensor, dim: usize, dtype: DType) -> Result<Tensor> {
     let half = dim / 2;
-    let freqs: Vec<f32> = (0..half).map(|i| (-(10_000f64.ln()) * i as f64 / half as f64).exp() as f32).collect();
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(10_000f64.ln()) * i as f64 / half as f64).exp() as f32)
+        .collect();
     let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
-    let args = (t.to_dtype(DType::F32)? * 1000.0)?.unsqueeze(1)?.broadcast_mul(&freqs)?;
+    let args = (t.to_dtype(DType::F32)? * 1000.0)?
+        .unsqueeze(1)?
+        .broadcast_mul(&freqs)?;
     Ok(Tensor::cat(&[args.cos()?, args.sin()?], D::Minus1)?.to_dtype(dtype)?)
 }
 
@@ -45,7 +54,9 @@ pub fn rope_table(ids: &Tensor, axes_dim: &[usize], theta: f64) -> Result<Tensor
     let (b, n, _) = ids.dims3()?;
     let mut angles = Vec::with_capacity(axes_dim.len());
     for (a, &dim) in axes_dim.iter().enumerate() {
-        let omega: Vec<f32> = (0..dim / 2).map(|j| (1.0 / theta.powf(2.0 * j as f64 / dim as f64)) as f32).collect();
+        let omega: Vec<f32> = (0..dim / 2)
+            .map(|j| (1.0 / theta.powf(2.0 * j as f64 / dim as f64)) as f32)
+            .collect();
         let omega = Tensor::from_vec(omega, (1, 1, dim / 2), ids.device())?;
         angles.push(ids.narrow(2, a, 1)?.broadcast_mul(&omega)?);
     }
@@ -86,7 +97,9 @@ pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
 
 /// `(1 + scale) · LN(x) + shift`.
 pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    Ok(layer_norm(x)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)?)
+    Ok(layer_norm(x)?
+        .broadcast_mul(&(scale + 1.0)?)?
+        .broadcast_add(shift)?)
 }
 
 /// `out_layer(silu(in_layer(x)))`.
@@ -104,7 +117,9 @@ impl MlpEmbedder {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.out_layer.forward(&candle_nn::ops::silu(&self.in_layer.forward(x)?)?)?)
+        Ok(self
+            .out_layer
+            .forward(&candle_nn::ops::silu(&self.in_layer.forward(x)?)?)?)
     }
 }
 
@@ -136,11 +151,17 @@ pub struct Modulation {
 
 impl Modulation {
     pub fn load(l: &Loader, prefix: &str, hidden: usize, n: usize) -> Result<Self> {
-        Ok(Self { lin: l.linear(prefix, hidden, n * hidden, true)?, n })
+        Ok(Self {
+            lin: l.linear(prefix, hidden, n * hidden, true)?,
+            n,
+        })
     }
 
     pub fn forward(&self, vec: &Tensor) -> Result<Vec<Tensor>> {
-        let out = self.lin.forward(&candle_nn::ops::silu(vec)?)?.unsqueeze(1)?;
+        let out = self
+            .lin
+            .forward(&candle_nn::ops::silu(vec)?)?
+            .unsqueeze(1)?;
         Ok(out.chunk(self.n, D::Minus1)?)
     }
 }
@@ -148,6 +169,8 @@ impl Modulation {
 /// Splits a (B, N, 3·H·D) qkv projection into q, k, v of shape (B, H, N, D).
 pub fn split_qkv(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, n, f) = qkv.dims3()?;
-    let qkv = qkv.reshape((b, n, 3, heads, f / 3 / heads))?.permute((2, 0, 3, 1, 4))?;
+    let qkv = qkv
+        .reshape((b, n, 3, heads, f / 3 / heads))?
+        .permute((2, 0, 3, 1, 4))?;
     Ok((qkv.get(0)?, qkv.get(1)?, qkv.get(2)?))
 }

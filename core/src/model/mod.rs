@@ -39,9 +39,17 @@ pub struct ModelFiles {
 }
 
 /// Transformer file names of the BFL releases, in the order they are looked for.
-const BFL_TRANSFORMERS: [&str; 3] = ["flux1-kontext-dev.safetensors", "flux1-dev.safetensors", "flux1-schnell.safetensors"];
+const BFL_TRANSFORMERS: [&str; 3] = [
+    "flux1-kontext-dev.safetensors",
+    "flux1-dev.safetensors",
+    "flux1-schnell.safetensors",
+];
 /// T5 file names of the ComfyUI releases.
-const COMFY_T5: [&str; 3] = ["t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors"];
+const COMFY_T5: [&str; 3] = [
+    "t5xxl_fp16.safetensors",
+    "t5xxl_fp8_e4m3fn.safetensors",
+    "t5xxl_fp8_e4m3fn_scaled.safetensors",
+];
 
 impl ModelFiles {
     /// Detects the layout of `dir`: a diffusers folder (`model_index.json` or `transformer/`), or a
@@ -49,7 +57,10 @@ impl ModelFiles {
     /// `clip_l.safetensors`) with tokenizers in `tokenizer/` (CLIP) and `tokenizer_2/` (T5).
     pub fn from_folder(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found")));
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found"),
+            ));
         }
         let index = dir.join("model_index.json");
         if index.is_file() || dir.join("transformer").is_dir() {
@@ -99,14 +110,23 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, dtype: None, kontext: None, axes_dim: None }
+        Self {
+            device: Device::Cpu,
+            dtype: None,
+            kontext: None,
+            axes_dim: None,
+        }
     }
 }
 
 impl LoadOptions {
     /// The dtype weights are converted to.
     pub fn compute_dtype(&self) -> DType {
-        self.dtype.unwrap_or(if self.device.is_cpu() { DType::F32 } else { DType::BF16 })
+        self.dtype.unwrap_or(if self.device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        })
     }
 }
 
@@ -118,24 +138,42 @@ struct Component {
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::CorruptFile { path: path.to_path_buf(), reason: format!("invalid JSON: {e}") })
+    serde_json::from_str(&text).map_err(|e| Error::CorruptFile {
+        path: path.to_path_buf(),
+        reason: format!("invalid JSON: {e}"),
+    })
 }
 
 /// Opens a component from a file, a shard index, or a folder holding one of those.
 fn open_component(component: &str, path: &Path) -> Result<Component> {
     if path.is_dir() {
         let config_path = path.join("config.json");
-        let config = if config_path.is_file() { Some(read_json(&config_path)?) } else { None };
+        let config = if config_path.is_file() {
+            Some(read_json(&config_path)?)
+        } else {
+            None
+        };
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| Error::io(path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         entries.sort();
-        let name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
-        let set = if let Some(index) = entries.iter().find(|p| name(p).ends_with(".safetensors.index.json")) {
+        let name = |p: &PathBuf| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let set = if let Some(index) = entries
+            .iter()
+            .find(|p| name(p).ends_with(".safetensors.index.json"))
+        {
             WeightSet::open_index(component, index)?
         } else {
-            let files: Vec<PathBuf> = entries.into_iter().filter(|p| name(p).ends_with(".safetensors")).collect();
+            let files: Vec<PathBuf> = entries
+                .into_iter()
+                .filter(|p| name(p).ends_with(".safetensors"))
+                .collect();
             if files.len() != 1 {
                 return Err(Error::UnknownLayout(format!(
                     "{component}: '{}' must hold one .safetensors file or a shard index, found {}",
@@ -148,17 +186,30 @@ fn open_component(component: &str, path: &Path) -> Result<Component> {
         return Ok(Component { set, config });
     }
     if !path.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("{component} weights not found"))));
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{component} weights not found"),
+            ),
+        ));
     }
     let is_index = path.to_string_lossy().ends_with(".index.json");
-    let set = if is_index { WeightSet::open_index(component, path)? } else { WeightSet::open(component, &[path.to_path_buf()])? };
+    let set = if is_index {
+        WeightSet::open_index(component, path)?
+    } else {
+        WeightSet::open(component, &[path.to_path_buf()])?
+    };
     Ok(Component { set, config: None })
 }
 
 /// Picks the prefix under which `marker` is stored (e.g. ComfyUI's `model.diffusion_model.`).
 fn find_prefix(set: &WeightSet, marker: &str, prefixes: &[&str]) -> Option<String> {
     let names = set.names();
-    prefixes.iter().find(|p| names.iter().any(|n| *n == format!("{p}{marker}"))).map(|p| p.to_string())
+    prefixes
+        .iter()
+        .find(|p| names.iter().any(|n| *n == format!("{p}{marker}")))
+        .map(|p| p.to_string())
 }
 
 fn unknown_keys(set: &WeightSet, what: &str) -> Error {
@@ -168,28 +219,52 @@ fn unknown_keys(set: &WeightSet, what: &str) -> Error {
     Error::UnknownLayout(format!(
         "{}: '{}' does not look like {what} (first keys: {})",
         set.component(),
-        set.paths().first().map(|p| p.display().to_string()).unwrap_or_default(),
+        set.paths()
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         sample.join(", ")
     ))
 }
 
 fn transformer_weights(c: Component) -> Result<Arc<ModelWeights>> {
     if c.set.contains("x_embedder.weight") {
-        return Ok(Arc::new(ModelWeights::new(c.set, Naming::DiffusersTransformer)));
+        return Ok(Arc::new(ModelWeights::new(
+            c.set,
+            Naming::DiffusersTransformer,
+        )));
     }
     match find_prefix(&c.set, "img_in.weight", &["", "model.diffusion_model."]) {
-        Some(p) => Ok(Arc::new(ModelWeights::new(c.set.with_prefix(&p), Naming::Native))),
+        Some(p) => Ok(Arc::new(ModelWeights::new(
+            c.set.with_prefix(&p),
+            Naming::Native,
+        ))),
         None => Err(unknown_keys(&c.set, "a FLUX transformer")),
     }
 }
 
 fn ae_weights(c: Component) -> Result<Arc<ModelWeights>> {
     if c.set.contains("decoder.up_blocks.0.resnets.0.conv1.weight") {
-        let levels = (0..).take_while(|i| c.set.contains(&format!("decoder.up_blocks.{i}.resnets.0.conv1.weight"))).count();
-        return Ok(Arc::new(ModelWeights::new(c.set, Naming::DiffusersVae { levels })));
+        let levels = (0..)
+            .take_while(|i| {
+                c.set
+                    .contains(&format!("decoder.up_blocks.{i}.resnets.0.conv1.weight"))
+            })
+            .count();
+        return Ok(Arc::new(ModelWeights::new(
+            c.set,
+            Naming::DiffusersVae { levels },
+        )));
     }
-    match find_prefix(&c.set, "decoder.conv_in.weight", &["", "vae.", "first_stage_model."]) {
-        Some(p) => Ok(Arc::new(ModelWeights::new(c.set.with_prefix(&p), Naming::Native))),
+    match find_prefix(
+        &c.set,
+        "decoder.conv_in.weight",
+        &["", "vae.", "first_stage_model."],
+    ) {
+        Some(p) => Ok(Arc::new(ModelWeights::new(
+            c.set.with_prefix(&p),
+            Naming::Native,
+        ))),
         None => Err(unknown_keys(&c.set, "a FLUX autoencoder")),
     }
 }
@@ -217,12 +292,20 @@ fn detect_kontext(files: &ModelFiles, explicit: Option<bool>) -> Result<bool> {
     if let Some(k) = explicit {
         return Ok(k);
     }
-    if files.transformer.to_string_lossy().to_lowercase().contains("kontext") {
+    if files
+        .transformer
+        .to_string_lossy()
+        .to_lowercase()
+        .contains("kontext")
+    {
         return Ok(true);
     }
     if let Some(index) = &files.model_index {
         let json = read_json(index)?;
-        let class = json.get("_class_name").and_then(|c| c.as_str()).unwrap_or("");
+        let class = json
+            .get("_class_name")
+            .and_then(|c| c.as_str())
+            .unwrap_or("");
         return Ok(class.to_lowercase().contains("kontext"));
     }
     Ok(false)
@@ -245,7 +328,12 @@ pub fn load_transformer(files: &ModelFiles, opts: &LoadOptions) -> Result<FluxTr
 /// Loads the autoencoder alone (scale/shift from a diffusers config when present).
 pub fn load_autoencoder(files: &ModelFiles, opts: &LoadOptions) -> Result<AutoEncoder> {
     let c = open_component("autoencoder", &files.ae)?;
-    let scale_shift = c.config.as_ref().and_then(|j| Some((j.get("scaling_factor")?.as_f64()?, j.get("shift_factor")?.as_f64()?)));
+    let scale_shift = c.config.as_ref().and_then(|j| {
+        Some((
+            j.get("scaling_factor")?.as_f64()?,
+            j.get("shift_factor")?.as_f64()?,
+        ))
+    });
     let w = ae_weights(c)?;
     let config = autoencoder::infer_config(&w, scale_shift)?;
     AutoEncoder::load(&w, config, opts.compute_dtype(), &opts.device)
@@ -260,9 +348,16 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
 
     let c = open_component("T5", &files.t5)?;
     let json = c.config.clone();
-    let prefix = find_prefix(&c.set, "encoder.final_layer_norm.weight", &["", "text_encoders.t5xxl.transformer."])
-        .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
-    let w = Arc::new(ModelWeights::new(c.set.with_prefix(&prefix), Naming::Native));
+    let prefix = find_prefix(
+        &c.set,
+        "encoder.final_layer_norm.weight",
+        &["", "text_encoders.t5xxl.transformer."],
+    )
+    .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
+    let w = Arc::new(ModelWeights::new(
+        c.set.with_prefix(&prefix),
+        Naming::Native,
+    ));
     let cfg = match &json {
         Some(j) => text::parse_t5_config(j)?,
         None => text::infer_t5_config(&w)?,
@@ -274,10 +369,18 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
         .config
         .as_ref()
         .and_then(|j| j.get("num_attention_heads").and_then(|h| h.as_u64()))
-        .or_else(|| c.set.metadata("num_attention_heads").and_then(|h| h.parse().ok()))
+        .or_else(|| {
+            c.set
+                .metadata("num_attention_heads")
+                .and_then(|h| h.parse().ok())
+        })
         .map(|h| h as usize);
-    let prefix = find_prefix(&c.set, "embeddings.token_embedding.weight", &["text_model.", ""])
-        .ok_or_else(|| unknown_keys(&c.set, "a CLIP text encoder"))?;
+    let prefix = find_prefix(
+        &c.set,
+        "embeddings.token_embedding.weight",
+        &["text_model.", ""],
+    )
+    .ok_or_else(|| unknown_keys(&c.set, "a CLIP text encoder"))?;
     let w = Arc::new(ModelWeights::new(c.set, Naming::Native));
     let cfg = text::infer_clip_config(&w, &prefix, heads)?;
     let clip = ClipEncoder::load(&w, &prefix, &cfg, clip_tok, dtype, &opts.device)?;
@@ -296,7 +399,12 @@ impl FluxModel {
             files: files.clone(),
             dtype: opts.compute_dtype(),
         };
-        Ok(Self { transformer, ae, text, info })
+        Ok(Self {
+            transformer,
+            ae,
+            text,
+            info,
+        })
     }
 
     /// Loads the model in `dir` (layout detected by [`ModelFiles::from_folder`]).

@@ -68,7 +68,12 @@ fn diffusers_transformer(name: &str) -> Option<Recipe> {
         let b = format!("transformer_blocks.{i}");
         let norm = |m: &str| Some(Recipe::Same(format!("{b}.attn.{m}.weight")));
         let cat = |parts: [&str; 3]| {
-            Some(Recipe::Concat(parts.iter().map(|p| format!("{b}.attn.{p}.{param}")).collect()))
+            Some(Recipe::Concat(
+                parts
+                    .iter()
+                    .map(|p| format!("{b}.attn.{p}.{param}"))
+                    .collect(),
+            ))
         };
         return match sub {
             "img_mod.lin" => Some(Recipe::Same(format!("{b}.norm1.linear.{param}"))),
@@ -140,7 +145,9 @@ fn diffusers_vae(name: &str, levels: usize) -> Option<Recipe> {
                 "v" => "to_v",
                 _ => "to_out.0",
             };
-            Some(Recipe::Reshape(format!("{side}.mid_block.attentions.0.{target}.{param}")))
+            Some(Recipe::Reshape(format!(
+                "{side}.mid_block.attentions.0.{target}.{param}"
+            )))
         }
         ["down", l, "block", j, part] if side == "encoder" => {
             same(format!("down_blocks.{l}.resnets.{j}.{}", resnet_part(part)))
@@ -152,7 +159,9 @@ fn diffusers_vae(name: &str, levels: usize) -> Option<Recipe> {
             let level: usize = l.parse().ok()?;
             let idx = levels.checked_sub(level + 1)?;
             match rest {
-                ["block", j, part] => same(format!("up_blocks.{idx}.resnets.{j}.{}", resnet_part(part))),
+                ["block", j, part] => {
+                    same(format!("up_blocks.{idx}.resnets.{j}.{}", resnet_part(part)))
+                }
                 ["upsample", "conv"] => same(format!("up_blocks.{idx}.upsamplers.0.conv")),
                 _ => None,
             }
@@ -191,9 +200,18 @@ mod tests {
                     "single_transformer_blocks.1.proj_mlp.weight".into(),
                 ]),
             ),
-            ("single_blocks.1.linear2.bias", Recipe::Same("single_transformer_blocks.1.proj_out.bias".into())),
-            ("final_layer.linear.weight", Recipe::Same("proj_out.weight".into())),
-            ("final_layer.adaLN_modulation.1.bias", Recipe::SwapHalves("norm_out.linear.bias".into())),
+            (
+                "single_blocks.1.linear2.bias",
+                Recipe::Same("single_transformer_blocks.1.proj_out.bias".into()),
+            ),
+            (
+                "final_layer.linear.weight",
+                Recipe::Same("proj_out.weight".into()),
+            ),
+            (
+                "final_layer.adaLN_modulation.1.bias",
+                Recipe::SwapHalves("norm_out.linear.bias".into()),
+            ),
         ];
         for (bfl, want) in cases {
             assert_eq!(n.recipe(bfl), Some(want), "{bfl}");
@@ -205,13 +223,34 @@ mod tests {
     fn vae_table() {
         let n = Naming::DiffusersVae { levels: 4 };
         let cases = [
-            ("decoder.up.3.block.0.conv1.weight", Recipe::Same("decoder.up_blocks.0.resnets.0.conv1.weight".into())),
-            ("decoder.up.0.block.0.nin_shortcut.bias", Recipe::Same("decoder.up_blocks.3.resnets.0.conv_shortcut.bias".into())),
-            ("decoder.up.1.upsample.conv.weight", Recipe::Same("decoder.up_blocks.2.upsamplers.0.conv.weight".into())),
-            ("encoder.down.2.downsample.conv.bias", Recipe::Same("encoder.down_blocks.2.downsamplers.0.conv.bias".into())),
-            ("encoder.mid.attn_1.proj_out.weight", Recipe::Reshape("encoder.mid_block.attentions.0.to_out.0.weight".into())),
-            ("encoder.mid.block_2.norm1.weight", Recipe::Same("encoder.mid_block.resnets.1.norm1.weight".into())),
-            ("decoder.norm_out.bias", Recipe::Same("decoder.conv_norm_out.bias".into())),
+            (
+                "decoder.up.3.block.0.conv1.weight",
+                Recipe::Same("decoder.up_blocks.0.resnets.0.conv1.weight".into()),
+            ),
+            (
+                "decoder.up.0.block.0.nin_shortcut.bias",
+                Recipe::Same("decoder.up_blocks.3.resnets.0.conv_shortcut.bias".into()),
+            ),
+            (
+                "decoder.up.1.upsample.conv.weight",
+                Recipe::Same("decoder.up_blocks.2.upsamplers.0.conv.weight".into()),
+            ),
+            (
+                "encoder.down.2.downsample.conv.bias",
+                Recipe::Same("encoder.down_blocks.2.downsamplers.0.conv.bias".into()),
+            ),
+            (
+                "encoder.mid.attn_1.proj_out.weight",
+                Recipe::Reshape("encoder.mid_block.attentions.0.to_out.0.weight".into()),
+            ),
+            (
+                "encoder.mid.block_2.norm1.weight",
+                Recipe::Same("encoder.mid_block.resnets.1.norm1.weight".into()),
+            ),
+            (
+                "decoder.norm_out.bias",
+                Recipe::Same("decoder.conv_norm_out.bias".into()),
+            ),
         ];
         for (bfl, want) in cases {
             assert_eq!(n.recipe(bfl), Some(want), "{bfl}");

@@ -31,13 +31,24 @@ impl WeightFile {
         // SAFETY: the map is read-only; a file changed underneath us by another process could only
         // change tensor values, never memory safety of the validated offsets we use.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let (header_len, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| Error::CorruptFile {
-            path: path.to_path_buf(),
-            reason: describe_safetensors_error(&e),
-        })?;
-        let tensors = meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+        let (header_len, meta) =
+            SafeTensors::read_metadata(&mmap).map_err(|e| Error::CorruptFile {
+                path: path.to_path_buf(),
+                reason: describe_safetensors_error(&e),
+            })?;
+        let tensors = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
         let metadata = meta.metadata().clone().unwrap_or_default();
-        Ok(Self { path: path.to_path_buf(), mmap, data_start: 8 + header_len, tensors, metadata })
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            data_start: 8 + header_len,
+            tensors,
+            metadata,
+        })
     }
 
     /// Path of the file.
@@ -66,8 +77,10 @@ impl WeightFile {
             tensor: name.to_string(),
             reason,
         };
-        let stored = candle_dtype(info.dtype).ok_or_else(|| bad(format!("unsupported dtype {:?}", info.dtype)))?;
-        let bytes = &self.mmap[self.data_start + info.data_offsets.0..self.data_start + info.data_offsets.1];
+        let stored = candle_dtype(info.dtype)
+            .ok_or_else(|| bad(format!("unsupported dtype {:?}", info.dtype)))?;
+        let bytes = &self.mmap
+            [self.data_start + info.data_offsets.0..self.data_start + info.data_offsets.1];
         let t = Tensor::from_raw_buffer(bytes, stored, &info.shape, &Device::Cpu)
             .and_then(|t| t.to_dtype(dtype))
             .and_then(|t| t.to_device(device))
@@ -79,9 +92,14 @@ impl WeightFile {
 fn describe_safetensors_error(e: &safetensors::SafeTensorError) -> String {
     use safetensors::SafeTensorError as E;
     match e {
-        E::MetadataIncompleteBuffer => "the file is truncated (its header declares more tensor data than the file holds)".into(),
+        E::MetadataIncompleteBuffer => {
+            "the file is truncated (its header declares more tensor data than the file holds)"
+                .into()
+        }
         E::HeaderTooSmall => "the file is too small to hold a safetensors header".into(),
-        E::InvalidHeaderLength => "the header length is larger than the file (truncated or not a safetensors file)".into(),
+        E::InvalidHeaderLength => {
+            "the header length is larger than the file (truncated or not a safetensors file)".into()
+        }
         other => format!("corrupt header: {other}"),
     }
 }
@@ -120,23 +138,36 @@ impl WeightSet {
     /// Opens the given files (a single file, or every shard of a sharded set).
     pub fn open(component: &str, paths: &[PathBuf]) -> Result<Self> {
         if paths.is_empty() {
-            return Err(Error::UnknownLayout(format!("{component}: no weight file given")));
+            return Err(Error::UnknownLayout(format!(
+                "{component}: no weight file given"
+            )));
         }
-        let files = paths.iter().map(|p| WeightFile::open(p)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { component: component.to_string(), files, prefix: String::new() })
+        let files = paths
+            .iter()
+            .map(|p| WeightFile::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            component: component.to_string(),
+            files,
+            prefix: String::new(),
+        })
     }
 
     /// Opens the files named by a `*.safetensors.index.json` shard index.
     pub fn open_index(component: &str, index: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::CorruptFile {
-            path: index.to_path_buf(),
-            reason: format!("invalid shard index JSON: {e}"),
-        })?;
-        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::CorruptFile {
-            path: index.to_path_buf(),
-            reason: "shard index has no 'weight_map' object".into(),
-        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::CorruptFile {
+                path: index.to_path_buf(),
+                reason: format!("invalid shard index JSON: {e}"),
+            })?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::CorruptFile {
+                path: index.to_path_buf(),
+                reason: "shard index has no 'weight_map' object".into(),
+            })?;
         let dir = index.parent().unwrap_or(Path::new("."));
         let mut shards: Vec<PathBuf> = Vec::new();
         for v in map.values() {
@@ -154,7 +185,10 @@ impl WeightSet {
         // Every tensor the index names must be in the shard it names.
         for (tensor, shard) in map {
             let shard = dir.join(shard.as_str().unwrap_or_default());
-            let found = set.files.iter().any(|f| f.path == shard && f.info(tensor).is_some());
+            let found = set
+                .files
+                .iter()
+                .any(|f| f.path == shard && f.info(tensor).is_some());
             if !found {
                 return Err(Error::MissingTensor {
                     component: component.to_string(),
@@ -198,15 +232,21 @@ impl WeightSet {
 
     /// The first metadata value for `key` across the files.
     pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.files.iter().find_map(|f| f.metadata().get(key)).map(|s| s.as_str())
+        self.files
+            .iter()
+            .find_map(|f| f.metadata().get(key))
+            .map(|s| s.as_str())
     }
 
     /// Finds a tensor by (unprefixed) name.
     pub fn locate(&self, name: &str) -> Option<Located<'_>> {
         let full = format!("{}{name}", self.prefix);
-        self.files
-            .iter()
-            .find_map(|f| f.info(&full).map(|i| Located { file: f, shape: &i.shape }))
+        self.files.iter().find_map(|f| {
+            f.info(&full).map(|i| Located {
+                file: f,
+                shape: &i.shape,
+            })
+        })
     }
 
     /// True when the tensor exists.
@@ -216,7 +256,9 @@ impl WeightSet {
 
     /// Shape of a tensor, or a `MissingTensor` error naming the files searched.
     pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
-        self.locate(name).map(|l| l.shape.to_vec()).ok_or_else(|| self.missing(name))
+        self.locate(name)
+            .map(|l| l.shape.to_vec())
+            .ok_or_else(|| self.missing(name))
     }
 
     /// Loads a tensor converted to `dtype` on `device`.
@@ -241,7 +283,9 @@ impl WeightSet {
 
     /// The file holding `name`, for error messages (the first file when absent).
     pub fn file_of(&self, name: &str) -> PathBuf {
-        self.locate(name).map(|l| l.file.path.clone()).unwrap_or_else(|| self.files[0].path.clone())
+        self.locate(name)
+            .map(|l| l.file.path.clone())
+            .unwrap_or_else(|| self.files[0].path.clone())
     }
 
     /// Total bytes of tensor data in the files.

@@ -82,7 +82,9 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
     let in_channels = img_in[1];
     let head_dim = w.dim0("double_blocks.0.img_attn.norm.query_norm.scale")?;
     if head_dim == 0 || hidden % head_dim != 0 {
-        return Err(Error::UnknownLayout(format!("hidden size {hidden} is not a multiple of the head width {head_dim}")));
+        return Err(Error::UnknownLayout(format!(
+            "hidden size {hidden} is not a multiple of the head width {head_dim}"
+        )));
     }
     let out = w.dim0("final_layer.linear.weight")?;
     if out != in_channels {
@@ -92,7 +94,9 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
     }
     let axes_dim = axes.unwrap_or_else(|| default_axes(head_dim));
     if axes_dim.iter().sum::<usize>() != head_dim || axes_dim.iter().any(|a| a % 2 != 0) {
-        return Err(Error::invalid(format!("RoPE axes {axes_dim:?} must be even and sum to the head width {head_dim}")));
+        return Err(Error::invalid(format!(
+            "RoPE axes {axes_dim:?} must be even and sum to the head width {head_dim}"
+        )));
     }
     Ok(Config {
         in_channels,
@@ -134,7 +138,12 @@ impl StreamWeights {
     }
 
     /// Modulated q, k, v (B, H, N, D) and the modulation chunks.
-    fn qkv(&self, x: &Tensor, vec: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor, Vec<Tensor>)> {
+    fn qkv(
+        &self,
+        x: &Tensor,
+        vec: &Tensor,
+        heads: usize,
+    ) -> Result<(Tensor, Tensor, Tensor, Vec<Tensor>)> {
         let m = self.modulation.forward(vec)?;
         let qkv = self.qkv.forward(&layers::modulate(x, &m[0], &m[1])?)?;
         let (q, k, v) = layers::split_qkv(&qkv, heads)?;
@@ -157,7 +166,14 @@ struct DoubleBlock {
 }
 
 impl DoubleBlock {
-    fn forward(&self, img: &Tensor, txt: &Tensor, vec: &Tensor, pe: &Tensor, heads: usize) -> Result<(Tensor, Tensor)> {
+    fn forward(
+        &self,
+        img: &Tensor,
+        txt: &Tensor,
+        vec: &Tensor,
+        pe: &Tensor,
+        heads: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let (iq, ik, iv, im) = self.img.qkv(img, vec, heads)?;
         let (tq, tk, tv, tm) = self.txt.qkv(txt, vec, heads)?;
         let q = Tensor::cat(&[tq, iq], 2)?;
@@ -167,7 +183,10 @@ impl DoubleBlock {
         let n_txt = txt.dim(1)?;
         let txt_attn = attn.narrow(1, 0, n_txt)?;
         let img_attn = attn.narrow(1, n_txt, img.dim(1)?)?;
-        Ok((self.img.finish(img, &img_attn, &im)?, self.txt.finish(txt, &txt_attn, &tm)?))
+        Ok((
+            self.img.finish(img, &img_attn, &im)?,
+            self.txt.finish(txt, &txt_attn, &tm)?,
+        ))
     }
 }
 
@@ -199,7 +218,9 @@ impl SingleBlock {
         let (q, k, v) = layers::split_qkv(&qkv, heads)?;
         let (q, k) = self.norm.forward(&q, &k)?;
         let attn = layers::attention(&q, &k, &v, pe)?;
-        let out = self.linear2.forward(&Tensor::cat(&[attn, mlp.gelu()?], 2)?)?;
+        let out = self
+            .linear2
+            .forward(&Tensor::cat(&[attn, mlp.gelu()?], 2)?)?;
         Ok((x + out.broadcast_mul(&m[2])?)?)
     }
 }
@@ -226,8 +247,18 @@ const TIME_DIM: usize = 256;
 
 impl FluxTransformer {
     /// Builds the model from `weights`. `kontext` records whether it was trained for Kontext editing.
-    pub fn load(weights: &ModelWeights, config: Config, kontext: bool, dtype: DType, device: &Device) -> Result<Self> {
-        let l = Loader { weights, dtype, device };
+    pub fn load(
+        weights: &ModelWeights,
+        config: Config,
+        kontext: bool,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let l = Loader {
+            weights,
+            dtype,
+            device,
+        };
         let c = &config;
         let h = c.hidden_size;
         let guidance_in = match c.guidance_embed {
@@ -237,11 +268,15 @@ impl FluxTransformer {
         let double_blocks = (0..c.depth)
             .map(|i| {
                 let p = format!("double_blocks.{i}");
-                Ok(DoubleBlock { img: StreamWeights::load(&l, &format!("{p}.img"), c)?, txt: StreamWeights::load(&l, &format!("{p}.txt"), c)? })
+                Ok(DoubleBlock {
+                    img: StreamWeights::load(&l, &format!("{p}.img"), c)?,
+                    txt: StreamWeights::load(&l, &format!("{p}.txt"), c)?,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        let single_blocks =
-            (0..c.depth_single_blocks).map(|i| SingleBlock::load(&l, &format!("single_blocks.{i}"), c)).collect::<Result<Vec<_>>>()?;
+        let single_blocks = (0..c.depth_single_blocks)
+            .map(|i| SingleBlock::load(&l, &format!("single_blocks.{i}"), c))
+            .collect::<Result<Vec<_>>>()?;
         let model = Self {
             img_in: l.linear("img_in", c.in_channels, h, true)?,
             txt_in: l.linear("txt_in", c.context_in_dim, h, true)?,
@@ -252,7 +287,11 @@ impl FluxTransformer {
             single_blocks,
             final_linear: l.linear("final_layer.linear", h, c.in_channels, true)?,
             final_modulation: l.linear("final_layer.adaLN_modulation.1", h, 2 * h, true)?,
-            variant: if c.guidance_embed { Variant::Dev } else { Variant::Schnell },
+            variant: if c.guidance_embed {
+                Variant::Dev
+            } else {
+                Variant::Schnell
+            },
             config,
             kontext,
             dtype,
@@ -288,10 +327,20 @@ impl FluxTransformer {
     }
 
     /// The conditioning vector: time + guidance (dev) + pooled-text embeddings, (B, hidden).
-    pub fn conditioning_vector(&self, timesteps: &Tensor, y: &Tensor, guidance: Option<&Tensor>) -> Result<Tensor> {
-        let mut vec = self.time_in.forward(&layers::timestep_embedding(timesteps, TIME_DIM, self.dtype)?)?;
+    pub fn conditioning_vector(
+        &self,
+        timesteps: &Tensor,
+        y: &Tensor,
+        guidance: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let mut vec = self.time_in.forward(&layers::timestep_embedding(
+            timesteps, TIME_DIM, self.dtype,
+        )?)?;
         match (&self.guidance_in, guidance) {
-            (Some(g_in), Some(g)) => vec = (vec + g_in.forward(&layers::timestep_embedding(g, TIME_DIM, self.dtype)?)?)?,
+            (Some(g_in), Some(g)) => {
+                vec =
+                    (vec + g_in.forward(&layers::timestep_embedding(g, TIME_DIM, self.dtype)?)?)?
+            }
             (Some(_), None) => return Err(Error::invalid("a dev model needs a guidance value")),
             (None, _) => {}
         }
@@ -300,7 +349,11 @@ impl FluxTransformer {
 
     /// RoPE table for text ids followed by image ids.
     pub fn rope(&self, txt_ids: &Tensor, img_ids: &Tensor) -> Result<Tensor> {
-        layers::rope_table(&Tensor::cat(&[txt_ids, img_ids], 1)?, &self.config.axes_dim, self.config.theta as f64)
+        layers::rope_table(
+            &Tensor::cat(&[txt_ids, img_ids], 1)?,
+            &self.config.axes_dim,
+            self.config.theta as f64,
+        )
     }
 
     /// One forward pass: predicted velocity for the `img` tokens.
@@ -331,7 +384,67 @@ impl FluxTransformer {
             x = block.forward(&x, &vec, &pe, heads)?;
         }
         let x = x.narrow(1, n_txt, x.dim(1)? - n_txt)?;
-        let m = self.final_modulation.forward(&candle_nn::ops::silu(&vec)?)?.unsqueeze(1)?.chunk(2, 2)?;
-        Ok(self.final_linear.forward(&layers::modulate(&x, &m[0], &m[1])?)?)
+        let m = self
+            .final_modulation
+            .forward(&candle_nn::ops::silu(&vec)?)?
+            .unsqueeze(1)?
+            .chunk(2, 2)?;
+        Ok(self
+            .final_linear
+            .forward(&layers::modulate(&x, &m[0], &m[1])?)?)
     }
+}
+
+/// Every tensor of a BFL-named transformer with `c`'s shapes, in a fixed order.
+pub fn tensor_shapes(c: &Config) -> Vec<(String, Vec<usize>)> {
+    let (h, m, d) = (c.hidden_size, c.mlp_hidden(), c.head_dim());
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut linear = |name: String, i: usize, o: usize| {
+        out.push((format!("{name}.weight"), vec![o, i]));
+        out.push((format!("{name}.bias"), vec![o]));
+    };
+    linear("img_in".into(), c.in_channels, h);
+    linear("txt_in".into(), c.context_in_dim, h);
+    let mut embedders = vec![("time_in", TIME_DIM), ("vector_in", c.vec_in_dim)];
+    if c.guidance_embed {
+        embedders.push(("guidance_in", TIME_DIM));
+    }
+    for (e, input) in embedders {
+        linear(format!("{e}.in_layer"), input, h);
+        linear(format!("{e}.out_layer"), h, h);
+    }
+    for i in 0..c.depth {
+        for s in ["img", "txt"] {
+            let p = format!("double_blocks.{i}.{s}");
+            linear(format!("{p}_mod.lin"), h, 6 * h);
+            linear(format!("{p}_attn.qkv"), h, 3 * h);
+            linear(format!("{p}_attn.proj"), h, h);
+            linear(format!("{p}_mlp.0"), h, m);
+            linear(format!("{p}_mlp.2"), m, h);
+        }
+    }
+    for i in 0..c.depth_single_blocks {
+        let p = format!("single_blocks.{i}");
+        linear(format!("{p}.linear1"), h, 3 * h + m);
+        linear(format!("{p}.linear2"), h + m, h);
+        linear(format!("{p}.modulation.lin"), h, 3 * h);
+    }
+    linear("final_layer.linear".into(), h, c.in_channels);
+    linear("final_layer.adaLN_modulation.1".into(), h, 2 * h);
+    for i in 0..c.depth {
+        for s in ["img", "txt"] {
+            for n in ["query_norm", "key_norm"] {
+                out.push((
+                    format!("double_blocks.{i}.{s}_attn.norm.{n}.scale"),
+                    vec![d],
+                ));
+            }
+        }
+    }
+    for i in 0..c.depth_single_blocks {
+        for n in ["query_norm", "key_norm"] {
+            out.push((format!("single_blocks.{i}.norm.{n}.scale"), vec![d]));
+        }
+    }
+    out
 }

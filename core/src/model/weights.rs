@@ -30,7 +30,9 @@ impl ModelWeights {
     }
 
     fn recipe(&self, name: &str) -> Result<Recipe> {
-        self.naming.recipe(name).ok_or_else(|| self.set.missing(name))
+        self.naming
+            .recipe(name)
+            .ok_or_else(|| self.set.missing(name))
     }
 
     fn sources(recipe: &Recipe) -> Vec<&str> {
@@ -57,7 +59,10 @@ impl ModelWeights {
                 for p in &parts[1..] {
                     let s = self.set.shape(p)?;
                     if s.len() != shape.len() || s[1..] != shape[1..] {
-                        return Err(self.bad(p, format!("shape {s:?} cannot be concatenated with {shape:?}")));
+                        return Err(self.bad(
+                            p,
+                            format!("shape {s:?} cannot be concatenated with {shape:?}"),
+                        ));
                     }
                     shape[0] += s[0];
                 }
@@ -73,27 +78,45 @@ impl ModelWeights {
 
     /// Counts consecutive indices `i` from 0 for which `pattern` with `{}` replaced by `i` exists.
     pub fn count(&self, pattern: &str) -> usize {
-        (0..).take_while(|i| self.contains(&pattern.replace("{}", &i.to_string()))).count()
+        (0..)
+            .take_while(|i| self.contains(&pattern.replace("{}", &i.to_string())))
+            .count()
     }
 
     fn bad(&self, stored: &str, reason: String) -> Error {
-        Error::BadTensor { path: self.set.file_of(stored), tensor: stored.to_string(), reason }
+        Error::BadTensor {
+            path: self.set.file_of(stored),
+            tensor: stored.to_string(),
+            reason,
+        }
     }
 
     /// Loads `name` as `dtype` on `device`, checking it has `expected` shape when given.
-    pub fn load(&self, name: &str, expected: Option<&[usize]>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn load(
+        &self,
+        name: &str,
+        expected: Option<&[usize]>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let recipe = self.recipe(name)?;
         let stored = Self::sources(&recipe)[0].to_string();
         let actual = self.shape(name)?;
         let target: Vec<usize> = match (&recipe, expected) {
             (Recipe::Reshape(_), Some(e)) => {
                 if e.iter().product::<usize>() != actual.iter().product::<usize>() {
-                    return Err(self.bad(&stored, format!("shape {actual:?} cannot become the expected {e:?}")));
+                    return Err(self.bad(
+                        &stored,
+                        format!("shape {actual:?} cannot become the expected {e:?}"),
+                    ));
                 }
                 e.to_vec()
             }
             (_, Some(e)) if e != actual.as_slice() => {
-                return Err(self.bad(&stored, format!("shape {actual:?} but the model needs {e:?}")));
+                return Err(self.bad(
+                    &stored,
+                    format!("shape {actual:?} but the model needs {e:?}"),
+                ));
             }
             _ => actual,
         };
@@ -106,7 +129,10 @@ impl ModelWeights {
                 Tensor::cat(&[t.narrow(0, half, half)?, t.narrow(0, 0, half)?], 0)?
             }
             Recipe::Concat(parts) => {
-                let ts = parts.iter().map(|p| self.set.load(p, dtype, device)).collect::<Result<Vec<_>>>()?;
+                let ts = parts
+                    .iter()
+                    .map(|p| self.set.load(p, dtype, device))
+                    .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&ts, 0)?
             }
         };
@@ -115,10 +141,20 @@ impl ModelWeights {
 
     /// A `VarBuilder` over these weights. Loading errors are kept in full (file and tensor) and
     /// can be taken back with [`LoadErrors::take`] when the model constructor fails.
-    pub fn var_builder(self: &Arc<Self>, dtype: DType, device: &Device) -> (VarBuilder<'static>, LoadErrors) {
+    pub fn var_builder(
+        self: &Arc<Self>,
+        dtype: DType,
+        device: &Device,
+    ) -> (VarBuilder<'static>, LoadErrors) {
         let errors = LoadErrors::default();
-        let backend = Backend { weights: self.clone(), first_error: errors.clone() };
-        (VarBuilder::from_backend(Box::new(backend), dtype, device.clone()), errors)
+        let backend = Backend {
+            weights: self.clone(),
+            first_error: errors.clone(),
+        };
+        (
+            VarBuilder::from_backend(Box::new(backend), dtype, device.clone()),
+            errors,
+        )
     }
 }
 
@@ -129,7 +165,10 @@ pub struct LoadErrors(Arc<Mutex<Option<Error>>>);
 impl LoadErrors {
     /// Converts a model-constructor failure into the structured weight error when there is one.
     pub fn take(&self, fallback: candle_core::Error) -> Error {
-        self.0.lock().take().unwrap_or_else(|| Error::from(fallback))
+        self.0
+            .lock()
+            .take()
+            .unwrap_or_else(|| Error::from(fallback))
     }
 
     fn record(&self, e: Error) -> candle_core::Error {
@@ -148,12 +187,23 @@ struct Backend {
 }
 
 impl SimpleBackend for Backend {
-    fn get(&self, s: Shape, name: &str, _h: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.weights.load(name, Some(s.dims()), dtype, dev).map_err(|e| self.first_error.record(e))
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.weights
+            .load(name, Some(s.dims()), dtype, dev)
+            .map_err(|e| self.first_error.record(e))
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.weights.load(name, None, dtype, dev).map_err(|e| self.first_error.record(e))
+        self.weights
+            .load(name, None, dtype, dev)
+            .map_err(|e| self.first_error.record(e))
     }
 
     fn contains_tensor(&self, name: &str) -> bool {

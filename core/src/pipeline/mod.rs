@@ -42,8 +42,18 @@ impl Variant {
     /// schnell 4 steps, 256 T5 tokens, unshifted.
     pub fn defaults(self) -> VariantDefaults {
         match self {
-            Variant::Dev => VariantDefaults { steps: 28, guidance: 3.5, t5_len: 512, shift: true },
-            Variant::Schnell => VariantDefaults { steps: 4, guidance: 0.0, t5_len: 256, shift: false },
+            Variant::Dev => VariantDefaults {
+                steps: 28,
+                guidance: 3.5,
+                t5_len: 512,
+                shift: true,
+            },
+            Variant::Schnell => VariantDefaults {
+                steps: 4,
+                guidance: 0.0,
+                t5_len: 256,
+                shift: false,
+            },
         }
     }
 }
@@ -55,7 +65,7 @@ fn nearest_valid(v: usize) -> usize {
 /// Checks an output size: positive multiples of 16, each side ≤ [`MAX_SIDE`], area ≤ [`MAX_PIXELS`].
 /// Runs before anything is allocated.
 pub fn validate_size(width: usize, height: usize) -> Result<()> {
-    if width == 0 || height == 0 || width % 16 != 0 || height % 16 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(16) || !height.is_multiple_of(16) {
         return Err(Error::invalid(format!(
             "image size {width}x{height} must be positive multiples of 16; nearest valid size: {}x{}",
             nearest_valid(width),
@@ -85,7 +95,15 @@ pub struct TextToImage {
 impl TextToImage {
     /// A 1024×1024 request with the variant defaults.
     pub fn new(prompt: impl Into<String>, seed: u64) -> Self {
-        Self { prompt: prompt.into(), width: 1024, height: 1024, seed, steps: None, guidance: None, t5_len: None }
+        Self {
+            prompt: prompt.into(),
+            width: 1024,
+            height: 1024,
+            seed,
+            steps: None,
+            guidance: None,
+            t5_len: None,
+        }
     }
 
     /// Validates the request and fills in the defaults of `variant`.
@@ -94,17 +112,31 @@ impl TextToImage {
         let d = variant.defaults();
         let steps = self.steps.unwrap_or(d.steps);
         if steps == 0 || steps > MAX_STEPS {
-            return Err(Error::invalid(format!("steps must be in 1..={MAX_STEPS}, got {steps}")));
+            return Err(Error::invalid(format!(
+                "steps must be in 1..={MAX_STEPS}, got {steps}"
+            )));
         }
         let guidance = self.guidance.unwrap_or(d.guidance);
         if !guidance.is_finite() || guidance < 0.0 {
-            return Err(Error::invalid(format!("guidance must be a finite value ≥ 0, got {guidance}")));
+            return Err(Error::invalid(format!(
+                "guidance must be a finite value ≥ 0, got {guidance}"
+            )));
         }
         let t5_len = self.t5_len.unwrap_or(d.t5_len);
         if !(2..=4096).contains(&t5_len) {
-            return Err(Error::invalid(format!("the T5 sequence length must be in 2..=4096, got {t5_len}")));
+            return Err(Error::invalid(format!(
+                "the T5 sequence length must be in 2..=4096, got {t5_len}"
+            )));
         }
-        Ok(Resolved { width: self.width, height: self.height, seed: self.seed, steps, guidance, t5_len, shift: d.shift })
+        Ok(Resolved {
+            width: self.width,
+            height: self.height,
+            seed: self.seed,
+            steps,
+            guidance,
+            t5_len,
+            shift: d.shift,
+        })
     }
 }
 
@@ -139,7 +171,11 @@ pub struct Generated {
 }
 
 /// Moves a prompt embedding to the transformer's dtype and builds its conditioning.
-pub fn conditioning(model: &FluxTransformer, emb: &PromptEmbedding, guidance: f32) -> Result<Conditioning> {
+pub fn conditioning(
+    model: &FluxTransformer,
+    emb: &PromptEmbedding,
+    guidance: f32,
+) -> Result<Conditioning> {
     let dtype = model.dtype();
     let txt = emb.txt.to_dtype(dtype)?;
     let (b, len, _) = txt.dims3()?;
@@ -151,18 +187,17 @@ pub fn conditioning(model: &FluxTransformer, emb: &PromptEmbedding, guidance: f3
     })
 }
 
-/// Denoises `noise` (1, 16, h, w) into a final latent (1, 16, h, w) for an image of `height`×`width`.
+/// Denoises `noise` (1, 16, h, w) into a final latent of the same shape; the token grid is (h/2, w/2).
 pub fn sample(
     model: &FluxTransformer,
     cond: &Conditioning,
     noise: &Tensor,
-    height: usize,
-    width: usize,
     steps: usize,
     shift: bool,
     hook: &mut StepHook,
 ) -> Result<Tensor> {
-    let (rows, cols) = packing::token_grid(height, width);
+    let (_, _, h, w) = noise.dims4()?;
+    let (rows, cols) = (h / 2, w / 2);
     let img = packing::pack(noise)?;
     let ids = packing::image_ids(1, rows, cols, 0.0, noise.device())?.to_dtype(model.dtype())?;
     let ts = schedule::timesteps(steps, rows * cols, shift);
@@ -183,7 +218,7 @@ pub fn generate_from_embedding(
     let device = emb.txt.device();
     let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, device)?;
     let cond = conditioning(transformer, emb, r.guidance)?;
-    let latent = sample(transformer, &cond, &noise, r.height, r.width, r.steps, r.shift, hook)?;
+    let latent = sample(transformer, &cond, &noise, r.steps, r.shift, hook)?;
     let denoising = start.elapsed();
     let start = Instant::now();
     let image = RgbImage::from_tensor(&ae.decode(&latent)?)?;
@@ -191,12 +226,17 @@ pub fn generate_from_embedding(
 }
 
 /// Text-to-image with a loaded model. The hook sees every step and may cancel.
-pub fn generate(model: &mut FluxModel, req: &TextToImage, hook: &mut StepHook) -> Result<Generated> {
+pub fn generate(
+    model: &mut FluxModel,
+    req: &TextToImage,
+    hook: &mut StepHook,
+) -> Result<Generated> {
     let r = req.resolve(model.transformer.variant())?;
     let start = Instant::now();
     let emb = model.text.encode(&req.prompt, r.t5_len)?;
     let text_encoding = start.elapsed();
-    let (image, latent, denoising, decoding) = generate_from_embedding(&model.transformer, &model.ae, &emb, &r, hook)?;
+    let (image, latent, denoising, decoding) =
+        generate_from_embedding(&model.transformer, &model.ae, &emb, &r, hook)?;
     let meta = GenerationMeta {
         prompt: req.prompt.clone(),
         seed: r.seed,
@@ -206,7 +246,16 @@ pub fn generate(model: &mut FluxModel, req: &TextToImage, hook: &mut StepHook) -
         height: r.height,
         variant: model.transformer.variant().name().to_string(),
     };
-    Ok(Generated { image, latent, meta, timings: StageTimings { text_encoding, denoising, decoding } })
+    Ok(Generated {
+        image,
+        latent,
+        meta,
+        timings: StageTimings {
+            text_encoding,
+            denoising,
+            decoding,
+        },
+    })
 }
 
 /// A hook that never cancels.
@@ -224,16 +273,28 @@ mod tests {
         let e = validate_size(1000, 770).unwrap_err().to_string();
         assert!(e.contains("1008x768"), "{e}");
         assert!(validate_size(0, 64).is_err());
-        assert!(validate_size(64, 8).unwrap_err().to_string().contains("64x16"));
-        assert!(validate_size(16, 4112).unwrap_err().to_string().contains("too large"));
-        assert!(validate_size(4096, 4096).unwrap_err().to_string().contains("too large"));
+        assert!(validate_size(64, 8)
+            .unwrap_err()
+            .to_string()
+            .contains("64x16"));
+        assert!(validate_size(16, 4112)
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
+        assert!(validate_size(4096, 4096)
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
         assert!(validate_size(usize::MAX - 15, 16).is_err());
     }
 
     #[test]
     fn defaults_and_limits() {
         let r = TextToImage::new("x", 1).resolve(Variant::Dev).unwrap();
-        assert_eq!((r.steps, r.guidance, r.t5_len, r.shift, r.width), (28, 3.5, 512, true, 1024));
+        assert_eq!(
+            (r.steps, r.guidance, r.t5_len, r.shift, r.width),
+            (28, 3.5, 512, true, 1024)
+        );
         let r = TextToImage::new("x", 1).resolve(Variant::Schnell).unwrap();
         assert_eq!((r.steps, r.t5_len, r.shift), (4, 256, false));
         let mut q = TextToImage::new("x", 1);

@@ -43,7 +43,13 @@ pub fn gaussian(seed: u64, n: usize) -> Vec<f32> {
 }
 
 /// Initial latent noise (1, channels, h, w) for `seed`, on `device` (f32).
-pub fn latent_noise(seed: u64, channels: usize, h: usize, w: usize, device: &Device) -> Result<Tensor> {
+pub fn latent_noise(
+    seed: u64,
+    channels: usize,
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let data = gaussian(seed, channels * h * w);
     Ok(Tensor::from_vec(data, (1, channels, h, w), &Device::Cpu)?.to_device(device)?)
 }

@@ -20,18 +20,28 @@ pub fn token_grid(height: usize, width: usize) -> (usize, usize) {
 /// (B, C, h, w) -> (B, h/2·w/2, 4C): token `r·(w/2)+c`, feature `ch·4 + dy·2 + dx`.
 pub fn pack(z: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = z.dims4()?;
-    Ok(z.reshape((b, c, h / 2, 2, w / 2, 2))?.permute((0, 2, 4, 1, 3, 5))?.reshape((b, h / 2 * (w / 2), c * 4))?)
+    Ok(z.reshape((b, c, h / 2, 2, w / 2, 2))?
+        .permute((0, 2, 4, 1, 3, 5))?
+        .reshape((b, h / 2 * (w / 2), c * 4))?)
 }
 
 /// Inverse of [`pack`] for a `rows` × `cols` token grid.
 pub fn unpack(x: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
     let (b, _n, f) = x.dims3()?;
     let c = f / 4;
-    Ok(x.reshape((b, rows, cols, c, 2, 2))?.permute((0, 3, 1, 4, 2, 5))?.reshape((b, c, rows * 2, cols * 2))?)
+    Ok(x.reshape((b, rows, cols, c, 2, 2))?
+        .permute((0, 3, 1, 4, 2, 5))?
+        .reshape((b, c, rows * 2, cols * 2))?)
 }
 
 /// Position ids (B, rows·cols, 3) = (`axis0`, row, col), row-major.
-pub fn image_ids(batch: usize, rows: usize, cols: usize, axis0: f32, device: &Device) -> Result<Tensor> {
+pub fn image_ids(
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    axis0: f32,
+    device: &Device,
+) -> Result<Tensor> {
     let mut v = Vec::with_capacity(rows * cols * 3);
     for r in 0..rows {
         for c in 0..cols {

@@ -71,10 +71,27 @@ pub fn denoise(
             Some(r) => Tensor::cat(&[&x, &r.tokens.to_dtype(dtype)?], 1)?,
             None => x.clone(),
         };
-        let pred = model.forward(&input, &ids, &cond.txt, &cond.txt_ids, &t_vec, &cond.vec, Some(&guidance))?;
-        let pred = if reference.is_some() { pred.narrow(1, 0, n_target)? } else { pred };
+        let pred = model.forward(
+            &input,
+            &ids,
+            &cond.txt,
+            &cond.txt_ids,
+            &t_vec,
+            &cond.vec,
+            Some(&guidance),
+        )?;
+        let pred = if reference.is_some() {
+            pred.narrow(1, 0, n_target)?
+        } else {
+            pred
+        };
         x = (x + (pred * f64::from(t_next - t_cur))?)?;
-        let info = StepInfo { step: i + 1, total, t: t_next, latent: &x };
+        let info = StepInfo {
+            step: i + 1,
+            total,
+            t: t_next,
+            latent: &x,
+        };
         if hook(&info).is_break() {
             return Err(Error::Cancelled);
         }

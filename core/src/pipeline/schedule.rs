@@ -10,7 +10,9 @@ const MAX_SHIFT: f64 = 1.15;
 
 /// The shift `mu`, linear in the number of target image tokens (256 -> 0.5, 4096 -> 1.15).
 pub fn mu(image_tokens: usize) -> f64 {
-    BASE_SHIFT + (MAX_SHIFT - BASE_SHIFT) / (MAX_TOKENS - BASE_TOKENS) * (image_tokens as f64 - BASE_TOKENS)
+    BASE_SHIFT
+        + (MAX_SHIFT - BASE_SHIFT) / (MAX_TOKENS - BASE_TOKENS)
+            * (image_tokens as f64 - BASE_TOKENS)
 }
 
 /// `steps + 1` timesteps from 1 to 0; shifted by `mu(image_tokens)` when `shift` (dev, Kontext).
@@ -29,7 +31,9 @@ pub fn timesteps(steps: usize, image_tokens: usize, shift: bool) -> Vec<f32> {
         return linear.collect();
     }
     let e = mu(image_tokens).exp() as f32;
-    linear.map(|t| (1.0f32 / (e + (1.0 / t - 1.0))) * e).collect()
+    linear
+        .map(|t| (1.0f32 / (e + (1.0 / t - 1.0))) * e)
+        .collect()
 }
 
 #[cfg(test)]

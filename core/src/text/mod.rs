@@ -5,7 +5,9 @@ pub mod tokenizer;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig, ClipTextTransformer};
+use candle_transformers::models::clip::text_model::{
+    Activation, ClipTextConfig, ClipTextTransformer,
+};
 use candle_transformers::models::t5::{self, T5EncoderModel};
 
 use crate::error::{Error, Result};
@@ -26,7 +28,11 @@ pub struct PromptEmbedding {
 
 /// Infers a T5 encoder config from tensor shapes (the FLUX T5 is a gated-GELU v1.1 encoder).
 pub fn infer_t5_config(w: &ModelWeights) -> Result<t5::Config> {
-    let emb = if w.contains("shared.weight") { "shared.weight" } else { "encoder.embed_tokens.weight" };
+    let emb = if w.contains("shared.weight") {
+        "shared.weight"
+    } else {
+        "encoder.embed_tokens.weight"
+    };
     let emb = w.shape(emb)?;
     let rel = w.shape("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")?;
     let inner = w.dim0("encoder.block.0.layer.0.SelfAttention.q.weight")?;
@@ -47,24 +53,32 @@ pub fn infer_t5_config(w: &ModelWeights) -> Result<t5::Config> {
 
 /// Parses an HF `config.json` for T5.
 pub fn parse_t5_config(json: &serde_json::Value) -> Result<t5::Config> {
-    serde_json::from_value(json.clone()).map_err(|e| Error::UnknownLayout(format!("T5 config.json: {e}")))
+    serde_json::from_value(json.clone())
+        .map_err(|e| Error::UnknownLayout(format!("T5 config.json: {e}")))
 }
 
 /// CLIP text config: shapes from the tensors, the head count from `heads` (config.json or file
 /// metadata) or, failing that, CLIP's 64-wide heads.
-pub fn infer_clip_config(w: &ModelWeights, prefix: &str, heads: Option<usize>) -> Result<ClipTextConfig> {
+pub fn infer_clip_config(
+    w: &ModelWeights,
+    prefix: &str,
+    heads: Option<usize>,
+) -> Result<ClipTextConfig> {
     let tok = w.shape(&format!("{prefix}embeddings.token_embedding.weight"))?;
     let embed_dim = tok[1];
     let heads = heads.unwrap_or((embed_dim / 64).max(1));
     if embed_dim % heads != 0 {
-        return Err(Error::UnknownLayout(format!("CLIP width {embed_dim} is not divisible by {heads} heads")));
+        return Err(Error::UnknownLayout(format!(
+            "CLIP width {embed_dim} is not divisible by {heads} heads"
+        )));
     }
     Ok(ClipTextConfig {
         vocab_size: tok[0],
         embed_dim,
         activation: Activation::QuickGelu,
         intermediate_size: w.dim0(&format!("{prefix}encoder.layers.0.mlp.fc1.weight"))?,
-        max_position_embeddings: w.dim0(&format!("{prefix}embeddings.position_embedding.weight"))?,
+        max_position_embeddings: w
+            .dim0(&format!("{prefix}embeddings.position_embedding.weight"))?,
         pad_with: None,
         num_hidden_layers: w.count(&format!("{prefix}encoder.layers.{{}}.mlp.fc1.weight")),
         num_attention_heads: heads,
@@ -81,10 +95,20 @@ pub struct T5Encoder {
 
 impl T5Encoder {
     /// Builds the encoder from weights and config.
-    pub fn load(w: &Arc<ModelWeights>, cfg: &t5::Config, tokenizer: PromptTokenizer, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        w: &Arc<ModelWeights>,
+        cfg: &t5::Config,
+        tokenizer: PromptTokenizer,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let (vb, errors) = w.var_builder(dtype, device);
         let model = T5EncoderModel::load(vb, cfg).map_err(|e| errors.take(e))?;
-        Ok(Self { model, tokenizer, device: device.clone() })
+        Ok(Self {
+            model,
+            tokenizer,
+            device: device.clone(),
+        })
     }
 
     /// Last hidden state for token ids (1, L) -> (1, L, d). No attention mask, as in the reference.
@@ -118,9 +142,17 @@ impl ClipEncoder {
         device: &Device,
     ) -> Result<Self> {
         let (vb, errors) = w.var_builder(dtype, device);
-        let vb = if prefix.is_empty() { vb } else { vb.pp(prefix.trim_end_matches('.')) };
+        let vb = if prefix.is_empty() {
+            vb
+        } else {
+            vb.pp(prefix.trim_end_matches('.'))
+        };
         let model = ClipTextTransformer::new(vb, cfg).map_err(|e| errors.take(e))?;
-        Ok(Self { model, tokenizer, device: device.clone() })
+        Ok(Self {
+            model,
+            tokenizer,
+            device: device.clone(),
+        })
     }
 
     /// Pooled output (1, d) for token ids: the hidden state at the first end-of-text token.
@@ -151,6 +183,9 @@ pub struct TextEncoders {
 impl TextEncoders {
     /// Encodes a prompt; `t5_len` is the T5 sequence length (256 for schnell, 512 for dev).
     pub fn encode(&mut self, prompt: &str, t5_len: usize) -> Result<PromptEmbedding> {
-        Ok(PromptEmbedding { txt: self.t5.encode(prompt, t5_len)?, vec: self.clip.encode(prompt)? })
+        Ok(PromptEmbedding {
+            txt: self.t5.encode(prompt, t5_len)?,
+            vec: self.clip.encode(prompt)?,
+        })
     }
 }

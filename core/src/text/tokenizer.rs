@@ -15,7 +15,8 @@ use tokenizers::{SplitDelimiterBehavior, Tokenizer};
 use crate::error::{Error, Result};
 
 /// CLIP's word-splitting pattern (from the CLIP tokenizer).
-const CLIP_SPLIT: &str = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+const CLIP_SPLIT: &str =
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// Special tokens that frame a sequence.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +34,10 @@ pub struct PromptTokenizer {
 }
 
 fn tok_err(path: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::Tokenizer { path: Some(path.to_path_buf()), reason: reason.to_string() }
+    Error::Tokenizer {
+        path: Some(path.to_path_buf()),
+        reason: reason.to_string(),
+    }
 }
 
 fn require(path: &Path) -> Result<()> {
@@ -45,7 +49,8 @@ fn require(path: &Path) -> Result<()> {
 }
 
 fn token_id(t: &Tokenizer, path: &Path, token: &str) -> Result<u32> {
-    t.token_to_id(token).ok_or_else(|| tok_err(path, format!("the vocabulary has no '{token}' token")))
+    t.token_to_id(token)
+        .ok_or_else(|| tok_err(path, format!("the vocabulary has no '{token}' token")))
 }
 
 impl PromptTokenizer {
@@ -53,8 +58,16 @@ impl PromptTokenizer {
     pub fn t5(path: &Path) -> Result<Self> {
         require(path)?;
         let inner = Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
-        let specials = Specials { bos: None, eos: token_id(&inner, path, "</s>")?, pad: token_id(&inner, path, "<pad>")? };
-        Ok(Self { inner, specials, source: path.to_path_buf() })
+        let specials = Specials {
+            bos: None,
+            eos: token_id(&inner, path, "</s>")?,
+            pad: token_id(&inner, path, "<pad>")?,
+        };
+        Ok(Self {
+            inner,
+            specials,
+            source: path.to_path_buf(),
+        })
     }
 
     /// Loads a CLIP tokenizer: a `tokenizer.json`, or a folder / `vocab.json` path with `merges.txt` beside it.
@@ -62,7 +75,11 @@ impl PromptTokenizer {
         let inner = if path.is_file() && path.file_name().is_some_and(|n| n == "tokenizer.json") {
             Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?
         } else {
-            let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+            let dir = if path.is_dir() {
+                path
+            } else {
+                path.parent().unwrap_or(Path::new("."))
+            };
             let json = dir.join("tokenizer.json");
             let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
             if !vocab.is_file() && json.is_file() {
@@ -74,8 +91,16 @@ impl PromptTokenizer {
             }
         };
         let eos = token_id(&inner, path, "<|endoftext|>")?;
-        let specials = Specials { bos: Some(token_id(&inner, path, "<|startoftext|>")?), eos, pad: eos };
-        Ok(Self { inner, specials, source: path.to_path_buf() })
+        let specials = Specials {
+            bos: Some(token_id(&inner, path, "<|startoftext|>")?),
+            eos,
+            pad: eos,
+        };
+        Ok(Self {
+            inner,
+            specials,
+            source: path.to_path_buf(),
+        })
     }
 
     /// Where the tokenizer was loaded from.
@@ -87,9 +112,14 @@ impl PromptTokenizer {
     pub fn encode(&self, text: &str, len: usize) -> Result<Vec<u32>> {
         let framing = 1 + usize::from(self.specials.bos.is_some());
         if len < framing {
-            return Err(Error::invalid(format!("a token sequence of {len} cannot hold the special tokens")));
+            return Err(Error::invalid(format!(
+                "a token sequence of {len} cannot hold the special tokens"
+            )));
         }
-        let enc = self.inner.encode(text, false).map_err(|e| tok_err(&self.source, e))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| tok_err(&self.source, e))?;
         let mut ids = Vec::with_capacity(len);
         ids.extend(self.specials.bos);
         ids.extend(enc.get_ids().iter().take(len - framing));
@@ -108,12 +138,26 @@ fn clip_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
         .build()
         .map_err(|e| tok_err(vocab, e))?;
     let mut t = Tokenizer::new(bpe);
-    let spaces = Replace::new(tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()), " ")
-        .map_err(|e| tok_err(vocab, e))?;
-    t.with_normalizer(Some(NormSeq::new(vec![NFC.into(), spaces.into(), Lowercase.into()])));
-    let split = Split::new(SplitPattern::Regex(CLIP_SPLIT.into()), SplitDelimiterBehavior::Removed, true)
-        .map_err(|e| tok_err(vocab, e))?;
-    t.with_pre_tokenizer(Some(PreSeq::new(vec![split.into(), ByteLevel::new(false, true, false).into()])));
+    let spaces = Replace::new(
+        tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()),
+        " ",
+    )
+    .map_err(|e| tok_err(vocab, e))?;
+    t.with_normalizer(Some(NormSeq::new(vec![
+        NFC.into(),
+        spaces.into(),
+        Lowercase.into(),
+    ])));
+    let split = Split::new(
+        SplitPattern::Regex(CLIP_SPLIT.into()),
+        SplitDelimiterBehavior::Removed,
+        true,
+    )
+    .map_err(|e| tok_err(vocab, e))?;
+    t.with_pre_tokenizer(Some(PreSeq::new(vec![
+        split.into(),
+        ByteLevel::new(false, true, false).into(),
+    ])));
     t.with_decoder(Some(ByteLevel::default()));
     Ok(t)
 }

@@ -25,14 +25,27 @@ pub fn diffusers(name: &str) -> PathBuf {
 
 /// All tensors of a fixture file, on the CPU.
 pub fn load(path: &Path) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Maximum absolute difference and relative L2 error of `got` against `want`.
 pub fn errors(got: &Tensor, want: &Tensor) -> (f32, f32) {
     assert_eq!(got.dims(), want.dims(), "shape mismatch");
-    let g = got.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let w = want.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let g = got
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let w = want
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let mut max = 0f32;
     let (mut num, mut den) = (0f64, 0f64);
     for (a, b) in g.iter().zip(&w) {
@@ -52,13 +65,19 @@ pub const ENCODER_MAX_ABS: f32 = 5e-5;
 /// Asserts the transformer / sampling tolerance.
 pub fn assert_transformer_close(what: &str, got: &Tensor, want: &Tensor) {
     let (max, rel) = errors(got, want);
-    assert!(max <= TRANSFORMER_MAX_ABS && rel <= TRANSFORMER_REL_L2, "{what}: max abs {max:e}, rel L2 {rel:e}");
+    assert!(
+        max <= TRANSFORMER_MAX_ABS && rel <= TRANSFORMER_REL_L2,
+        "{what}: max abs {max:e}, rel L2 {rel:e}"
+    );
 }
 
 /// Asserts the encoder tolerance.
 pub fn assert_encoder_close(what: &str, got: &Tensor, want: &Tensor) {
     let (max, rel) = errors(got, want);
-    assert!(max <= ENCODER_MAX_ABS, "{what}: max abs {max:e}, rel L2 {rel:e}");
+    assert!(
+        max <= ENCODER_MAX_ABS,
+        "{what}: max abs {max:e}, rel L2 {rel:e}"
+    );
 }
 
 /// A fresh scratch folder under the target dir, removed when dropped.
@@ -66,7 +85,8 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("flux-core-test-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("flux-core-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
@@ -82,6 +102,7 @@ impl Drop for Scratch {
 /// Writes the tiny model into a scratch folder.
 pub fn tiny_model(name: &str, variant: Variant, layout: Layout) -> (Scratch, ModelFiles) {
     let s = Scratch::new(name);
-    let files = tiny::write_tiny_model(&fixtures(), &s.0.join("model"), variant, layout).expect("write tiny model");
+    let files = tiny::write_tiny_model(&fixtures(), &s.0.join("model"), variant, layout)
+        .expect("write tiny model");
     (s, files)
 }

@@ -1,0 +1,135 @@
+//! Denoising-step benchmark on the CPU: a small but not tiny FLUX config (hidden 768, 12 heads,
+//! 4 double + 8 single blocks) at 256×256 (256 image tokens) with 256 T5 tokens, random weights
+//! written in the BFL layout and loaded through the production loader. Prints ms/step and peak RSS.
+//!
+//! `cargo bench -p flux-core --bench denoise [-- STEPS]`
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use flux_core::model::transformer::Config;
+use flux_core::model::{self, LoadOptions, ModelFiles};
+use flux_core::pipeline::{self, noise, packing};
+use flux_core::text::PromptEmbedding;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(f64::NAN) / 1024.0
+}
+
+fn bench_config() -> Config {
+    Config {
+        in_channels: 64,
+        vec_in_dim: 768,
+        context_in_dim: 4096,
+        hidden_size: 768,
+        mlp_ratio: 4.0,
+        num_heads: 12,
+        depth: 4,
+        depth_single_blocks: 8,
+        axes_dim: vec![8, 28, 28],
+        theta: 10_000,
+        qkv_bias: true,
+        guidance_embed: true,
+    }
+}
+
+fn main() -> flux_core::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    // Child mode: write the random weights, so their memory never counts in this process's peak.
+    if let Some(i) = args.iter().position(|a| a == "--write-weights") {
+        return flux_core::tiny::write_random_transformer(
+            args[i + 1].as_ref(),
+            &bench_config(),
+            1,
+            DType::F32,
+        );
+    }
+    let steps: usize = args
+        .iter()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(6);
+    let config = bench_config();
+    let dir = std::env::temp_dir().join(format!("flux-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| flux_core::Error::Image(e.to_string()))?;
+    let path = dir.join("flux1-dev.safetensors");
+    let exe = std::env::current_exe().map_err(|e| flux_core::Error::Image(e.to_string()))?;
+    let status = std::process::Command::new(exe)
+        .arg("--write-weights")
+        .arg(&path)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        return Err(flux_core::Error::Image(
+            "writing the random weights failed".into(),
+        ));
+    }
+    let weight_mib = std::fs::metadata(&path)
+        .map(|m| m.len() as f64 / 1048576.0)
+        .unwrap_or(f64::NAN);
+    let files = ModelFiles {
+        transformer: path,
+        ae: Default::default(),
+        t5: Default::default(),
+        clip: Default::default(),
+        t5_tokenizer: Default::default(),
+        clip_tokenizer: Default::default(),
+        model_index: None,
+    };
+    let opts = LoadOptions {
+        axes_dim: Some(config.axes_dim.clone()),
+        ..LoadOptions::default()
+    };
+    let start = Instant::now();
+    let transformer = model::load_transformer(&files, &opts)?;
+    let load_time = start.elapsed();
+    let rss_after_load = peak_rss_mib();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (height, width, txt_len) = (256, 256, 256);
+    let cpu = Device::Cpu;
+    let emb = PromptEmbedding {
+        txt: Tensor::from_vec(noise::gaussian(2, txt_len * 4096), (1, txt_len, 4096), &cpu)?,
+        vec: Tensor::from_vec(noise::gaussian(3, 768), (1, 768), &cpu)?,
+    };
+    let cond = pipeline::conditioning(&transformer, &emb, 3.5)?;
+    let (h, w) = packing::latent_size(height, width);
+    let latent = noise::latent_noise(4, 16, h, w, &cpu)?;
+    let mut marks = vec![Instant::now()];
+    let mut hook = |_: &pipeline::sampler::StepInfo| {
+        marks.push(Instant::now());
+        ControlFlow::Continue(())
+    };
+    // One extra step first: a warm-up whose time is not counted.
+    pipeline::sample(&transformer, &cond, &latent, steps + 1, true, &mut hook)?;
+    let mut per_step: Vec<f64> = marks
+        .windows(2)
+        .skip(1)
+        .map(|m| (m[1] - m[0]).as_secs_f64() * 1e3)
+        .collect();
+    per_step.sort_by(f64::total_cmp);
+    let median = per_step[per_step.len() / 2];
+    let mean = per_step.iter().sum::<f64>() / per_step.len() as f64;
+    println!(
+        "config: hidden 768, 12 heads, 4 double + 8 single blocks, f32, CPU ({} threads)",
+        candle_core::utils::get_num_threads()
+    );
+    println!(
+        "tokens: {} image ({width}x{height}) + {txt_len} text",
+        (height / 16) * (width / 16)
+    );
+    println!(
+        "load: {:.0} ms, peak RSS after load {:.0} MiB (weights {:.0} MiB)",
+        load_time.as_secs_f64() * 1e3,
+        rss_after_load,
+        weight_mib
+    );
+    println!("denoise: {} timed steps, median {median:.1} ms/step, mean {mean:.1} ms/step, min {:.1}, max {:.1}", per_step.len(), per_step[0], per_step[per_step.len() - 1]);
+    println!("peak RSS: {:.0} MiB", peak_rss_mib());
+    Ok(())
+}
