@@ -53,3 +53,112 @@ impl RgbImage {
             .to_device(device)?)
     }
 }
+
+/// Pixel layout of a caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    Rgb8,
+    /// RGBA with straight alpha; alpha is ignored (the RGB values are used as they are).
+    Rgba8,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub fn bytes(self) -> usize {
+        match self {
+            PixelFormat::Rgb8 => 3,
+            PixelFormat::Rgba8 => 4,
+        }
+    }
+}
+
+/// Largest accepted input image side (a larger capture is an error, not an allocation).
+pub const MAX_INPUT_SIDE: usize = 16384;
+
+/// A caller's image buffer: `height` rows of `stride` bytes, each starting with `width` pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub stride: usize,
+    pub format: PixelFormat,
+    pub data: &'a [u8],
+}
+
+impl ImageView<'_> {
+    /// Validates the buffer and copies it to tightly packed RGB8 (alpha dropped).
+    pub fn to_rgb(&self) -> Result<RgbImage> {
+        let (w, h, bpp) = (self.width, self.height, self.format.bytes());
+        if w == 0 || h == 0 {
+            return Err(Error::invalid(format!(
+                "the input image is empty ({w}x{h})"
+            )));
+        }
+        if w > MAX_INPUT_SIDE || h > MAX_INPUT_SIDE {
+            return Err(Error::invalid(format!(
+                "the input image {w}x{h} is larger than {MAX_INPUT_SIDE} px a side"
+            )));
+        }
+        let row = w * bpp;
+        if self.stride < row {
+            return Err(Error::invalid(format!(
+                "stride {} is smaller than a row of {w} pixels ({row} bytes)",
+                self.stride
+            )));
+        }
+        let needed = self.stride * (h - 1) + row;
+        if self.data.len() < needed {
+            return Err(Error::invalid(format!(
+                "the image buffer holds {} bytes but {h} rows of stride {} need {needed}",
+                self.data.len(),
+                self.stride
+            )));
+        }
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            let line = &self.data[y * self.stride..y * self.stride + row];
+            for px in line.chunks_exact(bpp) {
+                data.extend_from_slice(&px[..3]);
+            }
+        }
+        Ok(RgbImage {
+            width: w,
+            height: h,
+            data,
+        })
+    }
+}
+
+impl RgbImage {
+    /// A view of this image for the APIs that take caller buffers.
+    pub fn view(&self) -> ImageView<'_> {
+        ImageView {
+            width: self.width,
+            height: self.height,
+            stride: self.width * 3,
+            format: PixelFormat::Rgb8,
+            data: &self.data,
+        }
+    }
+
+    /// Resized with a Lanczos-3 filter (no-op when the size is unchanged).
+    pub fn resized(&self, width: usize, height: usize) -> Result<RgbImage> {
+        if (width, height) == (self.width, self.height) {
+            return Ok(self.clone());
+        }
+        let buf =
+            ::image::RgbImage::from_raw(self.width as u32, self.height as u32, self.data.clone())
+                .ok_or_else(|| Error::invalid("image buffer size does not match its dimensions"))?;
+        let out = ::image::imageops::resize(
+            &buf,
+            width as u32,
+            height as u32,
+            ::image::imageops::FilterType::Lanczos3,
+        );
+        Ok(RgbImage {
+            width,
+            height,
+            data: out.into_raw(),
+        })
+    }
+}

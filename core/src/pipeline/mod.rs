@@ -1,5 +1,6 @@
 //! Text-to-image: size checks, defaults, seeded noise, schedule, denoise, VAE decode.
 
+pub mod edit;
 pub mod noise;
 pub mod packing;
 pub mod sampler;
@@ -205,40 +206,49 @@ pub fn sample(
     packing::unpack(&x, rows, cols)
 }
 
-/// Generates from a prompt embedding: seeded noise, denoise, decode.
+/// Generates from a prompt embedding: seeded noise, denoise; returns the final latent.
 pub fn generate_from_embedding(
     transformer: &FluxTransformer,
-    ae: &AutoEncoder,
     emb: &PromptEmbedding,
     r: &Resolved,
     hook: &mut StepHook,
-) -> Result<(RgbImage, Tensor, Duration, Duration)> {
-    let start = Instant::now();
+) -> Result<Tensor> {
     let (h, w) = packing::latent_size(r.height, r.width);
-    let device = emb.txt.device();
-    let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, device)?;
+    let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, emb.txt.device())?;
     let cond = conditioning(transformer, emb, r.guidance)?;
-    let latent = sample(transformer, &cond, &noise, r.steps, r.shift, hook)?;
-    let denoising = start.elapsed();
-    let start = Instant::now();
-    let image = RgbImage::from_tensor(&ae.decode(&latent)?)?;
-    Ok((image, latent, denoising, start.elapsed()))
+    sample(transformer, &cond, &noise, r.steps, r.shift, hook)
 }
 
-/// Text-to-image with a loaded model. The hook sees every step and may cancel.
-pub fn generate(
+/// Decodes a final latent to RGB8.
+pub fn decode(ae: &AutoEncoder, latent: &Tensor) -> Result<RgbImage> {
+    RgbImage::from_tensor(&ae.decode(latent)?)
+}
+
+/// Encodes `prompt`, runs `denoise` (the stage that turns the embedding into a final latent:
+/// text-to-image, edit or img2img), decodes, and times each stage.
+pub fn run_timed(
     model: &mut FluxModel,
-    req: &TextToImage,
+    prompt: &str,
+    r: &Resolved,
     hook: &mut StepHook,
+    denoise: impl FnOnce(
+        &FluxTransformer,
+        &AutoEncoder,
+        &PromptEmbedding,
+        &mut StepHook,
+    ) -> Result<Tensor>,
 ) -> Result<Generated> {
-    let r = req.resolve(model.transformer.variant())?;
     let start = Instant::now();
-    let emb = model.text.encode(&req.prompt, r.t5_len)?;
+    let emb = model.text.encode(prompt, r.t5_len)?;
     let text_encoding = start.elapsed();
-    let (image, latent, denoising, decoding) =
-        generate_from_embedding(&model.transformer, &model.ae, &emb, &r, hook)?;
+    let start = Instant::now();
+    let latent = denoise(&model.transformer, &model.ae, &emb, hook)?;
+    let denoising = start.elapsed();
+    let start = Instant::now();
+    let image = decode(&model.ae, &latent)?;
+    let decoding = start.elapsed();
     let meta = GenerationMeta {
-        prompt: req.prompt.clone(),
+        prompt: prompt.to_string(),
         seed: r.seed,
         steps: r.steps,
         guidance: r.guidance,
@@ -255,6 +265,18 @@ pub fn generate(
             denoising,
             decoding,
         },
+    })
+}
+
+/// Text-to-image with a loaded model. The hook sees every step and may cancel.
+pub fn generate(
+    model: &mut FluxModel,
+    req: &TextToImage,
+    hook: &mut StepHook,
+) -> Result<Generated> {
+    let r = req.resolve(model.transformer.variant())?;
+    run_timed(model, &req.prompt, &r, hook, |t, _, emb, hook| {
+        generate_from_embedding(t, emb, &r, hook)
     })
 }
 
