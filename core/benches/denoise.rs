@@ -1,6 +1,7 @@
 //! Denoising-step benchmark on the CPU: a small but not tiny FLUX config (hidden 768, 12 heads,
 //! 4 double + 8 single blocks) at 256×256 (256 image tokens) with 256 T5 tokens, random weights
-//! written in the BFL layout and loaded through the production loader. Prints ms/step and peak RSS.
+//! written in the BFL layout and loaded through the production loader. Prints ms/step for
+//! text-to-image and for Kontext with one same-size reference (twice the image tokens), and peak RSS.
 //!
 //! `cargo bench -p flux-core --bench denoise [-- STEPS]`
 
@@ -10,7 +11,8 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use flux_core::model::transformer::Config;
 use flux_core::model::{self, LoadOptions, ModelFiles};
-use flux_core::pipeline::{self, noise, packing};
+use flux_core::pipeline::sampler::ReferenceTokens;
+use flux_core::pipeline::{self, edit, noise, packing};
 use flux_core::text::PromptEmbedding;
 
 fn peak_rss_mib() -> f64 {
@@ -37,6 +39,45 @@ fn bench_config() -> Config {
         qkv_bias: true,
         guidance_embed: true,
     }
+}
+
+/// Per-step wall times of one sampling run, the first (warm-up) step dropped, sorted.
+struct StepTimes {
+    sorted_ms: Vec<f64>,
+    median: f64,
+}
+
+impl StepTimes {
+    fn print(&self, what: &str) {
+        let v = &self.sorted_ms;
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "{what}: {} timed steps, median {:.1} ms/step, mean {mean:.1}, min {:.1}, max {:.1}",
+            v.len(),
+            self.median,
+            v[0],
+            v[v.len() - 1]
+        );
+    }
+}
+
+fn time_steps(
+    run: impl FnOnce(&mut pipeline::sampler::StepHook) -> flux_core::Result<Tensor>,
+) -> flux_core::Result<StepTimes> {
+    let mut marks = vec![Instant::now()];
+    let mut hook = |_: &pipeline::sampler::StepInfo| {
+        marks.push(Instant::now());
+        ControlFlow::Continue(())
+    };
+    run(&mut hook)?;
+    let mut sorted_ms: Vec<f64> = marks
+        .windows(2)
+        .skip(1)
+        .map(|m| (m[1] - m[0]).as_secs_f64() * 1e3)
+        .collect();
+    sorted_ms.sort_by(f64::total_cmp);
+    let median = sorted_ms[sorted_ms.len() / 2];
+    Ok(StepTimes { sorted_ms, median })
 }
 
 fn main() -> flux_core::Result<()> {
@@ -100,21 +141,17 @@ fn main() -> flux_core::Result<()> {
     let cond = pipeline::conditioning(&transformer, &emb, 3.5)?;
     let (h, w) = packing::latent_size(height, width);
     let latent = noise::latent_noise(4, 16, h, w, &cpu)?;
-    let mut marks = vec![Instant::now()];
-    let mut hook = |_: &pipeline::sampler::StepInfo| {
-        marks.push(Instant::now());
-        ControlFlow::Continue(())
+    // One extra step first in each run: a warm-up whose time is not counted.
+    let t2i =
+        time_steps(|hook| pipeline::sample(&transformer, &cond, &latent, steps + 1, true, hook))?;
+    // Kontext at the same target size: one same-size reference doubles the image tokens.
+    let reference = ReferenceTokens {
+        tokens: packing::pack(&noise::latent_noise(5, 16, h, w, &cpu)?)?,
+        ids: packing::image_ids(1, h / 2, w / 2, 1.0, &cpu)?,
     };
-    // One extra step first: a warm-up whose time is not counted.
-    pipeline::sample(&transformer, &cond, &latent, steps + 1, true, &mut hook)?;
-    let mut per_step: Vec<f64> = marks
-        .windows(2)
-        .skip(1)
-        .map(|m| (m[1] - m[0]).as_secs_f64() * 1e3)
-        .collect();
-    per_step.sort_by(f64::total_cmp);
-    let median = per_step[per_step.len() / 2];
-    let mean = per_step.iter().sum::<f64>() / per_step.len() as f64;
+    let kontext = time_steps(|hook| {
+        edit::sample_with_references(&transformer, &cond, &latent, &reference, steps + 1, hook)
+    })?;
     println!(
         "config: hidden 768, 12 heads, 4 double + 8 single blocks, f32, CPU ({} threads)",
         candle_core::utils::get_num_threads()
@@ -129,7 +166,12 @@ fn main() -> flux_core::Result<()> {
         rss_after_load,
         weight_mib
     );
-    println!("denoise: {} timed steps, median {median:.1} ms/step, mean {mean:.1} ms/step, min {:.1}, max {:.1}", per_step.len(), per_step[0], per_step[per_step.len() - 1]);
+    t2i.print("text-to-image");
+    kontext.print("Kontext (+256 reference tokens)");
+    println!(
+        "Kontext / text-to-image step time: {:.2}x",
+        kontext.median / t2i.median
+    );
     println!("peak RSS: {:.0} MiB", peak_rss_mib());
     Ok(())
 }

@@ -194,7 +194,7 @@ pub fn edit_from_embedding(
     hook: &mut StepHook,
 ) -> Result<Tensor> {
     if !transformer.is_kontext() {
-        log::warn!("editing with a dev model that is not marked Kontext-trained: results will ignore the reference");
+        log::warn!("editing with a dev model that is not marked Kontext-trained: a plain dev model was not trained to follow reference images (set LoadOptions::kontext if it is a Kontext model)");
     }
     let device = emb.txt.device();
     let tokens = reference_tokens(ae, refs, transformer.dtype(), device)?;

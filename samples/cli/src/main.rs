@@ -9,6 +9,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use flux_core::image::export;
 use flux_core::model::{FluxModel, LoadOptions, Variant};
+use flux_core::pipeline::edit::{self, KontextEdit};
 use flux_core::pipeline::{self, TextToImage};
 use flux_core::tiny::{self, Layout};
 
@@ -31,36 +32,66 @@ enum LayoutArg {
     Diffusers,
 }
 
+/// Which model to run and where.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model folder (diffusers or BFL/ComfyUI single files); the tiny model when omitted.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Which tiny model to use when --model is omitted.
+    #[arg(long, value_enum, default_value = "dev")]
+    tiny: VariantArg,
+    /// Treat the transformer as Kontext-trained (default: detected from the file names).
+    #[arg(long)]
+    kontext: bool,
+    /// Run on CUDA device N (needs a build with the `cuda` feature).
+    #[arg(long)]
+    cuda: Option<usize>,
+}
+
+/// What every job shares.
+#[derive(clap::Args)]
+struct JobArgs {
+    #[arg(long)]
+    prompt: String,
+    /// Denoising steps (default: dev 28, schnell 4, Kontext 30).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Distilled guidance (default: dev 3.5, Kontext 2.5).
+    #[arg(long)]
+    guidance: Option<f32>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output file: .png (with the parameters embedded) or .jpg.
+    #[arg(long, default_value = "out.png")]
+    out: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate an image from a prompt.
     Generate {
-        /// Model folder (diffusers or BFL/ComfyUI single files); the tiny model when omitted.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Which tiny model to use when --model is omitted.
-        #[arg(long, value_enum, default_value = "dev")]
-        tiny: VariantArg,
-        #[arg(long)]
-        prompt: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        job: JobArgs,
         #[arg(long, default_value_t = 1024)]
         width: usize,
         #[arg(long, default_value_t = 1024)]
         height: usize,
-        /// Denoising steps (default: dev 28, schnell 4).
+    },
+    /// Edit an image with FLUX.1 Kontext (needs a dev/Kontext model).
+    Edit {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        job: JobArgs,
+        /// Image to edit (PNG or JPEG); repeat for several reference images.
+        #[arg(long, required = true)]
+        image: Vec<PathBuf>,
+        /// Keep the input size (rounded to multiples of 16) instead of snapping to a Kontext resolution.
         #[arg(long)]
-        steps: Option<usize>,
-        /// Distilled guidance (dev; default 3.5).
-        #[arg(long)]
-        guidance: Option<f32>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Output file: .png (with the parameters embedded) or .jpg.
-        #[arg(long, default_value = "out.png")]
-        out: PathBuf,
-        /// Run on CUDA device N (needs a build with the `cuda` feature).
-        #[arg(long)]
-        cuda: Option<usize>,
+        no_snap: bool,
     },
     /// Write the tiny random-weight model (the reference fixtures' weights) in a real layout.
     TinyModel {
@@ -87,6 +118,63 @@ fn layout(l: LayoutArg) -> Layout {
     }
 }
 
+fn load(args: &ModelArgs) -> flux_core::Result<FluxModel> {
+    let dir = match &args.model {
+        Some(dir) => dir.clone(),
+        None => {
+            let v = variant(args.tiny);
+            let dir = std::env::temp_dir().join(format!("flux-tiny-{}", v.name()));
+            tiny::write_tiny_model(&tiny::default_fixtures_dir(), &dir, v, Layout::SingleFiles)?;
+            eprintln!(
+                "no --model given: using the built-in tiny {} model ({})",
+                v.name(),
+                dir.display()
+            );
+            dir
+        }
+    };
+    let device = match args.cuda {
+        Some(i) => candle_core::Device::new_cuda(i).map_err(flux_core::Error::from)?,
+        None => candle_core::Device::Cpu,
+    };
+    let kontext = args.kontext.then_some(true);
+    let start = Instant::now();
+    let model = FluxModel::load_folder(
+        &dir,
+        &LoadOptions {
+            device,
+            kontext,
+            ..LoadOptions::default()
+        },
+    )?;
+    eprintln!(
+        "loaded {} model in {:.2?}",
+        model.info.variant.name(),
+        start.elapsed()
+    );
+    Ok(model)
+}
+
+fn progress(s: &pipeline::sampler::StepInfo) -> ControlFlow<()> {
+    eprintln!("step {}/{}", s.step, s.total);
+    ControlFlow::Continue(())
+}
+
+fn save(job: &JobArgs, result: &pipeline::Generated) -> flux_core::Result<()> {
+    export::save(&job.out, &result.image, Some(&result.meta))?;
+    let t = result.timings;
+    eprintln!(
+        "wrote {} ({}x{}): text {:.2?}, denoise {:.2?}, decode {:.2?}",
+        job.out.display(),
+        result.image.width,
+        result.image.height,
+        t.text_encoding,
+        t.denoising,
+        t.decoding
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> flux_core::Result<()> {
     match cli.command {
         Command::TinyModel {
@@ -103,80 +191,53 @@ fn run(cli: Cli) -> flux_core::Result<()> {
         }
         Command::Generate {
             model,
-            tiny: t,
-            prompt,
+            job,
             width,
             height,
-            steps,
-            guidance,
-            seed,
-            out,
-            cuda,
         } => {
-            let dir = match model {
-                Some(dir) => dir,
-                None => {
-                    let dir = std::env::temp_dir().join(format!("flux-tiny-{}", variant(t).name()));
-                    tiny::write_tiny_model(
-                        &tiny::default_fixtures_dir(),
-                        &dir,
-                        variant(t),
-                        Layout::SingleFiles,
-                    )?;
-                    eprintln!(
-                        "no --model given: using the built-in tiny {} model ({})",
-                        variant(t).name(),
-                        dir.display()
-                    );
-                    dir
-                }
-            };
-            let device = match cuda {
-                Some(i) => candle_core::Device::new_cuda(i).map_err(flux_core::Error::from)?,
-                None => candle_core::Device::Cpu,
-            };
-            let start = Instant::now();
-            let mut model = FluxModel::load_folder(
-                &dir,
-                &LoadOptions {
-                    device,
-                    ..LoadOptions::default()
-                },
-            )?;
-            eprintln!(
-                "loaded {} model in {:.2?}",
-                model.info.variant.name(),
-                start.elapsed()
-            );
+            let mut model = load(&model)?;
             let req = TextToImage {
                 width,
                 height,
-                steps,
-                guidance,
-                ..TextToImage::new(prompt, seed)
-            };
-            let mut progress = |s: &pipeline::sampler::StepInfo| {
-                eprintln!("step {}/{}", s.step, s.total);
-                ControlFlow::Continue(())
+                steps: job.steps,
+                guidance: job.guidance,
+                ..TextToImage::new(job.prompt.clone(), job.seed)
             };
             let result = pipeline::generate(&mut model, &req, &mut progress)?;
-            export::save(&out, &result.image, Some(&result.meta))?;
-            let t = result.timings;
-            eprintln!(
-                "wrote {} ({}x{}): text {:.2?}, denoise {:.2?}, decode {:.2?}",
-                out.display(),
-                result.image.width,
-                result.image.height,
-                t.text_encoding,
-                t.denoising,
-                t.decoding
-            );
+            save(&job, &result)?;
+        }
+        Command::Edit {
+            model,
+            job,
+            image,
+            no_snap,
+        } => {
+            let images = image
+                .iter()
+                .map(|p| {
+                    export::decode(&std::fs::read(p).map_err(|e| flux_core::Error::Io {
+                        path: p.clone(),
+                        source: e,
+                    })?)
+                })
+                .collect::<flux_core::Result<Vec<_>>>()?;
+            let mut model = load(&model)?;
+            let mut req = KontextEdit::new(job.prompt.clone(), images[0].view(), job.seed);
+            req.references = images.iter().map(|i| i.view()).collect();
+            req.steps = job.steps;
+            req.guidance = job.guidance;
+            if no_snap {
+                req.resolutions.clear();
+            }
+            let result = edit::edit(&mut model, &req, &mut progress)?;
+            save(&job, &result)?;
         }
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
