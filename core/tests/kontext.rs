@@ -101,7 +101,7 @@ fn kontext_sampling_matches_reference() {
     let ae = model::load_autoencoder(&files, &opts).unwrap();
     let pixels = cond_pixels(&fx["cond_image"]);
     // The fixture replaced the preferred list with the single entry 80x48, target 48x64.
-    let mut req = KontextEdit::new("unused", pixels.view(), 44);
+    let mut req = KontextEdit::new("unused", pixels, 44);
     req.resolutions = vec![(80, 48)];
     req.size = Some((48, 64));
     req.steps = Some(4);
@@ -196,7 +196,7 @@ fn edit_runs_end_to_end_and_reference_matters() {
     .unwrap();
     let a_img = small_image(64, 48, 3);
     let b_img = small_image(64, 48, 90);
-    let mut req = KontextEdit::new("make it night", a_img.view(), 5);
+    let mut req = KontextEdit::new("make it night", a_img.clone(), 5);
     req.resolutions = vec![];
     req.steps = Some(2);
     req.t5_len = Some(16);
@@ -205,10 +205,10 @@ fn edit_runs_end_to_end_and_reference_matters() {
         (a.image.width, a.image.height, a.meta.steps, a.meta.guidance),
         (64, 48, 2, 2.5)
     );
-    req.references = vec![b_img.view()];
+    req.references = vec![b_img.clone()];
     let b = edit::edit(&mut model, &req, &mut continue_hook()).unwrap();
     assert_ne!(a.image, b.image, "the reference image has no effect");
-    req.references = vec![a_img.view(), b_img.view()];
+    req.references = vec![a_img, b_img];
     assert!(edit::edit(&mut model, &req, &mut continue_hook()).is_ok());
 }
 
@@ -241,7 +241,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
         &mut model,
         &ImageToImage {
             base: base.clone(),
-            init: init.view(),
+            init: init.clone(),
             strength: 1.0,
         },
         &mut continue_hook(),
@@ -257,7 +257,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
         &mut model,
         &ImageToImage {
             base: base.clone(),
-            init: init.view(),
+            init: init.clone(),
             strength: 0.5,
         },
         &mut count,
@@ -270,7 +270,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
         &mut model,
         &ImageToImage {
             base: base.clone(),
-            init: other.view(),
+            init: other.clone(),
             strength: 0.5,
         },
         &mut continue_hook(),
@@ -282,7 +282,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
             &mut model,
             &ImageToImage {
                 base: base.clone(),
-                init: init.view(),
+                init: init.clone(),
                 strength: bad
             },
             &mut continue_hook()
@@ -315,30 +315,31 @@ fn bad_edit_input_is_an_error() {
         ),
     ];
     for (v, want) in cases {
-        let e = KontextEdit::new("x", v, 0)
-            .prepare(Variant::Dev)
-            .unwrap_err()
-            .to_string();
+        let e = v.to_rgb().unwrap_err().to_string();
         assert!(e.contains(want), "{want}: {e}");
     }
     let ok = view(64, 48, 64 * 4, PixelFormat::Rgba8, rgba);
-    assert!(
-        KontextEdit::new("x", ok, 0).prepare(Variant::Dev).is_ok(),
+    let rgb = ok.to_rgb().unwrap();
+    assert_eq!(
+        (rgb.width, rgb.height, rgb.data.len()),
+        (64, 48, 64 * 48 * 3),
         "RGBA with stride"
     );
-    let e = KontextEdit::new("x", img.view(), 0)
+    assert_eq!(&rgb.data[..3], &rgba[..3], "alpha dropped, RGB kept");
+    assert!(KontextEdit::new("x", rgb, 0).prepare(Variant::Dev).is_ok());
+    let e = KontextEdit::new("x", img.clone(), 0)
         .prepare(Variant::Schnell)
         .unwrap_err()
         .to_string();
     assert!(e.contains("schnell"), "{e}");
-    let mut many = KontextEdit::new("x", img.view(), 0);
-    many.references = vec![img.view(); edit::MAX_REFERENCES + 1];
+    let mut many = KontextEdit::new("x", img.clone(), 0);
+    many.references = vec![img.clone(); edit::MAX_REFERENCES + 1];
     assert!(many
         .prepare(Variant::Dev)
         .unwrap_err()
         .to_string()
         .contains("at most"));
-    let mut bad_size = KontextEdit::new("x", img.view(), 0);
+    let mut bad_size = KontextEdit::new("x", img.clone(), 0);
     bad_size.size = Some((50, 64));
     assert!(bad_size
         .prepare(Variant::Dev)

@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use super::sampler::{self, ReferenceTokens, StepHook};
 use super::{conditioning, noise, packing, schedule, Resolved, TextToImage};
 use crate::error::{Error, Result};
-use crate::image::{ImageView, RgbImage};
+use crate::image::RgbImage;
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::{FluxModel, Variant};
@@ -108,12 +108,13 @@ pub fn sample_with_references(
     packing::unpack(&x, rows, cols)
 }
 
-/// A Kontext edit request.
+/// A Kontext edit request. Caller buffers become [`RgbImage`]s through
+/// [`ImageView::to_rgb`](crate::image::ImageView::to_rgb), which validates size and stride.
 #[derive(Debug, Clone)]
-pub struct KontextEdit<'a> {
+pub struct KontextEdit {
     pub prompt: String,
     /// Reference images, at least one, at most [`MAX_REFERENCES`].
-    pub references: Vec<ImageView<'a>>,
+    pub references: Vec<RgbImage>,
     /// Output size; default: the first reference's snapped size.
     pub size: Option<(usize, usize)>,
     /// Resolutions references snap to; default [`KONTEXT_RESOLUTIONS`], empty turns snapping off.
@@ -127,9 +128,9 @@ pub struct KontextEdit<'a> {
     pub t5_len: Option<usize>,
 }
 
-impl<'a> KontextEdit<'a> {
+impl KontextEdit {
     /// An edit of one image with the BFL defaults.
-    pub fn new(prompt: impl Into<String>, image: ImageView<'a>, seed: u64) -> Self {
+    pub fn new(prompt: impl Into<String>, image: RgbImage, seed: u64) -> Self {
         Self {
             prompt: prompt.into(),
             references: vec![image],
@@ -163,8 +164,7 @@ impl<'a> KontextEdit<'a> {
         let refs = self
             .references
             .iter()
-            .map(|v| {
-                let rgb = v.to_rgb()?;
+            .map(|rgb| {
                 let (w, h) = snapped_size(rgb.width, rgb.height, &self.resolutions);
                 super::validate_size(w, h)?;
                 rgb.resized(w, h)
@@ -219,9 +219,9 @@ pub fn edit(
 /// An image-to-image request: `strength` in (0, 1] is how much of the schedule runs
 /// (1 = all of it, starting from pure noise, i.e. exactly text-to-image for the seed).
 #[derive(Debug, Clone)]
-pub struct ImageToImage<'a> {
+pub struct ImageToImage {
     pub base: TextToImage,
-    pub init: ImageView<'a>,
+    pub init: RgbImage,
     pub strength: f32,
 }
 
@@ -289,8 +289,7 @@ pub fn img2img(
 ) -> Result<super::Generated> {
     let r = req.base.resolve(model.transformer.variant())?;
     img2img_start(r.steps, req.strength)?;
-    let init = req.init.to_rgb()?;
     super::run_timed(model, &req.base.prompt, &r, hook, |t, ae, emb, hook| {
-        img2img_from_embedding(t, ae, emb, &init, req.strength, &r, hook)
+        img2img_from_embedding(t, ae, emb, &req.init, req.strength, &r, hook)
     })
 }

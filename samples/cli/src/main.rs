@@ -222,8 +222,8 @@ fn run(cli: Cli) -> flux_core::Result<()> {
                 })
                 .collect::<flux_core::Result<Vec<_>>>()?;
             let mut model = load(&model)?;
-            let mut req = KontextEdit::new(job.prompt.clone(), images[0].view(), job.seed);
-            req.references = images.iter().map(|i| i.view()).collect();
+            let mut req = KontextEdit::new(job.prompt.clone(), images[0].clone(), job.seed);
+            req.references = images;
             req.steps = job.steps;
             req.guidance = job.guidance;
             if no_snap {
