@@ -16,6 +16,7 @@ pub mod error;
 pub mod image;
 pub mod model;
 pub mod pipeline;
+pub mod runtime;
 pub mod text;
 pub mod tiny;
 

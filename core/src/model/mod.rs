@@ -387,6 +387,35 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
     Ok(TextEncoders { t5, clip })
 }
 
+/// Bytes each component occupies once loaded at the compute dtype.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComponentBytes {
+    pub transformer: u64,
+    pub autoencoder: u64,
+    /// T5 and CLIP together.
+    pub text_encoders: u64,
+}
+
+impl ComponentBytes {
+    /// Everything together.
+    pub fn total(&self) -> u64 {
+        self.transformer + self.autoencoder + self.text_encoders
+    }
+}
+
+/// What loading `files` will occupy, from the file headers alone (nothing is read or allocated).
+pub fn component_bytes(files: &ModelFiles, opts: &LoadOptions) -> Result<ComponentBytes> {
+    let size = opts.compute_dtype().size_in_bytes() as u64;
+    let bytes = |name: &str, path: &Path| -> Result<u64> {
+        Ok(open_component(name, path)?.set.num_elements() * size)
+    };
+    Ok(ComponentBytes {
+        transformer: bytes("transformer", &files.transformer)?,
+        autoencoder: bytes("autoencoder", &files.ae)?,
+        text_encoders: bytes("T5", &files.t5)? + bytes("CLIP", &files.clip)?,
+    })
+}
+
 impl FluxModel {
     /// Loads every component.
     pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {

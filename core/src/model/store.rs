@@ -288,6 +288,15 @@ impl WeightSet {
             .unwrap_or_else(|| self.files[0].path.clone())
     }
 
+    /// Total number of tensor elements in the files.
+    pub fn num_elements(&self) -> u64 {
+        self.files
+            .iter()
+            .flat_map(|f| f.tensors.values())
+            .map(|i| i.shape.iter().product::<usize>() as u64)
+            .sum()
+    }
+
     /// Total bytes of tensor data in the files.
     pub fn stored_bytes(&self) -> u64 {
         self.files

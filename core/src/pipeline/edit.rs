@@ -10,12 +10,12 @@
 use candle_core::Tensor;
 
 use super::sampler::{self, ReferenceTokens, StepHook};
-use super::{conditioning, noise, packing, schedule, Resolved, TextToImage};
+use super::{conditioning, noise, packing, schedule, Parts, Resolved, TextToImage};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
-use crate::model::{FluxModel, Variant};
+use crate::model::Variant;
 use crate::text::PromptEmbedding;
 
 /// The 17 resolutions (width, height) Kontext was trained at (BFL `PREFERED_KONTEXT_RESOLUTIONS`).
@@ -204,12 +204,13 @@ pub fn edit_from_embedding(
     sample_with_references(transformer, &cond, &noise, &tokens, r.steps, hook)
 }
 
-/// Kontext edit with a loaded model.
-pub fn edit(
-    model: &mut FluxModel,
+/// Kontext edit with a loaded model (`&mut FluxModel` or [`Parts`]).
+pub fn edit<'a>(
+    model: impl Into<Parts<'a>>,
     req: &KontextEdit,
     hook: &mut StepHook,
 ) -> Result<super::Generated> {
+    let model = model.into();
     let (refs, r) = req.prepare(model.transformer.variant())?;
     super::run_timed(model, &req.prompt, &r, hook, |t, ae, emb, hook| {
         edit_from_embedding(t, ae, emb, &refs, &r, hook)
@@ -281,12 +282,13 @@ pub fn img2img_from_embedding(
     packing::unpack(&x, rows, cols)
 }
 
-/// Image-to-image with a loaded model.
-pub fn img2img(
-    model: &mut FluxModel,
+/// Image-to-image with a loaded model (`&mut FluxModel` or [`Parts`]).
+pub fn img2img<'a>(
+    model: impl Into<Parts<'a>>,
     req: &ImageToImage,
     hook: &mut StepHook,
 ) -> Result<super::Generated> {
+    let model = model.into();
     let r = req.base.resolve(model.transformer.variant())?;
     img2img_start(r.steps, req.strength)?;
     super::run_timed(model, &req.base.prompt, &r, hook, |t, ae, emb, hook| {

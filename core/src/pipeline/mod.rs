@@ -224,10 +224,40 @@ pub fn decode(ae: &AutoEncoder, latent: &Tensor) -> Result<RgbImage> {
     RgbImage::from_tensor(&ae.decode(latent)?)
 }
 
+/// Something that turns a prompt into its conditioning: the text encoders, or the runtime's
+/// cache in front of them.
+pub trait PromptEncoder {
+    /// Embeds `prompt` with `t5_len` T5 tokens.
+    fn embed(&mut self, prompt: &str, t5_len: usize) -> Result<PromptEmbedding>;
+}
+
+impl PromptEncoder for crate::text::TextEncoders {
+    fn embed(&mut self, prompt: &str, t5_len: usize) -> Result<PromptEmbedding> {
+        self.encode(prompt, t5_len)
+    }
+}
+
+/// The components a job runs on.
+pub struct Parts<'a> {
+    pub transformer: &'a FluxTransformer,
+    pub ae: &'a AutoEncoder,
+    pub text: &'a mut dyn PromptEncoder,
+}
+
+impl<'a> From<&'a mut FluxModel> for Parts<'a> {
+    fn from(m: &'a mut FluxModel) -> Self {
+        Parts {
+            transformer: &m.transformer,
+            ae: &m.ae,
+            text: &mut m.text,
+        }
+    }
+}
+
 /// Encodes `prompt`, runs `denoise` (the stage that turns the embedding into a final latent:
 /// text-to-image, edit or img2img), decodes, and times each stage.
 pub fn run_timed(
-    model: &mut FluxModel,
+    parts: Parts,
     prompt: &str,
     r: &Resolved,
     hook: &mut StepHook,
@@ -239,13 +269,13 @@ pub fn run_timed(
     ) -> Result<Tensor>,
 ) -> Result<Generated> {
     let start = Instant::now();
-    let emb = model.text.encode(prompt, r.t5_len)?;
+    let emb = parts.text.embed(prompt, r.t5_len)?;
     let text_encoding = start.elapsed();
     let start = Instant::now();
-    let latent = denoise(&model.transformer, &model.ae, &emb, hook)?;
+    let latent = denoise(parts.transformer, parts.ae, &emb, hook)?;
     let denoising = start.elapsed();
     let start = Instant::now();
-    let image = decode(&model.ae, &latent)?;
+    let image = decode(parts.ae, &latent)?;
     let decoding = start.elapsed();
     let meta = GenerationMeta {
         prompt: prompt.to_string(),
@@ -254,7 +284,7 @@ pub fn run_timed(
         guidance: r.guidance,
         width: r.width,
         height: r.height,
-        variant: model.transformer.variant().name().to_string(),
+        variant: parts.transformer.variant().name().to_string(),
     };
     Ok(Generated {
         image,
@@ -268,14 +298,16 @@ pub fn run_timed(
     })
 }
 
-/// Text-to-image with a loaded model. The hook sees every step and may cancel.
-pub fn generate(
-    model: &mut FluxModel,
+/// Text-to-image with a loaded model (`&mut FluxModel` or [`Parts`]). The hook sees every step
+/// and may cancel.
+pub fn generate<'a>(
+    model: impl Into<Parts<'a>>,
     req: &TextToImage,
     hook: &mut StepHook,
 ) -> Result<Generated> {
-    let r = req.resolve(model.transformer.variant())?;
-    run_timed(model, &req.prompt, &r, hook, |t, _, emb, hook| {
+    let parts = model.into();
+    let r = req.resolve(parts.transformer.variant())?;
+    run_timed(parts, &req.prompt, &r, hook, |t, _, emb, hook| {
         generate_from_embedding(t, emb, &r, hook)
     })
 }

@@ -38,6 +38,19 @@ pub struct StepInfo<'a> {
     pub t: f32,
     /// The packed latent after this step (B, N, 64).
     pub latent: &'a Tensor,
+    /// The target token grid (rows, cols) of `latent`.
+    pub grid: (usize, usize),
+}
+
+/// The (rows, cols) grid of image ids (B, rows·cols, 3), from the last token's (row, col).
+fn grid_of(img_ids: &Tensor) -> Result<(usize, usize)> {
+    let n = img_ids.dim(1)?;
+    let last = img_ids
+        .get(0)?
+        .get(n - 1)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
+    Ok((last[1] as usize + 1, last[2] as usize + 1))
 }
 
 /// A per-step callback; returning `Break` cancels the run.
@@ -63,6 +76,7 @@ pub fn denoise(
         None => img_ids.clone(),
     };
     let total = timesteps.len().saturating_sub(1);
+    let grid = grid_of(img_ids)?;
     let mut x = img.to_dtype(dtype)?;
     for (i, pair) in timesteps.windows(2).enumerate() {
         let (t_cur, t_next) = (pair[0], pair[1]);
@@ -91,6 +105,7 @@ pub fn denoise(
             total,
             t: t_next,
             latent: &x,
+            grid,
         };
         if hook(&info).is_break() {
             return Err(Error::Cancelled);

@@ -1,0 +1,549 @@
+//! The engine runtime on the tiny model: event order, cancellation, priorities, 1,000 jobs,
+//! shutdown with jobs in flight, memory budget, panics, callbacks, the prompt cache.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
+use flux_core::pipeline::{self, TextToImage};
+use flux_core::runtime::job::{PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_NORMAL};
+use flux_core::runtime::{
+    CancelOutcome, Engine, EngineOptions, Event, JobId, JobOutput, JobRequest, JobState,
+};
+use flux_core::tiny::Layout;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn request(prompt: &str, seed: u64, steps: usize, size: usize) -> TextToImage {
+    TextToImage {
+        width: size,
+        height: size,
+        steps: Some(steps),
+        t5_len: Some(16),
+        ..TextToImage::new(prompt, seed)
+    }
+}
+
+fn load(engine: &Engine, files: &ModelFiles) {
+    let id = engine
+        .submit(
+            JobRequest::LoadModel {
+                files: files.clone(),
+                dtype: None,
+                kontext: None,
+            },
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(
+        engine.wait(id, WAIT).unwrap(),
+        JobState::Succeeded,
+        "{:?}",
+        engine.status(id)
+    );
+}
+
+fn drain(engine: &Engine) -> Vec<Event> {
+    std::iter::from_fn(|| engine.poll_event()).collect()
+}
+
+fn image_of(engine: &Engine, id: JobId) -> flux_core::image::RgbImage {
+    match engine.take_result(id).unwrap() {
+        JobOutput::Image(g) => g.image,
+        other => panic!("not an image: {other:?}"),
+    }
+}
+
+fn job_events(events: &[Event], id: JobId) -> Vec<&Event> {
+    events
+        .iter()
+        .filter(|e| match e {
+            Event::Queued { job }
+            | Event::Started { job }
+            | Event::Progress { job, .. }
+            | Event::Preview { job, .. }
+            | Event::Finished { job, .. }
+            | Event::Failed { job, .. }
+            | Event::Cancelled { job } => *job == id,
+            Event::Log { .. } => false,
+        })
+        .collect()
+}
+
+#[test]
+fn whole_job_events_in_order_and_result_equals_the_rust_api() {
+    let (_s, files) = tiny_model("rt-events", Variant::Dev, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions {
+        preview_every: 2,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    load(&engine, &files);
+    let req = request("a red cat", 3, 4, 32);
+    let id = engine
+        .submit(JobRequest::TextToImage(req.clone()), PRIORITY_NORMAL)
+        .unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+    let events = drain(&engine);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::Log { message, .. } if message.contains("FLUX transformer"))
+        ),
+        "log lines routed"
+    );
+    let ev = job_events(&events, id);
+    let kinds: Vec<String> = ev
+        .iter()
+        .map(|e| {
+            format!("{e:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Queued", "Started", "Progress", "Progress", "Preview", "Progress", "Progress",
+            "Finished"
+        ],
+        "{ev:?}"
+    );
+    let steps: Vec<(usize, usize)> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::Progress { step, total, .. } = e {
+                Some((*step, *total))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(steps, [(1, 4), (2, 4), (3, 4), (4, 4)]);
+    match ev[4] {
+        Event::Preview { step: 2, image, .. } => assert_eq!((image.width, image.height), (4, 4)),
+        other => panic!("{other:?}"),
+    }
+    let image = image_of(&engine, id);
+    assert!(engine.take_result(id).is_err(), "a result is taken once");
+    let mut model = FluxModel::load(&files, &LoadOptions::default()).unwrap();
+    let direct = pipeline::generate(&mut model, &req, &mut pipeline::no_hook()).unwrap();
+    assert_eq!(image, direct.image);
+    assert_eq!(engine.cancel(id).unwrap(), CancelOutcome::AlreadyFinished);
+    engine.release(id).unwrap();
+    assert!(engine.status(id).is_err(), "released handles are unknown");
+}
+
+#[test]
+fn cancel_queued_and_running_jobs() {
+    let (_s, files) = tiny_model("rt-cancel", Variant::Dev, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    load(&engine, &files);
+    let long = engine
+        .submit(
+            JobRequest::TextToImage(request("a dog", 1, 200, 64)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    let queued = engine
+        .submit(
+            JobRequest::TextToImage(request("a dog", 2, 2, 32)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    // Wait for the long job's first steps, then cancel both.
+    let deadline = Instant::now() + WAIT;
+    let mut events = Vec::new();
+    while !events
+        .iter()
+        .any(|e| matches!(e, Event::Progress { job, step: 2, .. } if *job == long))
+    {
+        assert!(Instant::now() < deadline, "no progress");
+        events.extend(drain(&engine));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(engine.cancel(queued).unwrap(), CancelOutcome::Dequeued);
+    let seen_at_cancel = engine.status(long).unwrap().step;
+    assert_eq!(engine.cancel(long).unwrap(), CancelOutcome::Requested);
+    assert_eq!(engine.wait(long, WAIT).unwrap(), JobState::Cancelled);
+    assert_eq!(engine.status(queued).unwrap().state, JobState::Cancelled);
+    events.extend(drain(&engine));
+    let last_step = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Progress { job, step, .. } = e {
+                (*job == long).then_some(*step)
+            } else {
+                None
+            }
+        })
+        .max()
+        .unwrap();
+    assert!(
+        last_step <= seen_at_cancel + 1,
+        "ran on to step {last_step} after a cancel at step {seen_at_cancel}"
+    );
+    assert!(
+        !job_events(&events, queued)
+            .iter()
+            .any(|e| matches!(e, Event::Started { .. })),
+        "a cancelled queued job never starts"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Cancelled { job } if *job == long)));
+    // The worker goes on with the next job.
+    let next = engine
+        .submit(
+            JobRequest::TextToImage(request("a dog", 3, 1, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(next, WAIT).unwrap(), JobState::Succeeded);
+}
+
+#[test]
+fn priorities_first_then_submission_order() {
+    let (_s, files) = tiny_model("rt-priority", Variant::Schnell, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    load(&engine, &files);
+    let blocker = engine
+        .submit(
+            JobRequest::TextToImage(request("x", 0, 30, 64)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    while engine.status(blocker).unwrap().state == JobState::Queued {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let submit = |p| {
+        engine
+            .submit(JobRequest::TextToImage(request("x", 1, 1, 16)), p)
+            .unwrap()
+    };
+    let (b1, n1, i1, b2, i2, n2) = (
+        submit(PRIORITY_BATCH),
+        submit(PRIORITY_NORMAL),
+        submit(PRIORITY_INTERACTIVE),
+        submit(PRIORITY_BATCH),
+        submit(PRIORITY_INTERACTIVE),
+        submit(PRIORITY_NORMAL),
+    );
+    assert_eq!(engine.wait(b2, WAIT).unwrap(), JobState::Succeeded);
+    let started: Vec<JobId> = drain(&engine)
+        .into_iter()
+        .filter_map(|e| {
+            if let Event::Started { job } = e {
+                Some(job)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(started[started.len() - 6..], [i1, i2, n1, n2, b1, b2]);
+}
+
+#[test]
+fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
+    let (_s, files) = tiny_model("rt-thousand", Variant::Schnell, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    load(&engine, &files);
+    let mut rng = 0x2545F4914F6CDD1Du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut ids = Vec::new();
+    for i in 0..1000u64 {
+        let priority = (next() % 5) as i32 - 2;
+        let id = engine
+            .submit(
+                JobRequest::TextToImage(request("a cat", i, 1, 16)),
+                priority,
+            )
+            .unwrap();
+        ids.push(id);
+        if next() % 4 == 0 {
+            let victim = ids[(next() % ids.len() as u64) as usize];
+            engine.cancel(victim).unwrap();
+        }
+    }
+    let mut terminal_events = std::collections::HashMap::<JobId, usize>::new();
+    let deadline = Instant::now() + WAIT;
+    for &id in &ids {
+        let state = engine
+            .wait(id, deadline.saturating_duration_since(Instant::now()))
+            .unwrap();
+        assert!(state.is_terminal(), "job {id:?} did not finish");
+    }
+    for e in drain(&engine) {
+        if let Event::Finished { job, .. } | Event::Failed { job, .. } | Event::Cancelled { job } =
+            e
+        {
+            *terminal_events.entry(job).or_default() += 1;
+        }
+    }
+    let (mut ok, mut cancelled) = (0, 0);
+    for &id in &ids {
+        assert_eq!(
+            terminal_events.get(&id),
+            Some(&1),
+            "job {id:?}: exactly one terminal event"
+        );
+        match engine.status(id).unwrap().state {
+            JobState::Succeeded => {
+                ok += 1;
+                assert!(
+                    matches!(engine.take_result(id), Ok(JobOutput::Image(_))),
+                    "result lost for {id:?}"
+                );
+            }
+            JobState::Cancelled => cancelled += 1,
+            other => panic!("{id:?} ended {other:?}"),
+        }
+    }
+    assert_eq!(ok + cancelled, 1000);
+    assert!(
+        ok > 0 && cancelled > 0,
+        "{ok} succeeded, {cancelled} cancelled"
+    );
+}
+
+#[test]
+fn dropping_the_engine_with_jobs_in_flight_joins_in_bounded_time() {
+    let (_s, files) = tiny_model("rt-drop", Variant::Dev, Layout::SingleFiles);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let engine = Engine::new(EngineOptions::default()).unwrap();
+        load(&engine, &files);
+        let running = engine
+            .submit(
+                JobRequest::TextToImage(request("x", 0, 500, 64)),
+                PRIORITY_NORMAL,
+            )
+            .unwrap();
+        for i in 0..20 {
+            engine
+                .submit(
+                    JobRequest::TextToImage(request("x", i, 500, 64)),
+                    PRIORITY_NORMAL,
+                )
+                .unwrap();
+        }
+        while engine.status(running).unwrap().step == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let start = Instant::now();
+        drop(engine);
+        tx.send(start.elapsed()).unwrap();
+    });
+    let took = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("engine drop hung");
+    assert!(took < Duration::from_secs(10), "drop took {took:?}");
+}
+
+#[test]
+fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
+    let (_s, files) = tiny_model("rt-budget", Variant::Dev, Layout::SingleFiles);
+    let bytes = flux_core::model::component_bytes(&files, &LoadOptions::default()).unwrap();
+    let generate = |budget: u64, seed: u64| {
+        let engine = Engine::new(EngineOptions {
+            memory_budget: budget,
+            ..EngineOptions::default()
+        })
+        .unwrap();
+        load(&engine, &files);
+        let id = engine
+            .submit(
+                JobRequest::TextToImage(request("a castle", seed, 2, 32)),
+                PRIORITY_NORMAL,
+            )
+            .unwrap();
+        assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+        (image_of(&engine, id), engine.residency(), engine)
+    };
+    let (full, r_full, _e1) = generate(u64::MAX, 9);
+    assert_eq!(r_full.text_encoders, bytes.text_encoders);
+    assert!(!r_full.release_text_encoders);
+    let tight = bytes.transformer + bytes.autoencoder + bytes.text_encoders / 2;
+    let (small, r_small, engine) = generate(tight, 9);
+    assert_eq!(small, full, "releasing the encoders changed the image");
+    assert!(r_small.release_text_encoders);
+    assert_eq!(
+        r_small.text_encoders, 0,
+        "encoders still resident: {r_small:?}"
+    );
+    assert_eq!(r_small.total(), bytes.transformer + bytes.autoencoder);
+    // Raising the budget later keeps working; lowering it below the model unloads it.
+    engine.set_memory_budget(1);
+    let id = engine
+        .submit(
+            JobRequest::TextToImage(request("a castle", 1, 1, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
+    assert_eq!(engine.residency().total(), 0);
+    // A model that cannot fit is refused with an error.
+    let refused = engine
+        .submit(
+            JobRequest::LoadModel {
+                files: files.clone(),
+                dtype: None,
+                kontext: None,
+            },
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(refused, WAIT).unwrap(), JobState::Failed);
+    assert!(engine
+        .status(refused)
+        .unwrap()
+        .error
+        .unwrap()
+        .contains("memory budget"));
+}
+
+#[test]
+fn a_panic_inside_a_job_fails_it_and_the_engine_stays_usable() {
+    let (_s, files) = tiny_model("rt-panic", Variant::Schnell, Layout::SingleFiles);
+    let armed = Arc::new(Mutex::new(true));
+    let a = armed.clone();
+    let callback = Box::new(move |e: &Event| {
+        if matches!(e, Event::Progress { .. }) && *a.lock().unwrap() {
+            *a.lock().unwrap() = false;
+            panic!("host callback bug");
+        }
+    });
+    let engine = Engine::new(EngineOptions {
+        callback: Some(callback),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    load(&engine, &files);
+    let bad = engine
+        .submit(
+            JobRequest::TextToImage(request("x", 0, 2, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(bad, WAIT).unwrap(), JobState::Failed);
+    assert!(engine
+        .status(bad)
+        .unwrap()
+        .error
+        .unwrap()
+        .contains("host callback bug"));
+    let good = engine
+        .submit(
+            JobRequest::TextToImage(request("x", 0, 2, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(good, WAIT).unwrap(), JobState::Succeeded);
+}
+
+#[test]
+fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
+    let (_s, files) = tiny_model("rt-callback", Variant::Schnell, Layout::SingleFiles);
+    let slot: Arc<Mutex<Option<Engine>>> = Arc::new(Mutex::new(None));
+    let outcome: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let (s2, o2) = (slot.clone(), outcome.clone());
+    let callback = Box::new(move |e: &Event| {
+        if let Event::Progress { job, .. } = e {
+            if let Ok(mut guard) = s2.try_lock() {
+                if let Some(engine) = guard.as_ref() {
+                    o2.lock()
+                        .unwrap()
+                        .push(format!("{:?}", engine.wait(*job, Duration::from_secs(1))));
+                    // Dropping the engine here must not deadlock: the worker cannot join itself.
+                    guard.take();
+                    o2.lock().unwrap().push("dropped".into());
+                }
+            }
+        }
+    });
+    let engine = Engine::new(EngineOptions {
+        callback: Some(callback),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    load(&engine, &files);
+    engine
+        .submit(
+            JobRequest::TextToImage(request("x", 0, 2, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    *slot.lock().unwrap() = Some(engine);
+    let deadline = Instant::now() + WAIT;
+    while outcome.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "callback never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let o = outcome.lock().unwrap();
+    assert!(o[0].contains("Err") && o[0].contains("callback"), "{o:?}");
+    assert_eq!(o[1], "dropped");
+}
+
+#[test]
+fn same_prompt_new_seed_skips_text_encoding() {
+    let (_s, files) = tiny_model("rt-cache", Variant::Schnell, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    load(&engine, &files);
+    let a = engine
+        .submit(
+            JobRequest::TextToImage(request("a blue house", 1, 1, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    let b = engine
+        .submit(
+            JobRequest::TextToImage(request("a blue house", 2, 1, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(b, WAIT).unwrap(), JobState::Succeeded);
+    let cached: Vec<(JobId, bool)> = drain(&engine)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Finished {
+                job,
+                embedding_cached,
+                ..
+            } if job == a || job == b => Some((job, embedding_cached)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cached, [(a, false), (b, true)]);
+    assert_ne!(image_of(&engine, a), image_of(&engine, b));
+}
+
+#[test]
+fn jobs_without_a_model_or_with_bad_input_fail_cleanly() {
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    let id = engine
+        .submit(
+            JobRequest::TextToImage(request("x", 0, 1, 16)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
+    assert!(engine
+        .status(id)
+        .unwrap()
+        .error
+        .unwrap()
+        .contains("no model"));
+    let missing = ModelFiles::from_folder(std::path::Path::new("/nonexistent"));
+    assert!(missing.is_err());
+    assert!(engine.status(JobId(9999)).is_err());
+    assert!(engine.cancel(JobId(9999)).is_err());
+}
