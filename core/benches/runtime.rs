@@ -34,6 +34,26 @@ fn request(steps: usize, size: usize, seed: u64) -> JobRequest {
     })
 }
 
+/// Waits until `job` has done `steps` steps; an error if it ends first.
+fn wait_for_step(
+    engine: &Engine,
+    job: flux_core::runtime::JobId,
+    steps: usize,
+) -> flux_core::Result<()> {
+    loop {
+        let s = engine.status(job)?;
+        if s.step >= steps {
+            return Ok(());
+        }
+        if s.state.is_terminal() {
+            return Err(flux_core::Error::InvalidArgument(format!(
+                "job ended early: {s:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn main() -> flux_core::Result<()> {
     let dir = std::env::temp_dir().join(format!("flux-runtime-bench-{}", std::process::id()));
     let files = tiny::write_tiny_model(
@@ -58,10 +78,8 @@ fn main() -> flux_core::Result<()> {
     while engine.poll_event().is_some() {}
 
     // A long job keeps the worker busy while the host measures.
-    let busy = engine.submit(request(100_000, 128, 0), PRIORITY_NORMAL)?;
-    while engine.status(busy)?.step == 0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let busy = engine.submit(request(1000, 256, 0), PRIORITY_NORMAL)?;
+    wait_for_step(&engine, busy, 1)?;
     let n = 10_000;
     let mut ids = Vec::with_capacity(n);
     let mut submit = Vec::with_capacity(n);
@@ -92,16 +110,19 @@ fn main() -> flux_core::Result<()> {
     // Cancel of a running job -> its Cancelled event, observed by polling.
     let mut to_event = Vec::new();
     for i in 0..20 {
-        let job = engine.submit(request(100_000, 128, i), PRIORITY_NORMAL)?;
-        while engine.status(job)?.step < 2 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let job = engine.submit(request(1000, 128, i), PRIORITY_NORMAL)?;
+        wait_for_step(&engine, job, 2)?;
         while engine.poll_event().is_some() {}
         let t = Instant::now();
         engine.cancel(job)?;
         loop {
             match engine.poll_event() {
                 Some(Event::Cancelled { job: j }) if j == job => break,
+                Some(Event::Finished { job: j, .. } | Event::Failed { job: j, .. }) if j == job => {
+                    return Err(flux_core::Error::InvalidArgument(
+                        "the job ended before the cancel".into(),
+                    ))
+                }
                 _ => std::hint::spin_loop(),
             }
         }
@@ -114,7 +135,7 @@ fn main() -> flux_core::Result<()> {
         engine.wait(job, Duration::from_secs(60))?;
         t.elapsed().as_secs_f64() * 100.0
     };
-    println!("host-thread latency while a job runs (tiny model, 128x128, CPU):");
+    println!("host-thread latency while a job runs (tiny model, CPU; cancel-to-event at 128x128):");
     report("submit", submit);
     report("poll_event", poll);
     report("cancel (queued job)", cancel);
