@@ -113,15 +113,7 @@ fn main() -> flux_core::Result<()> {
     let weight_mib = std::fs::metadata(&path)
         .map(|m| m.len() as f64 / 1048576.0)
         .unwrap_or(f64::NAN);
-    let files = ModelFiles {
-        transformer: path,
-        ae: Default::default(),
-        t5: Default::default(),
-        clip: Default::default(),
-        t5_tokenizer: Default::default(),
-        clip_tokenizer: Default::default(),
-        model_index: None,
-    };
+    let files = ModelFiles::transformer_only(path);
     let opts = LoadOptions {
         axes_dim: Some(config.axes_dim.clone()),
         ..LoadOptions::default()

@@ -31,17 +31,7 @@ fn kontext_forward_step_matches_reference() {
         },
     )
     .unwrap();
-    let full = m
-        .forward(
-            &fx["img_input"],
-            &fx["img_input_ids"],
-            &fx["txt"],
-            &fx["txt_ids"],
-            &fx["timesteps"],
-            &fx["y"],
-            Some(&fx["guidance"]),
-        )
-        .unwrap();
+    let full = forward_fixture(&m, &fx, "img_input", "img_input_ids");
     assert_transformer_close("kontext output (all tokens)", &full, &fx["output_full"]);
     // One production Euler step 0.7 -> 0.2 with the references appended and cut back.
     let emb = PromptEmbedding {

@@ -27,6 +27,16 @@ fn request(prompt: &str, seed: u64, steps: usize, size: usize) -> TextToImage {
     }
 }
 
+/// Queues a text-to-image job at normal priority.
+fn submit(engine: &Engine, prompt: &str, seed: u64, steps: usize, size: usize) -> JobId {
+    engine
+        .submit(
+            JobRequest::TextToImage(request(prompt, seed, steps, size)),
+            PRIORITY_NORMAL,
+        )
+        .unwrap()
+}
+
 fn load(engine: &Engine, files: &ModelFiles) {
     let id = engine
         .submit(
@@ -143,18 +153,8 @@ fn cancel_queued_and_running_jobs() {
     let (_s, files) = tiny_model("rt-cancel", Variant::Dev, Layout::SingleFiles);
     let engine = Engine::new(EngineOptions::default()).unwrap();
     load(&engine, &files);
-    let long = engine
-        .submit(
-            JobRequest::TextToImage(request("a dog", 1, 200, 64)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
-    let queued = engine
-        .submit(
-            JobRequest::TextToImage(request("a dog", 2, 2, 32)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let long = submit(&engine, "a dog", 1, 200, 64);
+    let queued = submit(&engine, "a dog", 2, 2, 32);
     // Wait for the long job's first steps, then cancel both.
     let deadline = Instant::now() + WAIT;
     let mut events = Vec::new();
@@ -197,12 +197,7 @@ fn cancel_queued_and_running_jobs() {
         .iter()
         .any(|e| matches!(e, Event::Cancelled { job } if *job == long)));
     // The worker goes on with the next job.
-    let next = engine
-        .submit(
-            JobRequest::TextToImage(request("a dog", 3, 1, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let next = submit(&engine, "a dog", 3, 1, 16);
     assert_eq!(engine.wait(next, WAIT).unwrap(), JobState::Succeeded);
 }
 
@@ -211,12 +206,7 @@ fn priorities_first_then_submission_order() {
     let (_s, files) = tiny_model("rt-priority", Variant::Schnell, Layout::SingleFiles);
     let engine = Engine::new(EngineOptions::default()).unwrap();
     load(&engine, &files);
-    let blocker = engine
-        .submit(
-            JobRequest::TextToImage(request("x", 0, 30, 64)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let blocker = submit(&engine, "x", 0, 30, 64);
     while engine.status(blocker).unwrap().state == JobState::Queued {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -322,19 +312,9 @@ fn dropping_the_engine_with_jobs_in_flight_joins_in_bounded_time() {
     std::thread::spawn(move || {
         let engine = Engine::new(EngineOptions::default()).unwrap();
         load(&engine, &files);
-        let running = engine
-            .submit(
-                JobRequest::TextToImage(request("x", 0, 500, 64)),
-                PRIORITY_NORMAL,
-            )
-            .unwrap();
+        let running = submit(&engine, "x", 0, 500, 64);
         for i in 0..20 {
-            engine
-                .submit(
-                    JobRequest::TextToImage(request("x", i, 500, 64)),
-                    PRIORITY_NORMAL,
-                )
-                .unwrap();
+            submit(&engine, "x", i, 500, 64);
         }
         while engine.status(running).unwrap().step == 0 {
             std::thread::sleep(Duration::from_millis(1));
@@ -360,12 +340,7 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
         })
         .unwrap();
         load(&engine, &files);
-        let id = engine
-            .submit(
-                JobRequest::TextToImage(request("a castle", seed, 2, 32)),
-                PRIORITY_NORMAL,
-            )
-            .unwrap();
+        let id = submit(&engine, "a castle", seed, 2, 32);
         assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
         (image_of(&engine, id), engine.residency(), engine)
     };
@@ -383,12 +358,7 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
     assert_eq!(r_small.total(), bytes.transformer + bytes.autoencoder);
     // Raising the budget later keeps working; lowering it below the model unloads it.
     engine.set_memory_budget(1);
-    let id = engine
-        .submit(
-            JobRequest::TextToImage(request("a castle", 1, 1, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let id = submit(&engine, "a castle", 1, 1, 16);
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     assert_eq!(engine.residency().total(), 0);
     // A model that cannot fit is refused with an error.
@@ -428,12 +398,7 @@ fn a_panic_inside_a_job_fails_it_and_the_engine_stays_usable() {
     })
     .unwrap();
     load(&engine, &files);
-    let bad = engine
-        .submit(
-            JobRequest::TextToImage(request("x", 0, 2, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let bad = submit(&engine, "x", 0, 2, 16);
     assert_eq!(engine.wait(bad, WAIT).unwrap(), JobState::Failed);
     assert!(engine
         .status(bad)
@@ -441,12 +406,7 @@ fn a_panic_inside_a_job_fails_it_and_the_engine_stays_usable() {
         .error
         .unwrap()
         .contains("host callback bug"));
-    let good = engine
-        .submit(
-            JobRequest::TextToImage(request("x", 0, 2, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let good = submit(&engine, "x", 0, 2, 16);
     assert_eq!(engine.wait(good, WAIT).unwrap(), JobState::Succeeded);
 }
 
@@ -476,12 +436,7 @@ fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
     })
     .unwrap();
     load(&engine, &files);
-    engine
-        .submit(
-            JobRequest::TextToImage(request("x", 0, 2, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    submit(&engine, "x", 0, 2, 16);
     *slot.lock().unwrap() = Some(engine);
     let deadline = Instant::now() + WAIT;
     while outcome.lock().unwrap().len() < 2 {
@@ -498,18 +453,8 @@ fn same_prompt_new_seed_skips_text_encoding() {
     let (_s, files) = tiny_model("rt-cache", Variant::Schnell, Layout::SingleFiles);
     let engine = Engine::new(EngineOptions::default()).unwrap();
     load(&engine, &files);
-    let a = engine
-        .submit(
-            JobRequest::TextToImage(request("a blue house", 1, 1, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
-    let b = engine
-        .submit(
-            JobRequest::TextToImage(request("a blue house", 2, 1, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let a = submit(&engine, "a blue house", 1, 1, 16);
+    let b = submit(&engine, "a blue house", 2, 1, 16);
     assert_eq!(engine.wait(b, WAIT).unwrap(), JobState::Succeeded);
     let cached: Vec<(JobId, bool)> = drain(&engine)
         .into_iter()
@@ -529,12 +474,7 @@ fn same_prompt_new_seed_skips_text_encoding() {
 #[test]
 fn jobs_without_a_model_or_with_bad_input_fail_cleanly() {
     let engine = Engine::new(EngineOptions::default()).unwrap();
-    let id = engine
-        .submit(
-            JobRequest::TextToImage(request("x", 0, 1, 16)),
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let id = submit(&engine, "x", 0, 1, 16);
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     assert!(engine
         .status(id)

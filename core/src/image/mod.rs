@@ -6,6 +6,12 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 
+/// Maps a decoded value in [-1, 1] to 8 bits as the reference CLI does: clamp, `127.5·(x + 1)`,
+/// truncate.
+pub fn to_u8(x: f32) -> u8 {
+    (127.5 * (x.clamp(-1.0, 1.0) + 1.0)) as u8
+}
+
 /// An 8-bit RGB image, rows top to bottom, tightly packed (stride = 3·width).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RgbImage {
@@ -34,7 +40,7 @@ impl RgbImage {
             .flatten_all()?
             .to_vec1::<f32>()?
             .into_iter()
-            .map(|x| (127.5 * (x.clamp(-1.0, 1.0) + 1.0)) as u8)
+            .map(to_u8)
             .collect();
         Ok(Self {
             width,

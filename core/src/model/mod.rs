@@ -52,6 +52,19 @@ const COMFY_T5: [&str; 3] = [
 ];
 
 impl ModelFiles {
+    /// Files naming only a transformer, for loading it alone with [`load_transformer`].
+    pub fn transformer_only(path: PathBuf) -> Self {
+        Self {
+            transformer: path,
+            ae: PathBuf::new(),
+            t5: PathBuf::new(),
+            clip: PathBuf::new(),
+            t5_tokenizer: PathBuf::new(),
+            clip_tokenizer: PathBuf::new(),
+            model_index: None,
+        }
+    }
+
     /// Detects the layout of `dir`: a diffusers folder (`model_index.json` or `transformer/`), or a
     /// folder of single files (`flux1-*.safetensors`, `ae.safetensors`, `t5xxl_*.safetensors`,
     /// `clip_l.safetensors`) with tokenizers in `tokenizer/` (CLIP) and `tokenizer_2/` (T5).

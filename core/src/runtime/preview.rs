@@ -43,7 +43,7 @@ pub fn preview(packed: &Tensor, rows: usize, cols: usize) -> Result<RgbImage> {
         .flatten_all()?
         .to_vec1::<f32>()?
         .into_iter()
-        .map(|x| (127.5 * (x.clamp(-1.0, 1.0) + 1.0)) as u8)
+        .map(crate::image::to_u8)
         .collect();
     Ok(RgbImage {
         width: w,

@@ -29,23 +29,20 @@ pub fn load(path: &Path) -> HashMap<String, Tensor> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// All values of a tensor as f32.
+pub fn values(t: &Tensor) -> Vec<f32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+}
+
 /// Maximum absolute difference and relative L2 error of `got` against `want`.
 pub fn errors(got: &Tensor, want: &Tensor) -> (f32, f32) {
     assert_eq!(got.dims(), want.dims(), "shape mismatch");
-    let g = got
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let w = want
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let (g, w) = (values(got), values(want));
     let mut max = 0f32;
     let (mut num, mut den) = (0f64, 0f64);
     for (a, b) in g.iter().zip(&w) {
@@ -78,6 +75,26 @@ pub fn assert_encoder_close(what: &str, got: &Tensor, want: &Tensor) {
         max <= ENCODER_MAX_ABS,
         "{what}: max abs {max:e}, rel L2 {rel:e}"
     );
+}
+
+/// The transformer's output for a forward fixture's inputs (`img`, `img_ids`, `txt`, `txt_ids`,
+/// `timesteps`, `y`, `guidance` when present).
+pub fn forward_fixture(
+    m: &flux_core::model::transformer::FluxTransformer,
+    fx: &HashMap<String, Tensor>,
+    img: &str,
+    ids: &str,
+) -> Tensor {
+    m.forward(
+        &fx[img],
+        &fx[ids],
+        &fx["txt"],
+        &fx["txt_ids"],
+        &fx["timesteps"],
+        &fx["y"],
+        fx.get("guidance"),
+    )
+    .unwrap()
 }
 
 /// A fresh scratch folder under the target dir, removed when dropped.
