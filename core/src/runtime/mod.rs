@@ -294,6 +294,11 @@ impl Engine {
         *self.shared.residency.lock()
     }
 
+    /// True on the engine's worker thread (inside the event callback).
+    pub fn on_worker_thread(&self) -> bool {
+        std::thread::current().id() == self.worker_id
+    }
+
     /// Cancels queued and running jobs and joins the worker (within one denoising step).
     /// Refused from the event callback, where it would wait for itself.
     pub fn shutdown(&mut self) -> Result<()> {

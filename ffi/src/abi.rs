@@ -1,0 +1,227 @@
+//! Plumbing shared by every export: panic and error capture, the thread-local error message,
+//! versioned struct reading/writing, strings, and the registry of live engines.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use flux_core::runtime::Engine;
+use parking_lot::Mutex;
+
+use crate::events::EventStore;
+use crate::types::{FluxEngine, FluxResult};
+
+/// An error on its way to C: a code and the sentence for `flux_last_error_message`.
+pub struct FfiError {
+    pub code: FluxResult,
+    pub message: String,
+}
+
+impl FfiError {
+    pub fn new(code: FluxResult, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<flux_core::Error> for FfiError {
+    fn from(e: flux_core::Error) -> Self {
+        use flux_core::Error as E;
+        let code = match &e {
+            E::InvalidArgument(_) => FluxResult::InvalidArgument,
+            E::Io { .. } => FluxResult::Io,
+            E::CorruptFile { .. } => FluxResult::CorruptFile,
+            E::MissingTensor { .. } => FluxResult::MissingTensor,
+            E::BadTensor { .. } => FluxResult::BadTensor,
+            E::UnknownLayout(_) => FluxResult::UnknownLayout,
+            E::Tokenizer { .. } => FluxResult::Tokenizer,
+            E::Cancelled => FluxResult::Cancelled,
+            E::Compute(_) | E::Image(_) => FluxResult::Compute,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+pub type FfiResult<T = ()> = Result<T, FfiError>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// The calling thread's last error message (valid until the next failing call on this thread).
+pub fn last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Runs an export: errors become codes with a message, panics become `INTERNAL`.
+pub fn guard(f: impl FnOnce() -> FfiResult) -> FluxResult {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => FluxResult::Ok,
+        Ok(Err(e)) => {
+            set_last_error(&e.message);
+            e.code
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error: {what}"));
+            FluxResult::Internal
+        }
+    }
+}
+
+/// Fails with NULL_POINTER when `p` is null.
+pub fn non_null<T>(p: *const T, what: &str) -> FfiResult {
+    if p.is_null() {
+        Err(FfiError::new(
+            FluxResult::NullPointer,
+            format!("{what} is NULL"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A required UTF-8 string.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string.
+pub unsafe fn string(p: *const c_char, what: &str) -> FfiResult<String> {
+    non_null(p, what)?;
+    let bytes = CStr::from_ptr(p);
+    bytes.to_str().map(str::to_string).map_err(|e| {
+        FfiError::new(
+            FluxResult::InvalidUtf8,
+            format!("{what} is not valid UTF-8: {e}"),
+        )
+    })
+}
+
+/// An optional UTF-8 string (NULL = absent).
+///
+/// # Safety
+/// As [`string`].
+pub unsafe fn opt_string(p: *const c_char, what: &str) -> FfiResult<Option<String>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        string(p, what).map(Some)
+    }
+}
+
+/// Largest `struct_size` accepted: anything above is a corrupted value, not a newer header.
+const MAX_STRUCT_SIZE: u32 = 1 << 16;
+
+/// Reads a versioned input struct: defaults from `init`, then the caller's first `struct_size`
+/// bytes. A caller compiled against an older, smaller struct gets defaults for the newer
+/// fields; a larger size (a newer header) is accepted and its unknown trailing fields ignored.
+/// Sizes below `min_size` (the first version's required fields) are rejected.
+///
+/// # Safety
+/// `p` must be NULL or point to at least `struct_size` readable bytes starting with a `u32` size.
+pub unsafe fn read_desc<T>(
+    p: *const T,
+    min_size: usize,
+    init: unsafe extern "C" fn(*mut T),
+    what: &str,
+) -> FfiResult<T> {
+    non_null(p, what)?;
+    let size = std::ptr::read_unaligned(p as *const u32);
+    if (size as usize) < min_size || size > MAX_STRUCT_SIZE {
+        return Err(FfiError::new(
+            FluxResult::BadStructSize,
+            format!(
+                "{what}.struct_size is {size}; expected at least {min_size} (sizeof is {})",
+                std::mem::size_of::<T>()
+            ),
+        ));
+    }
+    let mut out = std::mem::MaybeUninit::<T>::zeroed();
+    init(out.as_mut_ptr());
+    let n = (size as usize).min(std::mem::size_of::<T>());
+    std::ptr::copy_nonoverlapping(p as *const u8, out.as_mut_ptr() as *mut u8, n);
+    Ok(out.assume_init())
+}
+
+/// Writes an output struct: as many bytes as the caller's `struct_size` covers.
+///
+/// # Safety
+/// `p` must be NULL or point to at least `struct_size` writable bytes starting with a `u32` size.
+pub unsafe fn write_out<T>(p: *mut T, value: &T, what: &str) -> FfiResult {
+    non_null(p, what)?;
+    let size = std::ptr::read_unaligned(p as *const u32);
+    if !(4..=MAX_STRUCT_SIZE).contains(&size) {
+        return Err(FfiError::new(
+            FluxResult::BadStructSize,
+            format!("{what}.struct_size is {size}"),
+        ));
+    }
+    let n = (size as usize).min(std::mem::size_of::<T>());
+    // Skip the caller's struct_size (the first 4 bytes), fill the rest of what fits.
+    std::ptr::copy_nonoverlapping(
+        (value as *const T as *const u8).add(4),
+        (p as *mut u8).add(4),
+        n - 4,
+    );
+    Ok(())
+}
+
+/// Writes `v` through an output pointer that may be NULL (then nothing is written).
+///
+/// # Safety
+/// `p` must be NULL or valid for a write of `T`.
+pub unsafe fn write_opt<T>(p: *mut T, v: T) {
+    if !p.is_null() {
+        p.write(v);
+    }
+}
+
+/// A live engine as the C side holds it.
+pub struct Handle {
+    pub engine: Engine,
+    /// Storage behind the pointers of the last polled event.
+    pub polled: Mutex<EventStore>,
+}
+
+static ENGINES: LazyLock<Mutex<HashMap<usize, Arc<Handle>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Handle values are never reused (unlike heap addresses), so a destroyed engine's handle is
+/// always detected. They are opaque tokens, never dereferenced.
+static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(0x1000);
+
+/// Registers an engine and returns its C handle.
+pub fn register(handle: Handle) -> *mut FluxEngine {
+    let token = NEXT_HANDLE.fetch_add(16, Ordering::Relaxed);
+    ENGINES.lock().insert(token, Arc::new(handle));
+    token as *mut FluxEngine
+}
+
+/// The live engine behind `p` (kept alive for the duration of the call).
+pub fn engine(p: *const FluxEngine) -> FfiResult<Arc<Handle>> {
+    non_null(p, "engine")?;
+    ENGINES.lock().get(&(p as usize)).cloned().ok_or_else(|| {
+        FfiError::new(
+            FluxResult::InvalidHandle,
+            "engine is not a live engine (destroyed or never created)",
+        )
+    })
+}
+
+/// Removes an engine from the registry; it is freed when the last call using it returns.
+pub fn unregister(p: *const FluxEngine) -> Option<Arc<Handle>> {
+    ENGINES.lock().remove(&(p as usize))
+}

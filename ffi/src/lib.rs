@@ -1,0 +1,886 @@
+//! The Flux Engine C ABI: `extern "C"` wrappers over `flux_core::runtime`, one to one.
+//!
+//! Conventions (see the header): every fallible function returns a `FluxResult`; on failure
+//! `flux_last_error_message()` gives the reason on the calling thread. No function unwinds or
+//! aborts: each runs inside `catch_unwind`. Input structs start with `struct_size` and have an
+//! `_init` function. Strings are UTF-8 and NUL-terminated. Memory the library allocates stays
+//! the library's; results are copied into caller buffers.
+
+mod abi;
+mod events;
+pub mod types;
+
+use std::ffi::c_char;
+use std::mem::{offset_of, size_of};
+use std::time::Duration;
+
+use abi::{
+    guard, non_null, opt_string, read_desc, string, write_opt, write_out, FfiError, FfiResult,
+    Handle,
+};
+use flux_core::image::{ImageView, PixelFormat, RgbImage};
+use flux_core::model::ModelFiles;
+use flux_core::pipeline::edit::{ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS};
+use flux_core::pipeline::TextToImage;
+use flux_core::runtime::{CancelOutcome, EngineOptions, JobId, JobOutput, JobRequest, JobState};
+use types::*;
+
+/// End offset of a field: the smallest `struct_size` that still covers it.
+macro_rules! end_of {
+    ($t:ty, $f:ident) => {{
+        let probe = std::mem::MaybeUninit::<$t>::uninit();
+        // SAFETY: only the field's address is taken, never read.
+        let field_size = unsafe { std::mem::size_of_val(&(*probe.as_ptr()).$f) };
+        offset_of!($t, $f) + field_size
+    }};
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// The library version, e.g. "0.1.0" (static string).
+#[no_mangle]
+pub extern "C" fn flux_version() -> *const c_char {
+    VERSION.as_ptr() as *const c_char
+}
+
+/// The ABI version the library implements (`FLUX_ABI_VERSION` of its header).
+#[no_mangle]
+pub extern "C" fn flux_abi_version() -> u32 {
+    FLUX_ABI_VERSION
+}
+
+/// The calling thread's last error message: valid until the next failing call on this thread.
+/// Never NULL (empty when nothing failed).
+#[no_mangle]
+pub extern "C" fn flux_last_error_message() -> *const c_char {
+    abi::last_error()
+}
+
+/// Fills `desc` with defaults (CPU, unlimited budget, no previews, 16 cached prompts, INFO logs).
+///
+/// # Safety
+/// `desc` must be NULL or point to a `FluxEngineDesc`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_desc_init(desc: *mut FluxEngineDesc) {
+    write_opt(
+        desc,
+        FluxEngineDesc {
+            struct_size: size_of::<FluxEngineDesc>() as u32,
+            abi_version: FLUX_ABI_VERSION,
+            device: FluxDevice::Cpu as i32,
+            device_index: 0,
+            memory_budget: u64::MAX,
+            preview_every: 0,
+            embedding_cache: 16,
+            log_level: FluxLogLevel::Info as i32,
+            callback: None,
+            user_data: std::ptr::null_mut(),
+        },
+    );
+}
+
+fn level_filter(v: i32) -> FfiResult<log::LevelFilter> {
+    use log::LevelFilter as L;
+    Ok(match v {
+        0 => L::Off,
+        1 => L::Error,
+        2 => L::Warn,
+        3 => L::Info,
+        4 => L::Debug,
+        5 => L::Trace,
+        _ => {
+            return Err(FfiError::new(
+                FluxResult::InvalidArgument,
+                format!("log_level {v} is not a FluxLogLevel"),
+            ))
+        }
+    })
+}
+
+fn device(kind: i32, index: u32) -> FfiResult<candle_core::Device> {
+    match kind {
+        0 => Ok(candle_core::Device::Cpu),
+        1 => candle_core::Device::new_cuda(index as usize)
+            .map_err(|e| FfiError::from(flux_core::Error::from(e))),
+        _ => Err(FfiError::new(
+            FluxResult::InvalidArgument,
+            format!("device {kind} is not a FluxDevice"),
+        )),
+    }
+}
+
+/// Creates an engine and its worker thread. Fails with ABI_MISMATCH when `desc->abi_version`
+/// differs from the library's.
+///
+/// # Safety
+/// `desc` must be NULL or a valid `FluxEngineDesc`; `out_engine` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_create(
+    desc: *const FluxEngineDesc,
+    out_engine: *mut *mut FluxEngine,
+) -> FluxResult {
+    guard(|| {
+        non_null(out_engine, "out_engine")?;
+        let d = read_desc(
+            desc,
+            end_of!(FluxEngineDesc, abi_version),
+            flux_engine_desc_init,
+            "desc",
+        )?;
+        if d.abi_version != FLUX_ABI_VERSION {
+            return Err(FfiError::new(
+                FluxResult::AbiMismatch,
+                format!("the caller was built for ABI {}, this library implements ABI {FLUX_ABI_VERSION}", d.abi_version),
+            ));
+        }
+        let opts = EngineOptions {
+            device: device(d.device, d.device_index)?,
+            memory_budget: d.memory_budget,
+            preview_every: d.preview_every as usize,
+            embedding_cache: d.embedding_cache as usize,
+            log_level: level_filter(d.log_level)?,
+            callback: events::callback(d.callback, d.user_data),
+        };
+        let engine = flux_core::runtime::Engine::new(opts)?;
+        out_engine.write(abi::register(Handle {
+            engine,
+            polled: Default::default(),
+        }));
+        Ok(())
+    })
+}
+
+/// Cancels every job, joins the worker (within one denoising step) and frees the engine.
+/// NULL is accepted. Returns WRONG_THREAD from inside the event callback (nothing is freed).
+///
+/// # Safety
+/// `engine` must be NULL or a handle from `flux_engine_create` (a destroyed one is detected).
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_destroy(engine: *mut FluxEngine) -> FluxResult {
+    guard(|| {
+        if engine.is_null() {
+            return Ok(());
+        }
+        let handle = abi::engine(engine)?;
+        if handle.engine.on_worker_thread() {
+            return Err(FfiError::new(
+                FluxResult::WrongThread,
+                "an engine cannot be destroyed from its own event callback",
+            ));
+        }
+        drop(abi::unregister(engine));
+        // The last reference (here, unless another thread is inside a call) joins the worker.
+        drop(handle);
+        Ok(())
+    })
+}
+
+/// Fills `desc` with defaults (no paths, default dtype, Kontext detected, normal priority).
+///
+/// # Safety
+/// `desc` must be NULL or point to a `FluxModelDesc`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_model_desc_init(desc: *mut FluxModelDesc) {
+    let null = std::ptr::null();
+    write_opt(
+        desc,
+        FluxModelDesc {
+            struct_size: size_of::<FluxModelDesc>() as u32,
+            folder: null,
+            transformer: null,
+            ae: null,
+            t5: null,
+            clip: null,
+            t5_tokenizer: null,
+            clip_tokenizer: null,
+            dtype: FluxDType::Default as i32,
+            kontext: -1,
+            priority: FLUX_PRIORITY_NORMAL,
+        },
+    );
+}
+
+unsafe fn model_files(d: &FluxModelDesc) -> FfiResult<ModelFiles> {
+    if let Some(folder) = opt_string(d.folder, "desc.folder")? {
+        return Ok(ModelFiles::from_folder(folder.as_ref())?);
+    }
+    let path = |p, what| string(p, what).map(std::path::PathBuf::from);
+    Ok(ModelFiles {
+        transformer: path(d.transformer, "desc.transformer (or desc.folder)")?,
+        ae: path(d.ae, "desc.ae")?,
+        t5: path(d.t5, "desc.t5")?,
+        clip: path(d.clip, "desc.clip")?,
+        t5_tokenizer: path(d.t5_tokenizer, "desc.t5_tokenizer")?,
+        clip_tokenizer: path(d.clip_tokenizer, "desc.clip_tokenizer")?,
+        model_index: None,
+    })
+}
+
+fn submit(h: &Handle, request: JobRequest, priority: i32, out_job: *mut FluxJob) -> FfiResult {
+    let id = h.engine.submit(request, priority)?;
+    // SAFETY: checked non-null by the caller of `submit`.
+    unsafe { out_job.write(id.0) };
+    Ok(())
+}
+
+/// Queues loading a model (replacing the current one). Files are located now (a missing folder
+/// or unknown layout fails here); weights load on the worker (watch the job).
+///
+/// # Safety
+/// Pointers must be NULL or valid; strings NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_load_model(
+    engine: *mut FluxEngine,
+    desc: *const FluxModelDesc,
+    out_job: *mut FluxJob,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_job, "out_job")?;
+        let d = read_desc(
+            desc,
+            end_of!(FluxModelDesc, folder),
+            flux_model_desc_init,
+            "desc",
+        )?;
+        let dtype = match d.dtype {
+            0 => None,
+            1 => Some(candle_core::DType::F32),
+            2 => Some(candle_core::DType::BF16),
+            3 => Some(candle_core::DType::F16),
+            v => {
+                return Err(FfiError::new(
+                    FluxResult::InvalidArgument,
+                    format!("dtype {v} is not a FluxDType"),
+                ))
+            }
+        };
+        let kontext = match d.kontext {
+            -1 => None,
+            0 => Some(false),
+            1 => Some(true),
+            v => {
+                return Err(FfiError::new(
+                    FluxResult::InvalidArgument,
+                    format!("kontext must be -1, 0 or 1, got {v}"),
+                ))
+            }
+        };
+        let files = model_files(&d)?;
+        submit(
+            &h,
+            JobRequest::LoadModel {
+                files,
+                dtype,
+                kontext,
+            },
+            d.priority,
+            out_job,
+        )
+    })
+}
+
+/// Queues unloading the model.
+///
+/// # Safety
+/// Pointers must be NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_unload_model(
+    engine: *mut FluxEngine,
+    priority: i32,
+    out_job: *mut FluxJob,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_job, "out_job")?;
+        submit(&h, JobRequest::UnloadModel, priority, out_job)
+    })
+}
+
+/// Fills `desc` with defaults (1024×1024, seed 0, the variant's steps/guidance/T5 length).
+///
+/// # Safety
+/// `desc` must be NULL or point to a `FluxTextToImageDesc`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_text_to_image_desc_init(desc: *mut FluxTextToImageDesc) {
+    write_opt(
+        desc,
+        FluxTextToImageDesc {
+            struct_size: size_of::<FluxTextToImageDesc>() as u32,
+            prompt: std::ptr::null(),
+            width: 1024,
+            height: 1024,
+            seed: 0,
+            steps: 0,
+            guidance: -1.0,
+            t5_len: 0,
+            priority: FLUX_PRIORITY_NORMAL,
+        },
+    );
+}
+
+fn opt_u(v: u32) -> Option<usize> {
+    (v > 0).then_some(v as usize)
+}
+
+/// Checks step count and T5 length at submit (0 = default).
+fn check_counts(steps: u32, t5_len: u32) -> FfiResult {
+    let max = flux_core::pipeline::MAX_STEPS as u32;
+    if steps > max {
+        return Err(FfiError::new(
+            FluxResult::InvalidArgument,
+            format!("steps {steps} is more than {max}"),
+        ));
+    }
+    if t5_len == 1 || t5_len > 4096 {
+        return Err(FfiError::new(
+            FluxResult::InvalidArgument,
+            format!("t5_len {t5_len} must be 0 (default) or 2..=4096"),
+        ));
+    }
+    Ok(())
+}
+
+fn opt_guidance(g: f32) -> Option<f32> {
+    (g >= 0.0).then_some(g)
+}
+
+/// Validates sizes early (so the caller gets the error at submit, naming the nearest valid size).
+fn size(w: u32, h: u32) -> FfiResult<(usize, usize)> {
+    let (w, h) = (w as usize, h as usize);
+    flux_core::pipeline::validate_size(w, h)?;
+    Ok((w, h))
+}
+
+/// Queues a text-to-image job.
+///
+/// # Safety
+/// Pointers must be NULL or valid; strings NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_submit_text_to_image(
+    engine: *mut FluxEngine,
+    desc: *const FluxTextToImageDesc,
+    out_job: *mut FluxJob,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_job, "out_job")?;
+        let d = read_desc(
+            desc,
+            end_of!(FluxTextToImageDesc, prompt),
+            flux_text_to_image_desc_init,
+            "desc",
+        )?;
+        let prompt = string(d.prompt, "desc.prompt")?;
+        let (width, height) = size(d.width, d.height)?;
+        check_counts(d.steps, d.t5_len)?;
+        let req = TextToImage {
+            prompt,
+            width,
+            height,
+            seed: d.seed,
+            steps: opt_u(d.steps),
+            guidance: opt_guidance(d.guidance),
+            t5_len: opt_u(d.t5_len),
+        };
+        submit(&h, JobRequest::TextToImage(req), d.priority, out_job)
+    })
+}
+
+/// Copies a caller image (validating size, stride and buffer length).
+unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
+    let format = match v.format {
+        0 => PixelFormat::Rgb8,
+        1 => PixelFormat::Rgba8,
+        f => {
+            return Err(FfiError::new(
+                FluxResult::InvalidArgument,
+                format!("{what}.format {f} is not RGB8 or RGBA8"),
+            ))
+        }
+    };
+    non_null(v.data, &format!("{what}.data"))?;
+    let bpp = format.bytes();
+    let (w, h, stride) = (v.width as usize, v.height as usize, v.stride as usize);
+    let max = flux_core::image::MAX_INPUT_SIDE;
+    // Checked before any slice is formed over the caller's buffer.
+    if w == 0 || h == 0 || w > max || h > max || stride < w * bpp || stride > max * 16 {
+        return Err(flux_core::Error::InvalidArgument(format!(
+            "{what}: {w}x{h} with stride {stride} is not a valid image"
+        ))
+        .into());
+    }
+    let len = stride * (h - 1) + w * bpp;
+    let data = std::slice::from_raw_parts(v.data, len);
+    Ok(ImageView {
+        width: w,
+        height: h,
+        stride,
+        format,
+        data,
+    }
+    .to_rgb()?)
+}
+
+/// Fills `desc` with defaults (snap on, size from the first image, 30 steps, guidance 2.5).
+///
+/// # Safety
+/// `desc` must be NULL or point to a `FluxEditDesc`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_edit_desc_init(desc: *mut FluxEditDesc) {
+    write_opt(
+        desc,
+        FluxEditDesc {
+            struct_size: size_of::<FluxEditDesc>() as u32,
+            prompt: std::ptr::null(),
+            images: std::ptr::null(),
+            image_count: 0,
+            snap: 1,
+            width: 0,
+            height: 0,
+            seed: 0,
+            steps: 0,
+            guidance: -1.0,
+            t5_len: 0,
+            priority: FLUX_PRIORITY_NORMAL,
+        },
+    );
+}
+
+/// Queues a Kontext edit of 1 to 4 reference images (copied now).
+///
+/// # Safety
+/// Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
+/// `stride × (height − 1) + width × bytes-per-pixel` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_submit_edit(
+    engine: *mut FluxEngine,
+    desc: *const FluxEditDesc,
+    out_job: *mut FluxJob,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_job, "out_job")?;
+        let d = read_desc(
+            desc,
+            end_of!(FluxEditDesc, image_count),
+            flux_edit_desc_init,
+            "desc",
+        )?;
+        let prompt = string(d.prompt, "desc.prompt")?;
+        check_counts(d.steps, d.t5_len)?;
+        non_null(d.images, "desc.images")?;
+        let max = flux_core::pipeline::edit::MAX_REFERENCES;
+        if d.image_count == 0 || d.image_count as usize > max {
+            return Err(FfiError::new(
+                FluxResult::InvalidArgument,
+                format!("image_count must be 1..={max}, got {}", d.image_count),
+            ));
+        }
+        let views = std::slice::from_raw_parts(d.images, d.image_count as usize);
+        let references = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| image(v, &format!("desc.images[{i}]")))
+            .collect::<FfiResult<Vec<_>>>()?;
+        let size = match (d.width, d.height) {
+            (0, 0) => None,
+            (w, hh) => Some(size(w, hh)?),
+        };
+        let req = KontextEdit {
+            prompt,
+            references,
+            size,
+            resolutions: if d.snap != 0 {
+                KONTEXT_RESOLUTIONS.to_vec()
+            } else {
+                Vec::new()
+            },
+            seed: d.seed,
+            steps: opt_u(d.steps),
+            guidance: opt_guidance(d.guidance),
+            t5_len: opt_u(d.t5_len),
+        };
+        submit(&h, JobRequest::Edit(req), d.priority, out_job)
+    })
+}
+
+/// Fills `desc` with defaults (strength 0.8, size from the init image).
+///
+/// # Safety
+/// `desc` must be NULL or point to a `FluxImageToImageDesc`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_image_to_image_desc_init(desc: *mut FluxImageToImageDesc) {
+    write_opt(
+        desc,
+        FluxImageToImageDesc {
+            struct_size: size_of::<FluxImageToImageDesc>() as u32,
+            prompt: std::ptr::null(),
+            init: FluxImageView {
+                width: 0,
+                height: 0,
+                stride: 0,
+                format: FluxPixelFormat::Rgb8 as i32,
+                data: std::ptr::null(),
+            },
+            strength: 0.8,
+            width: 0,
+            height: 0,
+            seed: 0,
+            steps: 0,
+            guidance: -1.0,
+            t5_len: 0,
+            priority: FLUX_PRIORITY_NORMAL,
+        },
+    );
+}
+
+/// Queues an image-to-image job (the init image is copied now).
+///
+/// # Safety
+/// As `flux_engine_submit_edit`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_submit_image_to_image(
+    engine: *mut FluxEngine,
+    desc: *const FluxImageToImageDesc,
+    out_job: *mut FluxJob,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_job, "out_job")?;
+        let d = read_desc(
+            desc,
+            end_of!(FluxImageToImageDesc, strength),
+            flux_image_to_image_desc_init,
+            "desc",
+        )?;
+        let prompt = string(d.prompt, "desc.prompt")?;
+        check_counts(d.steps, d.t5_len)?;
+        let init = image(&d.init, "desc.init")?;
+        flux_core::pipeline::edit::img2img_start(1, d.strength)?;
+        let (w, hh) = match (d.width, d.height) {
+            (0, 0) => (
+                (init.width / 16 * 16) as u32,
+                (init.height / 16 * 16) as u32,
+            ),
+            s => s,
+        };
+        let (width, height) = size(w, hh)?;
+        let base = TextToImage {
+            prompt,
+            width,
+            height,
+            seed: d.seed,
+            steps: opt_u(d.steps),
+            guidance: opt_guidance(d.guidance),
+            t5_len: opt_u(d.t5_len),
+        };
+        submit(
+            &h,
+            JobRequest::ImageToImage(ImageToImage {
+                base,
+                init,
+                strength: d.strength,
+            }),
+            d.priority,
+            out_job,
+        )
+    })
+}
+
+fn job_err(e: flux_core::Error) -> FfiError {
+    match e {
+        flux_core::Error::InvalidArgument(m) if m.starts_with("unknown or released job") => {
+            FfiError::new(FluxResult::UnknownJob, m)
+        }
+        other => other.into(),
+    }
+}
+
+fn state_code(s: JobState) -> i32 {
+    (match s {
+        JobState::Queued => FluxJobState::Queued,
+        JobState::Running => FluxJobState::Running,
+        JobState::Succeeded => FluxJobState::Succeeded,
+        JobState::Failed => FluxJobState::Failed,
+        JobState::Cancelled => FluxJobState::Cancelled,
+    }) as i32
+}
+
+/// Cancels a job: a queued one never starts, a running one stops within one step. Cancelling a
+/// finished job is harmless (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
+///
+/// # Safety
+/// Pointers must be NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_cancel(
+    engine: *mut FluxEngine,
+    job: FluxJob,
+    out_outcome: *mut i32,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        let outcome = h.engine.cancel(JobId(job)).map_err(job_err)?;
+        let code = match outcome {
+            CancelOutcome::Dequeued => FluxCancelOutcome::Dequeued,
+            CancelOutcome::Requested => FluxCancelOutcome::Requested,
+            CancelOutcome::AlreadyFinished => FluxCancelOutcome::AlreadyFinished,
+        };
+        write_opt(out_outcome, code as i32);
+        Ok(())
+    })
+}
+
+/// A job's state and progress.
+///
+/// # Safety
+/// `out` must point to a `FluxJobStatus` whose `struct_size` is set.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_status(
+    engine: *mut FluxEngine,
+    job: FluxJob,
+    out: *mut FluxJobStatus,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out, "out")?;
+        let s = h.engine.status(JobId(job)).map_err(job_err)?;
+        let v = FluxJobStatus {
+            struct_size: 0,
+            state: state_code(s.state),
+            step: s.step as u32,
+            total: s.total as u32,
+            has_result: u32::from(s.has_result),
+        };
+        write_out(out, &v, "out")
+    })
+}
+
+/// Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). On success
+/// `out_state` (may be NULL) holds the terminal `FluxJobState`. WRONG_THREAD in the callback.
+///
+/// # Safety
+/// Pointers must be NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_wait(
+    engine: *mut FluxEngine,
+    job: FluxJob,
+    timeout_ms: u32,
+    out_state: *mut i32,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        if h.engine.on_worker_thread() {
+            return Err(FfiError::new(
+                FluxResult::WrongThread,
+                "flux_job_wait cannot be called from the event callback",
+            ));
+        }
+        let state = h
+            .engine
+            .wait(JobId(job), Duration::from_millis(timeout_ms as u64))
+            .map_err(job_err)?;
+        if !state.is_terminal() {
+            return Err(FfiError::new(
+                FluxResult::Timeout,
+                format!("job {job} still {state:?} after {timeout_ms} ms"),
+            ));
+        }
+        write_opt(out_state, state_code(state));
+        Ok(())
+    })
+}
+
+/// OK for a job that has not failed; JOB_FAILED (with its error as the last error message) for
+/// one that has.
+///
+/// # Safety
+/// `engine` must be NULL or a handle.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_error(engine: *mut FluxEngine, job: FluxJob) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        match h.engine.status(JobId(job)).map_err(job_err)?.error {
+            Some(e) => Err(FfiError::new(FluxResult::JobFailed, e)),
+            None => Ok(()),
+        }
+    })
+}
+
+fn finished_image(h: &Handle, job: FluxJob) -> FfiResult<RgbImage> {
+    match h.engine.result(JobId(job)) {
+        Ok(JobOutput::Image(g)) => Ok(g.image),
+        Ok(_) => Err(FfiError::new(
+            FluxResult::NotReady,
+            format!("job {job} did not produce an image"),
+        )),
+        Err(e) => match h.engine.status(JobId(job)) {
+            Err(_) => Err(job_err(e)),
+            Ok(_) => Err(FfiError::new(FluxResult::NotReady, e.to_string())),
+        },
+    }
+}
+
+/// Size of a finished job's image.
+///
+/// # Safety
+/// Pointers must be NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_image_size(
+    engine: *mut FluxEngine,
+    job: FluxJob,
+    out_width: *mut u32,
+    out_height: *mut u32,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_width, "out_width")?;
+        non_null(out_height, "out_height")?;
+        let img = finished_image(&h, job)?;
+        out_width.write(img.width as u32);
+        out_height.write(img.height as u32);
+        Ok(())
+    })
+}
+
+/// Copies a finished job's image into `dst` as `format` (a `FluxPixelFormat`), rows `dst_stride`
+/// bytes apart; `dst_size` is the buffer's length. The engine keeps the result until
+/// `flux_job_release`.
+///
+/// # Safety
+/// `dst` must be NULL or writable for `dst_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_copy_image(
+    engine: *mut FluxEngine,
+    job: FluxJob,
+    format: i32,
+    dst: *mut u8,
+    dst_stride: usize,
+    dst_size: usize,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        let bpp = match format {
+            0 => 3,
+            1 => 4,
+            2 => 16,
+            f => {
+                return Err(FfiError::new(
+                    FluxResult::InvalidArgument,
+                    format!("format {f} is not a FluxPixelFormat"),
+                ))
+            }
+        };
+        non_null(dst, "dst")?;
+        let img = finished_image(&h, job)?;
+        let row = img.width * bpp;
+        if dst_stride < row {
+            return Err(FfiError::new(
+                FluxResult::InvalidArgument,
+                format!("dst_stride {dst_stride} is smaller than a row ({row} bytes)"),
+            ));
+        }
+        let needed = dst_stride * (img.height - 1) + row;
+        if dst_size < needed {
+            return Err(FfiError::new(
+                FluxResult::BufferTooSmall,
+                format!("dst_size {dst_size} < {needed} bytes needed"),
+            ));
+        }
+        let out = std::slice::from_raw_parts_mut(dst, needed);
+        for (y, src) in img.data.chunks_exact(img.width * 3).enumerate() {
+            let line = &mut out[y * dst_stride..y * dst_stride + row];
+            for (px, d) in src.chunks_exact(3).zip(line.chunks_exact_mut(bpp)) {
+                match format {
+                    0 => d.copy_from_slice(px),
+                    1 => d.copy_from_slice(&[px[0], px[1], px[2], 255]),
+                    _ => {
+                        let f = [
+                            px[0] as f32 / 255.0,
+                            px[1] as f32 / 255.0,
+                            px[2] as f32 / 255.0,
+                            1.0,
+                        ];
+                        for (c, v) in d.chunks_exact_mut(4).zip(f) {
+                            c.copy_from_slice(&v.to_ne_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Forgets a job (cancelling it if it is still queued or running); its handle becomes invalid.
+///
+/// # Safety
+/// `engine` must be NULL or a handle.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_release(engine: *mut FluxEngine, job: FluxJob) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        h.engine.release(JobId(job)).map_err(job_err)
+    })
+}
+
+/// The next event, or NO_EVENT. Never blocks. `out->struct_size` must be set; its pointers stay
+/// valid until the next poll on this engine.
+///
+/// # Safety
+/// `out` must point to a `FluxEvent` whose `struct_size` is set.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_poll_event(
+    engine: *mut FluxEngine,
+    out: *mut FluxEvent,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out, "out")?;
+        let Some(e) = h.engine.poll_event() else {
+            return Err(FfiError::new(FluxResult::NoEvent, "no event"));
+        };
+        let mut store = h.polled.lock();
+        let fe = store.convert(&e);
+        write_out(out, &fe, "out")
+    })
+}
+
+/// Sets the memory budget in bytes; residency follows before the next job.
+///
+/// # Safety
+/// `engine` must be NULL or a handle.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_set_memory_budget(
+    engine: *mut FluxEngine,
+    bytes: u64,
+) -> FluxResult {
+    guard(|| {
+        abi::engine(engine)?.engine.set_memory_budget(bytes);
+        Ok(())
+    })
+}
+
+/// What the engine holds now, per component.
+///
+/// # Safety
+/// `out` must point to a `FluxResidency` whose `struct_size` is set.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_get_residency(
+    engine: *mut FluxEngine,
+    out: *mut FluxResidency,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        let r = h.engine.residency();
+        let v = FluxResidency {
+            struct_size: 0,
+            budget: r.budget,
+            transformer: r.transformer,
+            autoencoder: r.autoencoder,
+            text_encoders: r.text_encoders,
+            release_text_encoders: u32::from(r.release_text_encoders),
+        };
+        write_out(out, &v, "out")
+    })
+}

@@ -1,0 +1,230 @@
+//! C programs compiled with the system compiler against `include/flux_engine.h`, linked to the
+//! shared and the static library, run on the tiny model. Their pixels must equal the Rust API's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flux_core::model::{FluxModel, LoadOptions, Variant};
+use flux_core::pipeline::edit::KontextEdit;
+use flux_core::pipeline::{self, TextToImage};
+use flux_core::tiny::{self, Layout};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `target/<profile>`, where cargo put libflux_engine.{so,a} before running this test.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
+const STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("flux-ffi-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Compiles `tests/c/<name>.c` into `dir`, linked dynamically and statically.
+fn build(name: &str, dir: &Path) -> [PathBuf; 2] {
+    let src = root().join("tests/c").join(format!("{name}.c"));
+    let lib = lib_dir();
+    let cc = || {
+        let mut c = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+        c.args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-D_POSIX_C_SOURCE=200809L",
+            "-g",
+        ])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(&src);
+        c
+    };
+    let shared = dir.join(format!("{name}-shared"));
+    run(cc()
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lflux_engine")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&shared));
+    let stat = dir.join(format!("{name}-static"));
+    run(cc()
+        .arg(lib.join("libflux_engine.a"))
+        .args(STATIC_LIBS)
+        .arg("-o")
+        .arg(&stat));
+    [shared, stat]
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn lifecycle_pixels_equal_the_rust_api_with_shared_and_static_library() {
+    let s = Scratch::new("lifecycle");
+    let model = tiny::write_tiny_model(
+        &tiny::default_fixtures_dir(),
+        &s.0.join("model"),
+        Variant::Dev,
+        Layout::SingleFiles,
+    )
+    .unwrap();
+    let mut m = FluxModel::load(&model, &LoadOptions::default()).unwrap();
+    let req = TextToImage {
+        width: 64,
+        height: 48,
+        seed: 7,
+        steps: Some(3),
+        t5_len: Some(32),
+        ..TextToImage::new("a red lighthouse at dusk", 7)
+    };
+    let want = pipeline::generate(&mut m, &req, &mut pipeline::no_hook())
+        .unwrap()
+        .image;
+    let mut edit = KontextEdit::new("make it night", want.clone(), 0);
+    (edit.resolutions, edit.steps, edit.t5_len) = (vec![], Some(2), Some(16));
+    let want_edit = pipeline::edit::edit(&mut m, &edit, &mut pipeline::no_hook())
+        .unwrap()
+        .image;
+    for exe in build("lifecycle", &s.0) {
+        let (gen, edited) = (s.0.join("generated.rgb"), s.0.join("edited.rgb"));
+        let out = run(Command::new(&exe)
+            .arg(s.0.join("model"))
+            .arg(&gen)
+            .arg(&edited));
+        assert!(out.contains("lifecycle: ok"), "{out}");
+        assert_eq!(
+            read(&gen),
+            want.data,
+            "{}: generated pixels differ from the Rust API",
+            exe.display()
+        );
+        assert_eq!(
+            read(&edited),
+            want_edit.data,
+            "{}: edited pixels differ from the Rust API",
+            exe.display()
+        );
+    }
+}
+
+#[test]
+fn bad_input_table() {
+    let s = Scratch::new("bad");
+    let model = s.0.join("model");
+    tiny::write_tiny_model(
+        &tiny::default_fixtures_dir(),
+        &model,
+        Variant::Dev,
+        Layout::SingleFiles,
+    )
+    .unwrap();
+    let empty = s.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let broken = s.0.join("broken");
+    let files = tiny::write_tiny_model(
+        &tiny::default_fixtures_dir(),
+        &broken,
+        Variant::Dev,
+        Layout::SingleFiles,
+    )
+    .unwrap();
+    let bytes = read(&files.transformer);
+    std::fs::write(&files.transformer, &bytes[..bytes.len() - 64]).unwrap();
+    for exe in build("bad_inputs", &s.0) {
+        let out = run(Command::new(&exe).arg(&model).arg(&empty).arg(&broken));
+        let rows: usize = out
+            .split("bad_inputs: ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(rows >= 40, "{out}");
+        assert!(out.contains(", 0 failures"), "{out}");
+    }
+}
+
+#[test]
+fn header_compiles_as_c99_and_cpp17_included_twice() {
+    let s = Scratch::new("header");
+    let src = root().join("tests/c/header_twice.c");
+    let inc = root().join("include");
+    let flags = ["-Wall", "-Wextra", "-Werror", "-pedantic"];
+    let lib = lib_dir();
+    for (compiler, std, lang) in [("cc", "-std=c99", "c"), ("c++", "-std=c++17", "c++")] {
+        let exe = s.0.join(format!("header-{lang}"));
+        run(Command::new(compiler)
+            .args(flags)
+            .arg(std)
+            .args(["-x", lang])
+            .arg("-I")
+            .arg(&inc)
+            .arg(&src)
+            .args(["-x", "none"])
+            .arg("-L")
+            .arg(&lib)
+            .arg("-lflux_engine")
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-o")
+            .arg(&exe));
+        run(&mut Command::new(&exe));
+    }
+}
+
+#[test]
+fn shared_library_exports_only_the_api() {
+    let lib = lib_dir().join("libflux_engine.so");
+    let out = run(Command::new("nm")
+        .args(["-D", "--defined-only", "--format=posix"])
+        .arg(&lib));
+    let exported: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(exported.contains(&"flux_engine_create"), "{out}");
+    let foreign: Vec<&&str> = exported
+        .iter()
+        .filter(|s| !s.starts_with("flux_"))
+        .collect();
+    assert!(foreign.is_empty(), "non-API symbols exported: {foreign:?}");
+}
