@@ -549,6 +549,13 @@ FluxResult flux_job_copy_image(struct FluxEngine *engine,
                                size_t dst_stride,
                                size_t dst_size);
 
+// Writes a finished job's image to `path`: JPEG for `.jpg`/`.jpeg` (quality 95), otherwise
+// PNG carrying the generation parameters (prompt, seed, steps, guidance, size, variant).
+//
+// # Safety
+// `path` must be NULL or a NUL-terminated string.
+FluxResult flux_job_save_image(struct FluxEngine *engine, FluxJob job, const char *path);
+
 // Forgets a job (cancelling it if it is still queued or running); its handle becomes invalid.
 //
 // # Safety

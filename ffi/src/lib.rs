@@ -8,6 +8,7 @@
 
 mod abi;
 mod events;
+pub mod install;
 pub mod types;
 
 use std::ffi::c_char;
@@ -809,6 +810,31 @@ pub unsafe extern "C" fn flux_job_copy_image(
             }
         }
         Ok(())
+    })
+}
+
+/// Writes a finished job's image to `path`: JPEG for `.jpg`/`.jpeg` (quality 95), otherwise
+/// PNG carrying the generation parameters (prompt, seed, steps, guidance, size, variant).
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn flux_job_save_image(
+    engine: *mut FluxEngine,
+    job: FluxJob,
+    path: *const c_char,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        let path = string(path, "path")?;
+        match h.engine.result(JobId(job)) {
+            Ok(JobOutput::Image(g)) => Ok(flux_core::image::export::save(
+                path.as_ref(),
+                &g.image,
+                Some(&g.meta),
+            )?),
+            _ => finished_image(&h, job).map(|_| ()),
+        }
     })
 }
 

@@ -13,10 +13,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `target/<profile>`, where cargo put libflux_engine.{so,a} before running this test.
+/// `target/<profile>/deps`, where cargo builds libflux_engine.{so,a} for this test (it copies
+/// them up to `target/<profile>` only for `cargo build`).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 /// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
@@ -209,6 +210,53 @@ fn header_compiles_as_c99_and_cpp17_included_twice() {
             .arg(&exe));
         run(&mut Command::new(&exe));
     }
+}
+
+#[test]
+fn installed_package_builds_the_c_sample_with_cmake_and_pkg_config() {
+    let s = Scratch::new("install");
+    let prefix = s.0.join("prefix");
+    flux_engine::install::install(&prefix, &lib_dir(), &flux_engine::install::source_header())
+        .unwrap();
+    let pc = run(Command::new("pkg-config")
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .args(["--cflags", "--libs", "flux_engine"]));
+    assert!(
+        pc.contains("-lflux_engine") && pc.contains("/include"),
+        "{pc}"
+    );
+    let build = s.0.join("build");
+    let cmake = std::env::var("CMAKE").unwrap_or_else(|_| "cmake".into());
+    run(Command::new(&cmake)
+        .arg("-S")
+        .arg(root().join("samples/c"))
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())));
+    run(Command::new(&cmake).arg("--build").arg(&build));
+    let model = s.0.join("model");
+    tiny::write_tiny_model(
+        &tiny::default_fixtures_dir(),
+        &model,
+        Variant::Schnell,
+        Layout::Diffusers,
+    )
+    .unwrap();
+    let png = s.0.join("out.png");
+    let out = run(Command::new(build.join("flux-c"))
+        .arg("generate")
+        .arg(&model)
+        .arg("a cat")
+        .arg(&png)
+        .args(["32", "16", "2", "5"]));
+    assert!(out.contains("wrote"), "{out}");
+    let img = flux_core::image::export::decode(&read(&png)).unwrap();
+    assert_eq!((img.width, img.height), (32, 16));
+    let text = flux_core::image::export::read_png_text(&read(&png)).unwrap();
+    assert!(
+        text.contains(&("prompt".to_string(), "a cat".to_string())),
+        "{text:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the C lifecycle test under valgrind memcheck: no invalid reads/writes, no definite leaks.
+# Needs the debug library built by `cargo test --workspace` (target/debug/deps).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+lib=target/debug/deps
+out=target/valgrind
+mkdir -p "$out"
+cc -std=c99 -D_POSIX_C_SOURCE=200809L -g -Iinclude tests/c/lifecycle.c -L"$lib" -lflux_engine \
+  -Wl,-rpath,"$PWD/$lib" -o "$out/lifecycle"
+cargo run -q -p flux-cli -- tiny-model --out "$out/model"
+valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$out/lifecycle" "$out/model" "$out/gen.rgb" "$out/edit.rgb"
