@@ -21,6 +21,20 @@ static void sleep_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
+/* The event callback tries what is forbidden there: destroying the engine or waiting. */
+static FluxEngine *g_engine = NULL;
+static volatile int g_destroy_result = -1, g_wait_result = -1, g_callback_events = 0;
+
+static void on_event(const FluxEvent *ev, void *user_data) {
+  int *counter = (int *)user_data;
+  (*counter)++;
+  g_callback_events++;
+  if (ev->kind == FLUX_EVENT_TYPE_PROGRESS && g_destroy_result == -1 && g_engine != NULL) {
+    g_destroy_result = flux_engine_destroy(g_engine);
+    g_wait_result = flux_job_wait(g_engine, ev->job, 10, NULL);
+  }
+}
+
 /* Polls the events of `job` until a terminal one; records their kinds. */
 static int events_of(FluxEngine *e, FluxJob job, int32_t *kinds, int max) {
   int n = 0;
@@ -39,6 +53,9 @@ int main(int argc, char **argv) {
   FluxEngineDesc ed;
   flux_engine_desc_init(&ed);
   ed.preview_every = 1;
+  int user_counter = 0;
+  ed.callback = on_event;
+  ed.user_data = &user_counter;
   FluxEngine *e = NULL;
   CHECK(flux_engine_create(&ed, &e));
 
@@ -52,6 +69,7 @@ int main(int argc, char **argv) {
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   int32_t kinds[64];
   events_of(e, 0, kinds, 0); /* drain */
+  g_engine = e;
 
   FluxTextToImageDesc td;
   flux_text_to_image_desc_init(&td);
@@ -71,6 +89,11 @@ int main(int argc, char **argv) {
                           FLUX_EVENT_TYPE_PROGRESS, FLUX_EVENT_TYPE_FINISHED};
   EXPECT(n == (int)(sizeof want / sizeof want[0]));
   for (int i = 0; i < n; i++) EXPECT(kinds[i] == want[i]);
+
+  /* The callback saw the events with its user data, and was refused destroy and wait. */
+  EXPECT(user_counter > 0 && user_counter == g_callback_events);
+  EXPECT(g_destroy_result == FLUX_RESULT_WRONG_THREAD);
+  EXPECT(g_wait_result == FLUX_RESULT_WRONG_THREAD);
 
   FluxJobStatus st;
   st.struct_size = sizeof st;
