@@ -72,11 +72,7 @@ pub fn guard(f: impl FnOnce() -> FfiResult) -> FluxResult {
             e.code
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = flux_core::error::panic_message(panic.as_ref());
             set_last_error(&format!("internal error: {what}"));
             FluxResult::Internal
         }

@@ -179,11 +179,7 @@ impl Worker {
         let outcome = match outcome {
             Ok(r) => r,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let what = crate::error::panic_message(panic.as_ref());
                 Err(Error::invalid(format!(
                     "internal error (panic) in the job: {what}"
                 )))
