@@ -1,11 +1,14 @@
-//! Memory-mapped safetensors files: one component's weights, from a single file or a sharded set.
+//! Safetensors files: one component's weights, from a single file or a sharded set.
 //!
 //! Files are validated when opened (header, offsets, length), so a truncated or corrupt file is
-//! reported with its path before any tensor is read. Tensors are converted one at a time, which
-//! keeps peak memory near the size of the converted weights rather than twice it.
+//! reported with its path before any tensor is read. Each tensor is then read with a plain
+//! positional read and converted on its own: no file page stays mapped into the process, so peak
+//! memory while loading is the converted weights plus one tensor in flight, not twice the weights
+//! as with a memory map whose touched pages count as resident.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -18,7 +21,6 @@ use crate::error::{Error, Result};
 /// One opened safetensors file.
 pub struct WeightFile {
     path: PathBuf,
-    mmap: Mmap,
     data_start: usize,
     tensors: HashMap<String, TensorInfo>,
     metadata: HashMap<String, String>,
@@ -28,8 +30,9 @@ impl WeightFile {
     /// Opens and validates a safetensors file.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the map is read-only; a file changed underneath us by another process could only
-        // change tensor values, never memory safety of the validated offsets we use.
+        // The map is only used to validate the header against the file length (no data page is
+        // touched) and is dropped at the end of `open`.
+        // SAFETY: read-only map; nothing keeps a reference into it past this function.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let (header_len, meta) =
             SafeTensors::read_metadata(&mmap).map_err(|e| Error::CorruptFile {
@@ -44,7 +47,6 @@ impl WeightFile {
         let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(Self {
             path: path.to_path_buf(),
-            mmap,
             data_start: 8 + header_len,
             tensors,
             metadata,
@@ -79,9 +81,14 @@ impl WeightFile {
         };
         let stored = candle_dtype(info.dtype)
             .ok_or_else(|| bad(format!("unsupported dtype {:?}", info.dtype)))?;
-        let bytes = &self.mmap
-            [self.data_start + info.data_offsets.0..self.data_start + info.data_offsets.1];
-        let t = Tensor::from_raw_buffer(bytes, stored, &info.shape, &Device::Cpu)
+        let mut bytes = vec![0u8; info.data_offsets.1 - info.data_offsets.0];
+        let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        file.seek(SeekFrom::Start(
+            (self.data_start + info.data_offsets.0) as u64,
+        ))
+        .and_then(|_| file.read_exact(&mut bytes))
+        .map_err(|e| Error::io(&self.path, e))?;
+        let t = Tensor::from_raw_buffer(&bytes, stored, &info.shape, &Device::Cpu)
             .and_then(|t| t.to_dtype(dtype))
             .and_then(|t| t.to_device(device))
             .map_err(|e| bad(e.to_string()))?;
