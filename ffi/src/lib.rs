@@ -708,9 +708,10 @@ pub unsafe extern "C" fn flux_job_error(engine: *mut FluxEngine, job: FluxJob) -
     })
 }
 
-fn finished_image(h: &Handle, job: FluxJob) -> FfiResult<RgbImage> {
+/// A finished image job's result (image and generation parameters), or the code saying why not.
+fn finished(h: &Handle, job: FluxJob) -> FfiResult<Box<flux_core::pipeline::Generated>> {
     match h.engine.result(JobId(job)) {
-        Ok(JobOutput::Image(g)) => Ok(g.image),
+        Ok(JobOutput::Image(g)) => Ok(g),
         Ok(_) => Err(FfiError::new(
             FluxResult::NotReady,
             format!("job {job} did not produce an image"),
@@ -737,7 +738,7 @@ pub unsafe extern "C" fn flux_job_image_size(
         let h = abi::engine(engine)?;
         non_null(out_width, "out_width")?;
         non_null(out_height, "out_height")?;
-        let img = finished_image(&h, job)?;
+        let img = finished(&h, job)?.image;
         out_width.write(img.width as u32);
         out_height.write(img.height as u32);
         Ok(())
@@ -773,7 +774,7 @@ pub unsafe extern "C" fn flux_job_copy_image(
             }
         };
         non_null(dst, "dst")?;
-        let img = finished_image(&h, job)?;
+        let img = finished(&h, job)?.image;
         let row = img.width * bpp;
         if dst_stride < row {
             return Err(FfiError::new(
@@ -827,14 +828,12 @@ pub unsafe extern "C" fn flux_job_save_image(
     guard(|| {
         let h = abi::engine(engine)?;
         let path = string(path, "path")?;
-        match h.engine.result(JobId(job)) {
-            Ok(JobOutput::Image(g)) => Ok(flux_core::image::export::save(
-                path.as_ref(),
-                &g.image,
-                Some(&g.meta),
-            )?),
-            _ => finished_image(&h, job).map(|_| ()),
-        }
+        let g = finished(&h, job)?;
+        Ok(flux_core::image::export::save(
+            path.as_ref(),
+            &g.image,
+            Some(&g.meta),
+        )?)
     })
 }
 
