@@ -37,17 +37,17 @@ fn submit(engine: &Engine, prompt: &str, seed: u64, steps: usize, size: usize) -
         .unwrap()
 }
 
+/// A request to load the tiny model in `files`.
+fn load_request(files: &ModelFiles) -> JobRequest {
+    JobRequest::LoadModel {
+        files: files.clone(),
+        dtype: None,
+        kontext: None,
+    }
+}
+
 fn load(engine: &Engine, files: &ModelFiles) {
-    let id = engine
-        .submit(
-            JobRequest::LoadModel {
-                files: files.clone(),
-                dtype: None,
-                kontext: None,
-            },
-            PRIORITY_NORMAL,
-        )
-        .unwrap();
+    let id = engine.submit(load_request(files), PRIORITY_NORMAL).unwrap();
     assert_eq!(
         engine.wait(id, WAIT).unwrap(),
         JobState::Succeeded,
@@ -363,14 +363,7 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
     assert_eq!(engine.residency().total(), 0);
     // A model that cannot fit is refused with an error.
     let refused = engine
-        .submit(
-            JobRequest::LoadModel {
-                files: files.clone(),
-                dtype: None,
-                kontext: None,
-            },
-            PRIORITY_NORMAL,
-        )
+        .submit(load_request(&files), PRIORITY_NORMAL)
         .unwrap();
     assert_eq!(engine.wait(refused, WAIT).unwrap(), JobState::Failed);
     assert!(engine
