@@ -15,14 +15,8 @@ use flux_core::pipeline::sampler::ReferenceTokens;
 use flux_core::pipeline::{self, edit, noise, packing};
 use flux_core::text::PromptEmbedding;
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    kb.unwrap_or(f64::NAN) / 1024.0
-}
+mod support;
+use support::peak_rss_mib;
 
 fn bench_config() -> Config {
     Config {
@@ -75,8 +69,7 @@ fn time_steps(
         .skip(1)
         .map(|m| (m[1] - m[0]).as_secs_f64() * 1e3)
         .collect();
-    sorted_ms.sort_by(f64::total_cmp);
-    let median = sorted_ms[sorted_ms.len() / 2];
+    let median = support::median(&mut sorted_ms);
     Ok(StepTimes { sorted_ms, median })
 }
 
