@@ -1,11 +1,13 @@
-//! Building blocks of the FLUX transformer: timestep embedding, RoPE, attention, norms.
+//! Building blocks of the FLUX transformer: dense layers, timestep embedding, RoPE, attention,
+//! norms.
 //!
-//! RoPE tables and their application are computed in f32 whatever the model dtype, as the
-//! reference does, so bf16 models keep accurate positions.
+//! f32 on the CPU runs the fused kernels of [`super::cpu`]; other devices and dtypes run the
+//! generic candle ops below. RoPE tables and their application are computed in f32 whatever the
+//! model dtype, as the reference does, so bf16 models keep accurate positions.
 
-use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::Linear;
+use candle_core::{DType, Device, Tensor, D};
 
+use super::cpu::{self, QkvSegment};
 use super::weights::ModelWeights;
 use crate::error::Result;
 
@@ -24,14 +26,64 @@ impl Loader<'_> {
     }
 
     /// `prefix.weight` (out, in) and, when `bias`, `prefix.bias` (out).
-    pub fn linear(&self, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Linear> {
+    pub fn linear(&self, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Dense> {
         let w = self.tensor(&format!("{prefix}.weight"), &[output, input])?;
         let b = if bias {
             Some(self.tensor(&format!("{prefix}.bias"), &[output])?)
         } else {
             None
         };
-        Ok(Linear::new(w, b))
+        Dense::new(w, b)
+    }
+}
+
+/// Whether `t` takes the fused CPU kernels (f32 on the CPU; tests can switch them off).
+fn fused(t: &Tensor) -> bool {
+    #[cfg(test)]
+    if tests::GENERIC.with(|g| g.get()) {
+        return false;
+    }
+    cpu::applies(t)
+}
+
+/// A dense layer `x·Wᵀ + b`. For f32 on the CPU the weight is kept transposed (in, out) for
+/// [`cpu::linear_parts`]: gemm packs that layout faster, and the bias costs no extra pass.
+pub struct Dense {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    transposed: bool,
+}
+
+impl Dense {
+    /// A layer from its weight (out, in) and optional bias (out).
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let transposed = cpu::applies(&weight);
+        let weight = match transposed {
+            true => weight.t()?.contiguous()?,
+            false => weight,
+        };
+        Ok(Self {
+            weight,
+            bias,
+            transposed,
+        })
+    }
+
+    /// The layer applied to `x` (…, in).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_parts(&[x])
+    }
+
+    /// The layer applied to `cat(parts, −1)`; on the CPU the concatenation is never built.
+    pub fn forward_parts(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        if self.transposed {
+            return Ok(cpu::linear_parts(parts, &self.weight, self.bias.as_ref())?);
+        }
+        let y = Tensor::cat(parts, D::Minus1)?.broadcast_matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
     }
 }
 
@@ -68,23 +120,73 @@ pub fn rope_table(ids: &Tensor, axes_dim: &[usize], theta: f64) -> Result<Tensor
 
 /// Rotates adjacent pairs `(x[2k], x[2k+1])` of `x` (B, H, N, D) by the table, in f32.
 pub fn apply_rope(x: &Tensor, pe: &Tensor) -> Result<Tensor> {
+    rope_scaled(x, pe, 1.0)
+}
+
+/// [`apply_rope`] followed by a multiplication by `mul`, both in f32.
+fn rope_scaled(x: &Tensor, pe: &Tensor, mul: f64) -> Result<Tensor> {
     let dtype = x.dtype();
     let (b, h, n, d) = x.dims4()?;
     let x = x.to_dtype(DType::F32)?.reshape((b, h, n, d / 2, 1, 2))?;
     // out[r] = pe[r, 0]·x0 + pe[r, 1]·x1, for the two rows r of each rotation matrix.
-    let out = pe.broadcast_mul(&x)?.sum(D::Minus1)?;
+    let out = (pe.broadcast_mul(&x)?.sum(D::Minus1)? * mul)?;
     Ok(out.reshape((b, h, n, d))?.to_dtype(dtype)?)
 }
 
-/// Softmax attention over (B, H, N, D) with RoPE applied to q and k; returns (B, N, H·D).
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, pe: &Tensor) -> Result<Tensor> {
-    let q = apply_rope(q, pe)?;
-    let k = apply_rope(k, pe)?;
+/// q, k, v (B, H, N, D) of the joint sequence of `segments` (consecutive token runs, each a qkv
+/// projection (B, n, 3·H·D) with its q/k norm): q and k RMS-normalised and rotated by `pe`, q
+/// multiplied by the softmax scale 1/√D.
+pub fn qkv_heads(
+    segments: &[(&Tensor, &QkNorm)],
+    pe: &Tensor,
+    heads: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if segments.iter().all(|(qkv, _)| fused(qkv)) {
+        let segments: Vec<QkvSegment> = segments
+            .iter()
+            .map(|&(qkv, norm)| QkvSegment {
+                qkv,
+                q_scale: &norm.query,
+                k_scale: &norm.key,
+            })
+            .collect();
+        return Ok(cpu::prepare_qkv(&segments, pe, heads)?);
+    }
+    let (mut qs, mut ks, mut vs) = (vec![], vec![], vec![]);
+    for (qkv, norm) in segments {
+        let (q, k, v) = split_qkv(qkv, heads)?;
+        let (q, k) = norm.forward(&q, &k)?;
+        qs.push(q);
+        ks.push(k);
+        vs.push(v);
+    }
+    let (q, k) = (Tensor::cat(&qs, 2)?, Tensor::cat(&ks, 2)?);
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-    let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+    Ok((
+        rope_scaled(&q, pe, scale)?,
+        apply_rope(&k, pe)?,
+        Tensor::cat(&vs, 2)?,
+    ))
+}
+
+/// Softmax attention over (B, H, N, D) with the softmax scale already in q; returns (B, N, H·D).
+/// On the CPU (f32) over chunks of query rows, never holding the whole score matrix.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if fused(q) {
+        return Ok(cpu::attention(q, k, v)?);
+    }
+    let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
     let out = probs.matmul(&v.contiguous()?)?;
     Ok(out.transpose(1, 2)?.flatten_from(2)?)
+}
+
+/// GELU with the tanh approximation (the FLUX MLPs' activation); vectorised on the CPU (f32).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    Ok(match fused(x) {
+        true => cpu::gelu(x)?,
+        false => x.gelu()?,
+    })
 }
 
 /// LayerNorm over the last dim without affine parameters (eps 1e-6).
@@ -95,8 +197,12 @@ pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
     Ok(centered.broadcast_div(&(var + 1e-6)?.sqrt()?)?)
 }
 
-/// `(1 + scale) · LN(x) + shift`.
+/// `(1 + scale) · LN(x) + shift` for x (B, N, C) and shift, scale (B, 1, C); one fused pass per
+/// row on the CPU (f32).
 pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    if fused(x) {
+        return Ok(cpu::modulate(x, shift, scale)?);
+    }
     Ok(layer_norm(x)?
         .broadcast_mul(&(scale + 1.0)?)?
         .broadcast_add(shift)?)
@@ -104,8 +210,8 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
 
 /// `out_layer(silu(in_layer(x)))`.
 pub struct MlpEmbedder {
-    pub in_layer: Linear,
-    pub out_layer: Linear,
+    in_layer: Dense,
+    out_layer: Dense,
 }
 
 impl MlpEmbedder {
@@ -117,9 +223,8 @@ impl MlpEmbedder {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self
-            .out_layer
-            .forward(&candle_nn::ops::silu(&self.in_layer.forward(x)?)?)?)
+        self.out_layer
+            .forward(&candle_nn::ops::silu(&self.in_layer.forward(x)?)?)
     }
 }
 
@@ -145,7 +250,7 @@ impl QkNorm {
 
 /// `Lin(silu(vec))` split into `n` chunks (shift, scale, gate, …), each (B, 1, H).
 pub struct Modulation {
-    lin: Linear,
+    lin: Dense,
     n: usize,
 }
 
@@ -173,4 +278,100 @@ pub fn split_qkv(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor)>
         .reshape((b, n, 3, heads, f / 3 / heads))?
         .permute((2, 0, 3, 1, 4))?;
     Ok((qkv.get(0)?, qkv.get(1)?, qkv.get(2)?))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fused CPU kernels against the generic candle ops, both in f32.
+    use super::*;
+    use crate::pipeline::noise;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Set while a test runs the generic ops.
+        pub static GENERIC: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn generic<T>(f: impl FnOnce() -> T) -> T {
+        GENERIC.with(|g| g.set(true));
+        let out = f();
+        GENERIC.with(|g| g.set(false));
+        out
+    }
+
+    fn randn(seed: u64, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec(noise::gaussian(seed, n), shape, &Device::Cpu).unwrap()
+    }
+
+    /// Largest |fused − generic| relative to the largest |generic| is below `tol`.
+    fn assert_close(what: &str, fused: &Tensor, generic: &Tensor, tol: f64) {
+        assert_eq!(fused.dims(), generic.dims(), "{what}");
+        let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let max = |t: Tensor| t.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let err = max((f64(fused) - f64(generic)).unwrap());
+        let rel = err.to_scalar::<f64>().unwrap() / max(f64(generic)).to_scalar::<f64>().unwrap();
+        assert!(rel < tol, "{what}: relative error {rel:e}");
+    }
+
+    #[test]
+    fn dense_matches_matmul_plus_bias_also_over_parts() {
+        let (w, b) = (randn(1, &[48, 40]), randn(2, &[48]));
+        let x = randn(3, &[2, 7, 40]);
+        let want = x
+            .broadcast_matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap();
+        let dense = Dense::new(w.clone(), Some(b.clone())).unwrap();
+        assert!(dense.transposed);
+        assert_close("dense", &dense.forward(&x).unwrap(), &want, 1e-6);
+        let parts = [&x.narrow(2, 0, 16).unwrap(), &x.narrow(2, 16, 24).unwrap()];
+        assert_close("parts", &dense.forward_parts(&parts).unwrap(), &want, 1e-6);
+        let no_bias = Dense::new(w.clone(), None).unwrap().forward(&x).unwrap();
+        let want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+        assert_close("no bias", &no_bias, &want, 1e-6);
+        assert!(dense.forward(&randn(4, &[2, 7, 41])).is_err());
+    }
+
+    #[test]
+    fn gelu_and_modulate_match_generic_ops() {
+        let x = (randn(5, &[2, 9, 3 * 40]) * 3.0).unwrap();
+        // A slice of columns, as the single blocks' MLP input is.
+        let cols = x.narrow(2, 40, 80).unwrap();
+        let want = generic(|| gelu(&cols)).unwrap();
+        assert_close("gelu", &gelu(&cols).unwrap(), &want, 1e-6);
+        let (shift, scale) = (randn(6, &[2, 1, 80]), randn(7, &[2, 1, 80]));
+        let want = generic(|| modulate(&cols, &shift, &scale)).unwrap();
+        assert_close(
+            "modulate",
+            &modulate(&cols, &shift, &scale).unwrap(),
+            &want,
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn fused_attention_matches_generic_attention() {
+        let (heads, d) = (2, 16);
+        let ids = randn(8, &[2, 19, 3]);
+        let pe = rope_table(&ids, &[4, 6, 6], 10_000.0).unwrap();
+        let norm = |seed| QkNorm {
+            query: randn(seed, &[d]),
+            key: randn(seed + 1, &[d]),
+        };
+        let (txt_norm, img_norm) = (norm(9), norm(11));
+        let txt = randn(13, &[2, 7, 3 * heads * d]);
+        // The image qkv as the first columns of a wider projection, as in the single blocks.
+        let img = randn(14, &[2, 12, 3 * heads * d + 5]);
+        let img = img.narrow(2, 0, 3 * heads * d).unwrap();
+        let segments = [(&txt, &txt_norm), (&img, &img_norm)];
+        let (q, k, v) = qkv_heads(&segments, &pe, heads).unwrap();
+        let (gq, gk, gv) = generic(|| qkv_heads(&segments, &pe, heads)).unwrap();
+        assert_close("q", &q, &gq, 1e-6);
+        assert_close("k", &k, &gk, 1e-6);
+        assert_close("v", &v, &gv, 1e-6);
+        let want = generic(|| attention(&gq, &gk, &gv)).unwrap();
+        assert_close("attention", &attention(&q, &k, &v).unwrap(), &want, 1e-5);
+    }
 }

@@ -2,6 +2,7 @@
 //! key naming, config inference and dtype policy.
 
 pub mod autoencoder;
+mod cpu;
 pub mod layers;
 pub mod names;
 pub mod store;

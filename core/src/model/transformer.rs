@@ -1,9 +1,8 @@
 //! The FLUX transformer: config inferred from the tensors, variant detection, guarded forward.
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::Linear;
+use candle_core::{DType, Device, Tensor};
 
-use super::layers::{self, Loader, MlpEmbedder, Modulation, QkNorm};
+use super::layers::{self, Dense, Loader, MlpEmbedder, Modulation, QkNorm};
 use super::weights::ModelWeights;
 use crate::error::{Error, Result};
 
@@ -117,11 +116,11 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
 /// One stream's weights in a double block.
 struct StreamWeights {
     modulation: Modulation,
-    qkv: Linear,
+    qkv: Dense,
     norm: QkNorm,
-    proj: Linear,
-    mlp_in: Linear,
-    mlp_out: Linear,
+    proj: Dense,
+    mlp_in: Dense,
+    mlp_out: Dense,
 }
 
 impl StreamWeights {
@@ -137,25 +136,18 @@ impl StreamWeights {
         })
     }
 
-    /// Modulated q, k, v (B, H, N, D) and the modulation chunks.
-    fn qkv(
-        &self,
-        x: &Tensor,
-        vec: &Tensor,
-        heads: usize,
-    ) -> Result<(Tensor, Tensor, Tensor, Vec<Tensor>)> {
+    /// The qkv projection (B, N, 3·H·D) of the modulated stream, and the modulation chunks.
+    fn project(&self, x: &Tensor, vec: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
         let m = self.modulation.forward(vec)?;
         let qkv = self.qkv.forward(&layers::modulate(x, &m[0], &m[1])?)?;
-        let (q, k, v) = layers::split_qkv(&qkv, heads)?;
-        let (q, k) = self.norm.forward(&q, &k)?;
-        Ok((q, k, v, m))
+        Ok((qkv, m))
     }
 
     /// Residual attention output, then the residual MLP on the updated stream.
     fn finish(&self, x: &Tensor, attn: &Tensor, m: &[Tensor]) -> Result<Tensor> {
         let x = (x + self.proj.forward(attn)?.broadcast_mul(&m[2])?)?;
         let h = self.mlp_in.forward(&layers::modulate(&x, &m[3], &m[4])?)?;
-        let h = self.mlp_out.forward(&h.gelu()?)?;
+        let h = self.mlp_out.forward(&layers::gelu(&h)?)?;
         Ok((&x + h.broadcast_mul(&m[5])?)?)
     }
 }
@@ -174,12 +166,14 @@ impl DoubleBlock {
         pe: &Tensor,
         heads: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let (iq, ik, iv, im) = self.img.qkv(img, vec, heads)?;
-        let (tq, tk, tv, tm) = self.txt.qkv(txt, vec, heads)?;
-        let q = Tensor::cat(&[tq, iq], 2)?;
-        let k = Tensor::cat(&[tk, ik], 2)?;
-        let v = Tensor::cat(&[tv, iv], 2)?;
-        let attn = layers::attention(&q, &k, &v, pe)?;
+        let (img_qkv, im) = self.img.project(img, vec)?;
+        let (txt_qkv, tm) = self.txt.project(txt, vec)?;
+        let (q, k, v) = layers::qkv_heads(
+            &[(&txt_qkv, &self.txt.norm), (&img_qkv, &self.img.norm)],
+            pe,
+            heads,
+        )?;
+        let attn = layers::attention(&q, &k, &v)?;
         let n_txt = txt.dim(1)?;
         let txt_attn = attn.narrow(1, 0, n_txt)?;
         let img_attn = attn.narrow(1, n_txt, img.dim(1)?)?;
@@ -191,8 +185,8 @@ impl DoubleBlock {
 }
 
 struct SingleBlock {
-    linear1: Linear,
-    linear2: Linear,
+    linear1: Dense,
+    linear2: Dense,
     norm: QkNorm,
     modulation: Modulation,
     hidden: usize,
@@ -215,27 +209,24 @@ impl SingleBlock {
         let h = self.linear1.forward(&layers::modulate(x, &m[0], &m[1])?)?;
         let qkv = h.narrow(2, 0, 3 * self.hidden)?;
         let mlp = h.narrow(2, 3 * self.hidden, h.dim(2)? - 3 * self.hidden)?;
-        let (q, k, v) = layers::split_qkv(&qkv, heads)?;
-        let (q, k) = self.norm.forward(&q, &k)?;
-        let attn = layers::attention(&q, &k, &v, pe)?;
-        let out = self
-            .linear2
-            .forward(&Tensor::cat(&[attn, mlp.gelu()?], 2)?)?;
+        let (q, k, v) = layers::qkv_heads(&[(&qkv, &self.norm)], pe, heads)?;
+        let attn = layers::attention(&q, &k, &v)?;
+        let out = self.linear2.forward_parts(&[&attn, &layers::gelu(&mlp)?])?;
         Ok((x + out.broadcast_mul(&m[2])?)?)
     }
 }
 
 /// A loaded FLUX transformer.
 pub struct FluxTransformer {
-    img_in: Linear,
-    txt_in: Linear,
+    img_in: Dense,
+    txt_in: Dense,
     time_in: MlpEmbedder,
     vector_in: MlpEmbedder,
     guidance_in: Option<MlpEmbedder>,
     double_blocks: Vec<DoubleBlock>,
     single_blocks: Vec<SingleBlock>,
-    final_linear: Linear,
-    final_modulation: Linear,
+    final_linear: Dense,
+    final_modulation: Dense,
     config: Config,
     variant: Variant,
     kontext: bool,
@@ -389,9 +380,8 @@ impl FluxTransformer {
             .forward(&candle_nn::ops::silu(&vec)?)?
             .unsqueeze(1)?
             .chunk(2, 2)?;
-        Ok(self
-            .final_linear
-            .forward(&layers::modulate(&x, &m[0], &m[1])?)?)
+        self.final_linear
+            .forward(&layers::modulate(&x, &m[0], &m[1])?)
     }
 }
 

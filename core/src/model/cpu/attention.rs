@@ -1,0 +1,233 @@
+//! Attention on the CPU. Splitting the fused qkv projection into heads applies the q/k RMSNorm,
+//! RoPE and the softmax scale (folded into q) in the same pass; softmax attention then runs over
+//! chunks of query rows, so the score matrix never exists whole: memory stays at
+//! threads × chunk × keys, and each chunk's scores stay in cache between the two products.
+
+use candle_core::{bail, Result, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::rows::{as_rows, tensor, Rows};
+use super::{math, simd_fn};
+
+/// Scores computed at once per task (256 Ki f32 = 1 MiB, half a core's L2 on current x86).
+const CHUNK_SCORES: usize = 256 * 1024;
+
+/// A run of consecutive tokens of the joint sequence with its qkv projection (B, n, 3·H·D) (may
+/// be the first columns of a wider projection) and its q/k RMSNorm scales (D).
+pub struct QkvSegment<'a> {
+    pub qkv: &'a Tensor,
+    pub q_scale: &'a Tensor,
+    pub k_scale: &'a Tensor,
+}
+
+simd_fn! {
+    /// `dst = rope(src / rms(src) · scale) · mul` for one head of one token; `table` holds the
+    /// token's D/2 rotation matrices `[cos, −sin, sin, cos]`.
+    fn norm_rope_row(src: &[f32], scale: &[f32], table: &[f32], mul: f32, dst: &mut [f32]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = x * x;
+        }
+        let inv = 1.0 / (math::sum(dst) / src.len() as f32 + 1e-6).sqrt();
+        for (((d, x), s), t) in dst
+            .chunks_exact_mut(2)
+            .zip(src.chunks_exact(2))
+            .zip(scale.chunks_exact(2))
+            .zip(table.chunks_exact(4))
+        {
+            let (x0, x1) = (x[0] * inv * s[0], x[1] * inv * s[1]);
+            d[0] = (t[0] * x0 + t[1] * x1) * mul;
+            d[1] = (t[2] * x0 + t[3] * x1) * mul;
+        }
+    }
+}
+
+/// q, k, v (B, H, N, D) from the segments' qkv projections, N the segments' total length: q and
+/// k RMS-normalised with their scales and rotated by `pe` (B or 1, 1, N, D/2, 2, 2), q multiplied
+/// by the softmax scale 1/√D.
+pub fn prepare_qkv(
+    segments: &[QkvSegment],
+    pe: &Tensor,
+    heads: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let Some(first) = segments.first() else {
+        bail!("attention without tokens")
+    };
+    let b = first.qkv.dim(0)?;
+    let d = first.qkv.dim(2)? / (3 * heads);
+    let pe = pe.contiguous()?;
+    let (pe_b, n, half) = match pe.dims() {
+        &[pe_b, 1, n, half, 2, 2] => (pe_b, n, half),
+        dims => bail!("RoPE table of shape {dims:?}"),
+    };
+    let qkvs = segments
+        .iter()
+        .map(|s| as_rows(s.qkv))
+        .collect::<Result<Vec<_>>>()?;
+    let scales = segments
+        .iter()
+        .map(|s| Ok((s.q_scale.contiguous()?, s.k_scale.contiguous()?)))
+        .collect::<Result<Vec<_>>>()?;
+    let views = qkvs.iter().map(Rows::require).collect::<Result<Vec<_>>>()?;
+    let scale_views = scales
+        .iter()
+        .map(|(q, k)| Ok((Rows::require(q)?, Rows::require(k)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let table = Rows::require(&pe)?;
+    let lens: Vec<usize> = qkvs.iter().map(|t| t.dim(1)).collect::<Result<_>>()?;
+    if lens.iter().sum::<usize>() != n
+        || half * 2 != d
+        || (pe_b != b && pe_b != 1)
+        || views
+            .iter()
+            .any(|v| v.len != 3 * heads * d || v.rows % b != 0)
+        || scale_views.iter().any(|(q, k)| q.len != d || k.len != d)
+    {
+        bail!(
+            "attention inputs do not match: {heads} heads, RoPE table {:?}",
+            pe.dims()
+        );
+    }
+    let block = n * d;
+    let mut q = vec![0f32; b * heads * block];
+    let mut k = vec![0f32; b * heads * block];
+    let mut v = vec![0f32; b * heads * block];
+    let q_mul = 1.0 / (d as f32).sqrt();
+    let table = table.data();
+    q.par_chunks_mut(block)
+        .zip(k.par_chunks_mut(block))
+        .zip(v.par_chunks_mut(block))
+        .enumerate()
+        .for_each(|(bh, ((q, k), v))| {
+            let (bi, h) = (bh / heads, bh % heads);
+            let pe_rows = &table[(bi % pe_b) * n * 2 * d..];
+            let mut pos = 0;
+            for (seg, (scale_q, scale_k)) in views.iter().zip(&scale_views) {
+                let len = seg.rows / b;
+                for t in 0..len {
+                    let row = seg.row(bi * len + t);
+                    let at = pos * d..(pos + 1) * d;
+                    let rot = &pe_rows[pos * 2 * d..][..2 * d];
+                    let col = |i: usize| &row[(i * heads + h) * d..][..d];
+                    norm_rope_row(col(0), scale_q.row(0), rot, q_mul, &mut q[at.clone()]);
+                    norm_rope_row(col(1), scale_k.row(0), rot, 1.0, &mut k[at.clone()]);
+                    v[at].copy_from_slice(col(2));
+                    pos += 1;
+                }
+            }
+        });
+    drop((views, scale_views));
+    let shape = (b, heads, n, d);
+    Ok((tensor(q, shape)?, tensor(k, shape)?, tensor(v, shape)?))
+}
+
+simd_fn! {
+    /// Softmax of each `n`-long row of `scores`, in place.
+    fn softmax_rows(scores: &mut [f32], n: usize) {
+        for row in scores.chunks_exact_mut(n) {
+            let max = math::max(row);
+            for x in row.iter_mut() {
+                *x = math::exp(*x - max);
+            }
+            let inv = 1.0 / math::sum(row);
+            for x in row.iter_mut() {
+                *x *= inv;
+            }
+        }
+    }
+}
+
+/// The output buffer, written by tasks at disjoint places.
+struct Out(*mut f32);
+// SAFETY: every task writes only its own (token rows × head columns) block of the buffer.
+unsafe impl Sync for Out {}
+impl Out {
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// `softmax(q·kᵀ)·v` for q, k, v (B, H, N, D) with the softmax scale already in q; returns
+/// (B, N, H·D). Each (batch, head, chunk of query rows) is one parallel task.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (b, h, n, d) = q.dims4()?;
+    let n_kv = k.dim(2)?;
+    if k.dims() != [b, h, n_kv, d] || v.dims() != [b, h, n_kv, d] {
+        bail!(
+            "attention: q {:?}, k {:?}, v {:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let (qv, kv, vv) = (Rows::require(&q)?, Rows::require(&k)?, Rows::require(&v)?);
+    let (qd, kd, vd) = (qv.data(), kv.data(), vv.data());
+    let chunk = (CHUNK_SCORES / n_kv.max(1)).clamp(16, 256).min(n.max(1));
+    let chunks = n.div_ceil(chunk);
+    let mut out = vec![0f32; b * n * h * d];
+    let dst = Out(out.as_mut_ptr());
+    (0..b * h * chunks)
+        .into_par_iter()
+        .with_max_len(1)
+        .for_each(|task| {
+            let (bh, c) = (task / chunks, task % chunks);
+            let (bi, hi) = (bh / h, bh % h);
+            let r0 = c * chunk;
+            let rows = chunk.min(n - r0);
+            let qs = &qd[(bh * n + r0) * d..][..rows * d];
+            let ks = &kd[bh * n_kv * d..][..n_kv * d];
+            let vs = &vd[bh * n_kv * d..][..n_kv * d];
+            let mut scores = vec![0f32; rows * n_kv];
+            // SAFETY: scores is rows×n_kv (row stride n_kv); qs is rows×d (row stride d); ks read
+            // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
+            // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    n_kv,
+                    d,
+                    scores.as_mut_ptr(),
+                    1,
+                    n_kv as isize,
+                    false,
+                    qs.as_ptr(),
+                    1,
+                    d as isize,
+                    ks.as_ptr(),
+                    d as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+                softmax_rows(&mut scores, n_kv);
+                gemm::gemm(
+                    rows,
+                    d,
+                    n_kv,
+                    dst.at(((bi * n + r0) * h + hi) * d),
+                    1,
+                    (h * d) as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    n_kv as isize,
+                    vs.as_ptr(),
+                    1,
+                    d as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        });
+    drop((qv, kv, vv));
+    tensor(out, (b, n, h * d))
+}

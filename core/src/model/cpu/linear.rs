@@ -1,0 +1,87 @@
+//! Dense layers on gemm directly: the weight stored transposed (in, out), which gemm's packing
+//! prefers, and the bias written into the output before the product accumulates onto it (no
+//! second pass).
+
+use candle_core::{bail, Result, Tensor};
+use gemm::Parallelism;
+
+use super::rows::{as_rows, tensor, Rows};
+use super::threads;
+
+/// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) contiguous, without building the
+/// concatenation: each part (…, in_i), which may be a slice of columns, multiplies its own block
+/// of rows of `w_t` and accumulates into the output.
+pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (k_total, n) = w_t.dims2()?;
+    let w_t = w_t.contiguous()?;
+    let w = Rows::require(&w_t)?;
+    let parts = parts
+        .iter()
+        .map(|p| as_rows(p))
+        .collect::<Result<Vec<_>>>()?;
+    let views = parts
+        .iter()
+        .map(Rows::require)
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = views.first() else {
+        bail!("linear layer without input")
+    };
+    let m = first.rows;
+    if views.iter().any(|v| v.rows != m) || views.iter().map(|v| v.len).sum::<usize>() != k_total {
+        bail!(
+            "linear layer: inputs {:?} do not match the weight ({k_total}, {n})",
+            parts.iter().map(|p| p.dims()).collect::<Vec<_>>()
+        );
+    }
+    let mut out = match bias {
+        Some(b) => {
+            let b = b.contiguous()?;
+            let b = Rows::require(&b)?;
+            if b.rows * b.len != n {
+                bail!("linear layer: bias of {} for {n} outputs", b.rows * b.len);
+            }
+            b.data()[..n].repeat(m)
+        }
+        None => vec![0f32; m * n],
+    };
+    let parallelism = match threads() {
+        1 => Parallelism::None,
+        t => Parallelism::Rayon(t),
+    };
+    let mut k0 = 0;
+    for (i, x) in views.iter().enumerate() {
+        let k = x.len;
+        // SAFETY: out is m×n with row stride n; x is m×k with row stride x.stride and its
+        // data holds (m − 1)·stride + k values; w_t rows k0..k0 + k are k×n with row stride n.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                bias.is_some() || i > 0,
+                x.data().as_ptr(),
+                1,
+                x.stride as isize,
+                w.data()[k0 * n..].as_ptr(),
+                1,
+                n as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        k0 += k;
+    }
+    let mut shape = parts[0].dims().to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    drop(views);
+    tensor(out, shape)
+}

@@ -1,0 +1,57 @@
+//! Fused f32 kernels for the FLUX forward on the CPU.
+//!
+//! candle's generic CPU ops cost the forward most of its non-GEMM time: scalar `tanhf` GELU, one
+//! pass per elementwise op, a full attention score matrix, a bias added in a second pass. These
+//! kernels do each job in one pass over rows, vectorised for the widest ISA the CPU has, and are
+//! used by the model code whenever a tensor is f32 on the CPU (other devices and dtypes keep the
+//! generic candle ops, which the GPU path fuses its own way).
+
+mod attention;
+mod linear;
+mod math;
+mod rows;
+
+pub use attention::{attention, prepare_qkv, QkvSegment};
+pub use linear::linear_parts;
+pub use rows::{gelu, modulate};
+
+use candle_core::{DType, Tensor};
+
+/// Whether `t` takes the fused CPU path: f32 on the CPU.
+pub fn applies(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// Number of worker threads the kernels split work over (candle's setting, `RAYON_NUM_THREADS`).
+fn threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
+/// Defines `pub fn $name(args)` that runs `$body` compiled for AVX-512 or AVX2+FMA when the CPU
+/// has them (runtime-detected), so the plain loops in the body auto-vectorise to that width.
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        pub(super) fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn imp($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) { imp($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) { imp($($arg),*) }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features v4 is compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features v3 is compiled for.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            imp($($arg),*)
+        }
+    };
+}
+use simd_fn;

@@ -1,0 +1,160 @@
+//! Row views of f32 CPU tensors, and the row-wise kernels: GELU and modulated LayerNorm.
+
+use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, StorageRef, Tensor};
+use rayon::prelude::*;
+
+use super::{math, simd_fn};
+
+/// A read view of an f32 CPU tensor as `rows` rows of `len` contiguous values, `stride` apart
+/// (any tensor whose last dim is contiguous and whose other dims collapse into one, such as a
+/// slice of columns of a matrix).
+pub(super) struct Rows<'a> {
+    storage: StorageRef<'a>,
+    offset: usize,
+    pub rows: usize,
+    pub len: usize,
+    pub stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// The view of `t`, or `None` when its layout is not rows (see [`as_rows`]).
+    pub fn of(t: &'a Tensor) -> Result<Option<Self>> {
+        let (storage, layout) = t.storage_and_layout();
+        if !matches!(&*storage, Storage::Cpu(CpuStorage::F32(_))) {
+            bail!("fused CPU kernel on a non-f32 or non-CPU tensor");
+        }
+        let (dims, strides) = (layout.dims(), layout.stride());
+        let Some((&len, lead)) = dims.split_last() else {
+            bail!("fused CPU kernel on a scalar");
+        };
+        let uniform = (len <= 1 || strides[dims.len() - 1] == 1)
+            && (0..lead.len().saturating_sub(1))
+                .all(|i| dims[i] == 1 || strides[i] == strides[i + 1] * dims[i + 1]);
+        if !uniform {
+            return Ok(None);
+        }
+        let stride = match lead.len() {
+            0 => len,
+            n => strides[n - 1],
+        };
+        Ok(Some(Self {
+            storage,
+            offset: layout.start_offset(),
+            rows: lead.iter().product(),
+            len,
+            stride,
+        }))
+    }
+
+    /// The view of `t`, which must be rows (as [`as_rows`] returns).
+    pub fn require(t: &'a Tensor) -> Result<Self> {
+        match Self::of(t)? {
+            Some(rows) => Ok(rows),
+            None => bail!(
+                "fused CPU kernel on a tensor that is not rows: {:?}",
+                t.layout()
+            ),
+        }
+    }
+
+    /// The values from the first row's start.
+    pub fn data(&self) -> &[f32] {
+        match &*self.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[self.offset..],
+            _ => &[],
+        }
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data()[i * self.stride..][..self.len]
+    }
+}
+
+/// `t` itself when it can be viewed as rows, else a contiguous copy.
+pub(super) fn as_rows(t: &Tensor) -> Result<Tensor> {
+    match Rows::of(t)? {
+        Some(_) => Ok(t.clone()),
+        None => t.contiguous(),
+    }
+}
+
+/// A new f32 CPU tensor of `shape` from `data`.
+pub(super) fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
+    Tensor::from_vec(data, shape, &Device::Cpu)
+}
+
+/// Rows per parallel task: about 64 KiB of input each, at least one row.
+fn rows_per_task(len: usize) -> usize {
+    (16_384 / len.max(1)).max(1)
+}
+
+simd_fn! {
+    /// `out[i] = gelu_tanh(x[i])`.
+    fn gelu_row(x: &[f32], out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = math::gelu_tanh(v);
+        }
+    }
+}
+
+/// GELU (tanh approximation) of `x`, vectorised and parallel; `x` may be a slice of columns.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    let x = as_rows(x)?;
+    let view = Rows::require(&x)?;
+    let mut out = vec![0f32; view.rows * view.len];
+    let per_task = rows_per_task(view.len);
+    out.par_chunks_mut(per_task * view.len)
+        .enumerate()
+        .with_max_len(1)
+        .for_each(|(task, chunk)| {
+            for (r, o) in chunk.chunks_mut(view.len).enumerate() {
+                gelu_row(view.row(task * per_task + r), o);
+            }
+        });
+    drop(view);
+    tensor(out, x.shape())
+}
+
+simd_fn! {
+    /// `out = (1 + scale)·(x − mean)/√(var + 1e-6) + shift` for one row.
+    fn modulate_row(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32]) {
+        let n = x.len() as f32;
+        let mean = math::sum(x) / n;
+        for (o, &v) in out.iter_mut().zip(x) {
+            let c = v - mean;
+            *o = c * c;
+        }
+        let rstd = 1.0 / (math::sum(out) / n + 1e-6).sqrt();
+        for (((o, &v), &sc), &sh) in out.iter_mut().zip(x).zip(scale).zip(shift) {
+            *o = (v - mean) * rstd * (1.0 + sc) + sh;
+        }
+    }
+}
+
+/// `(1 + scale)·LayerNorm(x) + shift` in one pass per row: `x` (B, N, C), `shift` and `scale`
+/// (B, 1, C) as the modulation gives them.
+pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    let (b, n, c) = x.dims3()?;
+    let x = as_rows(x)?;
+    let (shift, scale) = (shift.contiguous()?, scale.contiguous()?);
+    let xs = Rows::require(&x)?;
+    let (sh, sc) = (Rows::require(&shift)?, Rows::require(&scale)?);
+    if sh.rows != b || sc.rows != b || sh.len != c || sc.len != c {
+        bail!("modulation shapes do not match ({b}, {n}, {c})");
+    }
+    let mut out = vec![0f32; b * n * c];
+    let per_task = rows_per_task(c);
+    out.par_chunks_mut(per_task * c)
+        .enumerate()
+        .with_max_len(1)
+        .for_each(|(task, chunk)| {
+            for (r, o) in chunk.chunks_mut(c).enumerate() {
+                let row = task * per_task + r;
+                let batch = row / n;
+                modulate_row(xs.row(row), sc.row(batch), sh.row(batch), o);
+            }
+        });
+    drop(xs);
+    tensor(out, (b, n, c))
+}
