@@ -59,7 +59,7 @@ impl Dense {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
         let transposed = cpu::applies(&weight);
         let weight = match transposed {
-            true => weight.t()?.contiguous()?,
+            true => cpu::transpose(&weight)?,
             false => weight,
         };
         Ok(Self {
@@ -325,6 +325,14 @@ mod tests {
             .unwrap();
         let dense = Dense::new(w.clone(), Some(b.clone())).unwrap();
         assert!(dense.transposed);
+        let t = w.t().unwrap().contiguous().unwrap();
+        let diff = (&dense.weight - &t)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
         assert_close("dense", &dense.forward(&x).unwrap(), &want, 1e-6);
         let parts = [&x.narrow(2, 0, 16).unwrap(), &x.narrow(2, 16, 24).unwrap()];
         assert_close("parts", &dense.forward_parts(&parts).unwrap(), &want, 1e-6);

@@ -4,6 +4,7 @@
 
 use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 use super::rows::{as_rows, tensor, Rows};
 use super::threads;
@@ -84,4 +85,31 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
     }
     drop(views);
     tensor(out, shape)
+}
+
+/// `w` (rows, cols) transposed into a new contiguous (cols, rows), tile by tile in parallel
+/// (a strided copy of a large weight is several times slower).
+pub fn transpose(w: &Tensor) -> Result<Tensor> {
+    const TILE: usize = 32;
+    let (rows, cols) = w.dims2()?;
+    let w = as_rows(w)?;
+    let src = Rows::require(&w)?;
+    let mut out = vec![0f32; rows * cols];
+    if rows > 0 {
+        out.par_chunks_mut(TILE * rows)
+            .enumerate()
+            .for_each(|(tile, block)| {
+                let c0 = tile * TILE;
+                for r0 in (0..rows).step_by(TILE) {
+                    for r in r0..(r0 + TILE).min(rows) {
+                        let row = &src.row(r)[c0..];
+                        for (c, &x) in row.iter().take(block.len() / rows).enumerate() {
+                            block[c * rows + r] = x;
+                        }
+                    }
+                }
+            });
+    }
+    drop(src);
+    tensor(out, (cols, rows))
 }

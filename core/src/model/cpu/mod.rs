@@ -12,7 +12,7 @@ mod math;
 mod rows;
 
 pub use attention::{attention, prepare_qkv, QkvSegment};
-pub use linear::linear_parts;
+pub use linear::{linear_parts, transpose};
 pub use rows::{gelu, modulate};
 
 use candle_core::{DType, Tensor};
