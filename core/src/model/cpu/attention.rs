@@ -94,9 +94,9 @@ pub fn prepare_qkv(
     let mut v = vec![0f32; b * heads * block];
     let q_mul = 1.0 / (d as f32).sqrt();
     let table = table.data();
-    q.par_chunks_mut(block)
-        .zip(k.par_chunks_mut(block))
-        .zip(v.par_chunks_mut(block))
+    q.par_chunks_mut(block.max(1))
+        .zip(k.par_chunks_mut(block.max(1)))
+        .zip(v.par_chunks_mut(block.max(1)))
         .enumerate()
         .for_each(|(bh, ((q, k), v))| {
             let (bi, h) = (bh / heads, bh % heads);

@@ -104,7 +104,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     let view = Rows::require(&x)?;
     let mut out = vec![0f32; view.rows * view.len];
     let per_task = rows_per_task(view.len);
-    out.par_chunks_mut(per_task * view.len)
+    out.par_chunks_mut(per_task * view.len.max(1))
         .enumerate()
         .with_max_len(1)
         .for_each(|(task, chunk)| {
@@ -145,7 +145,7 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     }
     let mut out = vec![0f32; b * n * c];
     let per_task = rows_per_task(c);
-    out.par_chunks_mut(per_task * c)
+    out.par_chunks_mut(per_task * c.max(1))
         .enumerate()
         .with_max_len(1)
         .for_each(|(task, chunk)| {
