@@ -8,7 +8,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::rows::{as_rows, tensor, Rows};
-use super::{math, simd_fn};
+use super::{math, matmul, simd_fn, Operand};
 
 /// Scores computed at once per task (256 Ki f32 = 1 MiB, half a core's L2 on current x86).
 const CHUNK_SCORES: usize = 256 * 1024;
@@ -74,13 +74,18 @@ pub fn prepare_qkv(
         .map(|(q, k)| Ok((Rows::require(q)?, Rows::require(k)?)))
         .collect::<Result<Vec<_>>>()?;
     let table = Rows::require(&pe)?;
-    let lens: Vec<usize> = qkvs.iter().map(|t| t.dim(1)).collect::<Result<_>>()?;
+    let mut lens = Vec::with_capacity(segments.len());
+    for s in segments {
+        let (sb, len, _) = s.qkv.dims3()?;
+        if sb != b {
+            bail!("attention segments of batch {sb} and {b}");
+        }
+        lens.push(len);
+    }
     if lens.iter().sum::<usize>() != n
         || half * 2 != d
         || (pe_b != b && pe_b != 1)
-        || views
-            .iter()
-            .any(|v| v.len != 3 * heads * d || v.rows % b != 0)
+        || views.iter().any(|v| v.len != 3 * heads * d)
         || scale_views.iter().any(|(q, k)| q.len != d || k.len != d)
     {
         bail!(
@@ -102,8 +107,7 @@ pub fn prepare_qkv(
             let (bi, h) = (bh / heads, bh % heads);
             let pe_rows = &table[(bi % pe_b) * n * 2 * d..];
             let mut pos = 0;
-            for (seg, (scale_q, scale_k)) in views.iter().zip(&scale_views) {
-                let len = seg.rows / b;
+            for ((seg, &len), (scale_q, scale_k)) in views.iter().zip(&lens).zip(&scale_views) {
                 for t in 0..len {
                     let row = seg.row(bi * len + t);
                     let at = pos * d..(pos + 1) * d;
@@ -183,47 +187,27 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
             // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
             // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    n_kv,
-                    d,
+                matmul(
+                    (rows, n_kv, d),
                     scores.as_mut_ptr(),
-                    1,
-                    n_kv as isize,
+                    n_kv,
                     false,
-                    qs.as_ptr(),
-                    1,
-                    d as isize,
-                    ks.as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    Operand::rows(qs, d),
+                    Operand {
+                        ptr: ks.as_ptr(),
+                        row_stride: 1,
+                        col_stride: d,
+                    },
                     Parallelism::None,
                 );
                 softmax_rows(&mut scores, n_kv);
-                gemm::gemm(
-                    rows,
-                    d,
-                    n_kv,
+                matmul(
+                    (rows, d, n_kv),
                     dst.at(((bi * n + r0) * h + hi) * d),
-                    1,
-                    (h * d) as isize,
+                    h * d,
                     false,
-                    scores.as_ptr(),
-                    1,
-                    n_kv as isize,
-                    vs.as_ptr(),
-                    1,
-                    d as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    Operand::rows(&scores, n_kv),
+                    Operand::rows(vs, d),
                     Parallelism::None,
                 );
             }

@@ -7,7 +7,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::rows::{as_rows, tensor, Rows};
-use super::threads;
+use super::{matmul, threads, Operand};
 
 /// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) contiguous, without building the
 /// concatenation: each part (…, in_i), which may be a slice of columns, multiplies its own block
@@ -55,25 +55,13 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
         // SAFETY: out is m×n with row stride n; x is m×k with row stride x.stride and its
         // data holds (m − 1)·stride + k values; w_t rows k0..k0 + k are k×n with row stride n.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
+            matmul(
+                (m, n, k),
                 out.as_mut_ptr(),
-                1,
-                n as isize,
+                n,
                 bias.is_some() || i > 0,
-                x.data().as_ptr(),
-                1,
-                x.stride as isize,
-                w.data()[k0 * n..].as_ptr(),
-                1,
-                n as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
+                Operand::rows(x.data(), x.stride),
+                Operand::rows(&w.data()[k0 * n..], n),
                 parallelism,
             );
         }

@@ -27,6 +27,63 @@ fn threads() -> usize {
     candle_core::utils::get_num_threads()
 }
 
+/// A matrix operand of [`matmul`]: its first element and its row and column strides.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl Operand {
+    /// A row-major matrix: rows `row_stride` apart, columns adjacent.
+    fn rows(data: &[f32], row_stride: usize) -> Self {
+        Self {
+            ptr: data.as_ptr(),
+            row_stride,
+            col_stride: 1,
+        }
+    }
+}
+
+/// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for lhs m×k and rhs k×n; dst is m×n
+/// row-major with rows `dst_row_stride` apart.
+///
+/// # Safety
+/// Every element the pointers and strides address must be valid, and dst must not overlap the
+/// operands or be written by anyone else meanwhile.
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: Operand,
+    rhs: Operand,
+    parallelism: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_row_stride as isize,
+        accumulate,
+        lhs.ptr,
+        lhs.col_stride as isize,
+        lhs.row_stride as isize,
+        rhs.ptr,
+        rhs.col_stride as isize,
+        rhs.row_stride as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
 /// Defines `pub fn $name(args)` that runs `$body` compiled for AVX-512 or AVX2+FMA when the CPU
 /// has them (runtime-detected), so the plain loops in the body auto-vectorise to that width.
 macro_rules! simd_fn {
