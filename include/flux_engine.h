@@ -261,7 +261,7 @@ typedef struct FluxEvent {
   uint32_t embedding_cached;
 } FluxEvent;
 
-// Receives every event of an engine. Runs on the engine's worker thread for everything the
+// Receives every event of an engine (which then queues none for `flux_engine_poll_event`). Runs on the engine's worker thread for everything the
 // worker does, and on the calling thread inside submit calls (QUEUED) and `flux_job_cancel`
 // (CANCELLED of a queued job). The event and its pointers are valid only during the call. From
 // the callback you may call any function except `flux_engine_destroy` and `flux_job_wait`
@@ -285,7 +285,8 @@ typedef struct FluxEngineDesc {
   uint32_t embedding_cache;
   // Most verbose `FluxLogLevel` delivered as LOG events (default INFO).
   int32_t log_level;
-  // Optional event callback and its user data (see `FluxEventCallback`).
+  // Optional event callback and its user data (see `FluxEventCallback`). With a callback,
+  // events go only to it; without one, they queue for `flux_engine_poll_event`.
   FluxEventCallback callback;
   void *user_data;
 } FluxEngineDesc;
@@ -562,12 +563,13 @@ FluxResult flux_job_save_image(struct FluxEngine *engine, FluxJob job, const cha
 // `engine` must be NULL or a handle.
 FluxResult flux_job_release(struct FluxEngine *engine, FluxJob job);
 
-// The next event, or NO_EVENT. Never blocks. `out->struct_size` must be set; its pointers stay
+// The next event, or NO_EVENT (always, for an engine with a callback). Never blocks. `out->struct_size` must be set; its pointers stay
 // valid until the next poll on this engine.
 //
 // # Safety
 // `out` must point to a `FluxEvent` whose `struct_size` is set.
-FluxResult flux_engine_poll_event(struct FluxEngine *engine, struct FluxEvent *out);
+FluxResult flux_engine_poll_event(struct FluxEngine *engine,
+                                  struct FluxEvent *out);
 
 // Sets the memory budget in bytes; residency follows before the next job.
 //

@@ -480,3 +480,25 @@ fn jobs_without_a_model_or_with_bad_input_fail_cleanly() {
     assert!(engine.status(JobId(9999)).is_err());
     assert!(engine.cancel(JobId(9999)).is_err());
 }
+
+#[test]
+fn with_a_callback_events_go_only_to_it() {
+    let (_s, files) = tiny_model("rt-callback-only", Variant::Schnell, Layout::SingleFiles);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let engine = Engine::new(EngineOptions {
+        callback: Some(Box::new(move |e: &Event| {
+            s2.lock().unwrap().push(e.clone())
+        })),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    load(&engine, &files);
+    let job = submit(&engine, "x", 0, 2, 16);
+    assert_eq!(engine.wait(job, WAIT).unwrap(), JobState::Succeeded);
+    let seen = seen.lock().unwrap();
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::Finished { job: j, .. } if *j == job)));
+    assert!(engine.poll_event().is_none(), "nothing queued for polling");
+}

@@ -849,7 +849,7 @@ pub unsafe extern "C" fn flux_job_release(engine: *mut FluxEngine, job: FluxJob)
     })
 }
 
-/// The next event, or NO_EVENT. Never blocks. `out->struct_size` must be set; its pointers stay
+/// The next event, or NO_EVENT (always, for an engine with a callback). Never blocks. `out->struct_size` must be set; its pointers stay
 /// valid until the next poll on this engine.
 ///
 /// # Safety

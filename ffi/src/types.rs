@@ -151,7 +151,7 @@ pub struct FluxEngine {
 /// A job handle: unique within its engine, never 0, never reused.
 pub type FluxJob = u64;
 
-/// Receives every event of an engine. Runs on the engine's worker thread for everything the
+/// Receives every event of an engine (which then queues none for `flux_engine_poll_event`). Runs on the engine's worker thread for everything the
 /// worker does, and on the calling thread inside submit calls (QUEUED) and `flux_job_cancel`
 /// (CANCELLED of a queued job). The event and its pointers are valid only during the call. From
 /// the callback you may call any function except `flux_engine_destroy` and `flux_job_wait`
@@ -177,7 +177,8 @@ pub struct FluxEngineDesc {
     pub embedding_cache: u32,
     /// Most verbose `FluxLogLevel` delivered as LOG events (default INFO).
     pub log_level: i32,
-    /// Optional event callback and its user data (see `FluxEventCallback`).
+    /// Optional event callback and its user data (see `FluxEventCallback`). With a callback,
+    /// events go only to it; without one, they queue for `flux_engine_poll_event`.
     pub callback: FluxEventCallback,
     pub user_data: *mut c_void,
 }

@@ -5,20 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flux_core::model::{FluxModel, LoadOptions, Variant};
+use flux_core::pipeline;
 use flux_core::pipeline::edit::KontextEdit;
-use flux_core::pipeline::{self, TextToImage};
 use flux_core::tiny::{self, Layout};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `target/<profile>/deps`, where cargo builds libflux_engine.{so,a} for this test (it copies
-/// them up to `target/<profile>` only for `cargo build`).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().to_path_buf()
-}
+#[path = "../../tests/support/mod.rs"]
+mod support;
+use support::{deps_dir as lib_dir, reference_request, root, run, tiny_dev_model, Scratch};
 
 /// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
 const STATIC_LIBS: &[&str] = &[
@@ -30,34 +23,6 @@ const STATIC_LIBS: &[&str] = &[
     "-ldl",
     "-lc",
 ];
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("flux-ffi-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Scratch(d)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
 
 /// Compiles `tests/c/<name>.c` into `dir`, linked dynamically and statically.
 fn build(name: &str, dir: &Path) -> [PathBuf; 2] {
@@ -84,7 +49,12 @@ fn build(name: &str, dir: &Path) -> [PathBuf; 2] {
         .arg("-L")
         .arg(&lib)
         .arg("-lflux_engine")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        // DT_RPATH (not RUNPATH): wins over the LD_LIBRARY_PATH cargo sets, which may list a
+        // stale copy in target/<profile>.
+        .args([
+            "-Wl,--disable-new-dtags".into(),
+            format!("-Wl,-rpath,{}", lib.display()),
+        ])
         .arg("-o")
         .arg(&shared));
     let stat = dir.join(format!("{name}-static"));
@@ -103,23 +73,9 @@ fn read(p: &Path) -> Vec<u8> {
 #[test]
 fn lifecycle_pixels_equal_the_rust_api_with_shared_and_static_library() {
     let s = Scratch::new("lifecycle");
-    let model = tiny::write_tiny_model(
-        &tiny::default_fixtures_dir(),
-        &s.0.join("model"),
-        Variant::Dev,
-        Layout::SingleFiles,
-    )
-    .unwrap();
+    let model = tiny_dev_model(&s.0.join("model"));
     let mut m = FluxModel::load(&model, &LoadOptions::default()).unwrap();
-    let req = TextToImage {
-        width: 64,
-        height: 48,
-        seed: 7,
-        steps: Some(3),
-        t5_len: Some(32),
-        ..TextToImage::new("a red lighthouse at dusk", 7)
-    };
-    let want = pipeline::generate(&mut m, &req, &mut pipeline::no_hook())
+    let want = pipeline::generate(&mut m, &reference_request(), &mut pipeline::no_hook())
         .unwrap()
         .image;
     let mut edit = KontextEdit::new("make it night", want.clone(), 0);
@@ -153,23 +109,11 @@ fn lifecycle_pixels_equal_the_rust_api_with_shared_and_static_library() {
 fn bad_input_table() {
     let s = Scratch::new("bad");
     let model = s.0.join("model");
-    tiny::write_tiny_model(
-        &tiny::default_fixtures_dir(),
-        &model,
-        Variant::Dev,
-        Layout::SingleFiles,
-    )
-    .unwrap();
+    tiny_dev_model(&model);
     let empty = s.0.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let broken = s.0.join("broken");
-    let files = tiny::write_tiny_model(
-        &tiny::default_fixtures_dir(),
-        &broken,
-        Variant::Dev,
-        Layout::SingleFiles,
-    )
-    .unwrap();
+    let files = tiny_dev_model(&broken);
     let bytes = read(&files.transformer);
     std::fs::write(&files.transformer, &bytes[..bytes.len() - 64]).unwrap();
     for exe in build("bad_inputs", &s.0) {
@@ -205,7 +149,12 @@ fn header_compiles_as_c99_and_cpp17_included_twice() {
             .arg("-L")
             .arg(&lib)
             .arg("-lflux_engine")
-            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            // DT_RPATH (not RUNPATH): wins over the LD_LIBRARY_PATH cargo sets, which may list a
+            // stale copy in target/<profile>.
+            .args([
+                "-Wl,--disable-new-dtags".into(),
+                format!("-Wl,-rpath,{}", lib.display()),
+            ])
             .arg("-o")
             .arg(&exe));
         run(&mut Command::new(&exe));

@@ -4,35 +4,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use flux_core::model::{FluxModel, LoadOptions, Variant};
+use flux_core::model::{FluxModel, LoadOptions};
 use flux_core::pipeline::{self, TextToImage};
-use flux_core::tiny::{self, Layout};
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+use support::{deps_dir, reference_request, run, tiny_dev_model, Scratch};
 
 #[test]
 fn cpp_api_end_to_end_matches_the_rust_api() {
-    let dir = std::env::temp_dir().join(format!("flux-cxx-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("cxx");
+    let dir = &scratch.0;
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env!("FLUX_CXX_OUT_DIR"));
     // This test's own folder (target/<profile>/deps) holds libflux_cxx[-hash].a: take the newest.
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let staticlib = std::fs::read_dir(&deps)
+    let staticlib = std::fs::read_dir(deps_dir())
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -64,24 +50,12 @@ fn cpp_api_end_to_end_matches_the_rust_api() {
     let sample = dir.join("flux-cpp");
     compile(&crate_dir.join("../../samples/cpp/generate.cpp"), &sample);
     let model = dir.join("model");
-    let files = tiny::write_tiny_model(
-        &tiny::default_fixtures_dir(),
-        &model,
-        Variant::Dev,
-        Layout::SingleFiles,
-    )
-    .unwrap();
+    let files = tiny_dev_model(&model);
     let rgb = dir.join("out.rgb");
     let out = run(Command::new(&exe).arg(&model).arg(&rgb));
     assert!(out.contains("cpp: ok"), "{out}");
     let mut m = FluxModel::load(&files, &LoadOptions::default()).unwrap();
-    let req = TextToImage {
-        width: 64,
-        height: 48,
-        steps: Some(3),
-        t5_len: Some(32),
-        ..TextToImage::new("a red lighthouse at dusk", 7)
-    };
+    let req = reference_request();
     let want = pipeline::generate(&mut m, &req, &mut pipeline::no_hook())
         .unwrap()
         .image;
@@ -111,5 +85,4 @@ fn cpp_api_end_to_end_matches_the_rust_api() {
         bytes.ends_with(&want_sample.data),
         "sample pixels differ from the Rust API"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,4 +1,5 @@
-//! Per-engine events: queued to be polled by the host, and optionally passed to a callback.
+//! Per-engine events: passed to the host's callback when it gave one, otherwise queued to be
+//! polled.
 
 use std::time::Duration;
 
@@ -68,13 +69,15 @@ impl Events {
         Self { tx, rx, callback }
     }
 
-    /// Queues the event and passes it to the callback (no lock is held meanwhile).
+    /// Passes the event to the callback if the host gave one (no lock is held meanwhile),
+    /// otherwise queues it for [`poll`](Self::poll): a host listening only through the callback
+    /// never accumulates unread events.
     pub fn emit(&self, e: Event) {
-        if let Some(cb) = &self.callback {
-            cb(&e);
+        match &self.callback {
+            Some(cb) => cb(&e),
+            // The receiver lives as long as `self`: sending cannot fail.
+            None => drop(self.tx.send(e)),
         }
-        // The receiver lives as long as `self`: sending cannot fail.
-        let _ = self.tx.send(e);
     }
 
     /// Like [`emit`](Self::emit), but a panicking callback is logged instead of unwinding:

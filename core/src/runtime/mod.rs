@@ -47,7 +47,8 @@ pub struct EngineOptions {
     pub embedding_cache: usize,
     /// Most verbose level of the `Log` events.
     pub log_level: log::LevelFilter,
-    /// Called for every event (see [`EventCallback`] for the thread it runs on).
+    /// Called for every event instead of queueing it for [`Engine::poll_event`] (see
+    /// [`EventCallback`] for the thread it runs on).
     pub callback: Option<EventCallback>,
 }
 
@@ -258,7 +259,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The next event, or `None` when there is none. Never blocks.
+    /// The next event, or `None` when there is none (always, with a callback). Never blocks.
     pub fn poll_event(&self) -> Option<Event> {
         self.shared.events.poll()
     }

@@ -1,0 +1,88 @@
+//! The host integrations end to end against this crate's shared library on the tiny model:
+//! the Python binding's pytest suite, the C# binding under mono, and the Blender add-on in
+//! headless Blender. Each compares pixels with the Rust API's for the same request.
+//!
+//! A host program that is not installed skips its test with a message on stderr, unless
+//! `FLUX_REQUIRE_HOSTS=1` (set by `.ci/run`, which installs them all), where it fails.
+
+use std::path::Path;
+use std::process::Command;
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+use support::{deps_dir, reference_rgb, root, run, tiny_dev_model, Scratch};
+
+/// Whether `program args…` runs; otherwise skips (or fails, when hosts are required).
+fn available(program: &str, args: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let required = std::env::var("FLUX_REQUIRE_HOSTS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "`{program} {}` is required but did not run",
+            args.join(" ")
+        );
+        eprintln!("SKIPPED: `{program} {}` is not available", args.join(" "));
+    }
+    ok
+}
+
+/// A scratch folder with the tiny dev model (`model/`) and the reference pixels
+/// (`expected.rgb`); `env` gives the variables every host test reads.
+struct Fixture {
+    scratch: Scratch,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Self {
+        let scratch = Scratch::new(name);
+        let files = tiny_dev_model(&scratch.0.join("model"));
+        std::fs::write(scratch.0.join("expected.rgb"), reference_rgb(&files)).unwrap();
+        Fixture { scratch }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.scratch.0
+    }
+
+    fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        let out = self.dir().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("FLUX_ENGINE_LIB", deps_dir().join("libflux_engine.so"))
+            .env("LD_LIBRARY_PATH", deps_dir())
+            .env("FLUX_TEST_MODEL", self.dir().join("model"))
+            .env("FLUX_TEST_EXPECTED", self.dir().join("expected.rgb"))
+            .env("FLUX_TEST_OUT", out)
+    }
+}
+
+#[test]
+fn python_binding_pytest_suite() {
+    if !available("python3", &["-m", "pytest", "--version"]) {
+        return;
+    }
+    let f = Fixture::new("python");
+    let out = run(f
+        .env(&mut Command::new("python3"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(root().join("bindings/python/tests")));
+    assert!(out.contains(" passed") && !out.contains("skipped"), "{out}");
+}
+
+#[test]
+fn csharp_binding_under_mono() {
+    if !available("mcs", &["--version"]) || !available("mono", &["--version"]) {
+        return;
+    }
+    let f = Fixture::new("csharp");
+    let build = f.dir().join("build");
+    let out = run(f
+        .env(&mut Command::new("bash"))
+        .arg(root().join("bindings/csharp/tests/run.sh"))
+        .arg(&build));
+    assert!(out.contains("PASS"), "{out}");
+}

@@ -1,0 +1,88 @@
+//! Helpers shared by the integration tests that drive other programs (C, C++, Python, C#,
+//! Blender) against the built library. Included with `#[path]` by each test crate; a crate may
+//! use only some of them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
+use flux_core::pipeline::{self, TextToImage};
+use flux_core::tiny::{self, Layout};
+
+/// The repository root (the workspace folder holding `Cargo.lock`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// `target/<profile>/deps`: this test's folder, where cargo builds the crate's libraries for
+/// it (it copies them up to `target/<profile>` only for `cargo build`).
+pub fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().to_path_buf()
+}
+
+/// A scratch folder removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("flux-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `cmd`, asserts it succeeded, and returns its stdout and stderr.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Writes the tiny dev model (single-file layout) into `dir`.
+pub fn tiny_dev_model(dir: &Path) -> ModelFiles {
+    tiny::write_tiny_model(
+        &tiny::default_fixtures_dir(),
+        dir,
+        Variant::Dev,
+        Layout::SingleFiles,
+    )
+    .unwrap()
+}
+
+/// The request every host test generates and compares: 64×48, seed 7, 3 steps, 32 T5 tokens.
+pub fn reference_request() -> TextToImage {
+    TextToImage {
+        width: 64,
+        height: 48,
+        steps: Some(3),
+        t5_len: Some(32),
+        ..TextToImage::new("a red lighthouse at dusk", 7)
+    }
+}
+
+/// RGB8 pixels of [`reference_request`] made with the Rust API.
+pub fn reference_rgb(files: &ModelFiles) -> Vec<u8> {
+    let mut m = FluxModel::load(files, &LoadOptions::default()).unwrap();
+    pipeline::generate(&mut m, &reference_request(), &mut pipeline::no_hook())
+        .unwrap()
+        .image
+        .data
+}
