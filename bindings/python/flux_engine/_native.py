@@ -1,0 +1,243 @@
+"""ctypes mirror of ``include/flux_engine.h`` (ABI 1) and the loaded library.
+
+Every struct here must match the header field for field; ``tests/test_abi.py`` checks the
+sizes the library's ``*_desc_init`` functions report against these.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import pathlib
+import sys
+
+ABI_VERSION = 1
+
+c_char_p = ctypes.c_char_p
+c_u8_p = ctypes.POINTER(ctypes.c_uint8)
+
+
+class EngineDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("abi_version", ctypes.c_uint32),
+        ("device", ctypes.c_int32),
+        ("device_index", ctypes.c_uint32),
+        ("memory_budget", ctypes.c_uint64),
+        ("preview_every", ctypes.c_uint32),
+        ("embedding_cache", ctypes.c_uint32),
+        ("log_level", ctypes.c_int32),
+        ("callback", ctypes.c_void_p),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
+class ModelDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("folder", c_char_p),
+        ("transformer", c_char_p),
+        ("ae", c_char_p),
+        ("t5", c_char_p),
+        ("clip", c_char_p),
+        ("t5_tokenizer", c_char_p),
+        ("clip_tokenizer", c_char_p),
+        ("dtype", ctypes.c_int32),
+        ("kontext", ctypes.c_int32),
+        ("priority", ctypes.c_int32),
+    ]
+
+
+class TextToImageDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("prompt", c_char_p),
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("seed", ctypes.c_uint64),
+        ("steps", ctypes.c_uint32),
+        ("guidance", ctypes.c_float),
+        ("t5_len", ctypes.c_uint32),
+        ("priority", ctypes.c_int32),
+    ]
+
+
+class ImageView(ctypes.Structure):
+    _fields_ = [
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("stride", ctypes.c_uint32),
+        ("format", ctypes.c_int32),
+        ("data", c_u8_p),
+    ]
+
+
+class EditDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("prompt", c_char_p),
+        ("images", ctypes.POINTER(ImageView)),
+        ("image_count", ctypes.c_uint32),
+        ("snap", ctypes.c_uint32),
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("seed", ctypes.c_uint64),
+        ("steps", ctypes.c_uint32),
+        ("guidance", ctypes.c_float),
+        ("t5_len", ctypes.c_uint32),
+        ("priority", ctypes.c_int32),
+    ]
+
+
+class ImageToImageDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("prompt", c_char_p),
+        ("init", ImageView),
+        ("strength", ctypes.c_float),
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("seed", ctypes.c_uint64),
+        ("steps", ctypes.c_uint32),
+        ("guidance", ctypes.c_float),
+        ("t5_len", ctypes.c_uint32),
+        ("priority", ctypes.c_int32),
+    ]
+
+
+class JobStatus(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("state", ctypes.c_int32),
+        ("step", ctypes.c_uint32),
+        ("total", ctypes.c_uint32),
+        ("has_result", ctypes.c_uint32),
+    ]
+
+
+class Residency(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("budget", ctypes.c_uint64),
+        ("transformer", ctypes.c_uint64),
+        ("autoencoder", ctypes.c_uint64),
+        ("text_encoders", ctypes.c_uint64),
+        ("release_text_encoders", ctypes.c_uint32),
+    ]
+
+
+class Event(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("kind", ctypes.c_int32),
+        ("job", ctypes.c_uint64),
+        ("step", ctypes.c_uint32),
+        ("total", ctypes.c_uint32),
+        ("elapsed_ms", ctypes.c_double),
+        ("eta_ms", ctypes.c_double),
+        ("preview_width", ctypes.c_uint32),
+        ("preview_height", ctypes.c_uint32),
+        ("preview_rgb", c_u8_p),
+        ("message", c_char_p),
+        ("log_level", ctypes.c_int32),
+        ("text_ms", ctypes.c_double),
+        ("denoise_ms", ctypes.c_double),
+        ("decode_ms", ctypes.c_double),
+        ("embedding_cached", ctypes.c_uint32),
+    ]
+
+
+EventCallback = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
+
+_P = ctypes.POINTER
+_R = ctypes.c_int32  # FluxResult
+_JOB = ctypes.c_uint64
+_ENGINE = ctypes.c_void_p
+
+# name: (restype, argtypes)
+_SIGNATURES = {
+    "flux_version": (c_char_p, []),
+    "flux_abi_version": (ctypes.c_uint32, []),
+    "flux_last_error_message": (c_char_p, []),
+    "flux_engine_desc_init": (None, [_P(EngineDesc)]),
+    "flux_engine_create": (_R, [_P(EngineDesc), _P(_ENGINE)]),
+    "flux_engine_destroy": (_R, [_ENGINE]),
+    "flux_model_desc_init": (None, [_P(ModelDesc)]),
+    "flux_engine_load_model": (_R, [_ENGINE, _P(ModelDesc), _P(_JOB)]),
+    "flux_engine_unload_model": (_R, [_ENGINE, ctypes.c_int32, _P(_JOB)]),
+    "flux_text_to_image_desc_init": (None, [_P(TextToImageDesc)]),
+    "flux_engine_submit_text_to_image": (_R, [_ENGINE, _P(TextToImageDesc), _P(_JOB)]),
+    "flux_edit_desc_init": (None, [_P(EditDesc)]),
+    "flux_engine_submit_edit": (_R, [_ENGINE, _P(EditDesc), _P(_JOB)]),
+    "flux_image_to_image_desc_init": (None, [_P(ImageToImageDesc)]),
+    "flux_engine_submit_image_to_image": (_R, [_ENGINE, _P(ImageToImageDesc), _P(_JOB)]),
+    "flux_job_cancel": (_R, [_ENGINE, _JOB, _P(ctypes.c_int32)]),
+    "flux_job_status": (_R, [_ENGINE, _JOB, _P(JobStatus)]),
+    "flux_job_wait": (_R, [_ENGINE, _JOB, ctypes.c_uint32, _P(ctypes.c_int32)]),
+    "flux_job_error": (_R, [_ENGINE, _JOB]),
+    "flux_job_image_size": (_R, [_ENGINE, _JOB, _P(ctypes.c_uint32), _P(ctypes.c_uint32)]),
+    "flux_job_copy_image": (
+        _R,
+        [_ENGINE, _JOB, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t],
+    ),
+    "flux_job_save_image": (_R, [_ENGINE, _JOB, c_char_p]),
+    "flux_job_release": (_R, [_ENGINE, _JOB]),
+    "flux_engine_poll_event": (_R, [_ENGINE, _P(Event)]),
+    "flux_engine_set_memory_budget": (_R, [_ENGINE, ctypes.c_uint64]),
+    "flux_engine_get_residency": (_R, [_ENGINE, _P(Residency)]),
+}
+
+_LIB_NAMES = {"win32": "flux_engine.dll", "darwin": "libflux_engine.dylib"}
+_lib = None
+
+
+def _candidates():
+    """Where the library is looked for, in order."""
+    env = os.environ.get("FLUX_ENGINE_LIB")
+    if env:
+        yield env
+        return
+    name = _LIB_NAMES.get(sys.platform, "libflux_engine.so")
+    bundled = pathlib.Path(__file__).resolve().parent / "lib" / name
+    if bundled.exists():
+        yield str(bundled)
+    found = ctypes.util.find_library("flux_engine")
+    if found:
+        yield found
+    yield name
+
+
+def load_library(path=None):
+    """Loads ``libflux_engine`` (``path``; else ``$FLUX_ENGINE_LIB``; else ``flux_engine/lib/``
+    inside this package; else the system's library search) and checks its ABI version.
+
+    Called on first use; call it yourself to pick a library explicitly. Returns the
+    ``ctypes.CDLL``.
+    """
+    global _lib
+    if _lib is not None and path is None:
+        return _lib
+    tried = []
+    for candidate in [path] if path else _candidates():
+        try:
+            lib = ctypes.CDLL(candidate)
+            break
+        except OSError as e:
+            tried.append(f"{candidate}: {e}")
+    else:
+        raise OSError(
+            "libflux_engine not found (set FLUX_ENGINE_LIB to its path); tried:\n  "
+            + "\n  ".join(tried)
+        )
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    got = lib.flux_abi_version()
+    if got != ABI_VERSION:
+        raise OSError(f"libflux_engine has ABI version {got}; this binding speaks {ABI_VERSION}")
+    _lib = lib
+    return lib
+
+
+def lib():
+    """The loaded library (loading it on first use)."""
+    return _lib if _lib is not None else load_library()

@@ -1,0 +1,370 @@
+"""The engine and its jobs: a thin, Pythonic layer over the C ABI.
+
+All methods may be called from any thread. Jobs run on the engine's worker thread; the calls
+here only submit, query and copy, except ``Job.wait``/``Job.result``, which block the caller
+(in short slices, so Ctrl-C still works).
+"""
+
+import ctypes
+import time
+from dataclasses import dataclass
+
+from . import _native
+from .enums import CancelOutcome, Device, DType, JobState, LogLevel, PixelFormat, Result
+from .errors import FluxError, check
+from .events import Event
+from .images import Image, view
+
+_WAIT_SLICE_MS = 100
+
+
+def _utf8(text, what):
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be str, got {type(text).__name__}")
+    return text.encode("utf-8")
+
+
+def _path(p):
+    return None if p is None else _utf8(str(p), "path")
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state and progress."""
+
+    state: JobState
+    step: int
+    total: int
+    has_result: bool
+
+
+@dataclass(frozen=True)
+class Residency:
+    """What an engine holds in memory, in bytes per component."""
+
+    budget: int
+    transformer: int
+    autoencoder: int
+    text_encoders: int
+    release_text_encoders: bool
+
+
+class Job:
+    """A submitted job. Releasing it (``release()``, leaving a ``with`` block, or garbage
+    collection) cancels it if it still runs and frees its result."""
+
+    def __init__(self, engine, job_id):
+        self.engine = engine
+        self.id = job_id
+        self._released = False
+
+    def __repr__(self):
+        return f"<flux_engine.Job {self.id}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:
+            pass  # the engine may already be closed; nothing is left to free then
+
+    def _call(self, name, *args):
+        if self._released:
+            raise FluxError(Result.UNKNOWN_JOB, f"job {self.id} was released")
+        check(getattr(_native.lib(), name)(self.engine._handle(), self.id, *args))
+
+    def status(self):
+        """The job's ``JobStatus``."""
+        s = _native.JobStatus(struct_size=ctypes.sizeof(_native.JobStatus))
+        self._call("flux_job_status", ctypes.byref(s))
+        return JobStatus(JobState(s.state), s.step, s.total, bool(s.has_result))
+
+    def cancel(self):
+        """Cancels the job: a queued one never starts, a running one stops within one step.
+        Returns the ``CancelOutcome``."""
+        out = ctypes.c_int32()
+        self._call("flux_job_cancel", ctypes.byref(out))
+        return CancelOutcome(out.value)
+
+    def wait(self, timeout=None):
+        """Blocks until the job ends and returns its terminal ``JobState``. With ``timeout``
+        (seconds), raises ``FluxError`` (``Result.TIMEOUT``) if it has not ended by then."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        state = ctypes.c_int32()
+        while True:
+            left_ms = _WAIT_SLICE_MS
+            if deadline is not None:
+                left_ms = max(0, min(left_ms, int((deadline - time.monotonic()) * 1000)))
+            code = _native.lib().flux_job_wait(
+                self.engine._handle(), self.id, left_ms, ctypes.byref(state)
+            )
+            if code == Result.TIMEOUT and (deadline is None or time.monotonic() < deadline):
+                continue
+            check(code)
+            return JobState(state.value)
+
+    def raise_if_failed(self):
+        """Raises ``FluxError`` (``JOB_FAILED`` with the job's error) if the job failed."""
+        self._call("flux_job_error")
+
+    def image_size(self):
+        """``(width, height)`` of a finished job's image."""
+        w, h = ctypes.c_uint32(), ctypes.c_uint32()
+        self._call("flux_job_image_size", ctypes.byref(w), ctypes.byref(h))
+        return w.value, h.value
+
+    def image(self, format=PixelFormat.RGBA8):
+        """A copy of the finished job's image as an ``Image`` in ``format``."""
+        fmt = PixelFormat(format)
+        width, height = self.image_size()
+        stride = width * fmt.bytes_per_pixel
+        buf = ctypes.create_string_buffer(stride * height)
+        self._call("flux_job_copy_image", int(fmt), buf, stride, len(buf))
+        return Image(width, height, fmt, buf.raw)
+
+    def result(self, format=PixelFormat.RGBA8, timeout=None):
+        """Waits for the job, then returns its image; raises ``FluxError`` if it failed or was
+        cancelled."""
+        state = self.wait(timeout)
+        if state == JobState.CANCELLED:
+            raise FluxError(Result.CANCELLED, f"job {self.id} was cancelled")
+        self.raise_if_failed()
+        return self.image(format)
+
+    def save(self, path):
+        """Writes the finished job's image: JPEG for .jpg/.jpeg, otherwise PNG with the
+        generation parameters embedded."""
+        self._call("flux_job_save_image", _path(path))
+
+    def release(self):
+        """Forgets the job (cancelling it if it still runs). Idempotent."""
+        if not self._released and self.engine._ptr:
+            self._released = True
+            check(_native.lib().flux_job_release(self.engine._ptr, self.id))
+
+
+class Engine:
+    """A FLUX engine with its own worker thread. Use as a context manager, or call
+    ``close()``: it cancels every job and joins the worker (within one denoising step).
+
+    ``on_event``, if given, is called with every ``Event`` on the engine's worker thread (and
+    on the submitting thread for QUEUED): keep it short, do not call ``close()`` or
+    ``Job.wait`` from it. Without it, events are read with ``poll_event()``.
+    """
+
+    def __init__(
+        self,
+        device=Device.CPU,
+        device_index=0,
+        memory_budget=None,
+        preview_every=0,
+        embedding_cache=16,
+        log_level=LogLevel.INFO,
+        on_event=None,
+    ):
+        lib = _native.lib()
+        desc = _native.EngineDesc()
+        lib.flux_engine_desc_init(ctypes.byref(desc))
+        desc.device = Device(device)
+        desc.device_index = device_index
+        if memory_budget is not None:
+            desc.memory_budget = memory_budget
+        desc.preview_every = preview_every
+        desc.embedding_cache = embedding_cache
+        desc.log_level = LogLevel(log_level)
+        self._callback = None
+        if on_event is not None:
+            self._callback = _native.EventCallback(
+                lambda e, _user: on_event(Event.from_native(e.contents))
+            )
+            desc.callback = ctypes.cast(self._callback, ctypes.c_void_p)
+        self._ptr = None
+        ptr = ctypes.c_void_p()
+        check(lib.flux_engine_create(ctypes.byref(desc), ctypes.byref(ptr)))
+        self._ptr = ptr.value
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass  # only WRONG_THREAD (a callback dropping the last reference) can fail here
+
+    def _handle(self):
+        if not self._ptr:
+            raise FluxError(Result.INVALID_HANDLE, "the engine is closed")
+        return self._ptr
+
+    @property
+    def closed(self):
+        return not self._ptr
+
+    def close(self):
+        """Cancels every job, joins the worker and frees the engine. Idempotent."""
+        if self._ptr:
+            check(_native.lib().flux_engine_destroy(self._ptr))
+            self._ptr = None
+
+    def _submit(self, name, desc):
+        job = ctypes.c_uint64()
+        check(getattr(_native.lib(), name)(self._handle(), ctypes.byref(desc), ctypes.byref(job)))
+        return Job(self, job.value)
+
+    def load_model(
+        self,
+        folder=None,
+        *,
+        transformer=None,
+        ae=None,
+        t5=None,
+        clip=None,
+        t5_tokenizer=None,
+        clip_tokenizer=None,
+        dtype=DType.DEFAULT,
+        kontext=None,
+        priority=0,
+    ):
+        """Queues loading a model from a ``folder`` (layout detected) and/or explicit paths.
+        A missing folder or unknown layout raises now; weights load on the worker."""
+        desc = _native.ModelDesc()
+        _native.lib().flux_model_desc_init(ctypes.byref(desc))
+        desc.folder = _path(folder)
+        desc.transformer, desc.ae, desc.t5, desc.clip = map(_path, (transformer, ae, t5, clip))
+        desc.t5_tokenizer, desc.clip_tokenizer = _path(t5_tokenizer), _path(clip_tokenizer)
+        desc.dtype = DType(dtype)
+        desc.kontext = -1 if kontext is None else int(bool(kontext))
+        desc.priority = priority
+        return self._submit("flux_engine_load_model", desc)
+
+    def unload_model(self, priority=0):
+        """Queues unloading the model."""
+        job = ctypes.c_uint64()
+        check(_native.lib().flux_engine_unload_model(self._handle(), priority, ctypes.byref(job)))
+        return Job(self, job.value)
+
+    @staticmethod
+    def _sampling(desc, prompt, seed, steps, guidance, t5_len, priority):
+        desc.prompt = _utf8(prompt, "prompt")
+        desc.seed = seed
+        desc.steps = _or(steps, 0)
+        desc.guidance = _or(guidance, -1.0)
+        desc.t5_len = _or(t5_len, 0)
+        desc.priority = priority
+
+    def text_to_image(
+        self,
+        prompt,
+        *,
+        width=1024,
+        height=1024,
+        seed=0,
+        steps=None,
+        guidance=None,
+        t5_len=None,
+        priority=0,
+    ):
+        """Queues a text-to-image job. ``None`` means the model variant's default (dev: 28
+        steps, guidance 3.5, 512 T5 tokens; schnell: 4 steps, 256 tokens)."""
+        desc = _native.TextToImageDesc()
+        _native.lib().flux_text_to_image_desc_init(ctypes.byref(desc))
+        self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
+        desc.width, desc.height = width, height
+        return self._submit("flux_engine_submit_text_to_image", desc)
+
+    def edit(
+        self,
+        prompt,
+        images,
+        *,
+        snap=True,
+        width=None,
+        height=None,
+        seed=0,
+        steps=None,
+        guidance=None,
+        t5_len=None,
+        priority=0,
+    ):
+        """Queues a Kontext edit of one reference image or a list of 1 to 4 (``Image`` or
+        numpy arrays; copied now). ``snap`` resizes them to Kontext's trained resolutions;
+        the output takes the first reference's (snapped) size unless ``width``/``height``
+        are given. Defaults: 30 steps, guidance 2.5."""
+        refs = list(images) if isinstance(images, (list, tuple)) else [images]
+        keep = []
+        views = (_native.ImageView * max(1, len(refs)))(*[view(r, keep) for r in refs])
+        desc = _native.EditDesc()
+        _native.lib().flux_edit_desc_init(ctypes.byref(desc))
+        self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
+        desc.images, desc.image_count = views, len(refs)
+        desc.snap = int(bool(snap))
+        desc.width, desc.height = _or(width, 0), _or(height, 0)
+        return self._submit("flux_engine_submit_edit", desc)
+
+    def image_to_image(
+        self,
+        prompt,
+        init,
+        *,
+        strength=0.8,
+        width=None,
+        height=None,
+        seed=0,
+        steps=None,
+        guidance=None,
+        t5_len=None,
+        priority=0,
+    ):
+        """Queues an image-to-image job from ``init`` (copied now); ``strength`` in (0, 1] is
+        how much of the schedule runs."""
+        keep = []
+        desc = _native.ImageToImageDesc()
+        _native.lib().flux_image_to_image_desc_init(ctypes.byref(desc))
+        self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
+        desc.init = view(init, keep)
+        desc.strength = strength
+        desc.width, desc.height = _or(width, 0), _or(height, 0)
+        return self._submit("flux_engine_submit_image_to_image", desc)
+
+    def poll_event(self):
+        """The next ``Event``, or ``None``. Never blocks."""
+        e = _native.Event(struct_size=ctypes.sizeof(_native.Event))
+        code = _native.lib().flux_engine_poll_event(self._handle(), ctypes.byref(e))
+        if code == Result.NO_EVENT:
+            return None
+        check(code)
+        return Event.from_native(e)
+
+    def events(self):
+        """Every event queued now (a list; never blocks)."""
+        out = []
+        while (e := self.poll_event()) is not None:
+            out.append(e)
+        return out
+
+    def set_memory_budget(self, nbytes):
+        """Sets the memory budget in bytes; residency follows before the next job."""
+        check(_native.lib().flux_engine_set_memory_budget(self._handle(), nbytes))
+
+    def residency(self):
+        """What the engine holds now (``Residency``)."""
+        r = _native.Residency(struct_size=ctypes.sizeof(_native.Residency))
+        check(_native.lib().flux_engine_get_residency(self._handle(), ctypes.byref(r)))
+        return Residency(
+            r.budget, r.transformer, r.autoencoder, r.text_encoders, bool(r.release_text_encoders)
+        )
+
+

@@ -1,0 +1,105 @@
+"""The C ABI's enums as ``IntEnum``s (values as in ``flux_engine.h``)."""
+
+from enum import IntEnum
+
+
+class Result(IntEnum):
+    """``FluxResult``: the code of every fallible call."""
+
+    OK = 0
+    INVALID_ARGUMENT = 1
+    NULL_POINTER = 2
+    INVALID_UTF8 = 3
+    BAD_STRUCT_SIZE = 4
+    ABI_MISMATCH = 5
+    INVALID_HANDLE = 6
+    UNKNOWN_JOB = 7
+    NOT_READY = 8
+    BUFFER_TOO_SMALL = 9
+    IO = 10
+    CORRUPT_FILE = 11
+    MISSING_TENSOR = 12
+    BAD_TENSOR = 13
+    UNKNOWN_LAYOUT = 14
+    TOKENIZER = 15
+    CANCELLED = 16
+    WRONG_THREAD = 17
+    TIMEOUT = 18
+    NO_EVENT = 19
+    JOB_FAILED = 20
+    COMPUTE = 21
+    INTERNAL = 22
+
+
+class Device(IntEnum):
+    """Where an engine computes."""
+
+    CPU = 0
+    CUDA = 1
+
+
+class DType(IntEnum):
+    """Weight dtype in memory (DEFAULT: f32 on the CPU, bf16 on CUDA)."""
+
+    DEFAULT = 0
+    F32 = 1
+    BF16 = 2
+    F16 = 3
+
+
+class PixelFormat(IntEnum):
+    """Pixel layout of an image buffer."""
+
+    RGB8 = 0
+    RGBA8 = 1
+    RGBA32F = 2
+
+    @property
+    def bytes_per_pixel(self):
+        return (3, 4, 16)[self]
+
+
+class JobState(IntEnum):
+    """A job's state; the last three are terminal."""
+
+    QUEUED = 0
+    RUNNING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    CANCELLED = 4
+
+    @property
+    def finished(self):
+        return self >= JobState.SUCCEEDED
+
+
+class CancelOutcome(IntEnum):
+    """What a cancel did."""
+
+    DEQUEUED = 0
+    REQUESTED = 1
+    ALREADY_FINISHED = 2
+
+
+class EventType(IntEnum):
+    """Kinds of events."""
+
+    QUEUED = 0
+    STARTED = 1
+    PROGRESS = 2
+    PREVIEW = 3
+    FINISHED = 4
+    FAILED = 5
+    CANCELLED = 6
+    LOG = 7
+
+
+class LogLevel(IntEnum):
+    """Log levels (as in Rust's ``log`` crate)."""
+
+    OFF = 0
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+    TRACE = 5
