@@ -86,3 +86,25 @@ fn csharp_binding_under_mono() {
         .arg(&build));
     assert!(out.contains("PASS"), "{out}");
 }
+
+#[test]
+fn blender_addon_in_headless_blender() {
+    if !available("blender", &["--version"]) {
+        return;
+    }
+    let f = Fixture::new("blender");
+    let addons = f.dir().join("scripts/addons");
+    std::fs::create_dir_all(&addons).unwrap();
+    run(Command::new("python3")
+        .arg(root().join("samples/blender/package.py"))
+        .arg("--lib")
+        .arg(deps_dir().join("libflux_engine.so"))
+        .arg("--dir")
+        .arg(&addons));
+    let out = run(f
+        .env(&mut Command::new("blender"))
+        .env("BLENDER_USER_SCRIPTS", f.dir().join("scripts"))
+        .args(["-b", "--factory-startup", "--python-exit-code", "1", "--python"])
+        .arg(root().join("samples/blender/tests/test_addon.py")));
+    assert!(out.contains("blender add-on: PASS"), "{out}");
+}

@@ -1,0 +1,43 @@
+"""Flux Engine for Blender: FLUX.1 text-to-image and Kontext editing in the Image Editor.
+
+Generation runs on the engine's own worker thread (inside libflux_engine); Blender's main thread
+only submits jobs and, from a ``bpy.app.timers`` callback, polls their events and writes pixels
+into images. No ``bpy`` call is ever made from another thread.
+"""
+
+bl_info = {
+    "name": "Flux Engine",
+    "author": "Flux Engine SDK",
+    "version": (0, 1, 0),
+    "blender": (3, 4, 0),
+    "location": "Image Editor > Sidebar > Flux",
+    "description": "Generate and edit images with FLUX.1 (text-to-image, Kontext) on your machine",
+    "category": "Image",
+}
+
+import bpy
+
+from . import operators, panel, preferences, properties
+from .session import session
+
+_CLASSES = (
+    preferences.FluxPreferences,
+    properties.FluxSettings,
+    operators.FLUX_OT_generate,
+    operators.FLUX_OT_edit,
+    operators.FLUX_OT_cancel,
+    panel.FLUX_PT_panel,
+)
+
+
+def register():
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.flux = bpy.props.PointerProperty(type=properties.FluxSettings)
+
+
+def unregister():
+    session.shutdown()
+    del bpy.types.Scene.flux
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)

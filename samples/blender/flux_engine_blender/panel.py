@@ -1,0 +1,38 @@
+"""The sidebar panel of the Image Editor (tab "Flux")."""
+
+import bpy
+
+from . import preferences
+from .session import session
+
+
+class FLUX_PT_panel(bpy.types.Panel):
+    bl_label = "Flux Engine"
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Flux"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.flux
+        if not preferences.get(context).model_folder:
+            layout.label(text="Set the model folder in the add-on preferences", icon="ERROR")
+        layout.prop(s, "prompt", text="")
+        col = layout.column(align=True)
+        col.prop(s, "width")
+        col.prop(s, "height")
+        col = layout.column(align=True)
+        col.prop(s, "steps")
+        col.prop(s, "guidance")
+        col.prop(s, "seed")
+        col.prop(s, "t5_len")
+        layout.prop(s, "snap")
+        row = layout.row(align=True)
+        row.operator("flux.generate", icon="IMAGE_DATA")
+        row.operator("flux.edit", icon="BRUSH_DATA")
+        if session.busy:
+            layout.operator("flux.cancel", icon="CANCEL")
+        if hasattr(layout, "progress"):  # Blender 4.0+
+            layout.progress(factor=s.progress, text=s.status or "Idle")
+        else:
+            layout.prop(s, "progress", slider=True, text=s.status or "Progress")

@@ -1,0 +1,30 @@
+"""Per-scene settings of the panel (``scene.flux``)."""
+
+import bpy
+
+
+class FluxSettings(bpy.types.PropertyGroup):
+    prompt: bpy.props.StringProperty(name="Prompt", default="a lighthouse at dusk, concept art")
+    width: bpy.props.IntProperty(name="Width", default=1024, min=16, max=4096, step=16)
+    height: bpy.props.IntProperty(name="Height", default=1024, min=16, max=4096, step=16)
+    steps: bpy.props.IntProperty(
+        name="Steps", description="0: the model's default (dev 28, schnell 4, Kontext 30)",
+        default=0, min=0, max=200,
+    )
+    guidance: bpy.props.FloatProperty(
+        name="Guidance", description="Distilled guidance (dev 3.5, Kontext 2.5)",
+        default=3.5, min=0.0, max=20.0,
+    )
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
+    t5_len: bpy.props.IntProperty(
+        name="Prompt Tokens", description="T5 tokens (0: the model's default, dev 512)",
+        default=0, min=0, max=512,
+    )
+    snap: bpy.props.BoolProperty(
+        name="Kontext Sizes",
+        description="Edit: resize the source to the closest resolution Kontext was trained at",
+        default=True,
+    )
+    # Written by the add-on on the main thread while a job runs.
+    progress: bpy.props.FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
+    status: bpy.props.StringProperty(name="Status")
