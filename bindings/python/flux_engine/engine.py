@@ -6,6 +6,7 @@ here only submit, query and copy, except ``Job.wait``/``Job.result``, which bloc
 """
 
 import ctypes
+import threading
 import time
 from dataclasses import dataclass
 
@@ -131,14 +132,17 @@ class Job:
         self._call("flux_job_copy_image", int(fmt), buf, stride, len(buf))
         return Image(width, height, fmt, buf.raw)
 
-    def result(self, format=PixelFormat.RGBA8, timeout=None):
-        """Waits for the job, then returns its image; raises ``FluxError`` if it failed or was
-        cancelled."""
-        state = self.wait(timeout)
-        if state == JobState.CANCELLED:
+    def finish(self, timeout=None):
+        """Waits for the job; raises ``FluxError`` if it failed (``JOB_FAILED``) or was
+        cancelled (``CANCELLED``). Returns the job."""
+        if self.wait(timeout) == JobState.CANCELLED:
             raise FluxError(Result.CANCELLED, f"job {self.id} was cancelled")
         self.raise_if_failed()
-        return self.image(format)
+        return self
+
+    def result(self, format=PixelFormat.RGBA8, timeout=None):
+        """Waits for the job (as ``finish``), then returns its image in ``format``."""
+        return self.finish(timeout).image(format)
 
     def save(self, path):
         """Writes the finished job's image: JPEG for .jpg/.jpeg, otherwise PNG with the
@@ -188,6 +192,7 @@ class Engine:
             )
             desc.callback = ctypes.cast(self._callback, ctypes.c_void_p)
         self._ptr = None
+        self._poll_lock = threading.Lock()
         ptr = ctypes.c_void_p()
         check(lib.flux_engine_create(ctypes.byref(desc), ctypes.byref(ptr)))
         self._ptr = ptr.value
@@ -342,11 +347,13 @@ class Engine:
     def poll_event(self):
         """The next ``Event``, or ``None``. Never blocks."""
         e = _native.Event(struct_size=ctypes.sizeof(_native.Event))
-        code = _native.lib().flux_engine_poll_event(self._handle(), ctypes.byref(e))
-        if code == Result.NO_EVENT:
-            return None
-        check(code)
-        return Event.from_native(e)
+        # An event's pointers live until the next poll: copy it out before another thread polls.
+        with self._poll_lock:
+            code = _native.lib().flux_engine_poll_event(self._handle(), ctypes.byref(e))
+            if code == Result.NO_EVENT:
+                return None
+            check(code)
+            return Event.from_native(e)
 
     def events(self):
         """Every event queued now (a list; never blocks)."""

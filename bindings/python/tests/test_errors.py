@@ -59,8 +59,8 @@ def test_missing_and_corrupt_models(tmp_path, model_dir):
             assert job.wait(timeout=120) == fe.JobState.FAILED
             err = error_of(job.raise_if_failed)
             assert err.code == fe.Result.JOB_FAILED and "flux1-dev.safetensors" in err.message
-        no_model = error_of(engine.text_to_image(**REFERENCE).result, timeout=60)
-        assert no_model.code == fe.Result.JOB_FAILED
+        no_model = error_of(engine.text_to_image(**REFERENCE).finish, timeout=60)
+        assert no_model.code == fe.Result.JOB_FAILED and "model" in no_model.message
 
 
 def test_closed_engines_and_released_jobs(model_dir):

@@ -1,0 +1,135 @@
+namespace Flux
+{
+    /// <summary>Device an engine computes on.</summary>
+    public enum Device
+    {
+        /// <summary>The CPU.</summary>
+        Cpu = 0,
+        /// <summary>CUDA device <see cref="EngineOptions.DeviceIndex"/> (needs a library built with CUDA).</summary>
+        Cuda = 1,
+    }
+
+    /// <summary>Weight dtype in memory.</summary>
+    public enum DType
+    {
+        /// <summary>f32 on the CPU, bf16 on CUDA.</summary>
+        Default = 0,
+        /// <summary>32-bit floats.</summary>
+        F32 = 1,
+        /// <summary>bfloat16.</summary>
+        Bf16 = 2,
+        /// <summary>IEEE half floats.</summary>
+        F16 = 3,
+    }
+
+    /// <summary>Pixel layout of an image buffer; rows run top to bottom.</summary>
+    public enum PixelFormat
+    {
+        /// <summary>3 bytes per pixel.</summary>
+        Rgb8 = 0,
+        /// <summary>4 bytes per pixel; alpha is ignored on input and 255 on output.</summary>
+        Rgba8 = 1,
+        /// <summary>4 floats per pixel in [0, 1]; output only.</summary>
+        Rgba32F = 2,
+    }
+
+    /// <summary>States of a job; the last three are terminal and each job reaches exactly one.</summary>
+    public enum JobState
+    {
+        /// <summary>Waiting in the engine's queue.</summary>
+        Queued = 0,
+        /// <summary>Running on the engine's worker thread.</summary>
+        Running = 1,
+        /// <summary>Finished with a result.</summary>
+        Succeeded = 2,
+        /// <summary>Finished with an error (<see cref="Job.ThrowIfFailed"/>).</summary>
+        Failed = 3,
+        /// <summary>Stopped by <see cref="Job.Cancel"/> (or by disposing the job or engine).</summary>
+        Cancelled = 4,
+    }
+
+    /// <summary>Helpers on <see cref="JobState"/>.</summary>
+    public static class JobStateExtensions
+    {
+        /// <summary>True for Succeeded, Failed and Cancelled: the job will not change any more.</summary>
+        public static bool IsTerminal(this JobState state)
+        {
+            return state >= JobState.Succeeded;
+        }
+    }
+
+    /// <summary>What <see cref="Job.Cancel"/> did.</summary>
+    public enum CancelOutcome
+    {
+        /// <summary>The job was queued and will never start.</summary>
+        Dequeued = 0,
+        /// <summary>The job is running and stops before its next step (or before decoding).</summary>
+        Requested = 1,
+        /// <summary>The job had already finished; nothing changed.</summary>
+        AlreadyFinished = 2,
+    }
+
+    /// <summary>
+    /// Kinds of events (see <see cref="FluxEventData"/> for the fields each fills). Prefixed, unlike
+    /// the other enums, so that it does not clash with UnityEngine.EventType.
+    /// </summary>
+    public enum FluxEventType
+    {
+        /// <summary>A job was submitted.</summary>
+        Queued = 0,
+        /// <summary>A job started running.</summary>
+        Started = 1,
+        /// <summary>A denoising step finished: Step of Total, ElapsedMs, EtaMs.</summary>
+        Progress = 2,
+        /// <summary>A small RGB8 image of the current latent: PreviewRgb, PreviewWidth, PreviewHeight.</summary>
+        Preview = 3,
+        /// <summary>The job succeeded; image jobs fill the stage timings.</summary>
+        Finished = 4,
+        /// <summary>The job failed; Message says why.</summary>
+        Failed = 5,
+        /// <summary>The job was cancelled.</summary>
+        Cancelled = 6,
+        /// <summary>A log line in Message with LogLevel (Job is 0).</summary>
+        Log = 7,
+    }
+
+    /// <summary>Log levels (as in Rust's <c>log</c> crate).</summary>
+    public enum LogLevel
+    {
+        /// <summary>No logging.</summary>
+        Off = 0,
+        /// <summary>Errors only.</summary>
+        Error = 1,
+        /// <summary>Warnings and above.</summary>
+        Warn = 2,
+        /// <summary>Information and above (the default).</summary>
+        Info = 3,
+        /// <summary>Debug output and above.</summary>
+        Debug = 4,
+        /// <summary>Everything.</summary>
+        Trace = 5,
+    }
+
+    /// <summary>How an engine's events reach <see cref="Engine.PollEvent"/>.</summary>
+    public enum EventDelivery
+    {
+        /// <summary>PollEvent polls the library's queue (recommended).</summary>
+        Polling = 0,
+        /// <summary>
+        /// The library calls a static callback on its worker thread, which only queues a managed copy;
+        /// PollEvent drains that copy. Events carry the same data either way.
+        /// </summary>
+        Callback = 1,
+    }
+
+    /// <summary>Job priorities: higher runs first, equal ones in submission order.</summary>
+    public static class JobPriority
+    {
+        /// <summary>For jobs a user is waiting on.</summary>
+        public const int Interactive = 100;
+        /// <summary>The default.</summary>
+        public const int Normal = 0;
+        /// <summary>For background work.</summary>
+        public const int Batch = -100;
+    }
+}

@@ -1,0 +1,182 @@
+using System;
+using System.Runtime.InteropServices;
+using System.Threading;
+
+namespace Flux
+{
+    /// <summary>
+    /// A submitted job. Dispose releases it (cancelling it if it is still queued or running) and
+    /// frees its result; until then the engine keeps the result. Disposing the engine ends all
+    /// its jobs; disposing a job afterwards is harmless. Methods may be called from any thread.
+    /// </summary>
+    public sealed class Job : IDisposable
+    {
+        readonly EngineHandle engine;
+        bool disposed;
+
+        internal Job(EngineHandle engine, ulong id)
+        {
+            this.engine = engine;
+            Id = id;
+        }
+
+        /// <summary>The job's handle, unique within its engine (matches <see cref="FluxEventData.JobId"/>).</summary>
+        public ulong Id { get; }
+
+        /// <summary>The job's state and progress now.</summary>
+        public JobStatus Status
+        {
+            get
+            {
+                ThrowIfDisposed();
+                var s = new Native.FluxJobStatus { struct_size = (uint)Marshal.SizeOf(typeof(Native.FluxJobStatus)) };
+                FluxException.Check(Native.flux_job_status(engine, Id, ref s));
+                return new JobStatus(s);
+            }
+        }
+
+        /// <summary>Cancels the job: a queued one never starts, a running one stops within one step.</summary>
+        public CancelOutcome Cancel()
+        {
+            ThrowIfDisposed();
+            CancelOutcome outcome;
+            FluxException.Check(Native.flux_job_cancel(engine, Id, out outcome));
+            return outcome;
+        }
+
+        /// <summary>
+        /// Blocks until the job ends and returns its terminal state, or, when
+        /// <paramref name="timeoutMs"/> passes first, its current state (Queued or Running; the job
+        /// goes on). Do not call it from the main thread of an interactive app with a long timeout.
+        /// </summary>
+        public JobState Wait(int timeoutMs = Timeout.Infinite)
+        {
+            ThrowIfDisposed();
+            if (timeoutMs < Timeout.Infinite)
+            {
+                throw new ArgumentOutOfRangeException(nameof(timeoutMs), timeoutMs, "must be Timeout.Infinite (-1) or more");
+            }
+            uint timeout = timeoutMs == Timeout.Infinite ? uint.MaxValue : (uint)timeoutMs;
+            JobState state;
+            FluxResult result = Native.flux_job_wait(engine, Id, timeout, out state);
+            if (result == FluxResult.Timeout)
+            {
+                return Status.State;
+            }
+            FluxException.Check(result);
+            return state;
+        }
+
+        /// <summary>The error of a failed job; null for a job that has not failed.</summary>
+        public string Error
+        {
+            get
+            {
+                ThrowIfDisposed();
+                FluxResult result = Native.flux_job_error(engine, Id);
+                if (result == FluxResult.JobFailed)
+                {
+                    return Utf8Strings.Read(Native.flux_last_error_message());
+                }
+                FluxException.Check(result);
+                return null;
+            }
+        }
+
+        /// <summary>Throws a FluxException (JobFailed) with the job's error if it failed; returns otherwise.</summary>
+        public void ThrowIfFailed()
+        {
+            string error = Error;
+            if (error != null)
+            {
+                throw new FluxException(FluxResult.JobFailed, error);
+            }
+        }
+
+        /// <summary>The size of the finished job's image; throws FluxException (NotReady) when there is none.</summary>
+        public (int Width, int Height) ImageSize
+        {
+            get
+            {
+                ThrowIfDisposed();
+                uint width, height;
+                FluxException.Check(Native.flux_job_image_size(engine, Id, out width, out height));
+                return ((int)width, (int)height);
+            }
+        }
+
+        /// <summary>
+        /// A copy of the finished job's image as Rgb8 or Rgba8 bytes (alpha 255), rows top to
+        /// bottom, tightly packed. Throws FluxException (NotReady) when the job has no image.
+        /// </summary>
+        public byte[] CopyImage(PixelFormat format = PixelFormat.Rgba8)
+        {
+            if (format != PixelFormat.Rgb8 && format != PixelFormat.Rgba8)
+            {
+                throw new ArgumentException("use CopyImageRgba32F for float pixels", nameof(format));
+            }
+            var size = ImageSize;
+            int row = size.Width * (format == PixelFormat.Rgb8 ? 3 : 4);
+            var pixels = new byte[row * size.Height];
+            FluxException.Check(Native.flux_job_copy_image(engine, Id, format, pixels, (UIntPtr)row, (UIntPtr)pixels.Length));
+            return pixels;
+        }
+
+        /// <summary>
+        /// A copy of the finished job's image as RGBA floats in [0, 1] (alpha 1), rows top to
+        /// bottom. Throws FluxException (NotReady) when the job has no image.
+        /// </summary>
+        public float[] CopyImageRgba32F()
+        {
+            var size = ImageSize;
+            var pixels = new float[size.Width * size.Height * 4];
+            int row = size.Width * 4 * sizeof(float);
+            FluxException.Check(Native.flux_job_copy_image(engine, Id, PixelFormat.Rgba32F, pixels, (UIntPtr)row,
+                (UIntPtr)(pixels.Length * sizeof(float))));
+            return pixels;
+        }
+
+        /// <summary>
+        /// Writes the finished job's image to <paramref name="path"/>: JPEG for .jpg/.jpeg, otherwise
+        /// PNG carrying the generation parameters.
+        /// </summary>
+        public void Save(string path)
+        {
+            ThrowIfDisposed();
+            if (path == null)
+            {
+                throw new ArgumentNullException(nameof(path));
+            }
+            using (var strings = new Utf8Strings())
+            {
+                FluxException.Check(Native.flux_job_save_image(engine, Id, strings.Add(path)));
+            }
+        }
+
+        /// <summary>Releases the job (cancelling it if unfinished). Never throws.</summary>
+        public void Dispose()
+        {
+            if (disposed)
+            {
+                return;
+            }
+            disposed = true;
+            try
+            {
+                Native.flux_job_release(engine, Id);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The engine is gone, and every job with it.
+            }
+        }
+
+        void ThrowIfDisposed()
+        {
+            if (disposed)
+            {
+                throw new ObjectDisposedException(nameof(Job));
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace Flux
+{
+    // Mirrors of the structs in flux_engine.h, field for field and with the header's names, so they
+    // can be checked against it line by line. Enum-typed fields are int32 as in the header.
+    // Versioned structs start with struct_size; see Versioned.cs for how they are initialised.
+    internal static partial class Native
+    {
+        /// <summary><c>FluxEventCallback</c>: receives every event of an engine (see CallbackInbox).</summary>
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void NativeEventCallback(IntPtr ev, IntPtr userData);
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxEvent
+        {
+            public uint struct_size;
+            public int kind;
+            public ulong job;
+            public uint step;
+            public uint total;
+            public double elapsed_ms;
+            public double eta_ms;
+            public uint preview_width;
+            public uint preview_height;
+            public IntPtr preview_rgb;
+            public IntPtr message;
+            public int log_level;
+            public double text_ms;
+            public double denoise_ms;
+            public double decode_ms;
+            public uint embedding_cached;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxEngineDesc
+        {
+            public uint struct_size;
+            public uint abi_version;
+            public int device;
+            public uint device_index;
+            public ulong memory_budget;
+            public uint preview_every;
+            public uint embedding_cache;
+            public int log_level;
+            public IntPtr callback;
+            public IntPtr user_data;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxModelDesc
+        {
+            public uint struct_size;
+            public IntPtr folder;
+            public IntPtr transformer;
+            public IntPtr ae;
+            public IntPtr t5;
+            public IntPtr clip;
+            public IntPtr t5_tokenizer;
+            public IntPtr clip_tokenizer;
+            public int dtype;
+            public int kontext;
+            public int priority;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxTextToImageDesc
+        {
+            public uint struct_size;
+            public IntPtr prompt;
+            public uint width;
+            public uint height;
+            public ulong seed;
+            public uint steps;
+            public float guidance;
+            public uint t5_len;
+            public int priority;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxImageView
+        {
+            public uint width;
+            public uint height;
+            public uint stride;
+            public int format;
+            public IntPtr data;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxEditDesc
+        {
+            public uint struct_size;
+            public IntPtr prompt;
+            public IntPtr images;
+            public uint image_count;
+            public uint snap;
+            public uint width;
+            public uint height;
+            public ulong seed;
+            public uint steps;
+            public float guidance;
+            public uint t5_len;
+            public int priority;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxImageToImageDesc
+        {
+            public uint struct_size;
+            public IntPtr prompt;
+            public FluxImageView init;
+            public float strength;
+            public uint width;
+            public uint height;
+            public ulong seed;
+            public uint steps;
+            public float guidance;
+            public uint t5_len;
+            public int priority;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxJobStatus
+        {
+            public uint struct_size;
+            public int state;
+            public uint step;
+            public uint total;
+            public uint has_result;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxResidency
+        {
+            public uint struct_size;
+            public ulong budget;
+            public ulong transformer;
+            public ulong autoencoder;
+            public ulong text_encoders;
+            public uint release_text_encoders;
+        }
+    }
+}

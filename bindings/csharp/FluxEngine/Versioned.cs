@@ -1,0 +1,69 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace Flux
+{
+    /// <summary>
+    /// Moves versioned structs (those starting with <c>struct_size</c>) across the boundary so that
+    /// this binding works with a library whose structs are larger (newer) or smaller (older).
+    /// </summary>
+    internal static class Versioned
+    {
+        // A *_desc_init function writes the library's whole struct, which may be larger than this
+        // binding's: it writes into a scratch buffer with room for any plausible newer version.
+        const int InitScratchBytes = 4096;
+
+        /// <summary>
+        /// A desc filled by its <c>*_desc_init</c> function (the library's defaults), with
+        /// <c>struct_size</c> set to this binding's size so the library reads only the fields
+        /// this binding knows.
+        /// </summary>
+        internal static T Init<T>(Action<IntPtr> init) where T : struct
+        {
+            IntPtr scratch = AllocZeroed(InitScratchBytes);
+            try
+            {
+                init(scratch);
+                Marshal.WriteInt32(scratch, Marshal.SizeOf(typeof(T)));
+                return Marshal.PtrToStructure<T>(scratch);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(scratch);
+            }
+        }
+
+        /// <summary>
+        /// Reads a struct the library wrote at <paramref name="p"/> (its first field its own
+        /// <c>struct_size</c>): the fields both sides know; fields an older library lacks are zero.
+        /// </summary>
+        internal static T Read<T>(IntPtr p) where T : struct
+        {
+            int ours = Marshal.SizeOf(typeof(T));
+            int theirs = Marshal.ReadInt32(p);
+            if (theirs >= ours)
+            {
+                return Marshal.PtrToStructure<T>(p);
+            }
+            var prefix = new byte[theirs];
+            Marshal.Copy(p, prefix, 0, theirs);
+            IntPtr scratch = AllocZeroed(ours);
+            try
+            {
+                Marshal.Copy(prefix, 0, scratch, theirs);
+                return Marshal.PtrToStructure<T>(scratch);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(scratch);
+            }
+        }
+
+        static IntPtr AllocZeroed(int bytes)
+        {
+            IntPtr p = Marshal.AllocHGlobal(bytes);
+            Marshal.Copy(new byte[bytes], 0, p, bytes);
+            return p;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+using System;
+using UnityEditor;
+using UnityEngine;
+
+namespace Flux.Editor
+{
+    /// <summary>
+    /// Window/Flux Engine: generate an image from a prompt, or edit the selected texture (Kontext),
+    /// with a live preview; results are saved as PNG assets under Assets/FluxEngine/.
+    /// </summary>
+    public sealed class FluxEngineWindow : EditorWindow
+    {
+        const string ModelFolderPref = "FluxEngine.ModelFolder";
+
+        [SerializeField] string prompt = "a red lighthouse at dusk";
+        [SerializeField] int width = 1024;
+        [SerializeField] int height = 1024;
+        [SerializeField] int steps;
+        [SerializeField] float guidance = -1;
+        [SerializeField] long seed;
+
+        string modelFolder;
+        string error;
+        EditorSession session;
+        // The texture to edit, read in Pump rather than in OnGUI: rendering it into a RenderTexture
+        // in the middle of the GUI pass would disturb the GUI's own rendering.
+        Texture2D pendingEdit;
+
+        [MenuItem("Window/Flux Engine")]
+        static void Open()
+        {
+            GetWindow<FluxEngineWindow>("Flux Engine");
+        }
+
+        void OnEnable()
+        {
+            modelFolder = EditorPrefs.GetString(ModelFolderPref, "");
+            session = new EditorSession();
+            EditorApplication.update += Pump;
+            // OnDisable also runs before a domain reload; this makes the guarantee explicit: no
+            // worker thread survives a reload.
+            AssemblyReloadEvents.beforeAssemblyReload += ShutDown;
+        }
+
+        void OnDisable()
+        {
+            EditorApplication.update -= Pump;
+            AssemblyReloadEvents.beforeAssemblyReload -= ShutDown;
+            ShutDown();
+        }
+
+        void ShutDown()
+        {
+            session.Dispose();
+        }
+
+        void Pump()
+        {
+            if (pendingEdit != null)
+            {
+                Texture2D texture = pendingEdit;
+                pendingEdit = null;
+                Run(() => session.Edit(modelFolder, Edit(texture)));
+                Repaint();
+            }
+            if (session.Update())
+            {
+                Repaint();
+            }
+        }
+
+        void OnSelectionChange()
+        {
+            Repaint();
+        }
+
+        void OnGUI()
+        {
+            ModelField();
+            EditorGUILayout.LabelField("Prompt");
+            prompt = EditorGUILayout.TextArea(prompt, GUILayout.MinHeight(40));
+            width = SnapTo16(EditorGUILayout.IntField(new GUIContent("Width", "Text-to-image only: a multiple of 16"), width));
+            height = SnapTo16(EditorGUILayout.IntField(new GUIContent("Height", "Text-to-image only: a multiple of 16"), height));
+            steps = EditorGUILayout.IntSlider(new GUIContent("Steps", "0: the model's default"), steps, 0, 50);
+            guidance = EditorGUILayout.Slider(new GUIContent("Guidance", "-1: the model's default"), guidance, -1, 10);
+            seed = Math.Max(0, EditorGUILayout.LongField("Seed", seed));
+
+            var selected = Selection.activeObject as Texture2D;
+            using (new EditorGUI.DisabledScope(session.IsBusy || pendingEdit != null || string.IsNullOrEmpty(modelFolder)))
+            using (new EditorGUILayout.HorizontalScope())
+            {
+                if (GUILayout.Button("Generate"))
+                {
+                    Run(() => session.Generate(modelFolder, TextToImage()));
+                }
+                using (new EditorGUI.DisabledScope(selected == null))
+                {
+                    if (GUILayout.Button(new GUIContent("Edit selected texture", "Kontext edit of the texture selected in the Project window")))
+                    {
+                        pendingEdit = selected;
+                    }
+                }
+            }
+            using (new EditorGUI.DisabledScope(!session.IsBusy))
+            {
+                if (GUILayout.Button("Cancel"))
+                {
+                    Run(session.Cancel);
+                }
+            }
+
+            Rect bar = GUILayoutUtility.GetRect(18, 18, GUILayout.ExpandWidth(true));
+            EditorGUI.ProgressBar(bar, session.Progress, session.Status);
+            if (error != null)
+            {
+                EditorGUILayout.HelpBox(error, MessageType.Error);
+            }
+            TextureField("Preview", session.Preview);
+            TextureField("Result", session.Result);
+        }
+
+        void ModelField()
+        {
+            using (new EditorGUILayout.HorizontalScope())
+            {
+                string folder = EditorGUILayout.TextField(new GUIContent("Model folder", "Diffusers folder or BFL/ComfyUI single files"), modelFolder);
+                if (GUILayout.Button("Browse", GUILayout.Width(60)))
+                {
+                    string picked = EditorUtility.OpenFolderPanel("FLUX model folder", modelFolder, "");
+                    if (!string.IsNullOrEmpty(picked))
+                    {
+                        folder = picked;
+                        GUI.FocusControl(null);
+                    }
+                }
+                if (folder != modelFolder)
+                {
+                    modelFolder = folder;
+                    EditorPrefs.SetString(ModelFolderPref, folder);
+                }
+            }
+        }
+
+        TextToImageRequest TextToImage()
+        {
+            TextToImageRequest request = Fill(new TextToImageRequest());
+            request.Width = width;
+            request.Height = height;
+            return request;
+        }
+
+        EditRequest Edit(Texture2D texture)
+        {
+            EditRequest request = Fill(new EditRequest());
+            request.Images.Add(FluxTexture.ToImageInput(texture));
+            return request;
+        }
+
+        T Fill<T>(T request) where T : ImageRequest
+        {
+            request.Prompt = prompt;
+            request.Seed = (ulong)seed;
+            if (steps > 0) request.Steps = steps;
+            if (guidance >= 0) request.Guidance = guidance;
+            return request;
+        }
+
+        /// <summary>Runs a button's action, showing a refused request (bad input, missing model folder) in the window.</summary>
+        void Run(Action action)
+        {
+            error = null;
+            try
+            {
+                action();
+            }
+            catch (Exception e) when (e is FluxException || e is ArgumentException)
+            {
+                error = e.Message;
+            }
+        }
+
+        static int SnapTo16(int value)
+        {
+            return Mathf.Clamp(Mathf.RoundToInt(value / 16f) * 16, 16, 2048);
+        }
+
+        static void TextureField(string label, Texture2D texture)
+        {
+            if (texture == null)
+            {
+                return;
+            }
+            EditorGUILayout.LabelField(label, texture.width + " × " + texture.height);
+            Rect rect = GUILayoutUtility.GetAspectRect(texture.width / (float)texture.height, GUILayout.MaxHeight(256));
+            GUI.DrawTexture(rect, texture, ScaleMode.ScaleToFit);
+        }
+    }
+}
