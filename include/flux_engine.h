@@ -414,11 +414,14 @@ uint32_t flux_abi_version(void);
 // Never NULL (empty when nothing failed).
 const char *flux_last_error_message(void);
 
-// Fills `desc` with defaults (CPU, unlimited budget, no previews, 16 cached prompts, INFO logs).
+// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: CPU,
+// unlimited budget, no previews, 16 cached prompts, INFO logs. Call it through the header's
+// inline `flux_engine_desc_init`, which passes the caller's `sizeof` (so a newer library never
+// writes past an older caller's struct).
 //
 // # Safety
-// `desc` must be NULL or point to a `FluxEngineDesc`.
-void flux_engine_desc_init(struct FluxEngineDesc *desc);
+// `desc` must be NULL or point to `struct_size` writable bytes.
+void flux_engine_desc_defaults(struct FluxEngineDesc *desc, uint32_t struct_size);
 
 // Creates an engine and its worker thread. Fails with ABI_MISMATCH when `desc->abi_version`
 // differs from the library's.
@@ -427,18 +430,22 @@ void flux_engine_desc_init(struct FluxEngineDesc *desc);
 // `desc` must be NULL or a valid `FluxEngineDesc`; `out_engine` NULL or writable.
 FluxResult flux_engine_create(const struct FluxEngineDesc *desc, struct FluxEngine **out_engine);
 
-// Cancels every job, joins the worker (within one denoising step) and frees the engine.
+// Cancels every job, joins the worker (within one denoising step, or one model component of a
+// load) and frees the engine.
 // NULL is accepted. Returns WRONG_THREAD from inside the event callback (nothing is freed).
 //
 // # Safety
 // `engine` must be NULL or a handle from `flux_engine_create` (a destroyed one is detected).
 FluxResult flux_engine_destroy(struct FluxEngine *engine);
 
-// Fills `desc` with defaults (no paths, default dtype, Kontext detected, normal priority).
+// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: no
+// paths, default dtype, Kontext detected, normal priority. Call it through the header's inline
+// `flux_model_desc_init`, which passes the caller's `sizeof` (so a newer library never writes
+// past an older caller's struct).
 //
 // # Safety
-// `desc` must be NULL or point to a `FluxModelDesc`.
-void flux_model_desc_init(struct FluxModelDesc *desc);
+// `desc` must be NULL or point to `struct_size` writable bytes.
+void flux_model_desc_defaults(struct FluxModelDesc *desc, uint32_t struct_size);
 
 // Queues loading a model (replacing the current one). Files are located now (a missing folder
 // or unknown layout fails here); weights load on the worker (watch the job).
@@ -455,11 +462,14 @@ FluxResult flux_engine_load_model(struct FluxEngine *engine,
 // Pointers must be NULL or valid.
 FluxResult flux_engine_unload_model(struct FluxEngine *engine, int32_t priority, FluxJob *out_job);
 
-// Fills `desc` with defaults (1024×1024, seed 0, the variant's steps/guidance/T5 length).
+// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+// 1024×1024, seed 0, the variant's steps/guidance/T5 length. Call it through the header's inline
+// `flux_text_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
+// writes past an older caller's struct).
 //
 // # Safety
-// `desc` must be NULL or point to a `FluxTextToImageDesc`.
-void flux_text_to_image_desc_init(struct FluxTextToImageDesc *desc);
+// `desc` must be NULL or point to `struct_size` writable bytes.
+void flux_text_to_image_desc_defaults(struct FluxTextToImageDesc *desc, uint32_t struct_size);
 
 // Queues a text-to-image job.
 //
@@ -469,11 +479,14 @@ FluxResult flux_engine_submit_text_to_image(struct FluxEngine *engine,
                                             const struct FluxTextToImageDesc *desc,
                                             FluxJob *out_job);
 
-// Fills `desc` with defaults (snap on, size from the first image, 30 steps, guidance 2.5).
+// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: snap
+// on, size from the first image, 30 steps, guidance 2.5. Call it through the header's inline
+// `flux_edit_desc_init`, which passes the caller's `sizeof` (so a newer library never writes past
+// an older caller's struct).
 //
 // # Safety
-// `desc` must be NULL or point to a `FluxEditDesc`.
-void flux_edit_desc_init(struct FluxEditDesc *desc);
+// `desc` must be NULL or point to `struct_size` writable bytes.
+void flux_edit_desc_defaults(struct FluxEditDesc *desc, uint32_t struct_size);
 
 // Queues a Kontext edit of 1 to 4 reference images (copied now).
 //
@@ -484,11 +497,14 @@ FluxResult flux_engine_submit_edit(struct FluxEngine *engine,
                                    const struct FluxEditDesc *desc,
                                    FluxJob *out_job);
 
-// Fills `desc` with defaults (strength 0.8, size from the init image).
+// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+// strength 0.8, size from the init image. Call it through the header's inline
+// `flux_image_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
+// writes past an older caller's struct).
 //
 // # Safety
-// `desc` must be NULL or point to a `FluxImageToImageDesc`.
-void flux_image_to_image_desc_init(struct FluxImageToImageDesc *desc);
+// `desc` must be NULL or point to `struct_size` writable bytes.
+void flux_image_to_image_desc_defaults(struct FluxImageToImageDesc *desc, uint32_t struct_size);
 
 // Queues an image-to-image job (the init image is copied now).
 //
@@ -498,8 +514,9 @@ FluxResult flux_engine_submit_image_to_image(struct FluxEngine *engine,
                                              const struct FluxImageToImageDesc *desc,
                                              FluxJob *out_job);
 
-// Cancels a job: a queued one never starts, a running one stops within one step. Cancelling a
-// finished job is harmless (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
+// Cancels a job: a queued one never starts, a running one stops within one step (a model load:
+// after the component it is reading). Cancelling a finished job is harmless
+// (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
 //
 // # Safety
 // Pointers must be NULL or valid.
@@ -588,3 +605,33 @@ FluxResult flux_engine_get_residency(struct FluxEngine *engine, struct FluxResid
 #endif  // __cplusplus
 
 #endif  /* FLUX_ENGINE_H */
+
+#ifndef FLUX_ENGINE_INIT_H
+#define FLUX_ENGINE_INIT_H
+// Fills `desc` with defaults (CPU, unlimited budget, no previews, 16 cached prompts, INFO logs)
+// for the struct as this header declares it, and this header's `FLUX_ABI_VERSION`.
+static inline void flux_engine_desc_init(struct FluxEngineDesc *desc) {
+  flux_engine_desc_defaults(desc, (uint32_t)sizeof(*desc));
+  if (desc) desc->abi_version = FLUX_ABI_VERSION;
+}
+
+// Fills `desc` with defaults (no paths, default dtype, Kontext detected, normal priority).
+static inline void flux_model_desc_init(struct FluxModelDesc *desc) {
+  flux_model_desc_defaults(desc, (uint32_t)sizeof(*desc));
+}
+
+// Fills `desc` with defaults (1024×1024, seed 0, the variant's steps/guidance/T5 length).
+static inline void flux_text_to_image_desc_init(struct FluxTextToImageDesc *desc) {
+  flux_text_to_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
+}
+
+// Fills `desc` with defaults (snap on, size from the first image, 30 steps, guidance 2.5).
+static inline void flux_edit_desc_init(struct FluxEditDesc *desc) {
+  flux_edit_desc_defaults(desc, (uint32_t)sizeof(*desc));
+}
+
+// Fills `desc` with defaults (strength 0.8, size from the init image).
+static inline void flux_image_to_image_desc_init(struct FluxImageToImageDesc *desc) {
+  flux_image_to_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
+}
+#endif  /* FLUX_ENGINE_INIT_H */

@@ -121,7 +121,7 @@ pub unsafe fn opt_string(p: *const c_char, what: &str) -> FfiResult<Option<Strin
 /// Largest `struct_size` accepted: anything above is a corrupted value, not a newer header.
 const MAX_STRUCT_SIZE: u32 = 1 << 16;
 
-/// Reads a versioned input struct: defaults from `init`, then the caller's first `struct_size`
+/// Reads a versioned input struct: `defaults()`, then the caller's first `struct_size`
 /// bytes. A caller compiled against an older, smaller struct gets defaults for the newer
 /// fields; a larger size (a newer header) is accepted and its unknown trailing fields ignored.
 /// Sizes below `min_size` (the first version's required fields) are rejected.
@@ -131,7 +131,7 @@ const MAX_STRUCT_SIZE: u32 = 1 << 16;
 pub unsafe fn read_desc<T>(
     p: *const T,
     min_size: usize,
-    init: unsafe extern "C" fn(*mut T),
+    defaults: fn() -> T,
     what: &str,
 ) -> FfiResult<T> {
     non_null(p, what)?;
@@ -145,11 +145,10 @@ pub unsafe fn read_desc<T>(
             ),
         ));
     }
-    let mut out = std::mem::MaybeUninit::<T>::zeroed();
-    init(out.as_mut_ptr());
+    let mut out = defaults();
     let n = (size as usize).min(std::mem::size_of::<T>());
-    std::ptr::copy_nonoverlapping(p as *const u8, out.as_mut_ptr() as *mut u8, n);
-    Ok(out.assume_init())
+    std::ptr::copy_nonoverlapping(p as *const u8, &mut out as *mut T as *mut u8, n);
+    Ok(out)
 }
 
 /// Writes an output struct: as many bytes as the caller's `struct_size` covers.
@@ -173,6 +172,22 @@ pub unsafe fn write_out<T>(p: *mut T, value: &T, what: &str) -> FfiResult {
         n - 4,
     );
     Ok(())
+}
+
+/// Writes the first `struct_size` bytes of `defaults` to `p` (unless NULL) and stores
+/// `struct_size` in its first field: the caller's struct, however old, is never overrun.
+///
+/// # Safety
+/// `p` must be NULL or valid for writes of `struct_size` bytes; `T` starts with a `u32` size.
+pub unsafe fn write_defaults<T>(p: *mut T, struct_size: u32, defaults: T) {
+    if p.is_null() {
+        return;
+    }
+    let n = (struct_size as usize).min(std::mem::size_of::<T>());
+    std::ptr::copy_nonoverlapping(&defaults as *const T as *const u8, p as *mut u8, n);
+    if n >= 4 {
+        std::ptr::write_unaligned(p as *mut u32, struct_size);
+    }
 }
 
 /// Writes `v` through an output pointer that may be NULL (then nothing is written).

@@ -16,8 +16,8 @@ use std::mem::{offset_of, size_of};
 use std::time::Duration;
 
 use abi::{
-    guard, non_null, opt_string, read_desc, string, write_opt, write_out, FfiError, FfiResult,
-    Handle,
+    guard, non_null, opt_string, read_desc, string, write_defaults, write_opt, write_out, FfiError,
+    FfiResult, Handle,
 };
 use flux_core::image::{ImageView, PixelFormat, RgbImage};
 use flux_core::model::ModelFiles;
@@ -57,27 +57,31 @@ pub extern "C" fn flux_last_error_message() -> *const c_char {
     abi::last_error()
 }
 
-/// Fills `desc` with defaults (CPU, unlimited budget, no previews, 16 cached prompts, INFO logs).
+/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: CPU,
+/// unlimited budget, no previews, 16 cached prompts, INFO logs. Call it through the header's
+/// inline `flux_engine_desc_init`, which passes the caller's `sizeof` (so a newer library never
+/// writes past an older caller's struct).
 ///
 /// # Safety
-/// `desc` must be NULL or point to a `FluxEngineDesc`.
+/// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn flux_engine_desc_init(desc: *mut FluxEngineDesc) {
-    write_opt(
-        desc,
-        FluxEngineDesc {
-            struct_size: size_of::<FluxEngineDesc>() as u32,
-            abi_version: FLUX_ABI_VERSION,
-            device: FluxDevice::Cpu as i32,
-            device_index: 0,
-            memory_budget: u64::MAX,
-            preview_every: 0,
-            embedding_cache: 16,
-            log_level: FluxLogLevel::Info as i32,
-            callback: None,
-            user_data: std::ptr::null_mut(),
-        },
-    );
+pub unsafe extern "C" fn flux_engine_desc_defaults(desc: *mut FluxEngineDesc, struct_size: u32) {
+    write_defaults(desc, struct_size, engine_desc_defaults());
+}
+
+fn engine_desc_defaults() -> FluxEngineDesc {
+    FluxEngineDesc {
+        struct_size: size_of::<FluxEngineDesc>() as u32,
+        abi_version: FLUX_ABI_VERSION,
+        device: FluxDevice::Cpu as i32,
+        device_index: 0,
+        memory_budget: u64::MAX,
+        preview_every: 0,
+        embedding_cache: 16,
+        log_level: FluxLogLevel::Info as i32,
+        callback: None,
+        user_data: std::ptr::null_mut(),
+    }
 }
 
 fn level_filter(v: i32) -> FfiResult<log::LevelFilter> {
@@ -101,8 +105,16 @@ fn level_filter(v: i32) -> FfiResult<log::LevelFilter> {
 fn device(kind: i32, index: u32) -> FfiResult<candle_core::Device> {
     match kind {
         0 => Ok(candle_core::Device::Cpu),
-        1 => candle_core::Device::new_cuda(index as usize)
-            .map_err(|e| FfiError::from(flux_core::Error::from(e))),
+        1 => candle_core::Device::new_cuda(index as usize).map_err(|e| {
+            let build = if cfg!(feature = "cuda") { "" } else { "not " };
+            FfiError::new(
+                FluxResult::Compute,
+                format!(
+                    "CUDA device {index} is unavailable ({e}); this library was {build}built \
+                     with CUDA, and the CPU device (FLUX_DEVICE_CPU) always works"
+                ),
+            )
+        }),
         _ => Err(FfiError::new(
             FluxResult::InvalidArgument,
             format!("device {kind} is not a FluxDevice"),
@@ -125,7 +137,7 @@ pub unsafe extern "C" fn flux_engine_create(
         let d = read_desc(
             desc,
             end_of!(FluxEngineDesc, abi_version),
-            flux_engine_desc_init,
+            engine_desc_defaults,
             "desc",
         )?;
         if d.abi_version != FLUX_ABI_VERSION {
@@ -151,7 +163,8 @@ pub unsafe extern "C" fn flux_engine_create(
     })
 }
 
-/// Cancels every job, joins the worker (within one denoising step) and frees the engine.
+/// Cancels every job, joins the worker (within one denoising step, or one model component of a
+/// load) and frees the engine.
 /// NULL is accepted. Returns WRONG_THREAD from inside the event callback (nothing is freed).
 ///
 /// # Safety
@@ -176,29 +189,33 @@ pub unsafe extern "C" fn flux_engine_destroy(engine: *mut FluxEngine) -> FluxRes
     })
 }
 
-/// Fills `desc` with defaults (no paths, default dtype, Kontext detected, normal priority).
+/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: no
+/// paths, default dtype, Kontext detected, normal priority. Call it through the header's inline
+/// `flux_model_desc_init`, which passes the caller's `sizeof` (so a newer library never writes
+/// past an older caller's struct).
 ///
 /// # Safety
-/// `desc` must be NULL or point to a `FluxModelDesc`.
+/// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn flux_model_desc_init(desc: *mut FluxModelDesc) {
+pub unsafe extern "C" fn flux_model_desc_defaults(desc: *mut FluxModelDesc, struct_size: u32) {
+    write_defaults(desc, struct_size, model_desc_defaults());
+}
+
+fn model_desc_defaults() -> FluxModelDesc {
     let null = std::ptr::null();
-    write_opt(
-        desc,
-        FluxModelDesc {
-            struct_size: size_of::<FluxModelDesc>() as u32,
-            folder: null,
-            transformer: null,
-            ae: null,
-            t5: null,
-            clip: null,
-            t5_tokenizer: null,
-            clip_tokenizer: null,
-            dtype: FluxDType::Default as i32,
-            kontext: -1,
-            priority: FLUX_PRIORITY_NORMAL,
-        },
-    );
+    FluxModelDesc {
+        struct_size: size_of::<FluxModelDesc>() as u32,
+        folder: null,
+        transformer: null,
+        ae: null,
+        t5: null,
+        clip: null,
+        t5_tokenizer: null,
+        clip_tokenizer: null,
+        dtype: FluxDType::Default as i32,
+        kontext: -1,
+        priority: FLUX_PRIORITY_NORMAL,
+    }
 }
 
 unsafe fn model_files(d: &FluxModelDesc) -> FfiResult<ModelFiles> {
@@ -241,7 +258,7 @@ pub unsafe extern "C" fn flux_engine_load_model(
         let d = read_desc(
             desc,
             end_of!(FluxModelDesc, folder),
-            flux_model_desc_init,
+            model_desc_defaults,
             "desc",
         )?;
         let dtype = match d.dtype {
@@ -298,26 +315,33 @@ pub unsafe extern "C" fn flux_engine_unload_model(
     })
 }
 
-/// Fills `desc` with defaults (1024×1024, seed 0, the variant's steps/guidance/T5 length).
+/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+/// 1024×1024, seed 0, the variant's steps/guidance/T5 length. Call it through the header's inline
+/// `flux_text_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
+/// writes past an older caller's struct).
 ///
 /// # Safety
-/// `desc` must be NULL or point to a `FluxTextToImageDesc`.
+/// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn flux_text_to_image_desc_init(desc: *mut FluxTextToImageDesc) {
-    write_opt(
-        desc,
-        FluxTextToImageDesc {
-            struct_size: size_of::<FluxTextToImageDesc>() as u32,
-            prompt: std::ptr::null(),
-            width: 1024,
-            height: 1024,
-            seed: 0,
-            steps: 0,
-            guidance: -1.0,
-            t5_len: 0,
-            priority: FLUX_PRIORITY_NORMAL,
-        },
-    );
+pub unsafe extern "C" fn flux_text_to_image_desc_defaults(
+    desc: *mut FluxTextToImageDesc,
+    struct_size: u32,
+) {
+    write_defaults(desc, struct_size, text_to_image_desc_defaults());
+}
+
+fn text_to_image_desc_defaults() -> FluxTextToImageDesc {
+    FluxTextToImageDesc {
+        struct_size: size_of::<FluxTextToImageDesc>() as u32,
+        prompt: std::ptr::null(),
+        width: 1024,
+        height: 1024,
+        seed: 0,
+        steps: 0,
+        guidance: -1.0,
+        t5_len: 0,
+        priority: FLUX_PRIORITY_NORMAL,
+    }
 }
 
 fn opt_u(v: u32) -> Option<usize> {
@@ -369,7 +393,7 @@ pub unsafe extern "C" fn flux_engine_submit_text_to_image(
         let d = read_desc(
             desc,
             end_of!(FluxTextToImageDesc, prompt),
-            flux_text_to_image_desc_init,
+            text_to_image_desc_defaults,
             "desc",
         )?;
         let prompt = string(d.prompt, "desc.prompt")?;
@@ -423,29 +447,33 @@ unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
     .to_rgb()?)
 }
 
-/// Fills `desc` with defaults (snap on, size from the first image, 30 steps, guidance 2.5).
+/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: snap
+/// on, size from the first image, 30 steps, guidance 2.5. Call it through the header's inline
+/// `flux_edit_desc_init`, which passes the caller's `sizeof` (so a newer library never writes past
+/// an older caller's struct).
 ///
 /// # Safety
-/// `desc` must be NULL or point to a `FluxEditDesc`.
+/// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn flux_edit_desc_init(desc: *mut FluxEditDesc) {
-    write_opt(
-        desc,
-        FluxEditDesc {
-            struct_size: size_of::<FluxEditDesc>() as u32,
-            prompt: std::ptr::null(),
-            images: std::ptr::null(),
-            image_count: 0,
-            snap: 1,
-            width: 0,
-            height: 0,
-            seed: 0,
-            steps: 0,
-            guidance: -1.0,
-            t5_len: 0,
-            priority: FLUX_PRIORITY_NORMAL,
-        },
-    );
+pub unsafe extern "C" fn flux_edit_desc_defaults(desc: *mut FluxEditDesc, struct_size: u32) {
+    write_defaults(desc, struct_size, edit_desc_defaults());
+}
+
+fn edit_desc_defaults() -> FluxEditDesc {
+    FluxEditDesc {
+        struct_size: size_of::<FluxEditDesc>() as u32,
+        prompt: std::ptr::null(),
+        images: std::ptr::null(),
+        image_count: 0,
+        snap: 1,
+        width: 0,
+        height: 0,
+        seed: 0,
+        steps: 0,
+        guidance: -1.0,
+        t5_len: 0,
+        priority: FLUX_PRIORITY_NORMAL,
+    }
 }
 
 /// Queues a Kontext edit of 1 to 4 reference images (copied now).
@@ -465,7 +493,7 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
         let d = read_desc(
             desc,
             end_of!(FluxEditDesc, image_count),
-            flux_edit_desc_init,
+            edit_desc_defaults,
             "desc",
         )?;
         let prompt = string(d.prompt, "desc.prompt")?;
@@ -506,34 +534,41 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
     })
 }
 
-/// Fills `desc` with defaults (strength 0.8, size from the init image).
+/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+/// strength 0.8, size from the init image. Call it through the header's inline
+/// `flux_image_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
+/// writes past an older caller's struct).
 ///
 /// # Safety
-/// `desc` must be NULL or point to a `FluxImageToImageDesc`.
+/// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn flux_image_to_image_desc_init(desc: *mut FluxImageToImageDesc) {
-    write_opt(
-        desc,
-        FluxImageToImageDesc {
-            struct_size: size_of::<FluxImageToImageDesc>() as u32,
-            prompt: std::ptr::null(),
-            init: FluxImageView {
-                width: 0,
-                height: 0,
-                stride: 0,
-                format: FluxPixelFormat::Rgb8 as i32,
-                data: std::ptr::null(),
-            },
-            strength: 0.8,
+pub unsafe extern "C" fn flux_image_to_image_desc_defaults(
+    desc: *mut FluxImageToImageDesc,
+    struct_size: u32,
+) {
+    write_defaults(desc, struct_size, image_to_image_desc_defaults());
+}
+
+fn image_to_image_desc_defaults() -> FluxImageToImageDesc {
+    FluxImageToImageDesc {
+        struct_size: size_of::<FluxImageToImageDesc>() as u32,
+        prompt: std::ptr::null(),
+        init: FluxImageView {
             width: 0,
             height: 0,
-            seed: 0,
-            steps: 0,
-            guidance: -1.0,
-            t5_len: 0,
-            priority: FLUX_PRIORITY_NORMAL,
+            stride: 0,
+            format: FluxPixelFormat::Rgb8 as i32,
+            data: std::ptr::null(),
         },
-    );
+        strength: 0.8,
+        width: 0,
+        height: 0,
+        seed: 0,
+        steps: 0,
+        guidance: -1.0,
+        t5_len: 0,
+        priority: FLUX_PRIORITY_NORMAL,
+    }
 }
 
 /// Queues an image-to-image job (the init image is copied now).
@@ -552,7 +587,7 @@ pub unsafe extern "C" fn flux_engine_submit_image_to_image(
         let d = read_desc(
             desc,
             end_of!(FluxImageToImageDesc, strength),
-            flux_image_to_image_desc_init,
+            image_to_image_desc_defaults,
             "desc",
         )?;
         let prompt = string(d.prompt, "desc.prompt")?;
@@ -608,8 +643,9 @@ fn state_code(s: JobState) -> i32 {
     }) as i32
 }
 
-/// Cancels a job: a queued one never starts, a running one stops within one step. Cancelling a
-/// finished job is harmless (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
+/// Cancels a job: a queued one never starts, a running one stops within one step (a model load:
+/// after the component it is reading). Cancelling a finished job is harmless
+/// (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
 ///
 /// # Safety
 /// Pointers must be NULL or valid.

@@ -104,7 +104,13 @@ fn blender_addon_in_headless_blender() {
     let out = run(f
         .env(&mut Command::new("blender"))
         .env("BLENDER_USER_SCRIPTS", f.dir().join("scripts"))
-        .args(["-b", "--factory-startup", "--python-exit-code", "1", "--python"])
+        .args([
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python",
+        ])
         .arg(root().join("samples/blender/tests/test_addon.py")));
     assert!(out.contains("blender add-on: PASS"), "{out}");
 }

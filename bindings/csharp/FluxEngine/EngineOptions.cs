@@ -26,8 +26,8 @@ namespace Flux
 
         internal Native.FluxEngineDesc ToDesc()
         {
-            var d = Versioned.Init<Native.FluxEngineDesc>(Native.flux_engine_desc_init);
-            // The init function writes the library's ABI version; the check needs this binding's.
+            var d = Versioned.Init<Native.FluxEngineDesc>(Native.flux_engine_desc_defaults);
+            // The defaults carry the library's ABI version; the check needs this binding's.
             d.abi_version = Native.AbiVersion;
             if (Device.HasValue) d.device = (int)Device.Value;
             if (DeviceIndex.HasValue) d.device_index = Arg.U32(DeviceIndex.Value, nameof(DeviceIndex));

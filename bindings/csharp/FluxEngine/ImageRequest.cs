@@ -5,7 +5,7 @@ namespace Flux
 {
     /// <summary>
     /// What every image job takes. Fields left null keep the library's defaults (those of the
-    /// <c>*_desc_init</c> functions: the loaded model variant's steps, guidance and T5 length).
+    /// <c>*_desc_defaults</c> functions: the loaded model variant's steps, guidance and T5 length).
     /// </summary>
     public abstract class ImageRequest
     {
@@ -57,7 +57,7 @@ namespace Flux
     {
         internal Native.FluxTextToImageDesc ToDesc(Utf8Strings strings)
         {
-            var d = Versioned.Init<Native.FluxTextToImageDesc>(Native.flux_text_to_image_desc_init);
+            var d = Versioned.Init<Native.FluxTextToImageDesc>(Native.flux_text_to_image_desc_defaults);
             Apply(strings, ref d.prompt, ref d.width, ref d.height, ref d.seed, ref d.steps, ref d.guidance,
                 ref d.t5_len, ref d.priority);
             return d;
@@ -78,7 +78,7 @@ namespace Flux
 
         internal Native.FluxEditDesc ToDesc(Utf8Strings strings, PinnedImages pinned)
         {
-            var d = Versioned.Init<Native.FluxEditDesc>(Native.flux_edit_desc_init);
+            var d = Versioned.Init<Native.FluxEditDesc>(Native.flux_edit_desc_defaults);
             Apply(strings, ref d.prompt, ref d.width, ref d.height, ref d.seed, ref d.steps, ref d.guidance,
                 ref d.t5_len, ref d.priority);
             d.images = pinned.ViewsAddress;
@@ -99,7 +99,7 @@ namespace Flux
 
         internal Native.FluxImageToImageDesc ToDesc(Utf8Strings strings, PinnedImages pinned)
         {
-            var d = Versioned.Init<Native.FluxImageToImageDesc>(Native.flux_image_to_image_desc_init);
+            var d = Versioned.Init<Native.FluxImageToImageDesc>(Native.flux_image_to_image_desc_defaults);
             Apply(strings, ref d.prompt, ref d.width, ref d.height, ref d.seed, ref d.steps, ref d.guidance,
                 ref d.t5_len, ref d.priority);
             d.init = pinned.Views[0];

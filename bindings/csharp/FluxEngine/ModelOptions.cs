@@ -39,7 +39,7 @@ namespace Flux
 
         internal Native.FluxModelDesc ToDesc(Utf8Strings strings)
         {
-            var d = Versioned.Init<Native.FluxModelDesc>(Native.flux_model_desc_init);
+            var d = Versioned.Init<Native.FluxModelDesc>(Native.flux_model_desc_defaults);
             d.folder = strings.Add(Folder);
             d.transformer = strings.Add(Transformer);
             d.ae = strings.Add(Autoencoder);

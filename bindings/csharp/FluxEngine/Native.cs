@@ -25,7 +25,7 @@ namespace Flux
         internal static extern IntPtr flux_last_error_message();
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern void flux_engine_desc_init(IntPtr desc);
+        internal static extern void flux_engine_desc_defaults(IntPtr desc, uint structSize);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_create(ref FluxEngineDesc desc, out EngineHandle engine);
@@ -35,7 +35,7 @@ namespace Flux
         internal static extern FluxResult flux_engine_destroy(IntPtr engine);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern void flux_model_desc_init(IntPtr desc);
+        internal static extern void flux_model_desc_defaults(IntPtr desc, uint structSize);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_load_model(EngineHandle engine, ref FluxModelDesc desc, out ulong job);
@@ -44,19 +44,19 @@ namespace Flux
         internal static extern FluxResult flux_engine_unload_model(EngineHandle engine, int priority, out ulong job);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern void flux_text_to_image_desc_init(IntPtr desc);
+        internal static extern void flux_text_to_image_desc_defaults(IntPtr desc, uint structSize);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_submit_text_to_image(EngineHandle engine, ref FluxTextToImageDesc desc, out ulong job);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern void flux_edit_desc_init(IntPtr desc);
+        internal static extern void flux_edit_desc_defaults(IntPtr desc, uint structSize);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_submit_edit(EngineHandle engine, ref FluxEditDesc desc, out ulong job);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern void flux_image_to_image_desc_init(IntPtr desc);
+        internal static extern void flux_image_to_image_desc_defaults(IntPtr desc, uint structSize);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_submit_image_to_image(EngineHandle engine, ref FluxImageToImageDesc desc, out ulong job);

@@ -9,27 +9,23 @@ namespace Flux
     /// </summary>
     internal static class Versioned
     {
-        // A *_desc_init function writes the library's whole struct, which may be larger than this
-        // binding's: it writes into a scratch buffer with room for any plausible newer version.
-        const int InitScratchBytes = 4096;
-
         /// <summary>
-        /// A desc filled by its <c>*_desc_init</c> function (the library's defaults), with
-        /// <c>struct_size</c> set to this binding's size so the library reads only the fields
-        /// this binding knows.
+        /// A desc holding the library's defaults (its <c>*_desc_defaults</c> function, given this
+        /// binding's size of the struct, so the library reads and writes only the fields this
+        /// binding knows).
         /// </summary>
-        internal static T Init<T>(Action<IntPtr> init) where T : struct
+        internal static T Init<T>(Action<IntPtr, uint> defaults) where T : struct
         {
-            IntPtr scratch = AllocZeroed(InitScratchBytes);
+            int size = Marshal.SizeOf(typeof(T));
+            IntPtr p = AllocZeroed(size);
             try
             {
-                init(scratch);
-                Marshal.WriteInt32(scratch, Marshal.SizeOf(typeof(T)));
-                return Marshal.PtrToStructure<T>(scratch);
+                defaults(p, (uint)size);
+                return Marshal.PtrToStructure<T>(p);
             }
             finally
             {
-                Marshal.FreeHGlobal(scratch);
+                Marshal.FreeHGlobal(p);
             }
         }
 

@@ -44,7 +44,7 @@ static class SmokeTest
             Expect(FluxLibrary.AbiVersion == FluxLibrary.BindingAbiVersion,
                 "library ABI " + FluxLibrary.AbiVersion + ", binding ABI " + FluxLibrary.BindingAbiVersion);
         });
-        Check("struct sizes match the library's", CheckStructSizes);
+        Check("defaults never write past the struct", CheckStructSizes);
 
         using (var engine = Engine.Create(new EngineOptions { PreviewEvery = 1 }))
         {
@@ -238,30 +238,33 @@ static class SmokeTest
         }
     }
 
-    [DllImport("flux_engine")] static extern void flux_engine_desc_init(byte[] desc);
-    [DllImport("flux_engine")] static extern void flux_model_desc_init(byte[] desc);
-    [DllImport("flux_engine")] static extern void flux_text_to_image_desc_init(byte[] desc);
-    [DllImport("flux_engine")] static extern void flux_edit_desc_init(byte[] desc);
-    [DllImport("flux_engine")] static extern void flux_image_to_image_desc_init(byte[] desc);
+    [DllImport("flux_engine")] static extern void flux_engine_desc_defaults(byte[] desc, uint size);
+    [DllImport("flux_engine")] static extern void flux_model_desc_defaults(byte[] desc, uint size);
+    [DllImport("flux_engine")] static extern void flux_text_to_image_desc_defaults(byte[] desc, uint size);
+    [DllImport("flux_engine")] static extern void flux_edit_desc_defaults(byte[] desc, uint size);
+    [DllImport("flux_engine")] static extern void flux_image_to_image_desc_defaults(byte[] desc, uint size);
 
-    /// <summary>Each *_desc_init writes the library's sizeof into struct_size: it must equal the binding's mirror.</summary>
+    /// <summary>Each *_desc_defaults writes exactly the binding's size of its struct, never past it.</summary>
     static void CheckStructSizes()
     {
-        var inits = new Dictionary<string, Action<byte[]>>
+        var defaults = new Dictionary<string, Action<byte[], uint>>
         {
-            { "FluxEngineDesc", flux_engine_desc_init },
-            { "FluxModelDesc", flux_model_desc_init },
-            { "FluxTextToImageDesc", flux_text_to_image_desc_init },
-            { "FluxEditDesc", flux_edit_desc_init },
-            { "FluxImageToImageDesc", flux_image_to_image_desc_init },
+            { "FluxEngineDesc", flux_engine_desc_defaults },
+            { "FluxModelDesc", flux_model_desc_defaults },
+            { "FluxTextToImageDesc", flux_text_to_image_desc_defaults },
+            { "FluxEditDesc", flux_edit_desc_defaults },
+            { "FluxImageToImageDesc", flux_image_to_image_desc_defaults },
         };
-        foreach (KeyValuePair<string, Action<byte[]>> init in inits)
+        foreach (KeyValuePair<string, Action<byte[], uint>> d in defaults)
         {
-            var buffer = new byte[4096];
-            init.Value(buffer);
-            int library = BitConverter.ToInt32(buffer, 0);
-            int binding = Marshal.SizeOf(typeof(Engine).Assembly.GetType("Flux.Native+" + init.Key, true));
-            Expect(library == binding, init.Key + ": library " + library + " bytes, binding " + binding);
+            int size = Marshal.SizeOf(typeof(Engine).Assembly.GetType("Flux.Native+" + d.Key, true));
+            var buffer = new byte[size + 64];
+            for (int i = 0; i < buffer.Length; i++) buffer[i] = 0xEE;
+            d.Value(buffer, (uint)size);
+            Expect(BitConverter.ToInt32(buffer, 0) == size, d.Key + ": struct_size is not the size given");
+            bool untouched = true;
+            for (int i = size; i < buffer.Length; i++) untouched &= buffer[i] == 0xEE;
+            Expect(untouched, d.Key + ": the library wrote past the size it was given");
         }
     }
 

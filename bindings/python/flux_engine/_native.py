@@ -1,7 +1,7 @@
 """ctypes mirror of ``include/flux_engine.h`` (ABI 1) and the loaded library.
 
-Every struct here must match the header field for field; ``tests/test_abi.py`` checks the
-sizes the library's ``*_desc_init`` functions report against these.
+Every struct here must match the header field for field; ``tests/test_engine.py`` checks that
+the library's ``*_desc_defaults`` functions write exactly these sizes.
 """
 
 import ctypes
@@ -158,17 +158,17 @@ _SIGNATURES = {
     "flux_version": (c_char_p, []),
     "flux_abi_version": (ctypes.c_uint32, []),
     "flux_last_error_message": (c_char_p, []),
-    "flux_engine_desc_init": (None, [_P(EngineDesc)]),
+    "flux_engine_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
     "flux_engine_create": (_R, [_P(EngineDesc), _P(_ENGINE)]),
     "flux_engine_destroy": (_R, [_ENGINE]),
-    "flux_model_desc_init": (None, [_P(ModelDesc)]),
+    "flux_model_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
     "flux_engine_load_model": (_R, [_ENGINE, _P(ModelDesc), _P(_JOB)]),
     "flux_engine_unload_model": (_R, [_ENGINE, ctypes.c_int32, _P(_JOB)]),
-    "flux_text_to_image_desc_init": (None, [_P(TextToImageDesc)]),
+    "flux_text_to_image_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
     "flux_engine_submit_text_to_image": (_R, [_ENGINE, _P(TextToImageDesc), _P(_JOB)]),
-    "flux_edit_desc_init": (None, [_P(EditDesc)]),
+    "flux_edit_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
     "flux_engine_submit_edit": (_R, [_ENGINE, _P(EditDesc), _P(_JOB)]),
-    "flux_image_to_image_desc_init": (None, [_P(ImageToImageDesc)]),
+    "flux_image_to_image_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
     "flux_engine_submit_image_to_image": (_R, [_ENGINE, _P(ImageToImageDesc), _P(_JOB)]),
     "flux_job_cancel": (_R, [_ENGINE, _JOB, _P(ctypes.c_int32)]),
     "flux_job_status": (_R, [_ENGINE, _JOB, _P(JobStatus)]),
@@ -236,6 +236,27 @@ def load_library(path=None):
         raise OSError(f"libflux_engine has ABI version {got}; this binding speaks {ABI_VERSION}")
     _lib = lib
     return lib
+
+
+def defaults(struct):
+    """A ``struct`` (a desc type above) holding the library's defaults for this binding's size of
+    it, and this binding's ABI version where it has one (what the header's inline ``_init``
+    functions do)."""
+    name = _DEFAULTS[struct]
+    desc = struct()
+    getattr(lib(), name)(ctypes.byref(desc), ctypes.sizeof(struct))
+    if struct is EngineDesc:
+        desc.abi_version = ABI_VERSION
+    return desc
+
+
+_DEFAULTS = {
+    EngineDesc: "flux_engine_desc_defaults",
+    ModelDesc: "flux_model_desc_defaults",
+    TextToImageDesc: "flux_text_to_image_desc_defaults",
+    EditDesc: "flux_edit_desc_defaults",
+    ImageToImageDesc: "flux_image_to_image_desc_defaults",
+}
 
 
 def lib():

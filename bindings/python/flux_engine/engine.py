@@ -176,8 +176,7 @@ class Engine:
         on_event=None,
     ):
         lib = _native.lib()
-        desc = _native.EngineDesc()
-        lib.flux_engine_desc_init(ctypes.byref(desc))
+        desc = _native.defaults(_native.EngineDesc)
         desc.device = Device(device)
         desc.device_index = device_index
         if memory_budget is not None:
@@ -245,8 +244,7 @@ class Engine:
     ):
         """Queues loading a model from a ``folder`` (layout detected) and/or explicit paths.
         A missing folder or unknown layout raises now; weights load on the worker."""
-        desc = _native.ModelDesc()
-        _native.lib().flux_model_desc_init(ctypes.byref(desc))
+        desc = _native.defaults(_native.ModelDesc)
         desc.folder = _path(folder)
         desc.transformer, desc.ae, desc.t5, desc.clip = map(_path, (transformer, ae, t5, clip))
         desc.t5_tokenizer, desc.clip_tokenizer = _path(t5_tokenizer), _path(clip_tokenizer)
@@ -284,8 +282,7 @@ class Engine:
     ):
         """Queues a text-to-image job. ``None`` means the model variant's default (dev: 28
         steps, guidance 3.5, 512 T5 tokens; schnell: 4 steps, 256 tokens)."""
-        desc = _native.TextToImageDesc()
-        _native.lib().flux_text_to_image_desc_init(ctypes.byref(desc))
+        desc = _native.defaults(_native.TextToImageDesc)
         self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
         desc.width, desc.height = width, height
         return self._submit("flux_engine_submit_text_to_image", desc)
@@ -311,8 +308,7 @@ class Engine:
         refs = list(images) if isinstance(images, (list, tuple)) else [images]
         keep = []
         views = (_native.ImageView * max(1, len(refs)))(*[view(r, keep) for r in refs])
-        desc = _native.EditDesc()
-        _native.lib().flux_edit_desc_init(ctypes.byref(desc))
+        desc = _native.defaults(_native.EditDesc)
         self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
         desc.images, desc.image_count = views, len(refs)
         desc.snap = int(bool(snap))
@@ -336,8 +332,7 @@ class Engine:
         """Queues an image-to-image job from ``init`` (copied now); ``strength`` in (0, 1] is
         how much of the schedule runs."""
         keep = []
-        desc = _native.ImageToImageDesc()
-        _native.lib().flux_image_to_image_desc_init(ctypes.byref(desc))
+        desc = _native.defaults(_native.ImageToImageDesc)
         self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
         desc.init = view(init, keep)
         desc.strength = strength

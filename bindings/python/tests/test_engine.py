@@ -13,16 +13,22 @@ from flux_engine import _native
 def test_library_and_struct_layouts_match_the_header():
     assert fe.version().count(".") == 2
     assert _native.lib().flux_abi_version() == fe.ABI_VERSION
-    for struct, init in [
-        (_native.EngineDesc, "flux_engine_desc_init"),
-        (_native.ModelDesc, "flux_model_desc_init"),
-        (_native.TextToImageDesc, "flux_text_to_image_desc_init"),
-        (_native.EditDesc, "flux_edit_desc_init"),
-        (_native.ImageToImageDesc, "flux_image_to_image_desc_init"),
+    for struct in [
+        _native.EngineDesc,
+        _native.ModelDesc,
+        _native.TextToImageDesc,
+        _native.EditDesc,
+        _native.ImageToImageDesc,
     ]:
-        desc = struct()
-        getattr(_native.lib(), init)(ctypes.byref(desc))
-        assert desc.struct_size == ctypes.sizeof(struct), struct.__name__
+        # The library writes exactly the size it is given, never past it.
+        size = ctypes.sizeof(struct)
+        buf = ctypes.create_string_buffer(b"\xee" * (size + 64))
+        getattr(_native.lib(), _native._DEFAULTS[struct])(buf, size)
+        assert int.from_bytes(buf.raw[:4], "little") == size, struct.__name__
+        assert buf.raw[size : size + 64] == b"\xee" * 64, struct.__name__
+        older = ctypes.create_string_buffer(b"\xee" * 64)
+        getattr(_native.lib(), _native._DEFAULTS[struct])(older, 8)
+        assert older.raw[8:64] == b"\xee" * 56, "an older, smaller struct is not overrun"
 
 
 def test_generate_equals_the_library_output_for_the_same_seed(engine, expected_rgb, tmp_path):
