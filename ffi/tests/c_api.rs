@@ -192,7 +192,10 @@ fn installed_package_builds_the_c_sample_with_cmake_and_pkg_config() {
     )
     .unwrap();
     let png = s.0.join("out.png");
+    // The sample finds the installed library through its RUNPATH; cargo's LD_LIBRARY_PATH would
+    // take precedence (and may list a stale copy in target/<profile>).
     let out = run(Command::new(build.join("flux-c"))
+        .env_remove("LD_LIBRARY_PATH")
         .arg("generate")
         .arg(&model)
         .arg("a cat")
@@ -209,7 +212,7 @@ fn installed_package_builds_the_c_sample_with_cmake_and_pkg_config() {
 }
 
 #[test]
-fn shared_library_exports_only_the_api() {
+fn shared_library_exports_only_the_api_and_names_itself() {
     let lib = lib_dir().join("libflux_engine.so");
     let out = run(Command::new("nm")
         .args(["-D", "--defined-only", "--format=posix"])
@@ -224,4 +227,12 @@ fn shared_library_exports_only_the_api() {
         .filter(|s| !s.starts_with("flux_"))
         .collect();
     assert!(foreign.is_empty(), "non-API symbols exported: {foreign:?}");
+    // Programs record the library's name, not the path it was built at.
+    let headers = run(Command::new("objdump").arg("-p").arg(&lib));
+    assert!(
+        headers
+            .lines()
+            .any(|l| l.split_whitespace().eq(["SONAME", "libflux_engine.so"])),
+        "{headers}"
+    );
 }
