@@ -502,3 +502,36 @@ fn with_a_callback_events_go_only_to_it() {
         .any(|e| matches!(e, Event::Finished { job: j, .. } if *j == job)));
     assert!(engine.poll_event().is_none(), "nothing queued for polling");
 }
+
+#[test]
+fn a_running_model_load_stops_at_a_cancel() {
+    let (_s, files) = tiny_model("rt-cancel-load", Variant::Schnell, Layout::SingleFiles);
+    // The callback cancels the load as it starts (on the worker, before any weight is read).
+    let slot: Arc<Mutex<Option<Arc<Engine>>>> = Arc::new(Mutex::new(None));
+    let s2 = slot.clone();
+    let engine = Arc::new(
+        Engine::new(EngineOptions {
+            callback: Some(Box::new(move |e: &Event| {
+                if let Event::Started { job } = e {
+                    if let Some(engine) = s2.lock().unwrap().as_ref() {
+                        engine.cancel(*job).unwrap();
+                    }
+                }
+            })),
+            ..EngineOptions::default()
+        })
+        .unwrap(),
+    );
+    *slot.lock().unwrap() = Some(engine.clone());
+    let id = engine
+        .submit(load_request(&files), PRIORITY_NORMAL)
+        .unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Cancelled);
+    slot.lock().unwrap().take();
+    let job = submit(&engine, "x", 0, 2, 16);
+    assert_eq!(
+        engine.wait(job, WAIT).unwrap(),
+        JobState::Failed,
+        "no model was loaded"
+    );
+}

@@ -1,9 +1,10 @@
 //! Jobs: what the host asks for, their states and results.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::{Error, Result};
 use crate::model::{ModelFiles, ModelInfo};
 use crate::pipeline::edit::{ImageToImage, KontextEdit};
 use crate::pipeline::{Generated, TextToImage};
@@ -117,6 +118,17 @@ pub(crate) struct Job {
     pub cancel: AtomicBool,
     pub slot: Mutex<Slot>,
     pub done: Condvar,
+}
+
+impl Job {
+    /// `Err(Cancelled)` once a cancel was requested: for work between its stages.
+    pub fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Acquire) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Job {

@@ -213,7 +213,8 @@ impl Engine {
         Ok(self.shared.job(id)?.status())
     }
 
-    /// Cancels a job: a queued one never starts, a running one stops within one step.
+    /// Cancels a job: a queued one never starts, a running one stops within one step (a model
+    /// load: after the component it is reading).
     pub fn cancel(&self, id: JobId) -> Result<CancelOutcome> {
         let job = self.shared.job(id)?;
         job.cancel.store(true, Ordering::Release);
@@ -300,7 +301,8 @@ impl Engine {
         std::thread::current().id() == self.worker_id
     }
 
-    /// Cancels queued and running jobs and joins the worker (within one denoising step).
+    /// Cancels queued and running jobs and joins the worker (within one denoising step, or one
+    /// model component of a load).
     /// Refused from the event callback, where it would wait for itself.
     pub fn shutdown(&mut self) -> Result<()> {
         if std::thread::current().id() == self.worker_id {

@@ -234,7 +234,7 @@ impl Worker {
                     kontext: *kontext,
                     axes_dim: None,
                 };
-                let info = self.load(files, opts)?;
+                let info = self.load(job, files, opts)?;
                 Ok((JobOutput::Model(info), false))
             }
             JobRequest::UnloadModel => {
@@ -251,7 +251,8 @@ impl Worker {
         }
     }
 
-    fn load(&mut self, files: &ModelFiles, opts: LoadOptions) -> Result<ModelInfo> {
+    /// Loads the model component by component; a cancel stops it after the current one.
+    fn load(&mut self, job: &Job, files: &ModelFiles, opts: LoadOptions) -> Result<ModelInfo> {
         let bytes = model::component_bytes(files, &opts)?;
         let budget = self.budget();
         let needed = bytes.transformer + bytes.autoencoder;
@@ -261,12 +262,15 @@ impl Worker {
             )));
         }
         let transformer = model::load_transformer(files, &opts)?;
+        job.check_cancel()?;
         let ae = model::load_autoencoder(files, &opts)?;
+        job.check_cancel()?;
         let text = if bytes.total() <= budget {
             Some(model::load_text_encoders(files, &opts)?)
         } else {
             None
         };
+        job.check_cancel()?;
         let info = ModelInfo {
             variant: transformer.variant(),
             kontext: transformer.is_kontext(),
@@ -356,9 +360,7 @@ impl Worker {
                 ControlFlow::Continue(())
             }
         };
-        if job.cancel.load(Ordering::Acquire) {
-            return Err(Error::Cancelled);
-        }
+        job.check_cancel()?;
         match request {
             JobRequest::TextToImage(r) => pipeline::generate(parts, r, &mut hook),
             JobRequest::Edit(r) => edit::edit(parts, r, &mut hook),
