@@ -134,7 +134,11 @@ fn load(args: &ModelArgs) -> flux_core::Result<FluxModel> {
         }
     };
     let device = match args.cuda {
-        Some(i) => candle_core::Device::new_cuda(i).map_err(flux_core::Error::from)?,
+        Some(i) => candle_core::Device::new_cuda(i).map_err(|e| {
+            flux_core::Error::InvalidArgument(format!(
+                "CUDA device {i} is unavailable ({e}); leave out --cuda to run on the CPU"
+            ))
+        })?,
         None => candle_core::Device::Cpu,
     };
     let kontext = args.kontext.then_some(true);
