@@ -17,40 +17,34 @@ namespace
 		const int64 Count = int64(Width) * Height;
 		return Count * 4 <= MAX_int32 && Available >= Count * BytesPerPixel ? static_cast<int32>(Count) : -1;
 	}
+
+	/** RGB8 (opaque) or RGBA8 rows, BytesPerPixel 3 or 4, to FColors. */
+	TArray<FColor> BytesToColors(TConstArrayView<uint8> Bytes, int32 Width, int32 Height, int32 BytesPerPixel)
+	{
+		TArray<FColor> Colors;
+		const int32 Count = PixelCount(Width, Height, Bytes.Num(), BytesPerPixel);
+		if (Count < 0)
+		{
+			return Colors;
+		}
+		Colors.SetNumUninitialized(Count);
+		const uint8* Source = Bytes.GetData();
+		for (int32 Index = 0; Index < Count; ++Index, Source += BytesPerPixel)
+		{
+			Colors[Index] = FColor(Source[0], Source[1], Source[2], BytesPerPixel == 4 ? Source[3] : 255);
+		}
+		return Colors;
+	}
 }
 
 TArray<FColor> FluxPixels::RgbToColors(TConstArrayView<uint8> Rgb, int32 Width, int32 Height)
 {
-	TArray<FColor> Colors;
-	const int32 Count = PixelCount(Width, Height, Rgb.Num(), 3);
-	if (Count < 0)
-	{
-		return Colors;
-	}
-	Colors.SetNumUninitialized(Count);
-	const uint8* Source = Rgb.GetData();
-	for (int32 Index = 0; Index < Count; ++Index, Source += 3)
-	{
-		Colors[Index] = FColor(Source[0], Source[1], Source[2], 255);
-	}
-	return Colors;
+	return BytesToColors(Rgb, Width, Height, 3);
 }
 
 TArray<FColor> FluxPixels::RgbaToColors(TConstArrayView<uint8> Rgba, int32 Width, int32 Height)
 {
-	TArray<FColor> Colors;
-	const int32 Count = PixelCount(Width, Height, Rgba.Num(), 4);
-	if (Count < 0)
-	{
-		return Colors;
-	}
-	Colors.SetNumUninitialized(Count);
-	const uint8* Source = Rgba.GetData();
-	for (int32 Index = 0; Index < Count; ++Index, Source += 4)
-	{
-		Colors[Index] = FColor(Source[0], Source[1], Source[2], Source[3]);
-	}
-	return Colors;
+	return BytesToColors(Rgba, Width, Height, 4);
 }
 
 TArray<uint8> FluxPixels::ColorsToRgba(TConstArrayView<FColor> Colors, int32 Width, int32 Height)
