@@ -170,10 +170,15 @@ pub fn qkv_heads(
 }
 
 /// Softmax attention over (B, H, N, D) with the softmax scale already in q; returns (B, N, H·D).
-/// On the CPU (f32) over chunks of query rows, never holding the whole score matrix.
+/// On the CPU (f32) over chunks of query rows, never holding the whole score matrix; on CUDA
+/// (bf16, head dim 128, with the `flash-attn` feature) through the fused FlashAttention kernel.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     if fused(q) {
         return Ok(cpu::attention(q, k, v)?);
+    }
+    #[cfg(feature = "flash-attn")]
+    if super::flash::applies(q, k, v) {
+        return super::flash::attention(q, k, v);
     }
     let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;

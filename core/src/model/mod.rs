@@ -3,6 +3,8 @@
 
 pub mod autoencoder;
 mod cpu;
+#[cfg(feature = "flash-attn")]
+mod flash;
 pub mod layers;
 pub mod names;
 pub mod store;
