@@ -69,6 +69,8 @@ enum FluxResult
   FLUX_RESULT_COMPUTE = 21,
   // An internal error (a caught panic); the engine stays usable.
   FLUX_RESULT_INTERNAL = 22,
+  // This library or engine cannot do it (GPU memory without CUDA, or on a CPU engine).
+  FLUX_RESULT_UNSUPPORTED = 23,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -128,6 +130,8 @@ enum FluxPixelFormat
   FLUX_PIXEL_FORMAT_RGBA8 = 1,
   // 16 bytes per pixel, floats in [0, 1]; output only.
   FLUX_PIXEL_FORMAT_RGBA32F = 2,
+  // 8 bytes per pixel, half floats in [0, 1] (the RGBA8 values / 255); GPU images only.
+  FLUX_PIXEL_FORMAT_RGBA16F = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -227,10 +231,64 @@ typedef int32_t FluxLogLevel;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What the memory of a `FluxGpuImageDesc` is.
+enum FluxGpuMemoryType
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `cuda_pointer`: device memory on the engine's CUDA device.
+  FLUX_GPU_MEMORY_TYPE_CUDA_POINTER = 0,
+  // `memory_handle`: a POSIX fd from `vkGetMemoryFdKHR` (`..._OPAQUE_FD_BIT`).
+  FLUX_GPU_MEMORY_TYPE_OPAQUE_FD = 1,
+  // `memory_handle`: a Win32 NT handle from `vkGetMemoryWin32HandleKHR` (`..._OPAQUE_WIN32_BIT`).
+  FLUX_GPU_MEMORY_TYPE_OPAQUE_WIN32 = 2,
+  // `memory_handle`: a D3D12 committed resource's handle from `ID3D12Device::CreateSharedHandle`.
+  FLUX_GPU_MEMORY_TYPE_D3D12_RESOURCE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FluxGpuMemoryType FluxGpuMemoryType;
+#else
+typedef int32_t FluxGpuMemoryType;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What the semaphore of a `FluxGpuImageDesc` is; the engine signals it on the GPU when the
+// pixels are written.
+enum FluxGpuSemaphoreType
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  FLUX_GPU_SEMAPHORE_TYPE_NONE = 0,
+  // A Vulkan binary semaphore's fd (`..._OPAQUE_FD_BIT`).
+  FLUX_GPU_SEMAPHORE_TYPE_OPAQUE_FD = 1,
+  // A Vulkan binary semaphore's Win32 handle (`..._OPAQUE_WIN32_BIT`).
+  FLUX_GPU_SEMAPHORE_TYPE_OPAQUE_WIN32 = 2,
+  // A Vulkan timeline semaphore's fd, signalled to the value given to the write.
+  FLUX_GPU_SEMAPHORE_TYPE_TIMELINE_FD = 3,
+  // A Vulkan timeline semaphore's Win32 handle, signalled to the value given to the write.
+  FLUX_GPU_SEMAPHORE_TYPE_TIMELINE_WIN32 = 4,
+  // A D3D12 fence's shared handle, signalled to the value given to the write.
+  FLUX_GPU_SEMAPHORE_TYPE_D3D12_FENCE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FluxGpuSemaphoreType FluxGpuSemaphoreType;
+#else
+typedef int32_t FluxGpuSemaphoreType;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An engine (opaque). Create with `flux_engine_create`, free with `flux_engine_destroy`.
 // All functions taking an engine may be called from any thread, concurrently, except
 // `flux_engine_destroy`, which must not race other calls on the same engine.
 typedef struct FluxEngine FluxEngine;
+
+// A GPU image of the host's (opaque): its memory and semaphore imported into an engine's CUDA
+// context. Create with `flux_gpu_image_create`, free with `flux_gpu_image_destroy`.
+typedef struct FluxGpuImage FluxGpuImage;
 
 // A job handle: unique within its engine, never 0, never reused.
 typedef uint64_t FluxJob;
@@ -399,6 +457,37 @@ typedef struct FluxResidency {
   // 1 when the budget makes the engine release the text encoders after encoding.
   uint32_t release_text_encoders;
 } FluxResidency;
+
+// The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
+// engine never takes the host's handles: it imports duplicates (fds) or uses them only during
+// `flux_gpu_image_create` (Win32), so close them whenever you like after that call.
+typedef struct FluxGpuImageDesc {
+  uint32_t struct_size;
+  // A `FluxGpuMemoryType`.
+  int32_t memory_type;
+  // CUDA_POINTER: the device pointer (a `CUdeviceptr`).
+  uint64_t cuda_pointer;
+  // Imported memory: the fd or HANDLE.
+  int64_t memory_handle;
+  // Imported memory: the allocation's size in bytes (`VkMemoryAllocateInfo::allocationSize`).
+  uint64_t memory_size;
+  // Imported memory: 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`).
+  uint32_t dedicated;
+  // Bytes from the start of the memory to the first pixel.
+  uint64_t offset;
+  uint32_t width;
+  uint32_t height;
+  // Bytes from one row to the next (at least width · bytes per pixel).
+  uint64_t row_pitch;
+  // `FLUX_PIXEL_FORMAT_RGBA8` or `FLUX_PIXEL_FORMAT_RGBA16F`; alpha is opaque.
+  int32_t format;
+  // The device the memory lives on (Vulkan's `VkPhysicalDeviceIDProperties::deviceUUID`);
+  // required for imported memory; all zero = not given.
+  uint8_t device_uuid[16];
+  // A `FluxGpuSemaphoreType` (default NONE) and its fd or HANDLE.
+  int32_t semaphore_type;
+  int64_t semaphore_handle;
+} FluxGpuImageDesc;
 
 #ifdef __cplusplus
 extern "C" {
@@ -600,6 +689,47 @@ FluxResult flux_engine_set_memory_budget(struct FluxEngine *engine, uint64_t byt
 // `out` must point to a `FluxResidency` whose `struct_size` is set.
 FluxResult flux_engine_get_residency(struct FluxEngine *engine, struct FluxResidency *out);
 
+// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: a CUDA
+// pointer (NULL), RGBA8, no semaphore. Call it through the header's `flux_gpu_image_desc_init`.
+//
+// # Safety
+// `desc` must be NULL or point to `struct_size` writable bytes.
+void flux_gpu_image_desc_defaults(struct FluxGpuImageDesc *desc, uint32_t struct_size);
+
+// Writes the 16-byte UUID of the engine's CUDA device to `out_uuid`, to pick the same device in
+// Vulkan (`VkPhysicalDeviceIDProperties::deviceUUID`). UNSUPPORTED on CPU engines.
+//
+// # Safety
+// `out_uuid` must be NULL or writable for 16 bytes.
+FluxResult flux_engine_device_uuid(struct FluxEngine *engine, uint8_t *out_uuid);
+
+// Imports the host's GPU memory (and semaphore) described by `desc` into `engine`'s CUDA
+// context, checking the device UUID and that the image fits its memory. Import once, then
+// write any number of results with `flux_job_write_gpu_image`.
+//
+// # Safety
+// Pointers must be NULL or valid; `desc->struct_size` must be set.
+FluxResult flux_gpu_image_create(struct FluxEngine *engine,
+                                 const struct FluxGpuImageDesc *desc,
+                                 struct FluxGpuImage **out_image);
+
+// Copies a finished job's image into `image` on the GPU (same width and height), then
+// signals the image's semaphore (timeline semaphores and fences to `signal_value`). Returns
+// once the pixels are written; the engine keeps the result until `flux_job_release`.
+//
+// # Safety
+// Pointers must be NULL or handles.
+FluxResult flux_job_write_gpu_image(struct FluxEngine *engine,
+                                    FluxJob job,
+                                    struct FluxGpuImage *image,
+                                    uint64_t signal_value);
+
+// Releases an imported image (the host's memory and handles are untouched).
+//
+// # Safety
+// `image` must be NULL or a handle.
+FluxResult flux_gpu_image_destroy(struct FluxGpuImage *image);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
@@ -633,5 +763,10 @@ static inline void flux_edit_desc_init(struct FluxEditDesc *desc) {
 // Fills `desc` with defaults (strength 0.8, size from the init image).
 static inline void flux_image_to_image_desc_init(struct FluxImageToImageDesc *desc) {
   flux_image_to_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
+}
+
+// Fills `desc` with defaults (a NULL CUDA pointer, RGBA8, no semaphore).
+static inline void flux_gpu_image_desc_init(struct FluxGpuImageDesc *desc) {
+  flux_gpu_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
 }
 #endif  /* FLUX_ENGINE_INIT_H */

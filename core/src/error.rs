@@ -42,6 +42,8 @@ pub enum Error {
     Compute(candle_core::Error),
     /// Writing an image failed.
     Image(String),
+    /// This build or the engine's device cannot do it (GPU memory without CUDA, on a CPU engine).
+    Unsupported(String),
 }
 
 impl Error {
@@ -61,6 +63,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Io { path, source } => write!(f, "cannot read '{}': {source}", path.display()),
             Error::CorruptFile { path, reason } => {
                 write!(

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod image;
+pub mod interop;
 pub mod model;
 pub mod pipeline;
 pub mod runtime;

@@ -42,6 +42,7 @@ impl From<flux_core::Error> for FfiError {
             E::Tokenizer { .. } => FluxResult::Tokenizer,
             E::Cancelled => FluxResult::Cancelled,
             E::Compute(_) | E::Image(_) => FluxResult::Compute,
+            E::Unsupported(_) => FluxResult::Unsupported,
         };
         Self::new(code, e.to_string())
     }

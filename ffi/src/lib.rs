@@ -8,6 +8,7 @@
 
 mod abi;
 mod events;
+pub mod gpu;
 pub mod install;
 pub mod types;
 
@@ -745,7 +746,7 @@ pub unsafe extern "C" fn flux_job_error(engine: *mut FluxEngine, job: FluxJob) -
 }
 
 /// A finished image job's result (image and generation parameters), or the code saying why not.
-fn finished(h: &Handle, job: FluxJob) -> FfiResult<Box<flux_core::pipeline::Generated>> {
+pub(crate) fn finished(h: &Handle, job: FluxJob) -> FfiResult<Box<flux_core::pipeline::Generated>> {
     match h.engine.result(JobId(job)) {
         Ok(JobOutput::Image(g)) => Ok(g),
         Ok(_) => Err(FfiError::new(
@@ -803,10 +804,14 @@ pub unsafe extern "C" fn flux_job_copy_image(
             1 => 4,
             2 => 16,
             f => {
+                let why = match f {
+                    3 => "RGBA16F is for GPU images (flux_job_write_gpu_image); use RGBA32F",
+                    _ => "not a FluxPixelFormat",
+                };
                 return Err(FfiError::new(
                     FluxResult::InvalidArgument,
-                    format!("format {f} is not a FluxPixelFormat"),
-                ))
+                    format!("format {f}: {why}"),
+                ));
             }
         };
         non_null(dst, "dst")?;

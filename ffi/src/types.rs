@@ -55,6 +55,8 @@ pub enum FluxResult {
     Compute = 21,
     /// An internal error (a caught panic); the engine stays usable.
     Internal = 22,
+    /// This library or engine cannot do it (GPU memory without CUDA, or on a CPU engine).
+    Unsupported = 23,
 }
 
 /// Device an engine computes on.
@@ -84,6 +86,8 @@ pub enum FluxPixelFormat {
     Rgba8 = 1,
     /// 16 bytes per pixel, floats in [0, 1]; output only.
     Rgba32f = 2,
+    /// 8 bytes per pixel, half floats in [0, 1] (the RGBA8 values / 255); GPU images only.
+    Rgba16f = 3,
 }
 
 /// States of a job; the last three are terminal and each job reaches exactly one.
@@ -325,4 +329,73 @@ pub struct FluxResidency {
     pub text_encoders: u64,
     /// 1 when the budget makes the engine release the text encoders after encoding.
     pub release_text_encoders: u32,
+}
+
+/// What the memory of a `FluxGpuImageDesc` is.
+#[repr(i32)]
+pub enum FluxGpuMemoryType {
+    /// `cuda_pointer`: device memory on the engine's CUDA device.
+    CudaPointer = 0,
+    /// `memory_handle`: a POSIX fd from `vkGetMemoryFdKHR` (`..._OPAQUE_FD_BIT`).
+    OpaqueFd = 1,
+    /// `memory_handle`: a Win32 NT handle from `vkGetMemoryWin32HandleKHR` (`..._OPAQUE_WIN32_BIT`).
+    OpaqueWin32 = 2,
+    /// `memory_handle`: a D3D12 committed resource's handle from `ID3D12Device::CreateSharedHandle`.
+    D3D12Resource = 3,
+}
+
+/// What the semaphore of a `FluxGpuImageDesc` is; the engine signals it on the GPU when the
+/// pixels are written.
+#[repr(i32)]
+pub enum FluxGpuSemaphoreType {
+    None = 0,
+    /// A Vulkan binary semaphore's fd (`..._OPAQUE_FD_BIT`).
+    OpaqueFd = 1,
+    /// A Vulkan binary semaphore's Win32 handle (`..._OPAQUE_WIN32_BIT`).
+    OpaqueWin32 = 2,
+    /// A Vulkan timeline semaphore's fd, signalled to the value given to the write.
+    TimelineFd = 3,
+    /// A Vulkan timeline semaphore's Win32 handle, signalled to the value given to the write.
+    TimelineWin32 = 4,
+    /// A D3D12 fence's shared handle, signalled to the value given to the write.
+    D3D12Fence = 5,
+}
+
+/// A GPU image of the host's (opaque): its memory and semaphore imported into an engine's CUDA
+/// context. Create with `flux_gpu_image_create`, free with `flux_gpu_image_destroy`.
+pub struct FluxGpuImage {
+    _private: [u8; 0],
+}
+
+/// The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
+/// engine never takes the host's handles: it imports duplicates (fds) or uses them only during
+/// `flux_gpu_image_create` (Win32), so close them whenever you like after that call.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FluxGpuImageDesc {
+    pub struct_size: u32,
+    /// A `FluxGpuMemoryType`.
+    pub memory_type: i32,
+    /// CUDA_POINTER: the device pointer (a `CUdeviceptr`).
+    pub cuda_pointer: u64,
+    /// Imported memory: the fd or HANDLE.
+    pub memory_handle: i64,
+    /// Imported memory: the allocation's size in bytes (`VkMemoryAllocateInfo::allocationSize`).
+    pub memory_size: u64,
+    /// Imported memory: 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`).
+    pub dedicated: u32,
+    /// Bytes from the start of the memory to the first pixel.
+    pub offset: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from one row to the next (at least width · bytes per pixel).
+    pub row_pitch: u64,
+    /// `FLUX_PIXEL_FORMAT_RGBA8` or `FLUX_PIXEL_FORMAT_RGBA16F`; alpha is opaque.
+    pub format: i32,
+    /// The device the memory lives on (Vulkan's `VkPhysicalDeviceIDProperties::deviceUUID`);
+    /// required for imported memory; all zero = not given.
+    pub device_uuid: [u8; 16],
+    /// A `FluxGpuSemaphoreType` (default NONE) and its fd or HANDLE.
+    pub semaphore_type: i32,
+    pub semaphore_handle: i64,
 }

@@ -165,6 +165,8 @@ pub struct StageTimings {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub image: RgbImage,
+    /// The same pixels kept on the GPU (CUDA engines only), for writing into host GPU memory.
+    pub gpu_pixels: Option<crate::interop::GpuPixels>,
     /// Final latent (1, 16, h, w).
     pub latent: Tensor,
     pub meta: GenerationMeta,
@@ -219,11 +221,6 @@ pub fn generate_from_embedding(
     sample(transformer, &cond, &noise, r.steps, r.shift, hook)
 }
 
-/// Decodes a final latent to RGB8.
-pub fn decode(ae: &AutoEncoder, latent: &Tensor) -> Result<RgbImage> {
-    RgbImage::from_tensor(&ae.decode(latent)?)
-}
-
 /// Something that turns a prompt into its conditioning: the text encoders, or the runtime's
 /// cache in front of them.
 pub trait PromptEncoder {
@@ -275,7 +272,9 @@ pub fn run_timed(
     let latent = denoise(parts.transformer, parts.ae, &emb, hook)?;
     let denoising = start.elapsed();
     let start = Instant::now();
-    let image = decode(parts.ae, &latent)?;
+    let decoded = parts.ae.decode(&latent)?;
+    let gpu_pixels = crate::interop::GpuPixels::keep(&decoded)?;
+    let image = RgbImage::from_tensor(&decoded)?;
     let decoding = start.elapsed();
     let meta = GenerationMeta {
         prompt: prompt.to_string(),
@@ -288,6 +287,7 @@ pub fn run_timed(
     };
     Ok(Generated {
         image,
+        gpu_pixels,
         latent,
         meta,
         timings: StageTimings {

@@ -139,6 +139,7 @@ impl Shared {
 /// An engine: a worker thread with its own device, model, job queue and events.
 pub struct Engine {
     shared: Arc<Shared>,
+    device: candle_core::Device,
     tx: Sender<Msg>,
     worker: Option<JoinHandle<()>>,
     worker_id: ThreadId,
@@ -163,6 +164,7 @@ impl Engine {
             preview_every: opts.preview_every,
         });
         let (tx, rx) = crossbeam_channel::unbounded();
+        let device = opts.device.clone();
         let worker = Worker::new(
             shared.clone(),
             rx,
@@ -180,6 +182,7 @@ impl Engine {
         let worker_id = handle.thread().id();
         Ok(Self {
             shared,
+            device,
             tx,
             worker: Some(handle),
             worker_id,
@@ -232,6 +235,11 @@ impl Engine {
             JobState::Running => Ok(CancelOutcome::Requested),
             _ => Ok(CancelOutcome::AlreadyFinished),
         }
+    }
+
+    /// The device the engine computes on.
+    pub fn device(&self) -> &candle_core::Device {
+        &self.device
     }
 
     /// A copy of a finished job's result (the engine keeps it).

@@ -1,0 +1,326 @@
+//! The CUDA side of GPU interop: importing the host's memory and semaphore with the driver's
+//! external-memory API, and the pitched copy + signal on a stream of the engine's context.
+
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaContext, CudaStream, DevicePtr};
+use candle_core::{CudaDevice, Storage, Tensor};
+
+use super::{GpuImageDesc, GpuMemory, GpuSemaphore};
+use crate::error::{Error, Result};
+
+/// The imported destination: a device pointer to the first pixel, and what to release.
+pub(super) struct Target {
+    ctx: Arc<CudaContext>,
+    /// Our own stream: a write never waits behind the worker's next job.
+    stream: Arc<CudaStream>,
+    dst: sys::CUdeviceptr,
+    /// The external memory and the mapping of it (`dst` − offset), when imported.
+    external: Option<(sys::CUexternalMemory, sys::CUdeviceptr)>,
+    semaphore: Option<(sys::CUexternalSemaphore, GpuSemaphore)>,
+}
+
+// The handles are plain driver handles, usable from any thread bound to the context.
+unsafe impl Send for Target {}
+unsafe impl Sync for Target {}
+
+fn driver(what: &str, r: sys::CUresult) -> Result<()> {
+    r.result()
+        .map_err(|e| Error::Compute(candle_core::Error::Msg(format!("{what}: {e:?}"))))
+}
+
+/// A zeroed driver descriptor (their reserved fields must be zero).
+fn zeroed<T>() -> T {
+    unsafe { MaybeUninit::<T>::zeroed().assume_init() }
+}
+
+pub(super) fn uuid(device: &CudaDevice) -> Result<[u8; 16]> {
+    let ctx = device.cuda_stream().context().clone();
+    let id = ctx
+        .uuid()
+        .map_err(|e| Error::Compute(candle_core::Error::wrap(e)))?;
+    Ok(id.bytes.map(|b| b as u8))
+}
+
+impl Target {
+    pub(super) fn import(device: &CudaDevice, desc: &GpuImageDesc) -> Result<Self> {
+        let ctx = device.cuda_stream().context().clone();
+        let wrap = |e| Error::Compute(candle_core::Error::wrap(e));
+        ctx.bind_to_thread().map_err(wrap)?;
+        if let Some(want) = desc.device_uuid {
+            let have = uuid(device)?;
+            if want != have {
+                return Err(Error::invalid(format!(
+                    "the GPU image's device UUID {} is not the engine's CUDA device ({})",
+                    hex(&want),
+                    hex(&have)
+                )));
+            }
+        }
+        let stream = ctx.new_stream().map_err(wrap)?;
+        let mut target = Target {
+            ctx,
+            stream,
+            dst: 0,
+            external: None,
+            semaphore: None,
+        };
+        target.dst = match desc.memory {
+            GpuMemory::CudaPointer(ptr) => {
+                check_pointer(ptr, desc, &target.ctx)?;
+                ptr
+            }
+            _ => {
+                let (mem, base) = import_memory(&desc.memory)?;
+                target.external = Some((mem, base));
+                base + desc.offset
+            }
+        };
+        if let Some(sem) = desc.semaphore {
+            target.semaphore = Some((import_semaphore(sem)?, sem));
+        }
+        Ok(target)
+    }
+
+    pub(super) fn write(&self, src: &Tensor, desc: &GpuImageDesc, value: u64) -> Result<()> {
+        let wrap = |e| Error::Compute(candle_core::Error::wrap(e));
+        self.ctx.bind_to_thread().map_err(wrap)?;
+        let (storage, layout) = src.storage_and_layout();
+        let Storage::Cuda(cuda) = &*storage else {
+            return Err(Error::invalid("the result's pixels are not on the GPU"));
+        };
+        let row = desc.width * desc.format.bytes() as usize;
+        // The pixels are u8 or f16; copy bytes from the tensor's first element.
+        let (src_ptr, _guard) = match desc.format {
+            super::GpuPixelFormat::Rgba8 => {
+                let s = cuda.as_cuda_slice::<u8>()?;
+                let (p, g) = s.device_ptr(&self.stream);
+                (p + layout.start_offset() as u64, g)
+            }
+            super::GpuPixelFormat::Rgba16F => {
+                let s = cuda.as_cuda_slice::<half::f16>()?;
+                let (p, g) = s.device_ptr(&self.stream);
+                (p + 2 * layout.start_offset() as u64, g)
+            }
+        };
+        let mut copy: sys::CUDA_MEMCPY2D = zeroed();
+        copy.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
+        copy.srcDevice = src_ptr;
+        copy.srcPitch = row;
+        copy.dstMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
+        copy.dstDevice = self.dst;
+        copy.dstPitch = desc.row_pitch as usize;
+        copy.WidthInBytes = row;
+        copy.Height = desc.height;
+        let stream = self.stream.cu_stream();
+        unsafe {
+            driver(
+                "copying into the GPU image",
+                sys::cuMemcpy2DAsync_v2(&copy, stream),
+            )?
+        };
+        if let Some((sem, kind)) = self.semaphore {
+            let mut params: sys::CUDA_EXTERNAL_SEMAPHORE_SIGNAL_PARAMS = zeroed();
+            if matches!(
+                kind,
+                GpuSemaphore::TimelineFd(_)
+                    | GpuSemaphore::TimelineWin32(_)
+                    | GpuSemaphore::D3D12Fence(_)
+            ) {
+                params.params.fence.value = value;
+            }
+            unsafe {
+                driver(
+                    "signalling the semaphore",
+                    sys::cuSignalExternalSemaphoresAsync(&sem, &params, 1, stream),
+                )?
+            };
+        }
+        // Returning after the copy keeps the source alive long enough and makes errors synchronous.
+        self.stream.synchronize().map_err(wrap)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        unsafe {
+            if let Some((sem, _)) = self.semaphore {
+                let _ = sys::cuDestroyExternalSemaphore(sem);
+            }
+            if let Some((mem, base)) = self.external {
+                let _ = sys::cuMemFree_v2(base);
+                let _ = sys::cuDestroyExternalMemory(mem);
+            }
+        }
+    }
+}
+
+/// A host CUDA pointer must be device memory of this device, with the image inside its allocation.
+fn check_pointer(ptr: u64, desc: &GpuImageDesc, ctx: &CudaContext) -> Result<()> {
+    let invalid = |why: String| Error::invalid(format!("cuda_pointer {ptr:#x} {why}"));
+    let mut kind: u32 = 0;
+    let r = unsafe {
+        sys::cuPointerGetAttribute(
+            &mut kind as *mut u32 as *mut _,
+            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+            ptr,
+        )
+    };
+    if r != sys::CUresult::CUDA_SUCCESS || kind != sys::CUmemorytype::CU_MEMORYTYPE_DEVICE as u32 {
+        return Err(invalid("is not CUDA device memory".into()));
+    }
+    let mut ordinal: i32 = -1;
+    let r = unsafe {
+        sys::cuPointerGetAttribute(
+            &mut ordinal as *mut i32 as *mut _,
+            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+            ptr,
+        )
+    };
+    if r != sys::CUresult::CUDA_SUCCESS || ordinal as usize != ctx.ordinal() {
+        return Err(invalid(format!(
+            "is on device {ordinal}, not the engine's device {}",
+            ctx.ordinal()
+        )));
+    }
+    let (mut base, mut size) = (0, 0usize);
+    unsafe {
+        driver(
+            "cuMemGetAddressRange",
+            sys::cuMemGetAddressRange_v2(&mut base, &mut size, ptr),
+        )?
+    };
+    let end = ptr - base + desc.extent();
+    if end > size as u64 {
+        return Err(invalid(format!(
+            "has {} bytes after it in its allocation; the image needs {}",
+            size as u64 - (ptr - base),
+            desc.extent()
+        )));
+    }
+    Ok(())
+}
+
+/// Imports the host's allocation and maps all of it; returns the handle and the mapping.
+fn import_memory(memory: &GpuMemory) -> Result<(sys::CUexternalMemory, sys::CUdeviceptr)> {
+    use sys::CUexternalMemoryHandleType as T;
+    let mut h: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC = zeroed();
+    let (size, dedicated) = match *memory {
+        GpuMemory::OpaqueFd {
+            fd,
+            size,
+            dedicated,
+        } => {
+            h.type_ = T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
+            h.handle.fd = duplicate(fd)?;
+            (size, dedicated)
+        }
+        GpuMemory::OpaqueWin32 {
+            handle,
+            size,
+            dedicated,
+        } => {
+            h.type_ = T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_WIN32;
+            h.handle.win32.handle = handle as *mut _;
+            (size, dedicated)
+        }
+        GpuMemory::D3D12Resource { handle, size } => {
+            h.type_ = T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_D3D12_RESOURCE;
+            h.handle.win32.handle = handle as *mut _;
+            (size, true) // D3D12 resources are always dedicated
+        }
+        GpuMemory::CudaPointer(_) => unreachable!("CUDA pointers are not imported"),
+    };
+    h.size = size;
+    if dedicated {
+        h.flags = sys::CUDA_EXTERNAL_MEMORY_DEDICATED;
+    }
+    let mut mem = MaybeUninit::uninit();
+    let r = unsafe { sys::cuImportExternalMemory(mem.as_mut_ptr(), &h) };
+    if h.type_ == T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD {
+        released_on(r, unsafe { h.handle.fd });
+    }
+    driver("importing the host's memory", r)?;
+    let mem = unsafe { mem.assume_init() };
+    let mut b: sys::CUDA_EXTERNAL_MEMORY_BUFFER_DESC = zeroed();
+    b.size = size;
+    let mut ptr = 0;
+    let mapped = unsafe { sys::cuExternalMemoryGetMappedBuffer(&mut ptr, mem, &b) };
+    if let Err(e) = driver("mapping the host's memory", mapped) {
+        unsafe { sys::cuDestroyExternalMemory(mem) };
+        return Err(e);
+    }
+    Ok((mem, ptr))
+}
+
+fn import_semaphore(sem: GpuSemaphore) -> Result<sys::CUexternalSemaphore> {
+    use sys::CUexternalSemaphoreHandleType as T;
+    let mut h: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC = zeroed();
+    match sem {
+        GpuSemaphore::OpaqueFd(fd) => {
+            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD;
+            h.handle.fd = duplicate(fd)?;
+        }
+        GpuSemaphore::TimelineFd(fd) => {
+            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD;
+            h.handle.fd = duplicate(fd)?;
+        }
+        GpuSemaphore::OpaqueWin32(handle) => {
+            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_WIN32;
+            h.handle.win32.handle = handle as *mut _;
+        }
+        GpuSemaphore::TimelineWin32(handle) => {
+            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_WIN32;
+            h.handle.win32.handle = handle as *mut _;
+        }
+        GpuSemaphore::D3D12Fence(handle) => {
+            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_D3D12_FENCE;
+            h.handle.win32.handle = handle as *mut _;
+        }
+    }
+    let mut out = MaybeUninit::uninit();
+    let r = unsafe { sys::cuImportExternalSemaphore(out.as_mut_ptr(), &h) };
+    if matches!(sem, GpuSemaphore::OpaqueFd(_) | GpuSemaphore::TimelineFd(_)) {
+        released_on(r, unsafe { h.handle.fd });
+    }
+    driver("importing the host's semaphore", r)?;
+    Ok(unsafe { out.assume_init() })
+}
+
+/// The engine imports a duplicate of the host's fd, so the host keeps (and closes) its own
+/// whatever happens; CUDA owns the duplicate once an import succeeds.
+#[cfg(unix)]
+fn duplicate(fd: i32) -> Result<i32> {
+    use std::os::fd::{BorrowedFd, IntoRawFd};
+    if fd < 0 {
+        return Err(Error::invalid(format!("{fd} is not a file descriptor")));
+    }
+    let dup = unsafe { BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|e| Error::invalid(format!("file descriptor {fd}: {e}")))?;
+    Ok(dup.into_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn duplicate(_: i32) -> Result<i32> {
+    Err(Error::invalid(
+        "file descriptors are POSIX handles; use a Win32 handle",
+    ))
+}
+
+/// Closes our duplicate when CUDA did not take it (a failed import).
+fn released_on(r: sys::CUresult, fd: i32) {
+    #[cfg(unix)]
+    if r != sys::CUresult::CUDA_SUCCESS {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    #[cfg(not(unix))]
+    let _ = (r, fd);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,325 @@
+//! Results written straight into the host renderer's GPU memory: a CUDA device pointer, or memory
+//! (and a semaphore) the host exported from Vulkan or D3D12 and the engine imports with CUDA's
+//! external-memory API. The host imports its image once ([`GpuImage::import`]) and has any
+//! number of results written into it ([`GpuImage::write`]); the pixels never visit host memory.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{Error, Result};
+
+#[cfg(feature = "cuda")]
+mod cuda;
+
+/// The host's memory the engine writes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuMemory {
+    /// A device pointer on the engine's CUDA device (the host's own CUDA allocation).
+    CudaPointer(u64),
+    /// A POSIX fd of an allocation of `size` bytes (Vulkan `OPAQUE_FD`); the engine imports a
+    /// duplicate, the host keeps and closes its fd. `dedicated`: a Vulkan dedicated allocation.
+    OpaqueFd { fd: i32, size: u64, dedicated: bool },
+    /// A Win32 NT handle of an allocation (Vulkan `OPAQUE_WIN32`); the host keeps and closes it.
+    OpaqueWin32 {
+        handle: isize,
+        size: u64,
+        dedicated: bool,
+    },
+    /// A D3D12 committed resource's shared handle (`CreateSharedHandle`); the host keeps it.
+    D3D12Resource { handle: isize, size: u64 },
+}
+
+impl GpuMemory {
+    /// The allocation's size when the host states it (imported memory).
+    fn declared_size(&self) -> Option<u64> {
+        match *self {
+            GpuMemory::CudaPointer(_) => None,
+            GpuMemory::OpaqueFd { size, .. }
+            | GpuMemory::OpaqueWin32 { size, .. }
+            | GpuMemory::D3D12Resource { size, .. } => Some(size),
+        }
+    }
+}
+
+/// A semaphore the host exported; the engine signals it on the GPU once the pixels are written,
+/// so the host's queue can wait for them without the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuSemaphore {
+    /// A Vulkan binary semaphore (`OPAQUE_FD`); the engine imports a duplicate of the fd.
+    OpaqueFd(i32),
+    /// A Vulkan binary semaphore (`OPAQUE_WIN32`); the host keeps the handle.
+    OpaqueWin32(isize),
+    /// A Vulkan timeline semaphore (fd), signalled to the value given to `write`.
+    TimelineFd(i32),
+    /// A Vulkan timeline semaphore (Win32 handle), signalled to the value given to `write`.
+    TimelineWin32(isize),
+    /// A D3D12 fence's shared handle, signalled to the value given to `write`.
+    D3D12Fence(isize),
+}
+
+/// Pixel layout written into GPU memory: 4 channels, alpha opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuPixelFormat {
+    /// 8 bits per channel, the same bytes as the host-memory RGBA8 result.
+    Rgba8,
+    /// Half floats: the RGBA8 values / 255 (sRGB-encoded, like the host's RGBA32F result).
+    Rgba16F,
+}
+
+impl GpuPixelFormat {
+    /// Bytes per pixel.
+    pub fn bytes(self) -> u64 {
+        match self {
+            GpuPixelFormat::Rgba8 => 4,
+            GpuPixelFormat::Rgba16F => 8,
+        }
+    }
+}
+
+/// The host's image: where it lives, its size and layout, and how to tell it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuImageDesc {
+    pub memory: GpuMemory,
+    /// Bytes from the start of the memory to the first pixel.
+    pub offset: u64,
+    pub width: usize,
+    pub height: usize,
+    /// Bytes from one row to the next (at least `width · bytes per pixel`).
+    pub row_pitch: u64,
+    pub format: GpuPixelFormat,
+    /// The device the host's memory belongs to (Vulkan's `deviceUUID`); required for imported
+    /// memory, checked against the engine's device.
+    pub device_uuid: Option<[u8; 16]>,
+    pub semaphore: Option<GpuSemaphore>,
+}
+
+impl GpuImageDesc {
+    /// Bytes from the start of the memory to the end of the last pixel.
+    pub fn extent(&self) -> u64 {
+        let row = self.width as u64 * self.format.bytes();
+        self.offset + (self.height as u64 - 1) * self.row_pitch + row
+    }
+
+    /// Checks what can be checked without a device: sizes, pitch, the range inside the memory.
+    pub fn validate(&self) -> Result<()> {
+        if self.width == 0 || self.height == 0 || self.width > 16384 || self.height > 16384 {
+            return Err(Error::invalid(format!(
+                "GPU image size {}×{} is not within 1..=16384",
+                self.width, self.height
+            )));
+        }
+        let row = self.width as u64 * self.format.bytes();
+        if self.row_pitch < row {
+            return Err(Error::invalid(format!(
+                "row_pitch {} is smaller than a row ({row} bytes)",
+                self.row_pitch
+            )));
+        }
+        if let Some(size) = self.memory.declared_size() {
+            if self.extent() > size {
+                return Err(Error::invalid(format!(
+                    "the image needs {} bytes from the memory's start but the allocation has {size}",
+                    self.extent()
+                )));
+            }
+            if self.device_uuid.is_none() {
+                return Err(Error::invalid(
+                    "imported memory needs the device UUID it was allocated on",
+                ));
+            }
+        }
+        if let GpuMemory::CudaPointer(0) = self.memory {
+            return Err(Error::invalid("the CUDA device pointer is NULL"));
+        }
+        Ok(())
+    }
+}
+
+/// A finished image's pixels kept on the GPU, ready to be copied into host memory: RGBA8 and
+/// RGBA16F, each (H, W, 4) contiguous (12 bytes per pixel in all).
+#[derive(Debug, Clone)]
+pub struct GpuPixels {
+    pub rgba8: Tensor,
+    pub rgba16f: Tensor,
+}
+
+impl GpuPixels {
+    /// On a CUDA device, converts a decoded image (1, 3, H, W) in [-1, 1] exactly as the host
+    /// result is converted (clamp, `127.5·(x + 1)`, truncate); `None` on other devices.
+    pub fn keep(decoded: &Tensor) -> Result<Option<Self>> {
+        if !decoded.device().is_cuda() {
+            return Ok(None);
+        }
+        let (_, _, h, w) = decoded.dims4()?;
+        let rgb = decoded
+            .squeeze(0)?
+            .to_dtype(DType::F32)?
+            .clamp(-1f32, 1f32)?
+            .affine(1.0, 1.0)?
+            .affine(127.5, 0.0)?
+            .to_dtype(DType::U8)?
+            .to_dtype(DType::F32)?;
+        let alpha = Tensor::full(255f32, (1, h, w), decoded.device())?;
+        let rgba = Tensor::cat(&[rgb, alpha], 0)?.permute((1, 2, 0))?;
+        Ok(Some(Self {
+            rgba8: rgba.to_dtype(DType::U8)?.contiguous()?,
+            rgba16f: (rgba / 255.0)?.to_dtype(DType::F16)?.contiguous()?,
+        }))
+    }
+
+    fn get(&self, format: GpuPixelFormat) -> &Tensor {
+        match format {
+            GpuPixelFormat::Rgba8 => &self.rgba8,
+            GpuPixelFormat::Rgba16F => &self.rgba16f,
+        }
+    }
+}
+
+/// The host's image imported into the engine's CUDA context; dropping it releases the import.
+pub struct GpuImage {
+    desc: GpuImageDesc,
+    #[cfg(feature = "cuda")]
+    target: cuda::Target,
+}
+
+impl GpuImage {
+    /// Imports the host's memory (and semaphore) on `device`, the engine's device. Fails with
+    /// `Unsupported` on the CPU or in a build without CUDA, `InvalidArgument` on a bad desc or
+    /// another device's memory.
+    pub fn import(device: &Device, desc: GpuImageDesc) -> Result<Self> {
+        desc.validate()?;
+        let cuda = cuda_device(device)?;
+        #[cfg(feature = "cuda")]
+        return Ok(Self {
+            target: cuda::Target::import(cuda, &desc)?,
+            desc,
+        });
+        #[cfg(not(feature = "cuda"))]
+        match cuda {}
+    }
+
+    /// The description it was imported with.
+    pub fn desc(&self) -> &GpuImageDesc {
+        &self.desc
+    }
+
+    /// Copies `pixels` (the same size) into the host's image on the GPU, then signals the
+    /// semaphore (to `signal_value` for timeline semaphores and fences). Returns once written.
+    pub fn write(&self, pixels: &GpuPixels, signal_value: u64) -> Result<()> {
+        let src = pixels.get(self.desc.format);
+        let (h, w, _) = src.dims3()?;
+        if (w, h) != (self.desc.width, self.desc.height) {
+            return Err(Error::invalid(format!(
+                "the result is {w}×{h} but the GPU image is {}×{}",
+                self.desc.width, self.desc.height
+            )));
+        }
+        #[cfg(feature = "cuda")]
+        return self.target.write(src, &self.desc, signal_value);
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = signal_value;
+            Err(no_cuda_build())
+        }
+    }
+}
+
+/// The UUID of the engine's CUDA device, to match the host's (Vulkan `deviceUUID`).
+pub fn device_uuid(device: &Device) -> Result<[u8; 16]> {
+    let cuda = cuda_device(device)?;
+    #[cfg(feature = "cuda")]
+    return cuda::uuid(cuda);
+    #[cfg(not(feature = "cuda"))]
+    match cuda {}
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(device: &Device) -> Result<&candle_core::CudaDevice> {
+    match device {
+        Device::Cuda(d) => Ok(d),
+        _ => Err(Error::Unsupported(
+            "GPU memory interop needs an engine on a CUDA device (this one runs on the CPU)".into(),
+        )),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_: &Device) -> Result<std::convert::Infallible> {
+    Err(no_cuda_build())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn no_cuda_build() -> Error {
+    Error::Unsupported("GPU memory interop needs a library built with CUDA".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc() -> GpuImageDesc {
+        GpuImageDesc {
+            memory: GpuMemory::OpaqueFd {
+                fd: 3,
+                size: 64 * 48 * 4,
+                dedicated: false,
+            },
+            offset: 0,
+            width: 64,
+            height: 48,
+            row_pitch: 64 * 4,
+            format: GpuPixelFormat::Rgba8,
+            device_uuid: Some([1; 16]),
+            semaphore: None,
+        }
+    }
+
+    #[test]
+    fn a_desc_must_fit_its_memory() {
+        assert!(desc().validate().is_ok());
+        let short_pitch = GpuImageDesc {
+            row_pitch: 255,
+            ..desc()
+        };
+        assert!(short_pitch.validate().is_err());
+        let too_big = GpuImageDesc {
+            format: GpuPixelFormat::Rgba16F,
+            row_pitch: 64 * 8,
+            ..desc()
+        };
+        let e = too_big.validate().unwrap_err().to_string();
+        assert!(e.contains("needs 24576 bytes"), "{e}");
+        let offset = GpuImageDesc {
+            offset: 1,
+            ..desc()
+        };
+        assert!(offset.validate().is_err());
+        let no_uuid = GpuImageDesc {
+            device_uuid: None,
+            ..desc()
+        };
+        assert!(no_uuid.validate().unwrap_err().to_string().contains("UUID"));
+        let null = GpuImageDesc {
+            memory: GpuMemory::CudaPointer(0),
+            ..desc()
+        };
+        assert!(null.validate().is_err());
+        let empty = GpuImageDesc { width: 0, ..desc() };
+        assert!(empty.validate().is_err());
+    }
+
+    #[test]
+    fn the_cpu_cannot_import_gpu_memory() {
+        let e = GpuImage::import(&Device::Cpu, desc()).err().unwrap();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+        assert!(matches!(
+            device_uuid(&Device::Cpu),
+            Err(Error::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn pixels_are_kept_only_on_a_gpu() {
+        let decoded = Tensor::zeros((1, 3, 4, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(GpuPixels::keep(&decoded).unwrap().is_none());
+    }
+}
