@@ -49,5 +49,7 @@ namespace Flux
         Compute = 21,
         /// <summary>An internal error (a caught panic); the engine stays usable.</summary>
         Internal = 22,
+        /// <summary>This library or engine cannot do it (GPU memory without CUDA, or on a CPU engine).</summary>
+        Unsupported = 23,
     }
 }

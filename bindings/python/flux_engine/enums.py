@@ -29,6 +29,7 @@ class Result(IntEnum):
     JOB_FAILED = 20
     COMPUTE = 21
     INTERNAL = 22
+    UNSUPPORTED = 23
 
 
 class Device(IntEnum):
