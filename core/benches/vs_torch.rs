@@ -213,7 +213,9 @@ impl Mode {
                 agreement: 1e-4,
             },
             true => Mode {
-                device: Device::new_cuda(0)?,
+                device: Device::new_cuda(0).map_err(|e| {
+                    format!("--gpu needs CUDA device 0 (a build with the cuda feature): {e}")
+                })?,
                 dtype: DType::BF16,
                 cases: vec![(4096, 0), (4096, 4096)],
                 text_tokens: 512,
