@@ -4,7 +4,7 @@
 //! pixels with the host-memory result of the same job, in RGBA8 and RGBA16F. Without a CUDA
 //! engine or a Vulkan device it is skipped with a message; the error paths run everywhere.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::mem::{size_of, MaybeUninit};
 use std::ptr;
 
@@ -16,23 +16,8 @@ use flux_engine::*;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 use support::{tiny_dev_model, Scratch};
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(flux_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn engine(device: FluxDevice) -> Option<*mut FluxEngine> {
-    let mut desc = MaybeUninit::<FluxEngineDesc>::uninit();
-    let mut out = ptr::null_mut();
-    unsafe {
-        flux_engine_desc_defaults(desc.as_mut_ptr(), size_of::<FluxEngineDesc>() as u32);
-        let mut desc = desc.assume_init();
-        desc.device = device as i32;
-        (flux_engine_create(&desc, &mut out) == FluxResult::Ok).then_some(out)
-    }
-}
+mod c_abi;
+use c_abi::{copy_pixels as host_pixels, engine, last_error, render_reference as render};
 
 fn gpu_desc() -> FluxGpuImageDesc {
     let mut d = MaybeUninit::<FluxGpuImageDesc>::uninit();
@@ -149,7 +134,7 @@ unsafe fn copy_image_rgba16f_is_refused(e: *mut FluxEngine) -> FluxResult {
 
 #[test]
 fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
-    let Some(e) = engine(FluxDevice::Cuda) else {
+    let Ok(e) = engine(FluxDevice::Cuda) else {
         let why = last_error();
         vulkan_exports_reach_a_cpu_engine_untouched();
         eprintln!("SKIPPED (GPU part): no CUDA engine ({why})");
@@ -264,52 +249,6 @@ fn vulkan_exports_reach_a_cpu_engine_untouched() {
     exported.close_fds();
     vk.free(exported);
     unsafe { assert_eq!(flux_engine_destroy(e), FluxResult::Ok) };
-}
-
-/// Loads the tiny model on `e` and renders the reference request; returns the job.
-fn render(e: *mut FluxEngine, model: &CString) -> FluxJob {
-    let req = support::reference_request();
-    let prompt = CString::new(req.prompt.clone()).unwrap();
-    let (mut job, mut state) = (0, -1);
-    unsafe {
-        let mut md = MaybeUninit::<FluxModelDesc>::uninit();
-        flux_model_desc_defaults(md.as_mut_ptr(), size_of::<FluxModelDesc>() as u32);
-        let mut md = md.assume_init();
-        md.folder = model.as_ptr();
-        assert_eq!(flux_engine_load_model(e, &md, &mut job), FluxResult::Ok);
-        assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
-        assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
-        let mut td = MaybeUninit::<FluxTextToImageDesc>::uninit();
-        flux_text_to_image_desc_defaults(td.as_mut_ptr(), size_of::<FluxTextToImageDesc>() as u32);
-        let mut td = td.assume_init();
-        td.prompt = prompt.as_ptr();
-        (td.width, td.height, td.seed) = (req.width as u32, req.height as u32, req.seed);
-        (td.steps, td.t5_len) = (req.steps.unwrap() as u32, req.t5_len.unwrap() as u32);
-        assert_eq!(
-            flux_engine_submit_text_to_image(e, &td, &mut job),
-            FluxResult::Ok
-        );
-        assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
-        assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
-    }
-    job
-}
-
-fn host_pixels(e: *mut FluxEngine, job: FluxJob, format: FluxPixelFormat, bpp: usize) -> Vec<u8> {
-    let req = support::reference_request();
-    let mut out = vec![0u8; req.width * req.height * bpp];
-    let r = unsafe {
-        flux_job_copy_image(
-            e,
-            job,
-            format as i32,
-            out.as_mut_ptr(),
-            req.width * bpp,
-            out.len(),
-        )
-    };
-    assert_eq!(r, FluxResult::Ok);
-    out
 }
 
 /// IEEE half to f32 (normal numbers and zero are all the pixels hold).
