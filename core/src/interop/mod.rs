@@ -166,6 +166,23 @@ impl GpuPixels {
         }))
     }
 
+    /// The host copy of the same pixels (RGB of the RGBA8 tensor): one transfer of the already
+    /// converted bytes instead of converting the decoded floats again on the CPU.
+    pub fn to_rgb(&self) -> Result<crate::image::RgbImage> {
+        let (height, width, _) = self.rgba8.dims3()?;
+        let data = self
+            .rgba8
+            .narrow(2, 0, 3)?
+            .to_device(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<u8>()?;
+        Ok(crate::image::RgbImage {
+            width,
+            height,
+            data,
+        })
+    }
+
     fn get(&self, format: GpuPixelFormat) -> &Tensor {
         match format {
             GpuPixelFormat::Rgba8 => &self.rgba8,
@@ -315,6 +332,17 @@ mod tests {
             device_uuid(&Device::Cpu),
             Err(Error::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn the_host_copy_is_the_rgb_of_the_rgba8_pixels() {
+        let rgba: Vec<u8> = (0..2 * 3 * 4).map(|v| v as u8).collect();
+        let rgba8 = Tensor::from_vec(rgba, (2, 3, 4), &Device::Cpu).unwrap();
+        let rgba16f = rgba8.to_dtype(DType::F16).unwrap();
+        let rgb = GpuPixels { rgba8, rgba16f }.to_rgb().unwrap();
+        assert_eq!((rgb.width, rgb.height), (3, 2));
+        let want: Vec<u8> = (0..24u8).filter(|v| v % 4 != 3).collect();
+        assert_eq!(rgb.data, want);
     }
 
     #[test]

@@ -274,7 +274,10 @@ pub fn run_timed(
     let start = Instant::now();
     let decoded = parts.ae.decode(&latent)?;
     let gpu_pixels = crate::interop::GpuPixels::keep(&decoded)?;
-    let image = RgbImage::from_tensor(&decoded)?;
+    let image = match &gpu_pixels {
+        Some(pixels) => pixels.to_rgb()?,
+        None => RgbImage::from_tensor(&decoded)?,
+    };
     let decoding = start.elapsed();
     let meta = GenerationMeta {
         prompt: prompt.to_string(),
