@@ -44,6 +44,8 @@ pub enum Error {
     Image(String),
     /// This build or the engine's device cannot do it (GPU memory without CUDA, on a CPU engine).
     Unsupported(String),
+    /// Something the engine waits on (a host's GPU semaphore) did not happen in time.
+    Timeout(String),
 }
 
 impl Error {
@@ -64,6 +66,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::Timeout(m) => write!(f, "timed out: {m}"),
             Error::Io { path, source } => write!(f, "cannot read '{}': {source}", path.display()),
             Error::CorruptFile { path, reason } => {
                 write!(

@@ -43,6 +43,7 @@ impl From<flux_core::Error> for FfiError {
             E::Cancelled => FluxResult::Cancelled,
             E::Compute(_) | E::Image(_) => FluxResult::Compute,
             E::Unsupported(_) => FluxResult::Unsupported,
+            E::Timeout(_) => FluxResult::Timeout,
         };
         Self::new(code, e.to_string())
     }

@@ -3,8 +3,11 @@
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use candle_core::cuda_backend::cudarc::driver::{sys, CudaContext, CudaStream, DevicePtr};
+use candle_core::cuda_backend::cudarc::driver::{
+    sys, CudaContext, CudaStream, DevicePtr, DevicePtrMut,
+};
 use candle_core::{CudaDevice, Storage, Tensor};
 
 use super::{GpuImageDesc, GpuMemory, GpuSemaphore};
@@ -104,30 +107,17 @@ impl Target {
                 (p + 2 * layout.start_offset() as u64, g)
             }
         };
-        let mut copy: sys::CUDA_MEMCPY2D = zeroed();
-        copy.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-        copy.srcDevice = src_ptr;
-        copy.srcPitch = row;
-        copy.dstMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-        copy.dstDevice = self.dst;
-        copy.dstPitch = desc.row_pitch as usize;
-        copy.WidthInBytes = row;
-        copy.Height = desc.height;
         let stream = self.stream.cu_stream();
-        unsafe {
-            driver(
-                "copying into the GPU image",
-                sys::cuMemcpy2DAsync_v2(&copy, stream),
-            )?
-        };
+        copy_rows(
+            (src_ptr, row),
+            (self.dst, desc.row_pitch as usize),
+            row,
+            desc.height,
+            stream,
+        )?;
         if let Some((sem, kind)) = self.semaphore {
             let mut params: sys::CUDA_EXTERNAL_SEMAPHORE_SIGNAL_PARAMS = zeroed();
-            if matches!(
-                kind,
-                GpuSemaphore::TimelineFd(_)
-                    | GpuSemaphore::TimelineWin32(_)
-                    | GpuSemaphore::D3D12Fence(_)
-            ) {
+            if kind.counts() {
                 params.params.fence.value = value;
             }
             unsafe {
@@ -139,6 +129,90 @@ impl Target {
         }
         // Returning after the copy keeps the source alive long enough and makes errors synchronous.
         self.stream.synchronize().map_err(wrap)
+    }
+
+    /// The image's pixels, rows tightly packed, once the semaphore allows (see `GpuImage::read`).
+    pub(super) fn read(
+        &self,
+        desc: &GpuImageDesc,
+        value: u64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let wrap = |e| Error::Compute(candle_core::Error::wrap(e));
+        self.ctx.bind_to_thread().map_err(wrap)?;
+        let row = desc.width * desc.format.bytes() as usize;
+        let mut staging = self
+            .stream
+            .alloc_zeros::<u8>(row * desc.height)
+            .map_err(wrap)?;
+        let stream = self.stream.cu_stream();
+        if let Some((sem, kind)) = self.semaphore {
+            let mut params: sys::CUDA_EXTERNAL_SEMAPHORE_WAIT_PARAMS = zeroed();
+            if kind.counts() {
+                params.params.fence.value = value;
+            }
+            unsafe {
+                driver(
+                    "waiting for the semaphore",
+                    sys::cuWaitExternalSemaphoresAsync(&sem, &params, 1, stream),
+                )?
+            };
+        }
+        {
+            let (dst, _guard) = staging.device_ptr_mut(&self.stream);
+            copy_rows(
+                (self.dst, desc.row_pitch as usize),
+                (dst, row),
+                row,
+                desc.height,
+                stream,
+            )?;
+        }
+        // Poll rather than synchronize: a host that never signals gets an error, not a hang.
+        let start = Instant::now();
+        loop {
+            match unsafe { sys::cuStreamQuery(stream) } {
+                sys::CUresult::CUDA_SUCCESS => break,
+                sys::CUresult::CUDA_ERROR_NOT_READY if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                sys::CUresult::CUDA_ERROR_NOT_READY => {
+                    // The queued copy still targets the staging buffer: leave it allocated.
+                    std::mem::forget(staging);
+                    return Err(Error::Timeout(format!(
+                        "the GPU image's semaphore was not signalled within {timeout:?} (value \
+                         {value}); the image stays waiting for it: signal it or destroy the image"
+                    )));
+                }
+                r => driver("reading the GPU image", r)?,
+            }
+        }
+        self.stream.clone_dtoh(&staging).map_err(wrap)
+    }
+}
+
+/// Queues a copy of `height` rows of `row` bytes between device memory `(pointer, pitch)`s.
+fn copy_rows(
+    (src, src_pitch): (sys::CUdeviceptr, usize),
+    (dst, dst_pitch): (sys::CUdeviceptr, usize),
+    row: usize,
+    height: usize,
+    stream: sys::CUstream,
+) -> Result<()> {
+    let mut copy: sys::CUDA_MEMCPY2D = zeroed();
+    copy.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
+    copy.srcDevice = src;
+    copy.srcPitch = src_pitch;
+    copy.dstMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
+    copy.dstDevice = dst;
+    copy.dstPitch = dst_pitch;
+    copy.WidthInBytes = row;
+    copy.Height = height;
+    unsafe {
+        driver(
+            "copying the GPU image's rows",
+            sys::cuMemcpy2DAsync_v2(&copy, stream),
+        )
     }
 }
 

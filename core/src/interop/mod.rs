@@ -2,10 +2,15 @@
 //! (and a semaphore) the host exported from Vulkan or D3D12 and the engine imports with CUDA's
 //! external-memory API. The host imports its image once ([`GpuImage::import`]) and has any
 //! number of results written into it ([`GpuImage::write`]); the pixels never visit host memory.
+//! The same image can be read back ([`GpuImage::read`]), e.g. as a Kontext reference the host
+//! rendered.
+
+use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
+use crate::image::RgbImage;
 
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -54,6 +59,18 @@ pub enum GpuSemaphore {
     TimelineWin32(isize),
     /// A D3D12 fence's shared handle, signalled to the value given to `write`.
     D3D12Fence(isize),
+}
+
+impl GpuSemaphore {
+    /// Whether it carries a value (timeline semaphores and fences) rather than a binary state.
+    pub fn counts(self) -> bool {
+        matches!(
+            self,
+            GpuSemaphore::TimelineFd(_)
+                | GpuSemaphore::TimelineWin32(_)
+                | GpuSemaphore::D3D12Fence(_)
+        )
+    }
 }
 
 /// Pixel layout written into GPU memory: 4 channels, alpha opaque.
@@ -168,7 +185,7 @@ impl GpuPixels {
 
     /// The host copy of the same pixels (RGB of the RGBA8 tensor): one transfer of the already
     /// converted bytes instead of converting the decoded floats again on the CPU.
-    pub fn to_rgb(&self) -> Result<crate::image::RgbImage> {
+    pub fn to_rgb(&self) -> Result<RgbImage> {
         let (height, width, _) = self.rgba8.dims3()?;
         let data = self
             .rgba8
@@ -176,7 +193,7 @@ impl GpuPixels {
             .to_device(&Device::Cpu)?
             .flatten_all()?
             .to_vec1::<u8>()?;
-        Ok(crate::image::RgbImage {
+        Ok(RgbImage {
             width,
             height,
             data,
@@ -238,6 +255,57 @@ impl GpuImage {
             Err(no_cuda_build())
         }
     }
+}
+
+impl GpuImage {
+    /// Reads the host's image (a Kontext reference it rendered, say): waits on the GPU for the
+    /// image's semaphore (a binary one's pending signal; timeline semaphores and fences until they
+    /// reach `wait_value`), copies the pixels out and returns their RGB (RGBA16F values are
+    /// [0, 1], scaled by 255 and rounded). Returns once read, so the host may reuse its image; a
+    /// semaphore not signalled within `timeout` gives `Timeout` instead of a hang.
+    pub fn read(&self, wait_value: u64, timeout: Duration) -> Result<RgbImage> {
+        #[cfg(feature = "cuda")]
+        {
+            let pixels = self.target.read(&self.desc, wait_value, timeout)?;
+            rgb_of(&pixels, &self.desc)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (wait_value, timeout);
+            Err(no_cuda_build())
+        }
+    }
+}
+
+/// The RGB of `desc`-sized pixels in its format, rows tightly packed: RGBA8 drops alpha, RGBA16F
+/// maps [0, 1] to 0..=255 (rounded, clamped).
+#[cfg(any(feature = "cuda", test))]
+fn rgb_of(pixels: &[u8], desc: &GpuImageDesc) -> Result<RgbImage> {
+    let bpp = desc.format.bytes() as usize;
+    let count = desc.width * desc.height;
+    if pixels.len() != count * bpp {
+        return Err(Error::invalid(format!(
+            "{} bytes of pixels for a {}×{} image",
+            pixels.len(),
+            desc.width,
+            desc.height
+        )));
+    }
+    let mut data = Vec::with_capacity(count * 3);
+    for px in pixels.chunks_exact(bpp) {
+        match desc.format {
+            GpuPixelFormat::Rgba8 => data.extend_from_slice(&px[..3]),
+            GpuPixelFormat::Rgba16F => data.extend(px[..6].chunks_exact(2).map(|c| {
+                let v = half::f16::from_ne_bytes([c[0], c[1]]).to_f32();
+                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+            })),
+        }
+    }
+    Ok(RgbImage {
+        width: desc.width,
+        height: desc.height,
+        data,
+    })
 }
 
 /// The UUID of the engine's CUDA device, to match the host's (Vulkan `deviceUUID`).
@@ -343,6 +411,32 @@ mod tests {
         assert_eq!((rgb.width, rgb.height), (3, 2));
         let want: Vec<u8> = (0..24u8).filter(|v| v % 4 != 3).collect();
         assert_eq!(rgb.data, want);
+    }
+
+    #[test]
+    fn read_pixels_become_rgb() {
+        let rgba8 = GpuImageDesc {
+            width: 2,
+            height: 1,
+            ..desc()
+        };
+        let rgb = rgb_of(&[1, 2, 3, 255, 4, 5, 6, 0], &rgba8).unwrap();
+        assert_eq!(
+            (rgb.width, rgb.height, rgb.data),
+            (2, 1, vec![1, 2, 3, 4, 5, 6])
+        );
+        let rgba16f = GpuImageDesc {
+            format: GpuPixelFormat::Rgba16F,
+            ..rgba8
+        };
+        let values = [0.0f32, 0.5, 1.0, 1.0, 2.0, -1.0, 100.0 / 255.0, 1.0];
+        let bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_ne_bytes())
+            .collect();
+        let rgb = rgb_of(&bytes, &rgba16f).unwrap();
+        assert_eq!(rgb.data, vec![0, 128, 255, 255, 0, 100]);
+        assert!(rgb_of(&bytes[..8], &rgba16f).is_err());
     }
 
     #[test]
