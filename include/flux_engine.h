@@ -59,7 +59,8 @@ enum FluxResult
   FLUX_RESULT_CANCELLED = 16,
   // The call is not allowed on this thread (e.g. destroy or wait inside the event callback).
   FLUX_RESULT_WRONG_THREAD = 17,
-  // `flux_job_wait` timed out; the job goes on.
+  // `flux_job_wait` timed out (the job goes on), or a GPU image's semaphore was not signalled
+  // in time.
   FLUX_RESULT_TIMEOUT = 18,
   // `flux_engine_poll_event` found no event.
   FLUX_RESULT_NO_EVENT = 19,
@@ -401,7 +402,8 @@ typedef struct FluxImageView {
 typedef struct FluxEditDesc {
   uint32_t struct_size;
   const char *prompt;
-  // `image_count` reference images (1 to 4); reference i gets position ids (i+1, row, col).
+  // `image_count` reference images from host memory; with the GPU references below, 1 to 4
+  // in all (host ones first); reference i gets position ids (i+1, row, col).
   const struct FluxImageView *images;
   uint32_t image_count;
   // 1 (default): snap references to the closest Kontext resolution; 0: keep their size.
@@ -416,6 +418,14 @@ typedef struct FluxEditDesc {
   float guidance;
   uint32_t t5_len;
   int32_t priority;
+  // `gpu_image_count` references read from GPU images (`flux_gpu_image_create`, a CUDA engine)
+  // at submit: the engine waits on the GPU for each image's semaphore (timeline semaphores and
+  // fences until `gpu_wait_values[i]`; NULL: 0), copies the pixels (RGBA16F as [0, 1]) and
+  // returns, so the host may reuse its images. A semaphore not signalled within 10 s gives
+  // FLUX_RESULT_TIMEOUT.
+  struct FluxGpuImage *const *gpu_images;
+  const uint64_t *gpu_wait_values;
+  uint32_t gpu_image_count;
 } FluxEditDesc;
 
 // An image-to-image job (any variant).
@@ -577,11 +587,13 @@ FluxResult flux_engine_submit_text_to_image(struct FluxEngine *engine,
 // `desc` must be NULL or point to `struct_size` writable bytes.
 void flux_edit_desc_defaults(struct FluxEditDesc *desc, uint32_t struct_size);
 
-// Queues a Kontext edit of 1 to 4 reference images (copied now).
+// Queues a Kontext edit of 1 to 4 reference images (copied now), from host memory and/or GPU
+// images.
 //
 // # Safety
 // Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
-// `stride × (height − 1) + width × bytes-per-pixel` bytes.
+// `stride × (height − 1) + width × bytes-per-pixel` bytes; `gpu_images` (and
+// `gpu_wait_values` unless NULL) must hold `gpu_image_count` entries.
 FluxResult flux_engine_submit_edit(struct FluxEngine *engine,
                                    const struct FluxEditDesc *desc,
                                    FluxJob *out_job);

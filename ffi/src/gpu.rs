@@ -1,11 +1,14 @@
 //! Exports for writing results into the host's GPU memory (CUDA pointers, Vulkan / D3D12
-//! memory and semaphores). Builds without CUDA, and CPU engines, answer `UNSUPPORTED`.
+//! memory and semaphores), and reading Kontext references from it. Builds without CUDA, and CPU
+//! engines, answer `UNSUPPORTED`.
 
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
+use flux_core::image::RgbImage;
 use flux_core::interop::{self, GpuImage, GpuImageDesc, GpuMemory, GpuPixelFormat, GpuSemaphore};
 use parking_lot::Mutex;
 
@@ -185,12 +188,7 @@ pub unsafe extern "C" fn flux_job_write_gpu_image(
 ) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        let target = registered(image)?;
-        if target.engine != engine as usize {
-            return Err(invalid(
-                "the GPU image was created on another engine".into(),
-            ));
-        }
+        let target = registered(image, engine, "image")?;
         let g = crate::finished(&h, job)?;
         let pixels = g.gpu_pixels.as_ref().ok_or_else(|| {
             FfiError::new(
@@ -202,6 +200,20 @@ pub unsafe extern "C" fn flux_job_write_gpu_image(
     })
 }
 
+/// Reads `image` (of `engine`) as a Kontext reference once its semaphore allows (`wait_value`).
+pub(crate) fn read(
+    engine: *mut FluxEngine,
+    image: *mut FluxGpuImage,
+    wait_value: u64,
+    what: &str,
+) -> FfiResult<RgbImage> {
+    let source = registered(image, engine, what)?;
+    Ok(source.image.read(wait_value, READ_TIMEOUT)?)
+}
+
+/// How long reading a GPU image waits for the host's semaphore.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Releases an imported image (the host's memory and handles are untouched).
 ///
 /// # Safety
@@ -209,22 +221,32 @@ pub unsafe extern "C" fn flux_job_write_gpu_image(
 #[no_mangle]
 pub unsafe extern "C" fn flux_gpu_image_destroy(image: *mut FluxGpuImage) -> FluxResult {
     guard(|| {
-        registered(image)?;
-        IMAGES.lock().remove(&(image as usize));
-        Ok(())
+        non_null(image, "image")?;
+        match IMAGES.lock().remove(&(image as usize)) {
+            Some(_) => Ok(()),
+            None => Err(not_live("image")),
+        }
     })
 }
 
-fn registered(image: *mut FluxGpuImage) -> FfiResult<Arc<Registered>> {
-    non_null(image, "image")?;
-    IMAGES
-        .lock()
-        .get(&(image as usize))
-        .cloned()
-        .ok_or_else(|| {
-            FfiError::new(
-                FluxResult::InvalidHandle,
-                "image is not a live GPU image (destroyed or never created)",
-            )
-        })
+/// The live image behind `image`, which must have been created on `engine`.
+fn registered(
+    image: *mut FluxGpuImage,
+    engine: *mut FluxEngine,
+    what: &str,
+) -> FfiResult<Arc<Registered>> {
+    non_null(image, what)?;
+    let found = IMAGES.lock().get(&(image as usize)).cloned();
+    let found = found.ok_or_else(|| not_live(what))?;
+    if found.engine != engine as usize {
+        return Err(invalid(format!("{what} was created on another engine")));
+    }
+    Ok(found)
+}
+
+fn not_live(what: &str) -> FfiError {
+    FfiError::new(
+        FluxResult::InvalidHandle,
+        format!("{what} is not a live GPU image (destroyed or never created)"),
+    )
 }

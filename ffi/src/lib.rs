@@ -474,14 +474,19 @@ fn edit_desc_defaults() -> FluxEditDesc {
         guidance: -1.0,
         t5_len: 0,
         priority: FLUX_PRIORITY_NORMAL,
+        gpu_images: std::ptr::null(),
+        gpu_wait_values: std::ptr::null(),
+        gpu_image_count: 0,
     }
 }
 
-/// Queues a Kontext edit of 1 to 4 reference images (copied now).
+/// Queues a Kontext edit of 1 to 4 reference images (copied now), from host memory and/or GPU
+/// images.
 ///
 /// # Safety
 /// Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
-/// `stride × (height − 1) + width × bytes-per-pixel` bytes.
+/// `stride × (height − 1) + width × bytes-per-pixel` bytes; `gpu_images` (and
+/// `gpu_wait_values` unless NULL) must hold `gpu_image_count` entries.
 #[no_mangle]
 pub unsafe extern "C" fn flux_engine_submit_edit(
     engine: *mut FluxEngine,
@@ -499,20 +504,40 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
         )?;
         let prompt = string(d.prompt, "desc.prompt")?;
         check_counts(d.steps, d.t5_len)?;
-        non_null(d.images, "desc.images")?;
         let max = flux_core::pipeline::edit::MAX_REFERENCES;
-        if d.image_count == 0 || d.image_count as usize > max {
+        let (hosts, gpus) = (d.image_count as usize, d.gpu_image_count as usize);
+        if hosts + gpus == 0 || hosts + gpus > max {
             return Err(FfiError::new(
                 FluxResult::InvalidArgument,
-                format!("image_count must be 1..={max}, got {}", d.image_count),
+                format!("image_count + gpu_image_count must be 1..={max}, got {hosts} + {gpus}"),
             ));
         }
-        let views = std::slice::from_raw_parts(d.images, d.image_count as usize);
-        let references = views
-            .iter()
-            .enumerate()
-            .map(|(i, v)| image(v, &format!("desc.images[{i}]")))
-            .collect::<FfiResult<Vec<_>>>()?;
+        let mut references = Vec::with_capacity(hosts + gpus);
+        if hosts > 0 {
+            non_null(d.images, "desc.images")?;
+            for (i, v) in std::slice::from_raw_parts(d.images, hosts)
+                .iter()
+                .enumerate()
+            {
+                references.push(image(v, &format!("desc.images[{i}]"))?);
+            }
+        }
+        if gpus > 0 {
+            non_null(d.gpu_images, "desc.gpu_images")?;
+            let images = std::slice::from_raw_parts(d.gpu_images, gpus);
+            for (i, &g) in images.iter().enumerate() {
+                let wait = match d.gpu_wait_values.is_null() {
+                    true => 0,
+                    false => *d.gpu_wait_values.add(i),
+                };
+                references.push(gpu::read(
+                    engine,
+                    g,
+                    wait,
+                    &format!("desc.gpu_images[{i}]"),
+                )?);
+            }
+        }
         let size = match (d.width, d.height) {
             (0, 0) => None,
             (w, hh) => Some(size(w, hh)?),

@@ -45,7 +45,8 @@ pub enum FluxResult {
     Cancelled = 16,
     /// The call is not allowed on this thread (e.g. destroy or wait inside the event callback).
     WrongThread = 17,
-    /// `flux_job_wait` timed out; the job goes on.
+    /// `flux_job_wait` timed out (the job goes on), or a GPU image's semaphore was not signalled
+    /// in time.
     Timeout = 18,
     /// `flux_engine_poll_event` found no event.
     NoEvent = 19,
@@ -244,7 +245,8 @@ pub struct FluxImageView {
 pub struct FluxEditDesc {
     pub struct_size: u32,
     pub prompt: *const c_char,
-    /// `image_count` reference images (1 to 4); reference i gets position ids (i+1, row, col).
+    /// `image_count` reference images from host memory; with the GPU references below, 1 to 4
+    /// in all (host ones first); reference i gets position ids (i+1, row, col).
     pub images: *const FluxImageView,
     pub image_count: u32,
     /// 1 (default): snap references to the closest Kontext resolution; 0: keep their size.
@@ -259,6 +261,14 @@ pub struct FluxEditDesc {
     pub guidance: f32,
     pub t5_len: u32,
     pub priority: i32,
+    /// `gpu_image_count` references read from GPU images (`flux_gpu_image_create`, a CUDA engine)
+    /// at submit: the engine waits on the GPU for each image's semaphore (timeline semaphores and
+    /// fences until `gpu_wait_values[i]`; NULL: 0), copies the pixels (RGBA16F as [0, 1]) and
+    /// returns, so the host may reuse its images. A semaphore not signalled within 10 s gives
+    /// FLUX_RESULT_TIMEOUT.
+    pub gpu_images: *const *mut FluxGpuImage,
+    pub gpu_wait_values: *const u64,
+    pub gpu_image_count: u32,
 }
 
 /// An image-to-image job (any variant).

@@ -1,8 +1,10 @@
 //! Results written into the host's GPU memory through the C ABI. A small Vulkan host (`ash`)
 //! creates an exportable buffer and semaphore on the engine's GPU (matched by UUID), passes their
 //! fds to `flux_gpu_image_create`, waits on the semaphore in its own queue and compares the
-//! pixels with the host-memory result of the same job, in RGBA8 and RGBA16F. Without a CUDA
-//! engine or a Vulkan device it is skipped with a message; the error paths run everywhere.
+//! pixels with the host-memory result of the same job, in RGBA8 and RGBA16F; then signals the
+//! semaphore and has the engine read the image back as a Kontext reference, which must edit
+//! exactly like its host-memory copy. Without a CUDA engine or a Vulkan device it is skipped
+//! with a message; the error paths run everywhere.
 
 use std::ffi::CString;
 use std::mem::{size_of, MaybeUninit};
@@ -111,6 +113,50 @@ fn gpu_images_refuse_bad_input_and_cpu_engines() {
     }
 }
 
+/// An edit desc for `prompt` with no references.
+fn edit_desc(prompt: &CString) -> FluxEditDesc {
+    let mut d = MaybeUninit::<FluxEditDesc>::uninit();
+    unsafe {
+        flux_edit_desc_defaults(d.as_mut_ptr(), size_of::<FluxEditDesc>() as u32);
+        let mut d = d.assume_init();
+        d.prompt = prompt.as_ptr();
+        d
+    }
+}
+
+#[test]
+fn edits_take_gpu_references_only_as_live_images() {
+    let e = engine(FluxDevice::Cpu).unwrap();
+    let prompt = CString::new("make it blue").unwrap();
+    let bogus = [0x42 as *mut FluxGpuImage];
+    let mut job = 0;
+    unsafe {
+        let submit = |d: &FluxEditDesc, job: &mut FluxJob| flux_engine_submit_edit(e, d, job);
+        let mut d = edit_desc(&prompt);
+        (d.gpu_images, d.gpu_image_count) = (bogus.as_ptr(), 1);
+        assert_eq!(submit(&d, &mut job), FluxResult::InvalidHandle);
+        assert!(
+            last_error().contains("desc.gpu_images[0]"),
+            "{}",
+            last_error()
+        );
+        d.gpu_images = ptr::null();
+        assert_eq!(submit(&d, &mut job), FluxResult::NullPointer);
+        d.gpu_image_count = 0;
+        assert_eq!(submit(&d, &mut job), FluxResult::InvalidArgument);
+        assert!(last_error().contains("gpu_image_count"), "{}", last_error());
+        (d.gpu_images, d.gpu_image_count, d.image_count) = (bogus.as_ptr(), 2, 3);
+        assert_eq!(submit(&d, &mut job), FluxResult::InvalidArgument);
+        // A caller built against the header before GPU references passes a shorter struct.
+        let mut old = edit_desc(&prompt);
+        old.struct_size = std::mem::offset_of!(FluxEditDesc, gpu_images) as u32;
+        old.gpu_image_count = 1;
+        assert_eq!(submit(&old, &mut job), FluxResult::InvalidArgument);
+        assert!(last_error().contains("got 0 + 0"), "{}", last_error());
+        assert_eq!(flux_engine_destroy(e), FluxResult::Ok);
+    }
+}
+
 /// Imported memory (an fd) just big enough for the 64×48 RGBA8 image of pitch 256.
 fn opaque_fd(b: &mut FluxGpuImageDesc) {
     (b.memory_type, b.memory_handle) = (FluxGpuMemoryType::OpaqueFd as i32, 0);
@@ -194,6 +240,19 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
             );
         }
         let got = vk.read_after_semaphore(&exported, pitch * h);
+        // The same image read back as a Kontext reference, once the host signals it, edits
+        // exactly like its host-memory copy.
+        vk.signal(&exported);
+        let from_gpu = edit(e, &[], &[image]);
+        let rgba8 = host_pixels(e, job, FluxPixelFormat::Rgba8, 4);
+        let view = FluxImageView {
+            width: w as u32,
+            height: h as u32,
+            stride: (w * 4) as u32,
+            format: FluxPixelFormat::Rgba8 as i32,
+            data: rgba8.as_ptr(),
+        };
+        assert_eq!(from_gpu, edit(e, &[view], &[]));
         unsafe { assert_eq!(flux_gpu_image_destroy(image), FluxResult::Ok) };
         let rows = got.chunks(pitch).map(|r| &r[..w * bpp]);
         let got: Vec<u8> = rows.flatten().copied().collect();
@@ -217,6 +276,29 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
         vk.free(exported);
     }
     unsafe { assert_eq!(flux_engine_destroy(e), FluxResult::Ok) };
+}
+
+/// The RGB8 result of a 2-step edit of the references (host views, then GPU images).
+fn edit(e: *mut FluxEngine, views: &[FluxImageView], gpu: &[*mut FluxGpuImage]) -> Vec<u8> {
+    let prompt = CString::new("the same scene at night").unwrap();
+    let mut d = edit_desc(&prompt);
+    (d.images, d.image_count) = (views.as_ptr(), views.len() as u32);
+    (d.gpu_images, d.gpu_image_count) = (gpu.as_ptr(), gpu.len() as u32);
+    (d.snap, d.steps, d.t5_len, d.seed) = (0, 2, 16, 7);
+    let (mut job, mut state) = (0, -1);
+    unsafe {
+        assert_eq!(
+            flux_engine_submit_edit(e, &d, &mut job),
+            FluxResult::Ok,
+            "{}",
+            last_error()
+        );
+        assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
+        assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
+    }
+    let pixels = host_pixels(e, job, FluxPixelFormat::Rgb8, 3);
+    unsafe { assert_eq!(flux_job_release(e, job), FluxResult::Ok) };
+    pixels
 }
 
 /// Without a CUDA engine, the Vulkan host still runs on any Vulkan device there is (Mesa's CPU
@@ -489,6 +571,23 @@ impl Vulkan {
             d.destroy_buffer(staging, None);
             d.free_memory(staging_memory, None);
             bytes
+        }
+    }
+
+    /// Signals the exported semaphore from the host's queue (an empty submission), as a
+    /// renderer does when the pixels it wrote are ready.
+    fn signal(&self, exported: &Exported) {
+        let signals = [exported.semaphore];
+        let submit = vk::SubmitInfo::default().signal_semaphores(&signals);
+        unsafe {
+            let d = &self.device;
+            let fence = d
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .unwrap();
+            d.queue_submit(self.queue, &[submit], fence).unwrap();
+            d.wait_for_fences(&[fence], true, 10_000_000_000)
+                .expect("an empty submission finishes within 10 s");
+            d.destroy_fence(fence, None);
         }
     }
 
