@@ -1,4 +1,5 @@
-//! Helpers shared by the benchmark programs.
+//! Helpers shared by the benchmark programs (each uses some of them).
+#![allow(dead_code)]
 
 /// Peak resident set size of this process so far, in MiB (Linux `VmHWM`; NaN elsewhere).
 pub fn peak_rss_mib() -> f64 {
