@@ -255,9 +255,7 @@ impl GpuImage {
             Err(no_cuda_build())
         }
     }
-}
 
-impl GpuImage {
     /// Reads the host's image (a Kontext reference it rendered, say): waits on the GPU for the
     /// image's semaphore (a binary one's pending signal; timeline semaphores and fences until they
     /// reach `wait_value`), copies the pixels out and returns their RGB (RGBA16F values are
