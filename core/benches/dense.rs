@@ -5,15 +5,13 @@
 //!
 //! `cargo bench -p flux-core --bench dense [-- ROUNDS]`
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use flux_core::model::layers::Dense;
 
 mod support;
-use support::median;
+use support::{median, BoxError, Torch};
 
 /// (rows, inputs, outputs, what): the transformer's dense layers for 1152 joint tokens.
 const SHAPES: [(usize, usize, usize, &str); 6] = [
@@ -25,77 +23,46 @@ const SHAPES: [(usize, usize, usize, &str); 6] = [
     (1152, 7680, 1536, "single block linear2"),
 ];
 
-/// A PyTorch process that times one `F.linear` per shape (same order) each time it is asked.
-struct Torch {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+/// Starts a PyTorch process that, each time it reads a line, times one `F.linear` per shape
+/// (same order) and prints the seconds.
+fn start_torch(threads: usize) -> Result<Torch, BoxError> {
+    let shapes: Vec<String> = SHAPES
+        .iter()
+        .map(|(m, k, n, _)| format!("({m},{k},{n})"))
+        .collect();
+    let script = format!(
+        "import sys, time, torch\n\
+         import torch.nn.functional as F\n\
+         torch.set_num_threads({threads})\n\
+         cases = [(torch.randn(m, k), torch.randn(n, k), torch.randn(n)) for m, k, n in [{}]]\n\
+         for x, w, b in cases: F.linear(x, w, b)\n\
+         for _ in sys.stdin:\n\
+         \x20   ts = []\n\
+         \x20   for x, w, b in cases:\n\
+         \x20       s = time.perf_counter(); F.linear(x, w, b); ts.append(time.perf_counter() - s)\n\
+         \x20   print(*ts, flush=True)\n",
+        shapes.join(",")
+    );
+    Torch::start(&["-c".into(), script])
 }
 
-impl Torch {
-    fn start(python: &str, threads: usize) -> Result<Self, String> {
-        let shapes: Vec<String> = SHAPES
-            .iter()
-            .map(|(m, k, n, _)| format!("({m},{k},{n})"))
-            .collect();
-        let script = format!(
-            "import sys, time, torch\n\
-             import torch.nn.functional as F\n\
-             torch.set_num_threads({threads})\n\
-             cases = [(torch.randn(m, k), torch.randn(n, k), torch.randn(n)) for m, k, n in [{}]]\n\
-             for x, w, b in cases: F.linear(x, w, b)\n\
-             for _ in sys.stdin:\n\
-             \x20   ts = []\n\
-             \x20   for x, w, b in cases:\n\
-             \x20       s = time.perf_counter(); F.linear(x, w, b); ts.append(time.perf_counter() - s)\n\
-             \x20   print(*ts, flush=True)\n",
-            shapes.join(",")
-        );
-        let mut child = Command::new(python)
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {python}: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        Ok(Self {
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// One round: seconds per shape.
-    fn round(&mut self) -> Result<Vec<f64>, String> {
-        writeln!(self.stdin, "go").map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        match self.stdout.read_line(&mut line) {
-            Ok(0) | Err(_) => return Err("the PyTorch process exited (see its error)".into()),
-            Ok(_) => {}
-        }
-        line.split_whitespace()
-            .map(|t| t.parse::<f64>().map_err(|e| format!("{t:?}: {e}")))
-            .collect()
-    }
+/// One PyTorch round: seconds per shape.
+fn torch_round(torch: &mut Torch) -> Result<Vec<f64>, BoxError> {
+    torch.send("go")?;
+    let line = torch.read_line()?;
+    let secs = line.split_whitespace().map(str::parse::<f64>);
+    Ok(secs.collect::<Result<_, _>>()?)
 }
 
-impl Drop for Torch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), BoxError> {
     let rounds: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(7);
     let threads = candle_core::utils::get_num_threads();
-    let mut torch = match std::env::var("FLUX_BENCH_PYTHON") {
-        Ok(py) => Some(Torch::start(&py, threads)?),
-        Err(_) => None,
+    let mut torch = match std::env::var_os("FLUX_BENCH_PYTHON") {
+        Some(_) => Some(start_torch(threads)?),
+        None => None,
     };
     let dev = Device::Cpu;
     let mut cases = Vec::with_capacity(SHAPES.len());
@@ -118,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             engine_times[i].push(start.elapsed().as_secs_f64());
         }
         if let Some(t) = torch.as_mut() {
-            for (i, secs) in t.round()?.into_iter().enumerate() {
+            for (i, secs) in torch_round(t)?.into_iter().enumerate() {
                 torch_times[i].push(secs);
             }
         }

@@ -17,88 +17,40 @@
 //!
 //! `cargo bench -p flux-core --bench vs_torch [-- ROUNDS] [--gpu]`
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use flux_core::model::{self, transformer::FluxTransformer, LoadOptions, ModelFiles};
 
 mod support;
-use support::{median, peak_rss_mib};
+use support::{median, peak_rss_mib, BoxError, Torch};
 
-type BoxError = Box<dyn std::error::Error>;
-
-/// The PyTorch process and its command pipe.
-struct Torch {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+/// Starts `vs_torch.py` on the model folder `dir` and waits for it to be ready.
+fn start_torch(dir: &Path, threads: usize, mode: &Mode) -> Result<Torch, BoxError> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/vs_torch.py");
+    let mut args = vec![
+        script.to_string(),
+        dir.display().to_string(),
+        "--threads".into(),
+        threads.to_string(),
+    ];
+    args.extend(mode.python_args());
+    let mut torch = Torch::start(&args)?;
+    torch.expect("ready")?;
+    Ok(torch)
 }
 
-impl Torch {
-    fn start(dir: &Path, threads: usize, mode: &Mode) -> Result<Self, BoxError> {
-        let python = std::env::var("FLUX_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/vs_torch.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg(dir)
-            .args(["--threads", &threads.to_string()])
-            .args(mode.python_args())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {python}: {e} (set FLUX_BENCH_PYTHON)"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut torch = Self {
-            child,
-            stdin,
-            stdout,
-        };
-        torch.expect("ready")?;
-        Ok(torch)
-    }
-
-    fn read_line(&mut self) -> Result<String, BoxError> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            return Err("the PyTorch process exited (see its error above)".into());
-        }
-        Ok(line.trim().to_string())
-    }
-
-    fn expect(&mut self, want: &str) -> Result<(), BoxError> {
-        match self.read_line()? {
-            line if line == want => Ok(()),
-            line => Err(format!("PyTorch answered {line:?}, expected {want:?}").into()),
-        }
-    }
-
-    fn send(&mut self, command: &str) -> Result<(), BoxError> {
-        writeln!(self.stdin, "{command}")?;
-        Ok(self.stdin.flush()?)
-    }
-
-    /// Runs a timed command (`run` or `steps`); returns ms and the peak device memory in MiB.
-    fn timed(&mut self, command: &str) -> Result<(f64, f64), BoxError> {
-        self.send(command)?;
-        let line = self.read_line()?;
-        let bad = || format!("bad reply {line:?}");
-        let (ms, peak) = line
-            .strip_prefix("ms ")
-            .and_then(|rest| rest.split_once(" peak_mib "))
-            .ok_or_else(bad)?;
-        Ok((ms.parse()?, peak.parse()?))
-    }
-}
-
-impl Drop for Torch {
-    fn drop(&mut self) {
-        let _ = self.send("quit");
-        let _ = self.child.wait();
-    }
+/// Runs a timed command (`run` or `steps`); returns ms and the peak device memory in MiB.
+fn torch_timed(torch: &mut Torch, command: &str) -> Result<(f64, f64), BoxError> {
+    torch.send(command)?;
+    let line = torch.read_line()?;
+    let bad = || format!("bad reply {line:?}");
+    let (ms, peak) = line
+        .strip_prefix("ms ")
+        .and_then(|rest| rest.split_once(" peak_mib "))
+        .ok_or_else(bad)?;
+    Ok((ms.parse()?, peak.parse()?))
 }
 
 /// One case's inputs, as written by `vs_torch.py` (diffusers conventions: ids without batch).
@@ -262,7 +214,7 @@ fn compare(
         mode.text_tokens
     );
     let (warm_engine, _, mut out) = inputs.forward(model)?;
-    let (warm_torch, _) = torch.timed(&format!("run {n} {r}"))?;
+    let (warm_torch, _) = torch_timed(torch, &format!("run {n} {r}"))?;
     println!("warm-up: engine {warm_engine:.1} ms, PyTorch {warm_torch:.1} ms");
     let (mut engine_ms, mut torch_ms, mut ratios) = (vec![], vec![], vec![]);
     let (mut engine_peak, mut torch_peak) = (0f64, 0f64);
@@ -273,9 +225,9 @@ fn compare(
             Ok(ms)
         };
         let (e, (t, tp)) = if round % 2 == 0 {
-            (engine()?, torch.timed(&format!("run {n} {r}"))?)
+            (engine()?, torch_timed(torch, &format!("run {n} {r}"))?)
         } else {
-            let t = torch.timed(&format!("run {n} {r}"))?;
+            let t = torch_timed(torch, &format!("run {n} {r}"))?;
             (engine()?, t)
         };
         torch_peak = torch_peak.max(tp);
@@ -301,7 +253,7 @@ fn compare(
         if r == 0 {
             let steps = 28;
             let (e, ep) = inputs.steps(model, n, steps)?;
-            let (t, tp) = torch.timed(&format!("steps {n} {r} {steps}"))?;
+            let (t, tp) = torch_timed(torch, &format!("steps {n} {r} {steps}"))?;
             println!(
                 "{steps} steps: engine {e:.0} ms (peak {ep:.0} MiB), PyTorch {t:.0} ms (peak {tp:.0} MiB), ratio {:.3}",
                 e / t
@@ -336,7 +288,7 @@ fn main() -> Result<(), BoxError> {
     let dir: PathBuf = std::env::temp_dir().join(format!("flux-vs-torch-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> Result<(), BoxError> {
-        let mut torch = Torch::start(&dir, threads, &mode)?;
+        let mut torch = start_torch(&dir, threads, &mode)?;
         let start = Instant::now();
         let files = ModelFiles::transformer_only(dir.join("transformer"));
         let opts = LoadOptions {

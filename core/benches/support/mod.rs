@@ -1,6 +1,69 @@
 //! Helpers shared by the benchmark programs (each uses some of them).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// A PyTorch process (`FLUX_BENCH_PYTHON`, default `python3`) spoken to in lines: commands on its
+/// stdin, replies on its stdout. Dropping it closes its stdin (its command loop ends) and waits.
+pub struct Torch {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Torch {
+    /// Starts the Python with `args` (a script and its options, or `-c` and code).
+    pub fn start(args: &[String]) -> Result<Self, BoxError> {
+        let python = std::env::var("FLUX_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = Command::new(&python)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {python}: {e} (set FLUX_BENCH_PYTHON)"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        Ok(Self {
+            child,
+            stdin: Some(stdin),
+            stdout,
+        })
+    }
+
+    /// The next reply line, trimmed.
+    pub fn read_line(&mut self) -> Result<String, BoxError> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err("the PyTorch process exited (see its error above)".into());
+        }
+        Ok(line.trim().to_string())
+    }
+
+    /// Reads a reply that must be `want`.
+    pub fn expect(&mut self, want: &str) -> Result<(), BoxError> {
+        match self.read_line()? {
+            line if line == want => Ok(()),
+            line => Err(format!("PyTorch answered {line:?}, expected {want:?}").into()),
+        }
+    }
+
+    pub fn send(&mut self, command: &str) -> Result<(), BoxError> {
+        let stdin = self.stdin.as_mut().ok_or("the PyTorch process is closed")?;
+        writeln!(stdin, "{command}")?;
+        Ok(stdin.flush()?)
+    }
+}
+
+impl Drop for Torch {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
 /// Peak resident set size of this process so far, in MiB (Linux `VmHWM`; NaN elsewhere).
 pub fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
