@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::cuda_backend::cudarc::driver::{
-    sys, CudaContext, CudaStream, DevicePtr, DevicePtrMut,
+    sys, CudaContext, CudaStream, DevicePtr, DevicePtrMut, DriverError,
 };
 use candle_core::{CudaDevice, Storage, Tensor};
 
@@ -33,6 +33,11 @@ fn driver(what: &str, r: sys::CUresult) -> Result<()> {
         .map_err(|e| Error::Compute(candle_core::Error::Msg(format!("{what}: {e:?}"))))
 }
 
+/// A failed call of cudarc's safe API as an engine error.
+fn wrap(e: DriverError) -> Error {
+    Error::Compute(candle_core::Error::wrap(e))
+}
+
 /// A zeroed driver descriptor (their reserved fields must be zero).
 fn zeroed<T>() -> T {
     unsafe { MaybeUninit::<T>::zeroed().assume_init() }
@@ -40,16 +45,13 @@ fn zeroed<T>() -> T {
 
 pub(super) fn uuid(device: &CudaDevice) -> Result<[u8; 16]> {
     let ctx = device.cuda_stream().context().clone();
-    let id = ctx
-        .uuid()
-        .map_err(|e| Error::Compute(candle_core::Error::wrap(e)))?;
+    let id = ctx.uuid().map_err(wrap)?;
     Ok(id.bytes.map(|b| b as u8))
 }
 
 impl Target {
     pub(super) fn import(device: &CudaDevice, desc: &GpuImageDesc) -> Result<Self> {
         let ctx = device.cuda_stream().context().clone();
-        let wrap = |e| Error::Compute(candle_core::Error::wrap(e));
         ctx.bind_to_thread().map_err(wrap)?;
         if let Some(want) = desc.device_uuid {
             let have = uuid(device)?;
@@ -87,7 +89,6 @@ impl Target {
     }
 
     pub(super) fn write(&self, src: &Tensor, desc: &GpuImageDesc, value: u64) -> Result<()> {
-        let wrap = |e| Error::Compute(candle_core::Error::wrap(e));
         self.ctx.bind_to_thread().map_err(wrap)?;
         let (storage, layout) = src.storage_and_layout();
         let Storage::Cuda(cuda) = &*storage else {
@@ -138,7 +139,6 @@ impl Target {
         value: u64,
         timeout: Duration,
     ) -> Result<Vec<u8>> {
-        let wrap = |e| Error::Compute(candle_core::Error::wrap(e));
         self.ctx.bind_to_thread().map_err(wrap)?;
         let row = desc.width * desc.format.bytes() as usize;
         let mut staging = self
