@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests that drive other programs (C, C++, Python, C#,
-//! Blender) against the built library. Included with `#[path]` by each test crate; a crate may
-//! use only some of them.
+//! Blender) against the built library, and the scratch folders of every test crate (flux-core's
+//! through `core/tests/common`). Included with `#[path]` by each test crate; a crate may use only
+//! some of them.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,10 @@ use candle_core::{DType, Device, Tensor};
 use flux_core::model::{ModelFiles, Variant};
 use flux_core::tiny::{self, Layout};
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+pub use support::Scratch;
+
 /// `tests/fixtures` of this repository.
 pub fn fixtures() -> PathBuf {
     tiny::default_fixtures_dir()
@@ -95,25 +99,6 @@ pub fn forward_fixture(
         fx.get("guidance"),
     )
     .unwrap()
-}
-
-/// A fresh scratch folder under the target dir, removed when dropped.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("flux-core-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Writes the tiny model into a scratch folder.
