@@ -345,6 +345,15 @@ mod tests {
         let want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
         assert_close("no bias", &no_bias, &want, 1e-6);
         assert!(dense.forward(&randn(4, &[2, 7, 41])).is_err());
+        // An output count that splits into column blocks of unequal width.
+        let (w, b) = (randn(5, &[50, 40]), randn(6, &[50]));
+        let want = x
+            .broadcast_matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap();
+        let got = Dense::new(w, Some(b)).unwrap().forward(&x).unwrap();
+        assert_close("50 outputs", &got, &want, 1e-6);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::rows::{as_rows, tensor, Rows};
-use super::{math, matmul, simd_fn, Operand};
+use super::rows::{as_rows, tensor, zeroed, Rows};
+use super::{math, matmul, simd_fn, Operand, Out};
 
 /// Scores computed at once per task (256 Ki f32 = 1 MiB, half a core's L2 on current x86).
 const CHUNK_SCORES: usize = 256 * 1024;
@@ -94,9 +94,9 @@ pub fn prepare_qkv(
         );
     }
     let block = n * d;
-    let mut q = vec![0f32; b * heads * block];
-    let mut k = vec![0f32; b * heads * block];
-    let mut v = vec![0f32; b * heads * block];
+    let mut q = zeroed(b * heads * block);
+    let mut k = zeroed(b * heads * block);
+    let mut v = zeroed(b * heads * block);
     let q_mul = 1.0 / (d as f32).sqrt();
     let table = table.data();
     q.par_chunks_mut(block.max(1))
@@ -141,16 +141,6 @@ simd_fn! {
     }
 }
 
-/// The output buffer, written by tasks at disjoint places.
-struct Out(*mut f32);
-// SAFETY: every task writes only its own (token rows × head columns) block of the buffer.
-unsafe impl Sync for Out {}
-impl Out {
-    fn at(&self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
 /// `softmax(q·kᵀ)·v` for q, k, v (B, H, N, D) with the softmax scale already in q; returns
 /// (B, N, H·D). Each (batch, head, chunk of query rows) is one parallel task.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
@@ -169,7 +159,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let (qd, kd, vd) = (qv.data(), kv.data(), vv.data());
     let chunk = (CHUNK_SCORES / n_kv.max(1)).clamp(16, 256).min(n.max(1));
     let chunks = n.div_ceil(chunk);
-    let mut out = vec![0f32; b * n * h * d];
+    let mut out = zeroed(b * n * h * d);
     let dst = Out(out.as_mut_ptr());
     (0..b * h * chunks)
         .into_par_iter()

@@ -84,6 +84,16 @@ unsafe fn matmul(
     )
 }
 
+/// The output buffer, written by tasks at disjoint places.
+struct Out(*mut f32);
+// SAFETY: every task writes only its own block of the buffer.
+unsafe impl Sync for Out {}
+impl Out {
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 /// Defines `pub fn $name(args)` that runs `$body` compiled for AVX-512 or AVX2+FMA when the CPU
 /// has them (runtime-detected), so the plain loops in the body auto-vectorise to that width.
 macro_rules! simd_fn {

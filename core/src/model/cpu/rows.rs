@@ -84,6 +84,25 @@ pub(super) fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> 
     Tensor::from_vec(data, shape, &Device::Cpu)
 }
 
+/// A zeroed buffer of `len` values for a kernel's output. A large one is backed by transparent
+/// huge pages where Linux offers them: its first writes then fault 2 MiB at a time instead of
+/// 4 KiB (the 4 KiB faults cost the 1024-token forward about a tenth of its time).
+pub(super) fn zeroed(len: usize) -> Vec<f32> {
+    let mut v = vec![0f32; len];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (v.as_mut_ptr() as usize).next_multiple_of(HUGE);
+        let end = (v.as_mut_ptr() as usize + len * 4) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside v's allocation; MADV_HUGEPAGE changes only how
+            // its pages are backed, never their contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
+}
+
 /// Rows per parallel task: about 64 KiB of input each, at least one row.
 fn rows_per_task(len: usize) -> usize {
     (16_384 / len.max(1)).max(1)
@@ -102,7 +121,7 @@ simd_fn! {
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     let x = as_rows(x)?;
     let view = Rows::require(&x)?;
-    let mut out = vec![0f32; view.rows * view.len];
+    let mut out = zeroed(view.rows * view.len);
     let per_task = rows_per_task(view.len);
     out.par_chunks_mut(per_task * view.len.max(1))
         .enumerate()
@@ -143,7 +162,7 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     if sh.rows != b || sc.rows != b || sh.len != c || sc.len != c {
         bail!("modulation shapes do not match ({b}, {n}, {c})");
     }
-    let mut out = vec![0f32; b * n * c];
+    let mut out = zeroed(b * n * c);
     let per_task = rows_per_task(c);
     out.par_chunks_mut(per_task * c.max(1))
         .enumerate()
