@@ -45,7 +45,7 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
     let dst = Out(out.as_mut_ptr());
     // Independent column blocks, one single-threaded gemm each: gemm's own split waits at every
     // packed block (2–5% slower at the FLUX shapes, much more when a core is preempted).
-    let cols = n.div_ceil(2 * threads()).next_multiple_of(16);
+    let cols = n.div_ceil(2 * threads()).next_multiple_of(16).max(16);
     (0..n.div_ceil(cols))
         .into_par_iter()
         .with_max_len(1)
