@@ -8,6 +8,9 @@ out=target/valgrind
 mkdir -p "$out"
 cc -std=c99 -D_POSIX_C_SOURCE=200809L -g -Iinclude tests/c/lifecycle.c -L"$lib" -lflux_engine \
   -Wl,-rpath,"$PWD/$lib" -o "$out/lifecycle"
-cargo run -q -p flux-cli -- tiny-model --out "$out/model"
+# Built with the workspace's features, so the dependencies `cargo test --workspace` built are
+# reused (`cargo run -p flux-cli` would unify features for flux-cli alone and rebuild candle).
+cargo build -q --workspace --bins
+target/debug/flux-cli tiny-model --out "$out/model"
 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$out/lifecycle" "$out/model" "$out/gen.rgb" "$out/edit.rgb"
