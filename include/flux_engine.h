@@ -18,6 +18,10 @@
 
 #define FLUX_PRIORITY_BATCH -100
 
+// Unread events an engine without a callback keeps for `flux_engine_poll_event`; beyond it the
+// oldest are dropped (job states stay exact: `flux_job_status`).
+#define FLUX_EVENT_QUEUE_CAPACITY 1024
+
 // Result code of every fallible call; `flux_last_error_message()` gives the sentence.
 enum FluxResult
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -320,9 +324,9 @@ typedef struct FluxEvent {
   uint32_t embedding_cached;
 } FluxEvent;
 
-// Receives every event of an engine (which then queues none for `flux_engine_poll_event`). Runs on the engine's worker thread for everything the
-// worker does, and on the calling thread inside submit calls (QUEUED) and `flux_job_cancel`
-// (CANCELLED of a queued job). The event and its pointers are valid only during the call. From
+// Receives every event of an engine (which then queues none for `flux_engine_poll_event`).
+// Runs on the engine's worker thread for everything the worker does, and on the calling thread
+// inside submit calls (QUEUED) and `flux_job_cancel` (CANCELLED of a queued job). The event and its pointers are valid only during the call. From
 // the callback you may call any function except `flux_engine_destroy` and `flux_job_wait`
 // (both return `FLUX_RESULT_WRONG_THREAD` there); keep it short, it delays the job.
 typedef void (*FluxEventCallback)(const struct FluxEvent *event, void *user_data);
@@ -681,13 +685,14 @@ FluxResult flux_job_save_image(struct FluxEngine *engine, FluxJob job, const cha
 // `engine` must be NULL or a handle.
 FluxResult flux_job_release(struct FluxEngine *engine, FluxJob job);
 
-// The next event, or NO_EVENT (always, for an engine with a callback). Never blocks. `out->struct_size` must be set; its pointers stay
-// valid until the next poll on this engine.
+// The next event, or NO_EVENT (always, for an engine with a callback). Never blocks.
+// `out->struct_size` must be set; its pointers stay valid until the next poll on this engine.
+// The engine keeps the latest `FLUX_EVENT_QUEUE_CAPACITY` unread events: poll every frame, or
+// pass a callback.
 //
 // # Safety
 // `out` must point to a `FluxEvent` whose `struct_size` is set.
-FluxResult flux_engine_poll_event(struct FluxEngine *engine,
-                                  struct FluxEvent *out);
+FluxResult flux_engine_poll_event(struct FluxEngine *engine, struct FluxEvent *out);
 
 // Sets the memory budget in bytes; residency follows before the next job.
 //

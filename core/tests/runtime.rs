@@ -1,14 +1,17 @@
 //! The engine runtime on the tiny model: event order, cancellation, priorities, 1,000 jobs,
-//! shutdown with jobs in flight, memory budget, panics, callbacks, the prompt cache.
+//! the bounded poll queue, shutdown with jobs in flight, memory budget, panics, callbacks, the
+//! prompt cache.
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::{self, TextToImage};
+use flux_core::runtime::events::QUEUE_CAPACITY;
 use flux_core::runtime::job::{PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_NORMAL};
 use flux_core::runtime::{
     CancelOutcome, Engine, EngineOptions, Event, JobId, JobOutput, JobRequest, JobState,
@@ -240,7 +243,21 @@ fn priorities_first_then_submission_order() {
 #[test]
 fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
     let (_s, files) = tiny_model("rt-thousand", Variant::Schnell, Layout::SingleFiles);
-    let engine = Engine::new(EngineOptions::default()).unwrap();
+    // Counted as they happen: thousands of events would overflow the poll queue.
+    let terminal_events = Arc::new(Mutex::new(HashMap::<JobId, usize>::new()));
+    let counts = terminal_events.clone();
+    let engine = Engine::new(EngineOptions {
+        callback: Some(Box::new(move |e: &Event| {
+            if let Event::Finished { job, .. }
+            | Event::Failed { job, .. }
+            | Event::Cancelled { job } = e
+            {
+                *counts.lock().unwrap().entry(*job).or_default() += 1;
+            }
+        })),
+        ..EngineOptions::default()
+    })
+    .unwrap();
     load(&engine, &files);
     let mut rng = 0x2545F4914F6CDD1Du64;
     let mut next = || {
@@ -264,7 +281,6 @@ fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
             engine.cancel(victim).unwrap();
         }
     }
-    let mut terminal_events = std::collections::HashMap::<JobId, usize>::new();
     let deadline = Instant::now() + WAIT;
     for &id in &ids {
         let state = engine
@@ -272,13 +288,7 @@ fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
             .unwrap();
         assert!(state.is_terminal(), "job {id:?} did not finish");
     }
-    for e in drain(&engine) {
-        if let Event::Finished { job, .. } | Event::Failed { job, .. } | Event::Cancelled { job } =
-            e
-        {
-            *terminal_events.entry(job).or_default() += 1;
-        }
-    }
+    let terminal_events = terminal_events.lock().unwrap();
     let (mut ok, mut cancelled) = (0, 0);
     for &id in &ids {
         assert_eq!(
@@ -303,6 +313,35 @@ fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
         ok > 0 && cancelled > 0,
         "{ok} succeeded, {cancelled} cancelled"
     );
+}
+
+#[test]
+fn a_host_that_never_polls_keeps_only_the_latest_events() {
+    let (_s, files) = tiny_model("rt-unpolled", Variant::Schnell, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions {
+        preview_every: 1,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    load(&engine, &files);
+    // A progress and a preview event per step: more than the queue holds.
+    let steps = QUEUE_CAPACITY / 2 + 50;
+    let job = submit(&engine, "x", 0, steps, 16);
+    assert_eq!(engine.wait(job, WAIT).unwrap(), JobState::Succeeded);
+    let events = drain(&engine);
+    assert_eq!(events.len(), QUEUE_CAPACITY, "the queue stays bounded");
+    assert!(
+        engine.dropped_events() >= 100,
+        "{}",
+        engine.dropped_events()
+    );
+    let last = job_events(&events, job);
+    assert!(
+        matches!(last.last(), Some(Event::Finished { .. })),
+        "the newest events are kept: {:?}",
+        last.last()
+    );
+    assert_eq!(engine.status(job).unwrap().state, JobState::Succeeded);
 }
 
 #[test]

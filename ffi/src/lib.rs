@@ -915,8 +915,10 @@ pub unsafe extern "C" fn flux_job_release(engine: *mut FluxEngine, job: FluxJob)
     })
 }
 
-/// The next event, or NO_EVENT (always, for an engine with a callback). Never blocks. `out->struct_size` must be set; its pointers stay
-/// valid until the next poll on this engine.
+/// The next event, or NO_EVENT (always, for an engine with a callback). Never blocks.
+/// `out->struct_size` must be set; its pointers stay valid until the next poll on this engine.
+/// The engine keeps the latest `FLUX_EVENT_QUEUE_CAPACITY` unread events: poll every frame, or
+/// pass a callback.
 ///
 /// # Safety
 /// `out` must point to a `FluxEvent` whose `struct_size` is set.

@@ -146,6 +146,12 @@ pub const FLUX_PRIORITY_INTERACTIVE: i32 = 100;
 pub const FLUX_PRIORITY_NORMAL: i32 = 0;
 pub const FLUX_PRIORITY_BATCH: i32 = -100;
 
+/// Unread events an engine without a callback keeps for `flux_engine_poll_event`; beyond it the
+/// oldest are dropped (job states stay exact: `flux_job_status`).
+pub const FLUX_EVENT_QUEUE_CAPACITY: u32 = 1024;
+const _: () =
+    assert!(FLUX_EVENT_QUEUE_CAPACITY as usize == flux_core::runtime::events::QUEUE_CAPACITY);
+
 /// An engine (opaque). Create with `flux_engine_create`, free with `flux_engine_destroy`.
 /// All functions taking an engine may be called from any thread, concurrently, except
 /// `flux_engine_destroy`, which must not race other calls on the same engine.
@@ -156,9 +162,9 @@ pub struct FluxEngine {
 /// A job handle: unique within its engine, never 0, never reused.
 pub type FluxJob = u64;
 
-/// Receives every event of an engine (which then queues none for `flux_engine_poll_event`). Runs on the engine's worker thread for everything the
-/// worker does, and on the calling thread inside submit calls (QUEUED) and `flux_job_cancel`
-/// (CANCELLED of a queued job). The event and its pointers are valid only during the call. From
+/// Receives every event of an engine (which then queues none for `flux_engine_poll_event`).
+/// Runs on the engine's worker thread for everything the worker does, and on the calling thread
+/// inside submit calls (QUEUED) and `flux_job_cancel` (CANCELLED of a queued job). The event and its pointers are valid only during the call. From
 /// the callback you may call any function except `flux_engine_destroy` and `flux_job_wait`
 /// (both return `FLUX_RESULT_WRONG_THREAD` there); keep it short, it delays the job.
 pub type FluxEventCallback =

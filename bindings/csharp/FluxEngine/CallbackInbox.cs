@@ -24,6 +24,9 @@ namespace Flux
         /// <summary>The function pointer to put in <c>FluxEngineDesc.callback</c>.</summary>
         internal static readonly IntPtr FunctionPointer = Marshal.GetFunctionPointerForDelegate(Callback);
 
+        // Unread events kept, as the library keeps for polling (FLUX_EVENT_QUEUE_CAPACITY).
+        const int Capacity = 1024;
+
         readonly ConcurrentQueue<FluxEventData> queue = new ConcurrentQueue<FluxEventData>();
 
         [MonoPInvokeCallback(typeof(Native.NativeEventCallback))]
@@ -33,6 +36,11 @@ namespace Flux
             {
                 var inbox = (CallbackInbox)GCHandle.FromIntPtr(userData).Target;
                 inbox.queue.Enqueue(new FluxEventData(Versioned.Read<Native.FluxEvent>(ev)));
+                // A host that polls rarely loses the oldest events, not memory.
+                FluxEventData dropped;
+                while (inbox.queue.Count > Capacity && inbox.queue.TryDequeue(out dropped))
+                {
+                }
             }
             catch (Exception)
             {

@@ -150,7 +150,8 @@ namespace Flux
 
         /// <summary>
         /// The next event, without blocking; false when there is none. Call it regularly (e.g.
-        /// every frame) in either delivery mode: undrained events accumulate.
+        /// every frame) in either delivery mode: the latest 1024 unread events are kept
+        /// (<c>FLUX_EVENT_QUEUE_CAPACITY</c>), older ones are dropped.
         /// </summary>
         public bool PollEvent(out FluxEventData ev)
         {

@@ -340,7 +340,8 @@ class Engine:
         return self._submit("flux_engine_submit_image_to_image", desc)
 
     def poll_event(self):
-        """The next ``Event``, or ``None``. Never blocks."""
+        """The next ``Event``, or ``None``. Never blocks. The engine keeps the latest 1024
+        unread events (``FLUX_EVENT_QUEUE_CAPACITY``); older ones are dropped."""
         e = _native.Event(struct_size=ctypes.sizeof(_native.Event))
         # An event's pointers live until the next poll: copy it out before another thread polls.
         with self._poll_lock:

@@ -1,9 +1,10 @@
 //! Per-engine events: passed to the host's callback when it gave one, otherwise queued to be
-//! polled.
+//! polled, at most [`QUEUE_CAPACITY`] at a time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::job::JobId;
 use crate::image::RgbImage;
@@ -57,27 +58,52 @@ pub enum Event {
 /// does, and on the calling thread inside `submit` (Queued) and `cancel` (Cancelled of a queued job).
 pub type EventCallback = Box<dyn Fn(&Event) + Send + Sync>;
 
+/// Unread events an engine without a callback keeps. A host that polls rarely (or never, waiting
+/// on jobs instead) loses the oldest events beyond this, not memory: with previews on, a long
+/// editor session would otherwise pile up every step's image. Job states stay exact regardless.
+pub const QUEUE_CAPACITY: usize = 1024;
+
 pub(crate) struct Events {
     tx: Sender<Event>,
     rx: Receiver<Event>,
     callback: Option<EventCallback>,
+    dropped: AtomicU64,
 }
 
 impl Events {
     pub fn new(callback: Option<EventCallback>) -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Self { tx, rx, callback }
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        Self {
+            tx,
+            rx,
+            callback,
+            dropped: AtomicU64::new(0),
+        }
     }
 
     /// Passes the event to the callback if the host gave one (no lock is held meanwhile),
-    /// otherwise queues it for [`poll`](Self::poll): a host listening only through the callback
-    /// never accumulates unread events.
+    /// otherwise queues it for [`poll`](Self::poll), dropping the oldest queued event when the
+    /// queue is full: a host listening only through the callback never accumulates unread events.
     pub fn emit(&self, e: Event) {
-        match &self.callback {
-            Some(cb) => cb(&e),
-            // The receiver lives as long as `self`: sending cannot fail.
-            None => drop(self.tx.send(e)),
+        if let Some(cb) = &self.callback {
+            return cb(&e);
         }
+        let mut e = e;
+        // The receiver lives as long as `self`, so the only failure is a full queue.
+        while let Err(TrySendError::Full(back)) = self.tx.try_send(e) {
+            if self.rx.try_recv().is_ok() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                log::warn!(
+                    "{QUEUE_CAPACITY} events unread: dropping the oldest (poll more often, or \
+                     pass an event callback)"
+                );
+            }
+            e = back;
+        }
+    }
+
+    /// Events dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Like [`emit`](Self::emit), but a panicking callback is logged instead of unwinding:
@@ -92,5 +118,37 @@ impl Events {
     /// The next event, without blocking.
     pub fn poll(&self) -> Option<Event> {
         self.rx.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(i: usize) -> Event {
+        Event::Log {
+            level: log::Level::Info,
+            message: i.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_events() {
+        let events = Events::new(None);
+        let extra = 10;
+        for i in 0..QUEUE_CAPACITY + extra {
+            events.emit(log(i));
+        }
+        assert_eq!(events.dropped(), extra as u64);
+        let messages: Vec<String> = std::iter::from_fn(|| events.poll())
+            .map(|e| match e {
+                Event::Log { message, .. } => message,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        let want: Vec<String> = (extra..QUEUE_CAPACITY + extra)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(messages, want);
     }
 }

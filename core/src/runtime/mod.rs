@@ -269,8 +269,14 @@ impl Engine {
     }
 
     /// The next event, or `None` when there is none (always, with a callback). Never blocks.
+    /// At most [`events::QUEUE_CAPACITY`] unread events are kept; older ones are dropped.
     pub fn poll_event(&self) -> Option<Event> {
         self.shared.events.poll()
+    }
+
+    /// How many events were dropped unread because the poll queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.events.dropped()
     }
 
     /// Blocks until the job reaches a terminal state or `timeout` passes; returns its state then.
