@@ -633,8 +633,9 @@ FluxResult flux_job_cancel(struct FluxEngine *engine, FluxJob job, int32_t *out_
 // `out` must point to a `FluxJobStatus` whose `struct_size` is set.
 FluxResult flux_job_status(struct FluxEngine *engine, FluxJob job, struct FluxJobStatus *out);
 
-// Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). On success
-// `out_state` (may be NULL) holds the terminal `FluxJobState`. WRONG_THREAD in the callback.
+// Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). `out_state`
+// (may be NULL) then holds the job's `FluxJobState`: the terminal one on success, QUEUED or
+// RUNNING on TIMEOUT. WRONG_THREAD in the callback.
 //
 // # Safety
 // Pointers must be NULL or valid.

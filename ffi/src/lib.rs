@@ -719,8 +719,9 @@ pub unsafe extern "C" fn flux_job_status(
     })
 }
 
-/// Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). On success
-/// `out_state` (may be NULL) holds the terminal `FluxJobState`. WRONG_THREAD in the callback.
+/// Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). `out_state`
+/// (may be NULL) then holds the job's `FluxJobState`: the terminal one on success, QUEUED or
+/// RUNNING on TIMEOUT. WRONG_THREAD in the callback.
 ///
 /// # Safety
 /// Pointers must be NULL or valid.
@@ -743,13 +744,13 @@ pub unsafe extern "C" fn flux_job_wait(
             .engine
             .wait(JobId(job), Duration::from_millis(timeout_ms as u64))
             .map_err(job_err)?;
+        write_opt(out_state, state_code(state));
         if !state.is_terminal() {
             return Err(FfiError::new(
                 FluxResult::Timeout,
                 format!("job {job} still {state:?} after {timeout_ms} ms"),
             ));
         }
-        write_opt(out_state, state_code(state));
         Ok(())
     })
 }

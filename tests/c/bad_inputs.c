@@ -230,7 +230,9 @@ int main(int argc, char **argv) {
   td.steps = 400;
   FluxJob slow;
   CHECK(flux_engine_submit_text_to_image(e, &td, &slow));
+  state = -1;
   ROW(flux_job_wait(e, slow, 1, &state), FLUX_RESULT_TIMEOUT);
+  EXPECT(state == FLUX_JOB_STATE_QUEUED || state == FLUX_JOB_STATE_RUNNING);
   static unsigned char out[64 * 64 * 16];
   ROW(flux_job_copy_image(e, slow, FLUX_PIXEL_FORMAT_RGB8, out, 64 * 3, sizeof out), FLUX_RESULT_NOT_READY);
   CHECK(flux_job_cancel(e, slow, NULL));
