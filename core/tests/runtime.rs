@@ -65,7 +65,7 @@ fn drain(engine: &Engine) -> Vec<Event> {
 
 fn image_of(engine: &Engine, id: JobId) -> flux_core::image::RgbImage {
     match engine.take_result(id).unwrap() {
-        JobOutput::Image(g) => g.image,
+        JobOutput::Image(g) => g.image.clone(),
         other => panic!("not an image: {other:?}"),
     }
 }

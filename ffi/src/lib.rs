@@ -14,6 +14,7 @@ pub mod types;
 
 use std::ffi::c_char;
 use std::mem::{offset_of, size_of};
+use std::sync::Arc;
 use std::time::Duration;
 
 use abi::{
@@ -772,7 +773,7 @@ pub unsafe extern "C" fn flux_job_error(engine: *mut FluxEngine, job: FluxJob) -
 }
 
 /// A finished image job's result (image and generation parameters), or the code saying why not.
-pub(crate) fn finished(h: &Handle, job: FluxJob) -> FfiResult<Box<flux_core::pipeline::Generated>> {
+pub(crate) fn finished(h: &Handle, job: FluxJob) -> FfiResult<Arc<flux_core::pipeline::Generated>> {
     match h.engine.result(JobId(job)) {
         Ok(JobOutput::Image(g)) => Ok(g),
         Ok(_) => Err(FfiError::new(
@@ -801,7 +802,8 @@ pub unsafe extern "C" fn flux_job_image_size(
         let h = abi::engine(engine)?;
         non_null(out_width, "out_width")?;
         non_null(out_height, "out_height")?;
-        let img = finished(&h, job)?.image;
+        let g = finished(&h, job)?;
+        let img = &g.image;
         out_width.write(img.width as u32);
         out_height.write(img.height as u32);
         Ok(())
@@ -841,7 +843,8 @@ pub unsafe extern "C" fn flux_job_copy_image(
             }
         };
         non_null(dst, "dst")?;
-        let img = finished(&h, job)?.image;
+        let g = finished(&h, job)?;
+        let img = &g.image;
         let row = img.width * bpp;
         if dst_stride < row {
             return Err(FfiError::new(

@@ -171,7 +171,7 @@ impl Engine {
             JobOutput::Image(g) => Ok(Image {
                 width: g.image.width as u32,
                 height: g.image.height as u32,
-                rgb: g.image.data,
+                rgb: g.image.data.clone(),
             }),
             _ => Err(flux_core::Error::InvalidArgument(format!(
                 "job {job} has no image"

@@ -1,6 +1,7 @@
 //! Jobs: what the host asks for, their states and results.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -69,10 +70,10 @@ impl JobState {
     }
 }
 
-/// What a succeeded job produced.
+/// What a succeeded job produced. An image is shared, so reading it never copies its pixels.
 #[derive(Debug, Clone)]
 pub enum JobOutput {
-    Image(Box<Generated>),
+    Image(Arc<Generated>),
     Model(ModelInfo),
     Unloaded,
 }

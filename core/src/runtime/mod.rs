@@ -242,7 +242,7 @@ impl Engine {
         &self.device
     }
 
-    /// A copy of a finished job's result (the engine keeps it).
+    /// A finished job's result, shared with the engine (which keeps it until released).
     pub fn result(&self, id: JobId) -> Result<JobOutput> {
         let job = self.shared.job(id)?;
         let slot = job.slot.lock();

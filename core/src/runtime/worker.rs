@@ -246,7 +246,7 @@ impl Worker {
                 let (prompt, t5_len) = self.prompt_of(image_job)?;
                 let cached = self.cache.contains(&prompt, t5_len);
                 let generated = self.generate(job, image_job)?;
-                Ok((JobOutput::Image(Box::new(generated)), cached))
+                Ok((JobOutput::Image(Arc::new(generated)), cached))
             }
         }
     }
