@@ -59,6 +59,14 @@ fn load(engine: &Engine, files: &ModelFiles) {
     );
 }
 
+/// The tiny model written under `name`, and an engine with `options` that has loaded it.
+fn loaded_engine(name: &str, variant: Variant, options: EngineOptions) -> (Scratch, Engine) {
+    let (s, files) = tiny_model(name, variant, Layout::SingleFiles);
+    let engine = Engine::new(options).unwrap();
+    load(&engine, &files);
+    (s, engine)
+}
+
 fn drain(engine: &Engine) -> Vec<Event> {
     std::iter::from_fn(|| engine.poll_event()).collect()
 }
@@ -153,9 +161,7 @@ fn whole_job_events_in_order_and_result_equals_the_rust_api() {
 
 #[test]
 fn cancel_queued_and_running_jobs() {
-    let (_s, files) = tiny_model("rt-cancel", Variant::Dev, Layout::SingleFiles);
-    let engine = Engine::new(EngineOptions::default()).unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine("rt-cancel", Variant::Dev, EngineOptions::default());
     let long = submit(&engine, "a dog", 1, 200, 64);
     let queued = submit(&engine, "a dog", 2, 2, 32);
     // Wait for the long job's first steps, then cancel both.
@@ -206,9 +212,7 @@ fn cancel_queued_and_running_jobs() {
 
 #[test]
 fn priorities_first_then_submission_order() {
-    let (_s, files) = tiny_model("rt-priority", Variant::Schnell, Layout::SingleFiles);
-    let engine = Engine::new(EngineOptions::default()).unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine("rt-priority", Variant::Schnell, EngineOptions::default());
     let blocker = submit(&engine, "x", 0, 30, 64);
     while engine.status(blocker).unwrap().state == JobState::Queued {
         std::thread::sleep(Duration::from_millis(1));
@@ -242,23 +246,24 @@ fn priorities_first_then_submission_order() {
 
 #[test]
 fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
-    let (_s, files) = tiny_model("rt-thousand", Variant::Schnell, Layout::SingleFiles);
     // Counted as they happen: thousands of events would overflow the poll queue.
     let terminal_events = Arc::new(Mutex::new(HashMap::<JobId, usize>::new()));
     let counts = terminal_events.clone();
-    let engine = Engine::new(EngineOptions {
-        callback: Some(Box::new(move |e: &Event| {
-            if let Event::Finished { job, .. }
-            | Event::Failed { job, .. }
-            | Event::Cancelled { job } = e
-            {
-                *counts.lock().unwrap().entry(*job).or_default() += 1;
-            }
-        })),
-        ..EngineOptions::default()
-    })
-    .unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine(
+        "rt-thousand",
+        Variant::Schnell,
+        EngineOptions {
+            callback: Some(Box::new(move |e: &Event| {
+                if let Event::Finished { job, .. }
+                | Event::Failed { job, .. }
+                | Event::Cancelled { job } = e
+                {
+                    *counts.lock().unwrap().entry(*job).or_default() += 1;
+                }
+            })),
+            ..EngineOptions::default()
+        },
+    );
     let mut rng = 0x2545F4914F6CDD1Du64;
     let mut next = || {
         rng ^= rng << 13;
@@ -317,13 +322,14 @@ fn a_thousand_jobs_with_random_priorities_and_cancels_each_end_once() {
 
 #[test]
 fn a_host_that_never_polls_keeps_only_the_latest_events() {
-    let (_s, files) = tiny_model("rt-unpolled", Variant::Schnell, Layout::SingleFiles);
-    let engine = Engine::new(EngineOptions {
-        preview_every: 1,
-        ..EngineOptions::default()
-    })
-    .unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine(
+        "rt-unpolled",
+        Variant::Schnell,
+        EngineOptions {
+            preview_every: 1,
+            ..EngineOptions::default()
+        },
+    );
     // A progress and a preview event per step: more than the queue holds.
     let steps = QUEUE_CAPACITY / 2 + 50;
     let job = submit(&engine, "x", 0, steps, 16);
@@ -444,7 +450,6 @@ fn a_panic_inside_a_job_fails_it_and_the_engine_stays_usable() {
 
 #[test]
 fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
-    let (_s, files) = tiny_model("rt-callback", Variant::Schnell, Layout::SingleFiles);
     let slot: Arc<Mutex<Option<Engine>>> = Arc::new(Mutex::new(None));
     let outcome: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let (s2, o2) = (slot.clone(), outcome.clone());
@@ -462,12 +467,14 @@ fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
             }
         }
     });
-    let engine = Engine::new(EngineOptions {
-        callback: Some(callback),
-        ..EngineOptions::default()
-    })
-    .unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine(
+        "rt-callback",
+        Variant::Schnell,
+        EngineOptions {
+            callback: Some(callback),
+            ..EngineOptions::default()
+        },
+    );
     submit(&engine, "x", 0, 2, 16);
     *slot.lock().unwrap() = Some(engine);
     let deadline = Instant::now() + WAIT;
@@ -482,9 +489,7 @@ fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
 
 #[test]
 fn same_prompt_new_seed_skips_text_encoding() {
-    let (_s, files) = tiny_model("rt-cache", Variant::Schnell, Layout::SingleFiles);
-    let engine = Engine::new(EngineOptions::default()).unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine("rt-cache", Variant::Schnell, EngineOptions::default());
     let a = submit(&engine, "a blue house", 1, 1, 16);
     let b = submit(&engine, "a blue house", 2, 1, 16);
     assert_eq!(engine.wait(b, WAIT).unwrap(), JobState::Succeeded);
@@ -522,17 +527,18 @@ fn jobs_without_a_model_or_with_bad_input_fail_cleanly() {
 
 #[test]
 fn with_a_callback_events_go_only_to_it() {
-    let (_s, files) = tiny_model("rt-callback-only", Variant::Schnell, Layout::SingleFiles);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    let engine = Engine::new(EngineOptions {
-        callback: Some(Box::new(move |e: &Event| {
-            s2.lock().unwrap().push(e.clone())
-        })),
-        ..EngineOptions::default()
-    })
-    .unwrap();
-    load(&engine, &files);
+    let (_s, engine) = loaded_engine(
+        "rt-callback-only",
+        Variant::Schnell,
+        EngineOptions {
+            callback: Some(Box::new(move |e: &Event| {
+                s2.lock().unwrap().push(e.clone())
+            })),
+            ..EngineOptions::default()
+        },
+    );
     let job = submit(&engine, "x", 0, 2, 16);
     assert_eq!(engine.wait(job, WAIT).unwrap(), JobState::Succeeded);
     let seen = seen.lock().unwrap();
