@@ -313,7 +313,10 @@ fn main() -> Result<(), BoxError> {
             .cases
             .iter()
             .zip(&ratios)
-            .map(|((n, r), ratio)| format!("{ratio:.3} at {n}+{r} tokens"))
+            .map(|((n, r), ratio)| match r {
+                0 => format!("{ratio:.3} at {n} image tokens"),
+                r => format!("{ratio:.3} at {n} image + {r} reference tokens"),
+            })
             .collect();
         println!(
             "\nsummary: median ratio engine/PyTorch {}",

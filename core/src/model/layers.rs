@@ -5,6 +5,8 @@
 //! generic candle ops below. RoPE tables and their application are computed in f32 whatever the
 //! model dtype, as the reference does, so bf16 models keep accurate positions.
 
+use std::ops::Range;
+
 use candle_core::{DType, Device, Tensor, D};
 
 use super::cpu::{self, QkvSegment};
@@ -76,12 +78,35 @@ impl Dense {
 
     /// The layer applied to `cat(parts, −1)`; on the CPU the concatenation is never built.
     pub fn forward_parts(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        self.apply(parts, 0..self.outputs()?)
+    }
+
+    /// Only the outputs `cols` of the layer applied to `x` (…, in), without computing the others.
+    pub fn forward_columns(&self, x: &Tensor, cols: Range<usize>) -> Result<Tensor> {
+        self.apply(&[x], cols)
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> Result<usize> {
+        let axis = if self.transposed { 1 } else { 0 };
+        Ok(self.weight.dim(axis)?)
+    }
+
+    /// Outputs `cols` of the layer applied to `cat(parts, −1)`.
+    fn apply(&self, parts: &[&Tensor], cols: Range<usize>) -> Result<Tensor> {
+        let (start, len) = (cols.start, cols.len());
+        let bias = match &self.bias {
+            Some(b) => Some(b.narrow(0, start, len)?),
+            None => None,
+        };
         if self.transposed {
-            return Ok(cpu::linear_parts(parts, &self.weight, self.bias.as_ref())?);
+            let weight = self.weight.narrow(1, start, len)?;
+            return Ok(cpu::linear_parts(parts, &weight, bias.as_ref())?);
         }
-        let y = Tensor::cat(parts, D::Minus1)?.broadcast_matmul(&self.weight.t()?)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
+        let weight = self.weight.narrow(0, start, len)?;
+        let y = Tensor::cat(parts, D::Minus1)?.broadcast_matmul(&weight.t()?)?;
+        Ok(match bias {
+            Some(b) => y.broadcast_add(&b)?,
             None => y,
         })
     }
@@ -354,6 +379,25 @@ mod tests {
             .unwrap();
         let got = Dense::new(w, Some(b)).unwrap().forward(&x).unwrap();
         assert_close("50 outputs", &got, &want, 1e-6);
+    }
+
+    #[test]
+    fn dense_columns_are_those_of_the_whole_layer() {
+        // f32 takes the fused CPU path (a column slice of the transposed weight), f64 the generic one.
+        for dtype in [DType::F32, DType::F64] {
+            let t = |seed, shape: &[usize]| randn(seed, shape).to_dtype(dtype).unwrap();
+            let dense = Dense::new(t(1, &[50, 40]), Some(t(2, &[50]))).unwrap();
+            assert_eq!(dense.transposed, dtype == DType::F32);
+            assert_eq!(dense.outputs().unwrap(), 50);
+            let x = t(3, &[2, 7, 40]);
+            let whole = dense.forward(&x).unwrap();
+            for (start, len) in [(0, 20), (20, 30), (13, 17), (0, 50)] {
+                let got = dense.forward_columns(&x, start..start + len).unwrap();
+                let want = whole.narrow(2, start, len).unwrap();
+                assert_close(&format!("{dtype:?} {start}+{len}"), &got, &want, 1e-6);
+            }
+            assert!(dense.forward_columns(&x, 40..60).is_err());
+        }
     }
 
     #[test]

@@ -204,15 +204,39 @@ impl SingleBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, vec: &Tensor, pe: &Tensor, heads: usize) -> Result<Tensor> {
+    /// The block applied to the joint sequence `x`; only rows `keep..` of the result are
+    /// computed and returned (all of them still serve as attention keys and values). The last
+    /// block keeps only the image rows: its text rows' MLP and output projection would be dropped.
+    fn forward(
+        &self,
+        x: &Tensor,
+        vec: &Tensor,
+        pe: &Tensor,
+        heads: usize,
+        keep: usize,
+    ) -> Result<Tensor> {
         let m = self.modulation.forward(vec)?;
-        let h = self.linear1.forward(&layers::modulate(x, &m[0], &m[1])?)?;
-        let qkv = h.narrow(2, 0, 3 * self.hidden)?;
-        let mlp = h.narrow(2, 3 * self.hidden, h.dim(2)? - 3 * self.hidden)?;
+        let xm = layers::modulate(x, &m[0], &m[1])?;
+        let (n, qkv_width) = (x.dim(1)?, 3 * self.hidden);
+        let width = self.linear1.outputs()?;
+        let (qkv, mlp) = match keep {
+            0 => {
+                let h = self.linear1.forward(&xm)?;
+                (
+                    h.narrow(2, 0, qkv_width)?,
+                    h.narrow(2, qkv_width, width - qkv_width)?,
+                )
+            }
+            _ => (
+                self.linear1.forward_columns(&xm, 0..qkv_width)?,
+                self.linear1
+                    .forward_columns(&xm.narrow(1, keep, n - keep)?, qkv_width..width)?,
+            ),
+        };
         let (q, k, v) = layers::qkv_heads(&[(&qkv, &self.norm)], pe, heads)?;
-        let attn = layers::attention(&q, &k, &v)?;
+        let attn = layers::attention(&q, &k, &v)?.narrow(1, keep, n - keep)?;
         let out = self.linear2.forward_parts(&[&attn, &layers::gelu(&mlp)?])?;
-        Ok((x + out.broadcast_mul(&m[2])?)?)
+        Ok((x.narrow(1, keep, n - keep)? + out.broadcast_mul(&m[2])?)?)
     }
 }
 
@@ -369,10 +393,14 @@ impl FluxTransformer {
         for block in &self.double_blocks {
             (img, txt) = block.forward(&img, &txt, &vec, &pe, heads)?;
         }
-        let n_txt = txt.dim(1)?;
+        // Rows of x that still hold text tokens: the last single block drops them.
+        let mut n_txt = txt.dim(1)?;
         let mut x = Tensor::cat(&[txt, img], 1)?;
-        for block in &self.single_blocks {
-            x = block.forward(&x, &vec, &pe, heads)?;
+        let last = self.single_blocks.len().saturating_sub(1);
+        for (i, block) in self.single_blocks.iter().enumerate() {
+            let keep = if i == last { n_txt } else { 0 };
+            x = block.forward(&x, &vec, &pe, heads, keep)?;
+            n_txt -= keep;
         }
         let x = x.narrow(1, n_txt, x.dim(1)? - n_txt)?;
         let m = self

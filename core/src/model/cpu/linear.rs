@@ -9,12 +9,13 @@ use rayon::prelude::*;
 use super::rows::{as_rows, tensor, zeroed, Rows};
 use super::{matmul, threads, Operand, Out};
 
-/// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) contiguous, without building the
-/// concatenation: each part (…, in_i), which may be a slice of columns, multiplies its own block
-/// of rows of `w_t` and accumulates into the output.
+/// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) in rows (contiguous, or a slice of the
+/// columns of a wider weight), without building the concatenation: each part (…, in_i), which
+/// may be a slice of columns, multiplies its own block of rows of `w_t` and accumulates into the
+/// output.
 pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (k_total, n) = w_t.dims2()?;
-    let w_t = w_t.contiguous()?;
+    let w_t = as_rows(w_t)?;
     let w = Rows::require(&w_t)?;
     let parts = parts
         .iter()
@@ -65,7 +66,7 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                 // SAFETY: the destination is out's m×width block at column c0 (row stride n),
                 // which only this task writes; x is m×k with row stride x.stride and its data
                 // holds (m − 1)·stride + k values; w_t rows k0..k0 + k, columns c0..c0 + width,
-                // are k×width with row stride n.
+                // are k×width with row stride w.stride.
                 unsafe {
                     matmul(
                         (m, width, x.len),
@@ -73,7 +74,7 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                         n,
                         bias.is_some() || i > 0,
                         Operand::rows(x.data(), x.stride),
-                        Operand::rows(&w.data()[k0 * n + c0..], n),
+                        Operand::rows(&w.data()[k0 * w.stride + c0..], w.stride),
                         Parallelism::None,
                     );
                 }
