@@ -48,27 +48,35 @@ fn fused(t: &Tensor) -> bool {
     cpu::applies(t)
 }
 
-/// A dense layer `x·Wᵀ + b`. For f32 on the CPU the weight is kept transposed (in, out) for
-/// [`cpu::linear_parts`]: gemm packs that layout faster, and the bias costs no extra pass.
+/// A dense layer `x·Wᵀ + b`. For f32 on the CPU the weight is kept in the layout the CPU
+/// kernels read: packed panels ([`cpu::packed`]) on AVX-512 CPUs, else transposed (in, out) for
+/// [`cpu::linear_parts`] (gemm packs that layout faster, and the bias costs no extra pass).
 pub struct Dense {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
-    transposed: bool,
+}
+
+/// The weight of a [`Dense`] layer, in the layout its kernel reads.
+enum Weight {
+    /// (out, in), for the generic candle ops (other devices and dtypes).
+    Plain(Tensor),
+    /// (in, out), for [`cpu::linear_parts`].
+    Transposed(Tensor),
+    /// Panels for [`cpu::packed::linear`].
+    Packed(cpu::packed::PackedWeight),
 }
 
 impl Dense {
     /// A layer from its weight (out, in) and optional bias (out).
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        let transposed = cpu::applies(&weight);
-        let weight = match transposed {
-            true => cpu::transpose(&weight)?,
-            false => weight,
+        let weight = match cpu::applies(&weight) {
+            true if cpu::packed::available() => {
+                Weight::Packed(cpu::packed::PackedWeight::new(&weight)?)
+            }
+            true => Weight::Transposed(cpu::transpose(&weight)?),
+            false => Weight::Plain(weight),
         };
-        Ok(Self {
-            weight,
-            bias,
-            transposed,
-        })
+        Ok(Self { weight, bias })
     }
 
     /// The layer applied to `x` (…, in).
@@ -88,8 +96,11 @@ impl Dense {
 
     /// Number of outputs.
     pub fn outputs(&self) -> Result<usize> {
-        let axis = if self.transposed { 1 } else { 0 };
-        Ok(self.weight.dim(axis)?)
+        Ok(match &self.weight {
+            Weight::Plain(w) => w.dim(0)?,
+            Weight::Transposed(w) => w.dim(1)?,
+            Weight::Packed(w) => w.outputs(),
+        })
     }
 
     /// Outputs `cols` of the layer applied to `cat(parts, −1)`.
@@ -99,11 +110,14 @@ impl Dense {
             Some(b) => Some(b.narrow(0, start, len)?),
             None => None,
         };
-        if self.transposed {
-            let weight = self.weight.narrow(1, start, len)?;
-            return Ok(cpu::linear_parts(parts, &weight, bias.as_ref())?);
-        }
-        let weight = self.weight.narrow(0, start, len)?;
+        let weight = match &self.weight {
+            Weight::Packed(w) => return Ok(cpu::packed::linear(parts, w, cols, bias.as_ref())?),
+            Weight::Transposed(w) => {
+                let w = w.narrow(1, start, len)?;
+                return Ok(cpu::linear_parts(parts, &w, bias.as_ref())?);
+            }
+            Weight::Plain(w) => w.narrow(0, start, len)?,
+        };
         let y = Tensor::cat(parts, D::Minus1)?.broadcast_matmul(&weight.t()?)?;
         Ok(match bias {
             Some(b) => y.broadcast_add(&b)?,
@@ -344,60 +358,102 @@ mod tests {
         assert!(rel < tol, "{what}: relative error {rel:e}");
     }
 
-    #[test]
-    fn dense_matches_matmul_plus_bias_also_over_parts() {
-        let (w, b) = (randn(1, &[48, 40]), randn(2, &[48]));
-        let x = randn(3, &[2, 7, 40]);
-        let want = x
-            .broadcast_matmul(&w.t().unwrap())
-            .unwrap()
-            .broadcast_add(&b)
-            .unwrap();
-        let dense = Dense::new(w.clone(), Some(b.clone())).unwrap();
-        assert!(dense.transposed);
-        let t = w.t().unwrap().contiguous().unwrap();
-        let diff = (&dense.weight - &t)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
-        assert_close("dense", &dense.forward(&x).unwrap(), &want, 1e-6);
-        let parts = [&x.narrow(2, 0, 16).unwrap(), &x.narrow(2, 16, 24).unwrap()];
-        assert_close("parts", &dense.forward_parts(&parts).unwrap(), &want, 1e-6);
-        let no_bias = Dense::new(w.clone(), None).unwrap().forward(&x).unwrap();
-        let want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
-        assert_close("no bias", &no_bias, &want, 1e-6);
-        assert!(dense.forward(&randn(4, &[2, 7, 41])).is_err());
-        // An output count that splits into column blocks of unequal width.
-        let (w, b) = (randn(5, &[50, 40]), randn(6, &[50]));
-        let want = x
-            .broadcast_matmul(&w.t().unwrap())
-            .unwrap()
-            .broadcast_add(&b)
-            .unwrap();
-        let got = Dense::new(w, Some(b)).unwrap().forward(&x).unwrap();
-        assert_close("50 outputs", &got, &want, 1e-6);
+    /// A layer over `w` (out, in) and `b` in each weight layout (packed only where the CPU has
+    /// AVX-512F, which `Dense::new` then picks for f32).
+    fn every_layout(w: &Tensor, b: Option<&Tensor>) -> Vec<(&'static str, Dense)> {
+        let dense = |weight| Dense {
+            weight,
+            bias: b.cloned(),
+        };
+        let mut layers = vec![
+            ("plain", dense(Weight::Plain(w.clone()))),
+            (
+                "transposed",
+                dense(Weight::Transposed(cpu::transpose(w).unwrap())),
+            ),
+        ];
+        match cpu::packed::available() {
+            true => {
+                let packed = cpu::packed::PackedWeight::new(w).unwrap();
+                layers.push(("packed", dense(Weight::Packed(packed))));
+            }
+            false => eprintln!("SKIPPED: the packed layout (this CPU has no AVX-512F)"),
+        }
+        layers
     }
 
     #[test]
-    fn dense_columns_are_those_of_the_whole_layer() {
-        // f32 takes the fused CPU path (a column slice of the transposed weight), f64 the generic one.
-        for dtype in [DType::F32, DType::F64] {
-            let t = |seed, shape: &[usize]| randn(seed, shape).to_dtype(dtype).unwrap();
-            let dense = Dense::new(t(1, &[50, 40]), Some(t(2, &[50]))).unwrap();
-            assert_eq!(dense.transposed, dtype == DType::F32);
-            assert_eq!(dense.outputs().unwrap(), 50);
-            let x = t(3, &[2, 7, 40]);
-            let whole = dense.forward(&x).unwrap();
-            for (start, len) in [(0, 20), (20, 30), (13, 17), (0, 50)] {
-                let got = dense.forward_columns(&x, start..start + len).unwrap();
-                let want = whole.narrow(2, start, len).unwrap();
-                assert_close(&format!("{dtype:?} {start}+{len}"), &got, &want, 1e-6);
+    fn dense_layouts_match_matmul_plus_bias_over_parts_and_columns() {
+        // (outputs, inputs, input parts): a whole panel, a partial last panel, several input
+        // blocks with a part straddling a block boundary, a single output.
+        let cases: [(usize, usize, &[usize]); 4] = [
+            (48, 40, &[16, 24]),
+            (50, 40, &[40]),
+            (130, 800, &[700, 100]),
+            (1, 7, &[3, 4]),
+        ];
+        for (out, inp, split) in cases {
+            let (w, b) = (randn(1, &[out, inp]), randn(2, &[out]));
+            // 14 rows: a partial group of rows; the parts are slices of a wider input.
+            let wide = randn(3, &[2, 7, inp + 5]);
+            let x = wide.narrow(2, 5, inp).unwrap();
+            let plain = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+            let want = plain.broadcast_add(&b).unwrap();
+            let mut at = 0;
+            let parts: Vec<Tensor> = split
+                .iter()
+                .map(|&len| {
+                    at += len;
+                    x.narrow(2, at - len, len).unwrap()
+                })
+                .collect();
+            let parts: Vec<&Tensor> = parts.iter().collect();
+            for (layout, dense) in every_layout(&w, Some(&b)) {
+                let what = format!("{layout} {out}x{inp}");
+                assert_eq!(dense.outputs().unwrap(), out, "{what}");
+                assert_close(&what, &dense.forward(&x).unwrap(), &want, 1e-5);
+                let got = dense.forward_parts(&parts).unwrap();
+                assert_close(&format!("{what} parts"), &got, &want, 1e-5);
+                let ranges = [
+                    (0, out),
+                    (out / 3, out - out / 3),
+                    (out / 4, (out / 2).max(1)),
+                ];
+                for (start, len) in ranges {
+                    let got = dense.forward_columns(&x, start..start + len).unwrap();
+                    let cols = want.narrow(2, start, len).unwrap();
+                    assert_close(&format!("{what} columns {start}+{len}"), &got, &cols, 1e-5);
+                }
+                assert!(dense.forward_columns(&x, 0..out + 1).is_err(), "{what}");
+                assert!(
+                    dense.forward(&randn(4, &[2, 7, inp + 1])).is_err(),
+                    "{what}"
+                );
             }
-            assert!(dense.forward_columns(&x, 40..60).is_err());
+            for (layout, dense) in every_layout(&w, None) {
+                let got = dense.forward(&x).unwrap();
+                assert_close(&format!("{layout} {out}x{inp} no bias"), &got, &plain, 1e-5);
+            }
         }
+    }
+
+    #[test]
+    fn dense_picks_the_layout_of_its_kernel() {
+        let w = randn(1, &[50, 40]);
+        let kind = |w: Tensor| match Dense::new(w, None).unwrap().weight {
+            Weight::Plain(_) => "plain",
+            Weight::Transposed(_) => "transposed",
+            Weight::Packed(_) => "packed",
+        };
+        let f32_kind = match cpu::packed::available() {
+            true => "packed",
+            false => "transposed",
+        };
+        assert_eq!(kind(w.clone()), f32_kind);
+        assert_eq!(kind(w.to_dtype(DType::F64).unwrap()), "plain");
+        let transposed = cpu::transpose(&w).unwrap();
+        let diff = (transposed - w.t().unwrap()).unwrap().abs().unwrap();
+        assert_eq!(diff.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
     }
 
     #[test]

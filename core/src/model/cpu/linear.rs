@@ -1,4 +1,4 @@
-//! Dense layers on gemm directly: the weight stored transposed (in, out), which gemm's packing
+//! Dense layers on gemm directly (CPUs without AVX-512, see [`super::packed`]): the weight stored transposed (in, out), which gemm's packing
 //! prefers, and the bias written into the output before the product accumulates onto it (no
 //! second pass).
 
@@ -9,14 +9,16 @@ use rayon::prelude::*;
 use super::rows::{as_rows, tensor, zeroed, Rows};
 use super::{matmul, threads, Operand, Out};
 
-/// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) in rows (contiguous, or a slice of the
-/// columns of a wider weight), without building the concatenation: each part (…, in_i), which
-/// may be a slice of columns, multiplies its own block of rows of `w_t` and accumulates into the
-/// output.
-pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let (k_total, n) = w_t.dims2()?;
-    let w_t = as_rows(w_t)?;
-    let w = Rows::require(&w_t)?;
+/// A dense layer's output `cat(parts, −1)·W + bias`, for a weight of `k` inputs and `n`
+/// outputs: checks the parts (…, in_i), which may be slices of columns, and the bias (`n`
+/// values), then has `product` fill the zeroed m×n output from the parts' row views and the
+/// bias values; the result has the first part's shape with `n` last.
+pub(super) fn dense_output(
+    parts: &[&Tensor],
+    (k, n): (usize, usize),
+    bias: Option<&Tensor>,
+    product: impl FnOnce(&[Rows], Option<&[f32]>, &mut [f32]),
+) -> Result<Tensor> {
     let parts = parts
         .iter()
         .map(|p| as_rows(p))
@@ -29,64 +31,81 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
         bail!("linear layer without input")
     };
     let m = first.rows;
-    if views.iter().any(|v| v.rows != m) || views.iter().map(|v| v.len).sum::<usize>() != k_total {
+    if views.iter().any(|v| v.rows != m) || views.iter().map(|v| v.len).sum::<usize>() != k {
         bail!(
-            "linear layer: inputs {:?} do not match the weight ({k_total}, {n})",
+            "linear layer: inputs {:?} do not match the weight ({k} in, {n} out)",
             parts.iter().map(|p| p.dims()).collect::<Vec<_>>()
         );
     }
     let bias = bias.map(|b| b.contiguous()).transpose()?;
-    let bias = bias.as_ref().map(Rows::require).transpose()?;
-    if let Some(b) = &bias {
+    let bias_view = bias.as_ref().map(Rows::require).transpose()?;
+    if let Some(b) = &bias_view {
         if b.rows * b.len != n {
             bail!("linear layer: bias of {} for {n} outputs", b.rows * b.len);
         }
     }
     let mut out = zeroed(m * n);
-    let dst = Out(out.as_mut_ptr());
-    // Independent column blocks, one single-threaded gemm each: gemm's own split waits at every
-    // packed block (2–5% slower at the FLUX shapes, much more when a core is preempted).
-    let cols = n.div_ceil(2 * threads()).next_multiple_of(16).max(16);
-    (0..n.div_ceil(cols))
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|block| {
-            let c0 = block * cols;
-            let width = cols.min(n - c0);
-            if let Some(b) = &bias {
-                for r in 0..m {
-                    // SAFETY: row r's columns c0..c0 + width lie inside out and belong to this
-                    // task alone.
-                    let row = unsafe { std::slice::from_raw_parts_mut(dst.at(r * n + c0), width) };
-                    row.copy_from_slice(&b.data()[c0..c0 + width]);
-                }
-            }
-            let mut k0 = 0;
-            for (i, x) in views.iter().enumerate() {
-                // SAFETY: the destination is out's m×width block at column c0 (row stride n),
-                // which only this task writes; x is m×k with row stride x.stride and its data
-                // holds (m − 1)·stride + k values; w_t rows k0..k0 + k, columns c0..c0 + width,
-                // are k×width with row stride w.stride.
-                unsafe {
-                    matmul(
-                        (m, width, x.len),
-                        dst.at(c0),
-                        n,
-                        bias.is_some() || i > 0,
-                        Operand::rows(x.data(), x.stride),
-                        Operand::rows(&w.data()[k0 * w.stride + c0..], w.stride),
-                        Parallelism::None,
-                    );
-                }
-                k0 += x.len;
-            }
-        });
+    if m > 0 && n > 0 {
+        product(&views, bias_view.as_ref().map(|b| &b.data()[..n]), &mut out);
+    }
     let mut shape = parts[0].dims().to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;
     }
-    drop((views, bias));
+    drop((views, bias_view));
     tensor(out, shape)
+}
+
+/// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) in rows (contiguous, or a slice of the
+/// columns of a wider weight), without building the concatenation: each part (…, in_i), which
+/// may be a slice of columns, multiplies its own block of rows of `w_t` and accumulates into the
+/// output.
+pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (k, n) = w_t.dims2()?;
+    let w_t = as_rows(w_t)?;
+    let w = Rows::require(&w_t)?;
+    dense_output(parts, (k, n), bias, |views, bias, out| {
+        let m = views[0].rows;
+        let dst = Out(out.as_mut_ptr());
+        // Independent column blocks, one single-threaded gemm each: gemm's own split waits at
+        // every packed block (2–5% slower at the FLUX shapes, much more when a core is preempted).
+        let cols = n.div_ceil(2 * threads()).next_multiple_of(16).max(16);
+        (0..n.div_ceil(cols))
+            .into_par_iter()
+            .with_max_len(1)
+            .for_each(|block| {
+                let c0 = block * cols;
+                let width = cols.min(n - c0);
+                if let Some(b) = bias {
+                    for r in 0..m {
+                        // SAFETY: row r's columns c0..c0 + width lie inside out and belong to
+                        // this task alone.
+                        let row =
+                            unsafe { std::slice::from_raw_parts_mut(dst.at(r * n + c0), width) };
+                        row.copy_from_slice(&b[c0..c0 + width]);
+                    }
+                }
+                let mut k0 = 0;
+                for (i, x) in views.iter().enumerate() {
+                    // SAFETY: the destination is out's m×width block at column c0 (row stride
+                    // n), which only this task writes; x is m×k with row stride x.stride and its
+                    // data holds (m − 1)·stride + k values; w_t rows k0..k0 + k, columns
+                    // c0..c0 + width, are k×width with row stride w.stride.
+                    unsafe {
+                        matmul(
+                            (m, width, x.len),
+                            dst.at(c0),
+                            n,
+                            bias.is_some() || i > 0,
+                            Operand::rows(x.data(), x.stride),
+                            Operand::rows(&w.data()[k0 * w.stride + c0..], w.stride),
+                            Parallelism::None,
+                        );
+                    }
+                    k0 += x.len;
+                }
+            });
+    })
 }
 
 /// `w` (rows, cols) transposed into a new contiguous (cols, rows), tile by tile in parallel

@@ -4,11 +4,13 @@
 //! pass per elementwise op, a full attention score matrix, a bias added in a second pass. These
 //! kernels do each job in one pass over rows, vectorised for the widest ISA the CPU has, and are
 //! used by the model code whenever a tensor is f32 on the CPU (other devices and dtypes keep the
-//! generic candle ops, which the GPU path fuses its own way).
+//! generic candle ops, which the GPU path fuses its own way). Dense layers run on weights packed
+//! at load for the AVX-512 kernel of [`packed`], or on gemm with a transposed weight elsewhere.
 
 mod attention;
 mod linear;
 mod math;
+pub mod packed;
 mod rows;
 
 pub use attention::{attention, prepare_qkv, QkvSegment};

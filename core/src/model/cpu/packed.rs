@@ -1,0 +1,306 @@
+//! Dense layers on AVX-512 with the weight packed once, at load, into the layout the kernel
+//! reads: 48-column panels, each stored k-major (48 contiguous values per input), 64-byte
+//! aligned on huge pages. A call then packs only the activations, one block of inputs at a time,
+//! and runs an 8×48 register tile (24 accumulators) over them. What this buys over gemm on a
+//! transposed weight: no misaligned (cache-line-splitting) weight loads, no weight repacking,
+//! the activation block packed once for both threads, and small column units handed out
+//! dynamically, so a core slowed by a neighbour does not hold the other back.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use candle_core::{bail, Result, Tensor};
+use rayon::prelude::*;
+
+use super::linear::dense_output;
+use super::rows::{as_rows, zeroed, Rows};
+use super::Out;
+
+/// Rows of the register tile (tokens).
+const MR: usize = 8;
+/// 16-lane vectors per tile row.
+const NV: usize = 3;
+/// Columns of the register tile and of a weight panel (outputs).
+const NR: usize = 16 * NV;
+/// Inputs per packed activation block: its MR×KC slices (24 KiB) stay in L1 while the weight
+/// panels stream through.
+const KC: usize = 768;
+/// Panels per parallel task.
+const UNIT: usize = 4;
+/// f32 values per 64-byte cache line.
+const LINE: usize = 16;
+
+/// Whether this CPU runs the packed kernels (x86-64 with AVX-512F).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A buffer of f32 whose used part starts on a cache line.
+struct Aligned {
+    data: Vec<f32>,
+    start: usize,
+}
+
+impl Aligned {
+    /// `len` zeroed values from a cache-line boundary.
+    fn zeroed(len: usize) -> Self {
+        let data = zeroed(len + LINE);
+        let start = data.as_ptr().align_offset(64).min(LINE);
+        Self { data, start }
+    }
+
+    fn as_ptr(&self) -> *const f32 {
+        self.data[self.start..].as_ptr()
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data[self.start..]
+    }
+}
+
+/// A weight (out, in) packed for [`linear`]: `in` inputs, `out` outputs in ⌈out/48⌉ panels of
+/// 48 columns (the last one zero-padded), each `in`×48 values, input-major.
+pub struct PackedWeight {
+    panels: Aligned,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl PackedWeight {
+    /// Packs `w` (out, in), f32 on the CPU; an error on a CPU without the kernels
+    /// ([`available`]), so a packed weight exists only where they run.
+    pub fn new(w: &Tensor) -> Result<Self> {
+        if !available() {
+            bail!("packed dense layers need AVX-512F");
+        }
+        let (outputs, inputs) = w.dims2()?;
+        let w = as_rows(w)?;
+        let src = Rows::require(&w)?;
+        let count = outputs.div_ceil(NR);
+        let mut panels = Aligned::zeroed(count * inputs * NR);
+        if inputs > 0 {
+            panels
+                .as_mut_slice()
+                .par_chunks_mut(inputs * NR)
+                .take(count)
+                .enumerate()
+                .for_each(|(p, panel)| {
+                    for j in 0..NR.min(outputs - p * NR) {
+                        for (k, &x) in src.row(p * NR + j).iter().enumerate() {
+                            panel[k * NR + j] = x;
+                        }
+                    }
+                });
+        }
+        drop(src);
+        Ok(Self {
+            panels,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+}
+
+/// Outputs `cols` of `cat(parts, −1) · Wᵀ + bias` (bias holding those outputs' values), without
+/// building the concatenation: each part (…, in_i) may be a slice of columns.
+pub fn linear(
+    parts: &[&Tensor],
+    w: &PackedWeight,
+    cols: Range<usize>,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    if cols.start > cols.end || cols.end > w.outputs {
+        bail!("linear layer: outputs {cols:?} of {}", w.outputs);
+    }
+    dense_output(
+        parts,
+        (w.inputs, cols.len()),
+        bias,
+        |views, bias, out| match (w.inputs, bias) {
+            (0, Some(b)) => out
+                .chunks_mut(b.len())
+                .for_each(|row| row.copy_from_slice(b)),
+            (0, None) => {}
+            _ => run(views, w, cols, bias, out),
+        },
+    )
+}
+
+/// The blocked product into `out` (m × cols.len(), row-major): for each block of KC inputs, the
+/// activations are packed (MR-row groups, input-major), then column units of UNIT panels run in
+/// parallel, each group of rows against each panel.
+fn run(
+    parts: &[Rows],
+    w: &PackedWeight,
+    cols: Range<usize>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let (m, k, n) = (parts[0].rows, w.inputs, cols.len());
+    let groups = m.div_ceil(MR);
+    let first_panel = cols.start / NR;
+    let panels = cols.end.div_ceil(NR) - first_panel;
+    let mut packed = Aligned::zeroed(groups * MR * KC.min(k));
+    let dst = Out(out.as_mut_ptr());
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        pack_block(
+            parts,
+            m,
+            k0..k0 + kc,
+            &mut packed.as_mut_slice()[..groups * MR * kc],
+        );
+        let a = packed.as_ptr() as usize;
+        (0..panels.div_ceil(UNIT))
+            .into_par_iter()
+            .with_max_len(1)
+            .for_each(|unit| {
+                let unit_panels = unit * UNIT..(unit * UNIT + UNIT).min(panels);
+                for g in 0..groups {
+                    for p in unit_panels.clone() {
+                        let panel = first_panel + p;
+                        let c0 = panel * NR;
+                        // Output columns of this panel: its lanes that fall inside `cols`.
+                        let lanes = cols.start.max(c0) - c0..cols.end.min(c0 + NR) - c0;
+                        let tile = Tile {
+                            a: (a as *const f32).wrapping_add(g * MR * kc),
+                            w: w.panels.as_ptr().wrapping_add((panel * k + k0) * NR),
+                            kc,
+                            rows: MR.min(m - g * MR),
+                            lanes,
+                            // The output block of the panel's first column (which may lie left
+                            // of the output when `cols` starts inside the panel).
+                            c: dst.at(g * MR * n).wrapping_add(c0).wrapping_sub(cols.start),
+                            ldc: n,
+                            init: match (k0, bias) {
+                                (0, Some(b)) => {
+                                    Init::Bias(b.as_ptr().wrapping_add(c0).wrapping_sub(cols.start))
+                                }
+                                (0, None) => Init::Zero,
+                                _ => Init::Accumulate,
+                            },
+                        };
+                        // SAFETY: the CPU has AVX-512F (a PackedWeight exists only then);
+                        // `tile` addresses a packed A slice of kc·MR values, a panel slice of
+                        // kc·NR values, and (masked to `lanes`, `rows`) only output and bias
+                        // values of this panel's columns inside `cols`, which this unit alone
+                        // writes.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            tile.run()
+                        }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        let _ = tile;
+                    }
+                }
+            });
+    }
+}
+
+/// Packs inputs `ks` of the m rows of `parts` (concatenated along inputs) into `dst`: for each
+/// group of MR rows, ks.len() × MR values, input-major; rows past m are zero. Writes run in
+/// order (each input's MR values side by side), reads are MR sequential streams.
+fn pack_block(parts: &[Rows], m: usize, ks: Range<usize>, dst: &mut [f32]) {
+    let kc = ks.len();
+    dst.par_chunks_mut(kc * MR)
+        .enumerate()
+        .for_each(|(g, block)| {
+            let mut part_start = 0;
+            for part in parts {
+                let part_ks = part_start.max(ks.start)..(part_start + part.len).min(ks.end);
+                if !part_ks.is_empty() {
+                    let rows: [Option<&[f32]>; MR] = std::array::from_fn(|r| {
+                        let row = g * MR + r;
+                        (row < m).then(|| &part.row(row)[part_ks.start - part_start..])
+                    });
+                    let values =
+                        &mut block[(part_ks.start - ks.start) * MR..][..part_ks.len() * MR];
+                    for (i, dst) in values.chunks_exact_mut(MR).enumerate() {
+                        for (d, row) in dst.iter_mut().zip(&rows) {
+                            *d = row.map_or(0.0, |row| row[i]);
+                        }
+                    }
+                }
+                part_start += part.len;
+            }
+        });
+}
+
+/// What a tile adds its product to.
+#[derive(Clone, Copy)]
+enum Init {
+    Zero,
+    /// The bias values of the tile's columns.
+    Bias(*const f32),
+    /// The output's current values (a later block of inputs).
+    Accumulate,
+}
+
+/// One MR×NR product `c (+)= a · w` over kc inputs.
+struct Tile {
+    a: *const f32,
+    w: *const f32,
+    kc: usize,
+    rows: usize,
+    lanes: Range<usize>,
+    c: *mut f32,
+    ldc: usize,
+    init: Init,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile {
+    /// # Safety
+    /// The CPU has AVX-512F; `a` holds kc·MR values and `w` kc·NR; for r < rows and lanes in
+    /// `lanes`, `c + r·ldc + lane` (and `bias + lane`) are valid and not written by anyone else.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(&self) {
+        let masks: [__mmask16; NV] = std::array::from_fn(|v| {
+            let lo = self.lanes.start.saturating_sub(16 * v).min(16);
+            let hi = self.lanes.end.saturating_sub(16 * v).min(16);
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
+        });
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let (mut a, mut w) = (self.a, self.w);
+        for _ in 0..self.kc {
+            let wv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(w.add(16 * v)));
+            // The panel streams from L2: ask for it six inputs ahead.
+            for v in 0..NV {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(6 * NR + 16 * v) as *const i8);
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*a.add(r));
+                for (v, acc) in row.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(x, wv[v], *acc);
+                }
+            }
+            a = a.add(MR);
+            w = w.add(NR);
+        }
+        for (r, row) in acc.iter().enumerate().take(self.rows) {
+            let c = self.c.wrapping_add(r * self.ldc);
+            for (v, &acc) in row.iter().enumerate() {
+                let (at, mask) = (c.wrapping_add(16 * v), masks[v]);
+                let base = match self.init {
+                    Init::Zero => _mm512_setzero_ps(),
+                    Init::Bias(b) => _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v)),
+                    Init::Accumulate => _mm512_maskz_loadu_ps(mask, at),
+                };
+                _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(acc, base));
+            }
+        }
+    }
+}
