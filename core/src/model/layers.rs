@@ -411,9 +411,9 @@ mod tests {
             for (layout, dense) in every_layout(&w, Some(&b)) {
                 let what = format!("{layout} {out}x{inp}");
                 assert_eq!(dense.outputs().unwrap(), out, "{what}");
-                assert_close(&what, &dense.forward(&x).unwrap(), &want, 1e-5);
+                assert_close(&what, &dense.forward(&x).unwrap(), &want, 1e-6);
                 let got = dense.forward_parts(&parts).unwrap();
-                assert_close(&format!("{what} parts"), &got, &want, 1e-5);
+                assert_close(&format!("{what} parts"), &got, &want, 1e-6);
                 let ranges = [
                     (0, out),
                     (out / 3, out - out / 3),
@@ -422,7 +422,7 @@ mod tests {
                 for (start, len) in ranges {
                     let got = dense.forward_columns(&x, start..start + len).unwrap();
                     let cols = want.narrow(2, start, len).unwrap();
-                    assert_close(&format!("{what} columns {start}+{len}"), &got, &cols, 1e-5);
+                    assert_close(&format!("{what} columns {start}+{len}"), &got, &cols, 1e-6);
                 }
                 assert!(dense.forward_columns(&x, 0..out + 1).is_err(), "{what}");
                 assert!(
@@ -432,7 +432,7 @@ mod tests {
             }
             for (layout, dense) in every_layout(&w, None) {
                 let got = dense.forward(&x).unwrap();
-                assert_close(&format!("{layout} {out}x{inp} no bias"), &got, &plain, 1e-5);
+                assert_close(&format!("{layout} {out}x{inp} no bias"), &got, &plain, 1e-6);
             }
         }
     }

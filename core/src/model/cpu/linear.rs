@@ -1,6 +1,6 @@
-//! Dense layers on gemm directly (CPUs without AVX-512, see [`super::packed`]): the weight stored transposed (in, out), which gemm's packing
-//! prefers, and the bias written into the output before the product accumulates onto it (no
-//! second pass).
+//! Dense layers on gemm directly (CPUs without AVX-512, see [`super::packed`]): the weight
+//! stored transposed (in, out), which gemm's packing prefers, and the bias written into the
+//! output before the product accumulates onto it (no second pass).
 
 use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
