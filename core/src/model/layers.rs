@@ -48,6 +48,31 @@ fn fused(t: &Tensor) -> bool {
     cpu::applies(t)
 }
 
+/// One input of [`Dense::forward_parts`]: a tensor, or the GELU (tanh approximation) of one,
+/// which the packed CPU kernel applies as it reads the values (never storing the result).
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    Value(&'a Tensor),
+    Gelu(&'a Tensor),
+}
+
+impl Input<'_> {
+    /// The tensor this input reads.
+    pub fn tensor(&self) -> &Tensor {
+        match self {
+            Input::Value(t) | Input::Gelu(t) => t,
+        }
+    }
+
+    /// The input's values, computed.
+    fn value(&self) -> Result<Tensor> {
+        match self {
+            Input::Value(t) => Ok((*t).clone()),
+            Input::Gelu(t) => gelu(t),
+        }
+    }
+}
+
 /// A dense layer `x·Wᵀ + b`. For f32 on the CPU the weight is kept in the layout the CPU
 /// kernels read: packed panels ([`cpu::packed`]) on AVX-512 CPUs, else transposed (in, out) for
 /// [`cpu::linear_parts`] (gemm packs that layout faster, and the bias costs no extra pass).
@@ -81,17 +106,18 @@ impl Dense {
 
     /// The layer applied to `x` (…, in).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_parts(&[x])
+        self.forward_parts(&[Input::Value(x)])
     }
 
-    /// The layer applied to `cat(parts, −1)`; on the CPU the concatenation is never built.
-    pub fn forward_parts(&self, parts: &[&Tensor]) -> Result<Tensor> {
+    /// The layer applied to the concatenation of `parts` along the last dim; on the CPU the
+    /// concatenation is never built.
+    pub fn forward_parts(&self, parts: &[Input]) -> Result<Tensor> {
         self.apply(parts, 0..self.outputs()?)
     }
 
     /// Only the outputs `cols` of the layer applied to `x` (…, in), without computing the others.
     pub fn forward_columns(&self, x: &Tensor, cols: Range<usize>) -> Result<Tensor> {
-        self.apply(&[x], cols)
+        self.apply(&[Input::Value(x)], cols)
     }
 
     /// Number of outputs.
@@ -103,22 +129,26 @@ impl Dense {
         })
     }
 
-    /// Outputs `cols` of the layer applied to `cat(parts, −1)`.
-    fn apply(&self, parts: &[&Tensor], cols: Range<usize>) -> Result<Tensor> {
+    /// Outputs `cols` of the layer applied to the concatenation of `parts`.
+    fn apply(&self, parts: &[Input], cols: Range<usize>) -> Result<Tensor> {
         let (start, len) = (cols.start, cols.len());
         let bias = match &self.bias {
             Some(b) => Some(b.narrow(0, start, len)?),
             None => None,
         };
-        let weight = match &self.weight {
+        let w = match &self.weight {
             Weight::Packed(w) => return Ok(cpu::packed::linear(parts, w, cols, bias.as_ref())?),
-            Weight::Transposed(w) => {
-                let w = w.narrow(1, start, len)?;
-                return Ok(cpu::linear_parts(parts, &w, bias.as_ref())?);
-            }
-            Weight::Plain(w) => w.narrow(0, start, len)?,
+            Weight::Transposed(w) | Weight::Plain(w) => w,
         };
-        let y = Tensor::cat(parts, D::Minus1)?.broadcast_matmul(&weight.t()?)?;
+        // The other kernels read stored values: activations are applied first.
+        let values = parts.iter().map(Input::value).collect::<Result<Vec<_>>>()?;
+        let values: Vec<&Tensor> = values.iter().collect();
+        if let Weight::Transposed(_) = &self.weight {
+            let w = w.narrow(1, start, len)?;
+            return Ok(cpu::linear_parts(&values, &w, bias.as_ref())?);
+        }
+        let w = w.narrow(0, start, len)?;
+        let y = Tensor::cat(&values, D::Minus1)?.broadcast_matmul(&w.t()?)?;
         Ok(match bias {
             Some(b) => y.broadcast_add(&b)?,
             None => y,
@@ -407,13 +437,26 @@ mod tests {
                     x.narrow(2, at - len, len).unwrap()
                 })
                 .collect();
-            let parts: Vec<&Tensor> = parts.iter().collect();
+            let inputs: Vec<Input> = parts.iter().map(Input::Value).collect();
+            // The last part through GELU, applied by the layer and, for the expected value, by
+            // candle's generic op.
+            let (last, rest) = parts.split_last().unwrap();
+            let mut gelu_inputs = inputs.clone();
+            *gelu_inputs.last_mut().unwrap() = Input::Gelu(last);
+            let gelu_last = generic(|| gelu(last)).unwrap();
+            let gelu_x = Tensor::cat(&[rest, &[gelu_last]].concat(), 2).unwrap();
+            let want_gelu = gelu_x.broadcast_matmul(&w.t().unwrap()).unwrap();
+            let want_gelu = want_gelu.broadcast_add(&b).unwrap();
             for (layout, dense) in every_layout(&w, Some(&b)) {
                 let what = format!("{layout} {out}x{inp}");
                 assert_eq!(dense.outputs().unwrap(), out, "{what}");
                 assert_close(&what, &dense.forward(&x).unwrap(), &want, 1e-6);
-                let got = dense.forward_parts(&parts).unwrap();
+                let got = dense.forward_parts(&inputs).unwrap();
                 assert_close(&format!("{what} parts"), &got, &want, 1e-6);
+                let got = dense.forward_parts(&gelu_inputs).unwrap();
+                // 2e-6: the vectorised GELU differs from candle's in the last bits (see
+                // `gelu_and_modulate_match_generic_ops`), and 800 inputs add those up.
+                assert_close(&format!("{what} GELU part"), &got, &want_gelu, 2e-6);
                 let ranges = [
                     (0, out),
                     (out / 3, out - out / 3),

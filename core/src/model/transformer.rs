@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::layers::{self, Dense, Loader, MlpEmbedder, Modulation, QkNorm};
+use super::layers::{self, Dense, Input, Loader, MlpEmbedder, Modulation, QkNorm};
 use super::weights::ModelWeights;
 use crate::error::{Error, Result};
 
@@ -147,7 +147,7 @@ impl StreamWeights {
     fn finish(&self, x: &Tensor, attn: &Tensor, m: &[Tensor]) -> Result<Tensor> {
         let x = (x + self.proj.forward(attn)?.broadcast_mul(&m[2])?)?;
         let h = self.mlp_in.forward(&layers::modulate(&x, &m[3], &m[4])?)?;
-        let h = self.mlp_out.forward(&layers::gelu(&h)?)?;
+        let h = self.mlp_out.forward_parts(&[Input::Gelu(&h)])?;
         Ok((&x + h.broadcast_mul(&m[5])?)?)
     }
 }
@@ -235,7 +235,9 @@ impl SingleBlock {
         };
         let (q, k, v) = layers::qkv_heads(&[(&qkv, &self.norm)], pe, heads)?;
         let attn = layers::attention(&q, &k, &v)?.narrow(1, keep, n - keep)?;
-        let out = self.linear2.forward_parts(&[&attn, &layers::gelu(&mlp)?])?;
+        let out = self
+            .linear2
+            .forward_parts(&[Input::Value(&attn), Input::Gelu(&mlp)])?;
         Ok((x.narrow(1, keep, n - keep)? + out.broadcast_mul(&m[2])?)?)
     }
 }

@@ -7,7 +7,7 @@ use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::rows::{as_rows, tensor, zeroed, Rows};
+use super::rows::{as_rows, tensor, written, zeroed, Rows};
 use super::{math, matmul, simd_fn, Operand, Out};
 
 /// Scores computed at once per task (256 Ki f32 = 1 MiB, half a core's L2 on current x86).
@@ -159,49 +159,54 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let (qd, kd, vd) = (qv.data(), kv.data(), vv.data());
     let chunk = (CHUNK_SCORES / n_kv.max(1)).clamp(16, 256).min(n.max(1));
     let chunks = n.div_ceil(chunk);
-    let mut out = zeroed(b * n * h * d);
-    let dst = Out(out.as_mut_ptr());
-    (0..b * h * chunks)
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|task| {
-            let (bh, c) = (task / chunks, task % chunks);
-            let (bi, hi) = (bh / h, bh % h);
-            let r0 = c * chunk;
-            let rows = chunk.min(n - r0);
-            let qs = &qd[(bh * n + r0) * d..][..rows * d];
-            let ks = &kd[bh * n_kv * d..][..n_kv * d];
-            let vs = &vd[bh * n_kv * d..][..n_kv * d];
-            let mut scores = vec![0f32; rows * n_kv];
-            // SAFETY: scores is rows×n_kv (row stride n_kv); qs is rows×d (row stride d); ks read
-            // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
-            // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it.
-            unsafe {
-                matmul(
-                    (rows, n_kv, d),
-                    scores.as_mut_ptr(),
-                    n_kv,
-                    false,
-                    Operand::rows(qs, d),
-                    Operand {
-                        ptr: ks.as_ptr(),
-                        row_stride: 1,
-                        col_stride: d,
-                    },
-                    Parallelism::None,
-                );
-                softmax_rows(&mut scores, n_kv);
-                matmul(
-                    (rows, d, n_kv),
-                    dst.at(((bi * n + r0) * h + hi) * d),
-                    h * d,
-                    false,
-                    Operand::rows(&scores, n_kv),
-                    Operand::rows(vs, d),
-                    Parallelism::None,
-                );
-            }
-        });
+    let write = |dst: Out| {
+        (0..b * h * chunks)
+            .into_par_iter()
+            .with_max_len(1)
+            .for_each(|task| {
+                let (bh, c) = (task / chunks, task % chunks);
+                let (bi, hi) = (bh / h, bh % h);
+                let r0 = c * chunk;
+                let rows = chunk.min(n - r0);
+                let qs = &qd[(bh * n + r0) * d..][..rows * d];
+                let ks = &kd[bh * n_kv * d..][..n_kv * d];
+                let vs = &vd[bh * n_kv * d..][..n_kv * d];
+                let mut scores = Vec::with_capacity(rows * n_kv);
+                // SAFETY: scores has room for rows×n_kv (row stride n_kv), which the first product
+                // writes whole (gemm writes zeros when d = 0); qs is rows×d (row stride d); ks read
+                // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
+                // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it.
+                unsafe {
+                    matmul(
+                        (rows, n_kv, d),
+                        scores.as_mut_ptr(),
+                        n_kv,
+                        false,
+                        Operand::rows(qs, d),
+                        Operand {
+                            ptr: ks.as_ptr(),
+                            row_stride: 1,
+                            col_stride: d,
+                        },
+                        Parallelism::None,
+                    );
+                    scores.set_len(rows * n_kv);
+                    softmax_rows(&mut scores, n_kv);
+                    matmul(
+                        (rows, d, n_kv),
+                        dst.at(((bi * n + r0) * h + hi) * d),
+                        h * d,
+                        false,
+                        Operand::rows(&scores, n_kv),
+                        Operand::rows(vs, d),
+                        Parallelism::None,
+                    );
+                }
+            });
+    };
+    // SAFETY: the tasks' blocks cover every (batch, token, head), each written whole by the
+    // second product (zeros when there are no keys).
+    let out = unsafe { written(b * n * h * d, write) };
     drop((qv, kv, vv));
     tensor(out, (b, n, h * d))
 }

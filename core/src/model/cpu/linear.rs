@@ -6,18 +6,22 @@ use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::rows::{as_rows, tensor, zeroed, Rows};
+use super::rows::{as_rows, tensor, written, Rows};
 use super::{matmul, threads, Operand, Out};
 
 /// A dense layer's output `cat(parts, −1)·W + bias`, for a weight of `k` inputs and `n`
 /// outputs: checks the parts (…, in_i), which may be slices of columns, and the bias (`n`
-/// values), then has `product` fill the zeroed m×n output from the parts' row views and the
-/// bias values; the result has the first part's shape with `n` last.
-pub(super) fn dense_output(
+/// values), then has `product` write the m×n output (row-major, not initialised) from the
+/// parts' row views and the bias values; the result has the first part's shape with `n` last.
+/// `product` runs only when m, n and k are non-zero (with no inputs, the output is the bias).
+///
+/// # Safety
+/// `product` must write all m×n output values.
+pub(super) unsafe fn dense_output(
     parts: &[&Tensor],
     (k, n): (usize, usize),
     bias: Option<&Tensor>,
-    product: impl FnOnce(&[Rows], Option<&[f32]>, &mut [f32]),
+    product: impl FnOnce(&[Rows], Option<&[f32]>, Out),
 ) -> Result<Tensor> {
     let parts = parts
         .iter()
@@ -44,10 +48,17 @@ pub(super) fn dense_output(
             bail!("linear layer: bias of {} for {n} outputs", b.rows * b.len);
         }
     }
-    let mut out = zeroed(m * n);
-    if m > 0 && n > 0 {
-        product(&views, bias_view.as_ref().map(|b| &b.data()[..n]), &mut out);
-    }
+    let bias = bias_view.as_ref().map(|b| &b.data()[..n]);
+    let write = |out: Out| match (k, bias) {
+        _ if m == 0 || n == 0 => {}
+        // SAFETY (both arms): out holds m·n values; the bias n.
+        (0, Some(b)) => (0..m)
+            .for_each(|r| unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out.at(r * n), n) }),
+        (0, None) => unsafe { std::ptr::write_bytes(out.at(0), 0, m * n) },
+        _ => product(&views, bias, out),
+    };
+    // SAFETY: every arm of `write` writes all m·n values (`product` by the caller's promise).
+    let out = unsafe { written(m * n, write) };
     let mut shape = parts[0].dims().to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;
@@ -64,9 +75,8 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
     let (k, n) = w_t.dims2()?;
     let w_t = as_rows(w_t)?;
     let w = Rows::require(&w_t)?;
-    dense_output(parts, (k, n), bias, |views, bias, out| {
+    let product = |views: &[Rows], bias: Option<&[f32]>, dst: Out| {
         let m = views[0].rows;
-        let dst = Out(out.as_mut_ptr());
         // Independent column blocks, one single-threaded gemm each: gemm's own split waits at
         // every packed block (2–5% slower at the FLUX shapes, much more when a core is preempted).
         let cols = n.div_ceil(2 * threads()).next_multiple_of(16).max(16);
@@ -80,13 +90,15 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                     for r in 0..m {
                         // SAFETY: row r's columns c0..c0 + width lie inside out and belong to
                         // this task alone.
-                        let row =
-                            unsafe { std::slice::from_raw_parts_mut(dst.at(r * n + c0), width) };
-                        row.copy_from_slice(&b[c0..c0 + width]);
+                        unsafe {
+                            let row = dst.at(r * n + c0);
+                            std::ptr::copy_nonoverlapping(b[c0..].as_ptr(), row, width);
+                        }
                     }
                 }
+                // The first non-empty part writes the block (without a bias), the others add.
                 let mut k0 = 0;
-                for (i, x) in views.iter().enumerate() {
+                for x in views.iter().filter(|x| x.len > 0) {
                     // SAFETY: the destination is out's m×width block at column c0 (row stride
                     // n), which only this task writes; x is m×k with row stride x.stride and its
                     // data holds (m − 1)·stride + k values; w_t rows k0..k0 + k, columns
@@ -96,7 +108,7 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                             (m, width, x.len),
                             dst.at(c0),
                             n,
-                            bias.is_some() || i > 0,
+                            bias.is_some() || k0 > 0,
                             Operand::rows(x.data(), x.stride),
                             Operand::rows(&w.data()[k0 * w.stride + c0..], w.stride),
                             Parallelism::None,
@@ -105,7 +117,10 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                     k0 += x.len;
                 }
             });
-    })
+    };
+    // SAFETY: the column blocks cover all n columns of all m rows, each written by the bias
+    // copy or the first part's product (k > 0, so some part is non-empty).
+    unsafe { dense_output(parts, (k, n), bias, product) }
 }
 
 /// `w` (rows, cols) transposed into a new contiguous (cols, rows), tile by tile in parallel

@@ -14,8 +14,9 @@ use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use super::linear::dense_output;
-use super::rows::{as_rows, zeroed, Rows};
+use super::rows::{as_rows, gelu_in_place, zeroed, Rows};
 use super::Out;
+use crate::model::layers::Input;
 
 /// Rows of the register tile (tokens).
 const MR: usize = 8;
@@ -115,9 +116,10 @@ impl PackedWeight {
 }
 
 /// Outputs `cols` of `cat(parts, −1) · Wᵀ + bias` (bias holding those outputs' values), without
-/// building the concatenation: each part (…, in_i) may be a slice of columns.
+/// building the concatenation: each part (…, in_i) may be a slice of columns; a GELU part's
+/// activation is applied as the part is packed.
 pub fn linear(
-    parts: &[&Tensor],
+    parts: &[Input],
     w: &PackedWeight,
     cols: Range<usize>,
     bias: Option<&Tensor>,
@@ -125,40 +127,36 @@ pub fn linear(
     if cols.start > cols.end || cols.end > w.outputs {
         bail!("linear layer: outputs {cols:?} of {}", w.outputs);
     }
-    dense_output(
-        parts,
-        (w.inputs, cols.len()),
-        bias,
-        |views, bias, out| match (w.inputs, bias) {
-            (0, Some(b)) => out
-                .chunks_mut(b.len())
-                .for_each(|row| row.copy_from_slice(b)),
-            (0, None) => {}
-            _ => run(views, w, cols, bias, out),
-        },
-    )
+    let tensors: Vec<&Tensor> = parts.iter().map(Input::tensor).collect();
+    let gelu: Vec<bool> = parts.iter().map(|p| matches!(p, Input::Gelu(_))).collect();
+    let n = cols.len();
+    let product =
+        |views: &[Rows], bias: Option<&[f32]>, out: Out| run(views, &gelu, w, cols, bias, out);
+    // SAFETY: `run` writes every output value (its first block of inputs stores each tile).
+    unsafe { dense_output(&tensors, (w.inputs, n), bias, product) }
 }
 
-/// The blocked product into `out` (m × cols.len(), row-major): for each block of KC inputs, the
-/// activations are packed (MR-row groups, input-major), then column units of UNIT panels run in
-/// parallel, each group of rows against each panel.
+/// The blocked product into `dst` (m × cols.len(), row-major): for each block of KC inputs, the
+/// activations are packed (MR-row groups, input-major; GELU applied to the parts `gelu` marks),
+/// then column units of UNIT panels run in parallel, each group of rows against each panel.
 fn run(
     parts: &[Rows],
+    gelu: &[bool],
     w: &PackedWeight,
     cols: Range<usize>,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    dst: Out,
 ) {
     let (m, k, n) = (parts[0].rows, w.inputs, cols.len());
     let groups = m.div_ceil(MR);
     let first_panel = cols.start / NR;
     let panels = cols.end.div_ceil(NR) - first_panel;
     let mut packed = Aligned::zeroed(groups * MR * KC.min(k));
-    let dst = Out(out.as_mut_ptr());
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         pack_block(
             parts,
+            gelu,
             m,
             k0..k0 + kc,
             &mut packed.as_mut_slice()[..groups * MR * kc],
@@ -212,14 +210,15 @@ fn run(
 
 /// Packs inputs `ks` of the m rows of `parts` (concatenated along inputs) into `dst`: for each
 /// group of MR rows, ks.len() × MR values, input-major; rows past m are zero. Writes run in
-/// order (each input's MR values side by side), reads are MR sequential streams.
-fn pack_block(parts: &[Rows], m: usize, ks: Range<usize>, dst: &mut [f32]) {
+/// order (each input's MR values side by side), reads are MR sequential streams. The parts
+/// `gelu` marks are replaced by their GELU in place, once packed (the GELU of 0 is 0).
+fn pack_block(parts: &[Rows], gelu: &[bool], m: usize, ks: Range<usize>, dst: &mut [f32]) {
     let kc = ks.len();
     dst.par_chunks_mut(kc * MR)
         .enumerate()
         .for_each(|(g, block)| {
             let mut part_start = 0;
-            for part in parts {
+            for (part, &gelu) in parts.iter().zip(gelu) {
                 let part_ks = part_start.max(ks.start)..(part_start + part.len).min(ks.end);
                 if !part_ks.is_empty() {
                     let rows: [Option<&[f32]>; MR] = std::array::from_fn(|r| {
@@ -232,6 +231,9 @@ fn pack_block(parts: &[Rows], m: usize, ks: Range<usize>, dst: &mut [f32]) {
                         for (d, row) in dst.iter_mut().zip(&rows) {
                             *d = row.map_or(0.0, |row| row[i]);
                         }
+                    }
+                    if gelu {
+                        gelu_in_place(values);
                     }
                 }
                 part_start += part.len;

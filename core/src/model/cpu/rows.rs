@@ -3,7 +3,7 @@
 use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, StorageRef, Tensor};
 use rayon::prelude::*;
 
-use super::{math, simd_fn};
+use super::{math, simd_fn, Out};
 
 /// A read view of an f32 CPU tensor as `rows` rows of `len` contiguous values, `stride` apart
 /// (any tensor whose last dim is contiguous and whose other dims collapse into one, such as a
@@ -84,23 +84,45 @@ pub(super) fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> 
     Tensor::from_vec(data, shape, &Device::Cpu)
 }
 
-/// A zeroed buffer of `len` values for a kernel's output. A large one is backed by transparent
-/// huge pages where Linux offers them: its first writes then fault 2 MiB at a time instead of
-/// 4 KiB (the 4 KiB faults cost the 1024-token FLUX forward 5–10% of its time).
+/// A zeroed buffer of `len` values for a kernel's output (on huge pages, see [`huge_pages`]).
 pub(super) fn zeroed(len: usize) -> Vec<f32> {
     let mut v = vec![0f32; len];
+    huge_pages(v.as_mut_ptr(), len);
+    v
+}
+
+/// A kernel's output of `len` values that `write` fills whole through the pointer it gets:
+/// unlike [`zeroed`], nothing is written first (from reused heap memory, zeroing is a memset
+/// of the whole buffer). On huge pages, see [`huge_pages`].
+///
+/// # Safety
+/// `write` must write all `len` values.
+pub(super) unsafe fn written(len: usize, write: impl FnOnce(Out)) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    huge_pages(v.as_mut_ptr(), len);
+    write(Out(v.as_mut_ptr()));
+    // SAFETY: `write` wrote the `len` values (the caller's promise) into the capacity.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// Has Linux back the allocation of `len` values at `ptr` with transparent huge pages where it
+/// offers them: a large kernel output's first writes then fault 2 MiB at a time instead of
+/// 4 KiB (the 4 KiB faults cost the 1024-token FLUX forward 5–10% of its time).
+fn huge_pages(ptr: *mut f32, len: usize) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let start = (v.as_mut_ptr() as usize).next_multiple_of(HUGE);
-        let end = (v.as_mut_ptr() as usize + std::mem::size_of_val(v.as_slice())) / HUGE * HUGE;
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len * std::mem::size_of::<f32>()) / HUGE * HUGE;
         if end > start {
-            // SAFETY: [start, end) lies inside v's allocation; MADV_HUGEPAGE changes only how
+            // SAFETY: [start, end) lies inside the allocation; MADV_HUGEPAGE changes only how
             // its pages are backed, never their contents.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
     }
-    v
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }
 
 /// Rows per parallel task: about 64 KiB of input each, at least one row.
@@ -113,6 +135,15 @@ simd_fn! {
     fn gelu_row(x: &[f32], out: &mut [f32]) {
         for (o, &v) in out.iter_mut().zip(x) {
             *o = math::gelu_tanh(v);
+        }
+    }
+}
+
+simd_fn! {
+    /// `x[i] = gelu_tanh(x[i])`.
+    fn gelu_in_place(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = math::gelu_tanh(*v);
         }
     }
 }
