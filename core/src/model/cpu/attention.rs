@@ -126,17 +126,13 @@ pub fn prepare_qkv(
 }
 
 simd_fn! {
-    /// Softmax of each `n`-long row of `scores`, in place.
-    fn softmax_rows(scores: &mut [f32], n: usize) {
-        for row in scores.chunks_exact_mut(n) {
+    /// The unnormalised softmax of each `n`-long row of `scores`, in place: `e^(x − max)`, and
+    /// the reciprocal of each row's sum into `inv_sums` (the normalisation is applied to the
+    /// D-wide output rows instead of the n-wide score rows).
+    fn softmax_rows(scores: &mut [f32], n: usize, inv_sums: &mut [f32]) {
+        for (row, inv) in scores.chunks_exact_mut(n).zip(inv_sums) {
             let max = math::max(row);
-            for x in row.iter_mut() {
-                *x = math::exp(*x - max);
-            }
-            let inv = 1.0 / math::sum(row);
-            for x in row.iter_mut() {
-                *x *= inv;
-            }
+            *inv = 1.0 / math::exp_sum(row, max);
         }
     }
 }
@@ -172,10 +168,13 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
                 let ks = &kd[bh * n_kv * d..][..n_kv * d];
                 let vs = &vd[bh * n_kv * d..][..n_kv * d];
                 let mut scores = Vec::with_capacity(rows * n_kv);
+                let mut inv_sums = vec![0f32; rows];
+                let block = dst.at(((bi * n + r0) * h + hi) * d);
                 // SAFETY: scores has room for rows×n_kv (row stride n_kv), which the first product
                 // writes whole (gemm writes zeros when d = 0); qs is rows×d (row stride d); ks read
                 // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
-                // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it.
+                // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it;
+                // the product writes it whole before its rows are scaled.
                 unsafe {
                     matmul(
                         (rows, n_kv, d),
@@ -191,16 +190,21 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
                         Parallelism::None,
                     );
                     scores.set_len(rows * n_kv);
-                    softmax_rows(&mut scores, n_kv);
+                    softmax_rows(&mut scores, n_kv, &mut inv_sums);
                     matmul(
                         (rows, d, n_kv),
-                        dst.at(((bi * n + r0) * h + hi) * d),
+                        block,
                         h * d,
                         false,
                         Operand::rows(&scores, n_kv),
                         Operand::rows(vs, d),
                         Parallelism::None,
                     );
+                    for (r, &inv) in inv_sums.iter().enumerate() {
+                        for x in std::slice::from_raw_parts_mut(block.add(r * h * d), d) {
+                            *x *= inv;
+                        }
+                    }
                 }
             });
     };

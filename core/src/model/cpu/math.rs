@@ -48,6 +48,25 @@ pub fn sum(v: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Replaces each x of `v` by e^(x − shift) and returns their sum (LANES accumulators, as [`sum`]).
+#[inline(always)]
+pub fn exp_sum(v: &mut [f32], shift: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = v.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *x = exp(*x - shift);
+            *a += *x;
+        }
+    }
+    let mut tail = 0.0;
+    for x in chunks.into_remainder() {
+        *x = exp(*x - shift);
+        tail += *x;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Largest element of `v` (−∞ for an empty slice).
 #[inline(always)]
 pub fn max(v: &[f32]) -> f32 {
@@ -97,6 +116,22 @@ mod tests {
         }
         assert!(gelu_tanh(-100.0).abs() < 1e-30);
         assert_eq!(gelu_tanh(100.0), 100.0);
+    }
+
+    #[test]
+    fn exp_sum_exponentiates_in_place_and_sums() {
+        for n in [0, 1, 15, 16, 17, 100] {
+            let v: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.3 - 2.0).collect();
+            let mut got = v.clone();
+            let total = exp_sum(&mut got, 1.5);
+            let want: Vec<f32> = v.iter().map(|&x| exp(x - 1.5)).collect();
+            assert_eq!(got, want, "{n} values");
+            let serial: f32 = want.iter().sum();
+            assert!(
+                (total - serial).abs() <= 1e-5 * serial.max(1.0),
+                "sum of {n}"
+            );
+        }
     }
 
     #[test]
