@@ -282,6 +282,15 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
         .broadcast_add(shift)?)
 }
 
+/// The gated residual `x + y·gate` for x, y (B, N, C) and gate (B, 1, C); one pass on the CPU
+/// (f32).
+pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
+    if fused(x) {
+        return Ok(cpu::gated_residual(x, y, gate)?);
+    }
+    Ok((x + y.broadcast_mul(gate)?)?)
+}
+
 /// `out_layer(silu(in_layer(x)))`.
 pub struct MlpEmbedder {
     in_layer: Dense,
@@ -500,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn gelu_and_modulate_match_generic_ops() {
+    fn gelu_modulate_and_gated_residual_match_generic_ops() {
         let x = (randn(5, &[2, 9, 3 * 40]) * 3.0).unwrap();
         // A slice of columns, as the single blocks' MLP input is.
         let cols = x.narrow(2, 40, 80).unwrap();
@@ -514,6 +523,13 @@ mod tests {
             &want,
             1e-6,
         );
+        // x a slice of rows, as the last single block's residual is.
+        let rows = x.narrow(1, 2, 7).unwrap().narrow(2, 0, 80).unwrap();
+        let y = randn(8, &[2, 7, 80]);
+        let want = generic(|| gated_residual(&rows, &y, &scale)).unwrap();
+        let got = gated_residual(&rows, &y, &scale).unwrap();
+        assert_close("gated residual", &got, &want, 1e-6);
+        assert!(gated_residual(&rows, &cols, &scale).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod rows;
 
 pub use attention::{attention, prepare_qkv, QkvSegment};
 pub use linear::{linear_parts, transpose};
-pub use rows::{gelu, modulate};
+pub use rows::{gated_residual, gelu, modulate};
 
 use candle_core::{DType, Tensor};
 

@@ -208,3 +208,45 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     drop(xs);
     tensor(out, (b, n, c))
 }
+
+simd_fn! {
+    /// `out = x + y·gate` for one row.
+    fn gated_residual_row(x: &[f32], y: &[f32], gate: &[f32], out: &mut [f32]) {
+        for (((o, &x), &y), &g) in out.iter_mut().zip(x).zip(y).zip(gate) {
+            *o = x + y * g;
+        }
+    }
+}
+
+/// `x + y·gate` in one pass: `x` and `y` (B, N, C), either may be a slice of rows or columns,
+/// `gate` (B, 1, C) as the modulation gives it.
+pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
+    let (b, n, c) = x.dims3()?;
+    let (x, y, gate) = (as_rows(x)?, as_rows(y)?, gate.contiguous()?);
+    let (xs, ys, gs) = (
+        Rows::require(&x)?,
+        Rows::require(&y)?,
+        Rows::require(&gate)?,
+    );
+    if y.dims() != [b, n, c] || gs.rows != b || gs.len != c {
+        bail!(
+            "gated residual: x {:?}, y {:?}, gate {:?}",
+            x.dims(),
+            y.dims(),
+            gate.dims()
+        );
+    }
+    let mut out = zeroed(b * n * c);
+    let per_task = rows_per_task(c);
+    out.par_chunks_mut(per_task * c.max(1))
+        .enumerate()
+        .with_max_len(1)
+        .for_each(|(task, chunk)| {
+            for (r, o) in chunk.chunks_mut(c).enumerate() {
+                let row = task * per_task + r;
+                gated_residual_row(xs.row(row), ys.row(row), gs.row(row / n), o);
+            }
+        });
+    drop((xs, ys, gs));
+    tensor(out, (b, n, c))
+}
