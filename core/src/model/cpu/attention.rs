@@ -3,11 +3,13 @@
 //! chunks of query rows, so the score matrix never exists whole: memory stays at
 //! threads × chunk × keys, and each chunk's scores stay in cache between the two products.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::rows::{as_rows, tensor, written, zeroed, Rows};
+use super::rows::{as_rows, assume_init, tensor, uninit, Rows};
 use super::{math, matmul, simd_fn, Operand, Out};
 
 /// Scores computed at once per task (256 Ki f32 = 1 MiB, half a core's L2 on current x86).
@@ -24,11 +26,14 @@ pub struct QkvSegment<'a> {
 simd_fn! {
     /// `dst = rope(src / rms(src) · scale) · mul` for one head of one token; `table` holds the
     /// token's D/2 rotation matrices `[cos, −sin, sin, cos]`.
-    fn norm_rope_row(src: &[f32], scale: &[f32], table: &[f32], mul: f32, dst: &mut [f32]) {
-        for (d, &x) in dst.iter_mut().zip(src) {
-            *d = x * x;
-        }
-        let inv = 1.0 / (math::sum(dst) / src.len() as f32 + 1e-6).sqrt();
+    fn norm_rope_row(
+        src: &[f32],
+        scale: &[f32],
+        table: &[f32],
+        mul: f32,
+        dst: &mut [MaybeUninit<f32>],
+    ) {
+        let inv = 1.0 / (math::sum_squares(src, 0.0) / src.len() as f32 + 1e-6).sqrt();
         for (((d, x), s), t) in dst
             .chunks_exact_mut(2)
             .zip(src.chunks_exact(2))
@@ -36,8 +41,8 @@ simd_fn! {
             .zip(table.chunks_exact(4))
         {
             let (x0, x1) = (x[0] * inv * s[0], x[1] * inv * s[1]);
-            d[0] = (t[0] * x0 + t[1] * x1) * mul;
-            d[1] = (t[2] * x0 + t[3] * x1) * mul;
+            d[0].write((t[0] * x0 + t[1] * x1) * mul);
+            d[1].write((t[2] * x0 + t[3] * x1) * mul);
         }
     }
 }
@@ -94,9 +99,9 @@ pub fn prepare_qkv(
         );
     }
     let block = n * d;
-    let mut q = zeroed(b * heads * block);
-    let mut k = zeroed(b * heads * block);
-    let mut v = zeroed(b * heads * block);
+    let mut q = uninit(b * heads * block);
+    let mut k = uninit(b * heads * block);
+    let mut v = uninit(b * heads * block);
     let q_mul = 1.0 / (d as f32).sqrt();
     let table = table.data();
     q.par_chunks_mut(block.max(1))
@@ -115,13 +120,18 @@ pub fn prepare_qkv(
                     let col = |i: usize| &row[(i * heads + h) * d..][..d];
                     norm_rope_row(col(0), scale_q.row(0), rot, q_mul, &mut q[at.clone()]);
                     norm_rope_row(col(1), scale_k.row(0), rot, 1.0, &mut k[at.clone()]);
-                    v[at].copy_from_slice(col(2));
+                    for (d, &x) in v[at].iter_mut().zip(col(2)) {
+                        d.write(x);
+                    }
                     pos += 1;
                 }
             }
         });
     drop((views, scale_views));
     let shape = (b, heads, n, d);
+    // SAFETY: each (batch, head) block has its n tokens' d values written above (the segments'
+    // lengths add up to n).
+    let [q, k, v] = [q, k, v].map(|x| unsafe { assume_init(x) });
     Ok((tensor(q, shape)?, tensor(k, shape)?, tensor(v, shape)?))
 }
 
@@ -157,62 +167,62 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let most = (CHUNK_SCORES / n_kv.max(1)).clamp(16, 256);
     let chunk = n.div_ceil(n.div_ceil(most).max(1)).max(1);
     let chunks = n.div_ceil(chunk);
-    let write = |dst: Out| {
-        (0..b * h * chunks)
-            .into_par_iter()
-            .with_max_len(1)
-            .for_each(|task| {
-                let (bh, c) = (task / chunks, task % chunks);
-                let (bi, hi) = (bh / h, bh % h);
-                let r0 = c * chunk;
-                let rows = chunk.min(n - r0);
-                let qs = &qd[(bh * n + r0) * d..][..rows * d];
-                let ks = &kd[bh * n_kv * d..][..n_kv * d];
-                let vs = &vd[bh * n_kv * d..][..n_kv * d];
-                let mut scores = Vec::with_capacity(rows * n_kv);
-                let mut inv_sums = vec![0f32; rows];
-                let block = dst.at(((bi * n + r0) * h + hi) * d);
-                // SAFETY: scores has room for rows×n_kv (row stride n_kv), which the first product
-                // writes whole (gemm writes zeros when d = 0); qs is rows×d (row stride d); ks read
-                // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
-                // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it;
-                // the product writes it whole before its rows are scaled.
-                unsafe {
-                    matmul(
-                        (rows, n_kv, d),
-                        scores.as_mut_ptr(),
-                        n_kv,
-                        false,
-                        Operand::rows(qs, d),
-                        Operand {
-                            ptr: ks.as_ptr(),
-                            row_stride: 1,
-                            col_stride: d,
-                        },
-                        Parallelism::None,
-                    );
-                    scores.set_len(rows * n_kv);
-                    softmax_rows(&mut scores, n_kv, &mut inv_sums);
-                    matmul(
-                        (rows, d, n_kv),
-                        block,
-                        h * d,
-                        false,
-                        Operand::rows(&scores, n_kv),
-                        Operand::rows(vs, d),
-                        Parallelism::None,
-                    );
-                    for (r, &inv) in inv_sums.iter().enumerate() {
-                        for x in std::slice::from_raw_parts_mut(block.add(r * h * d), d) {
-                            *x *= inv;
-                        }
+    let mut out = uninit(b * n * h * d);
+    let dst = Out(out.as_mut_ptr() as *mut f32);
+    (0..b * h * chunks)
+        .into_par_iter()
+        .with_max_len(1)
+        .for_each(|task| {
+            let (bh, c) = (task / chunks, task % chunks);
+            let (bi, hi) = (bh / h, bh % h);
+            let r0 = c * chunk;
+            let rows = chunk.min(n - r0);
+            let qs = &qd[(bh * n + r0) * d..][..rows * d];
+            let ks = &kd[bh * n_kv * d..][..n_kv * d];
+            let vs = &vd[bh * n_kv * d..][..n_kv * d];
+            let mut scores = Vec::with_capacity(rows * n_kv);
+            let mut inv_sums = vec![0f32; rows];
+            let block = dst.at(((bi * n + r0) * h + hi) * d);
+            // SAFETY: scores has room for rows×n_kv (row stride n_kv), which the first product
+            // writes whole (gemm writes zeros when d = 0); qs is rows×d (row stride d); ks read
+            // as d×n_kv has column stride d; vs is n_kv×d; the destination block rows×d at
+            // (bi, r0, hi) with row stride h·d lies inside out and no other task writes it;
+            // the product writes it whole before its rows are scaled.
+            unsafe {
+                matmul(
+                    (rows, n_kv, d),
+                    scores.as_mut_ptr(),
+                    n_kv,
+                    false,
+                    Operand::rows(qs, d),
+                    Operand {
+                        ptr: ks.as_ptr(),
+                        row_stride: 1,
+                        col_stride: d,
+                    },
+                    Parallelism::None,
+                );
+                scores.set_len(rows * n_kv);
+                softmax_rows(&mut scores, n_kv, &mut inv_sums);
+                matmul(
+                    (rows, d, n_kv),
+                    block,
+                    h * d,
+                    false,
+                    Operand::rows(&scores, n_kv),
+                    Operand::rows(vs, d),
+                    Parallelism::None,
+                );
+                for (r, &inv) in inv_sums.iter().enumerate() {
+                    for x in std::slice::from_raw_parts_mut(block.add(r * h * d), d) {
+                        *x *= inv;
                     }
                 }
-            });
-    };
+            }
+        });
     // SAFETY: the tasks' blocks cover every (batch, token, head), each written whole by the
     // second product (zeros when there are no keys).
-    let out = unsafe { written(b * n * h * d, write) };
+    let out = unsafe { assume_init(out) };
     drop((qv, kv, vv));
     tensor(out, (b, n, h * d))
 }

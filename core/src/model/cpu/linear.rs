@@ -6,7 +6,7 @@ use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::rows::{as_rows, tensor, written, Rows};
+use super::rows::{as_rows, assume_init, tensor, uninit, Rows};
 use super::{matmul, threads, Operand, Out};
 
 /// A dense layer's output `cat(parts, −1)·W + bias`, for a weight of `k` inputs and `n`
@@ -57,8 +57,10 @@ pub(super) unsafe fn dense_output(
         (0, None) => unsafe { std::ptr::write_bytes(out.at(0), 0, m * n) },
         _ => product(&views, bias, out),
     };
+    let mut out = uninit(m * n);
+    write(Out(out.as_mut_ptr() as *mut f32));
     // SAFETY: every arm of `write` writes all m·n values (`product` by the caller's promise).
-    let out = unsafe { written(m * n, write) };
+    let out = unsafe { assume_init(out) };
     let mut shape = parts[0].dims().to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;

@@ -50,6 +50,24 @@ pub fn sum(v: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Σ (x − center)² over `v` (LANES accumulators, as [`sum`]).
+#[inline(always)]
+pub fn sum_squares(v: &[f32], center: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&x| (x - center) * (x - center))
+        .sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += (x - center) * (x - center);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Replaces each x of `v` by e^(x − shift) and returns their sum (LANES accumulators, as [`sum`]).
 #[inline(always)]
 pub fn exp_sum(v: &mut [f32], shift: f32) -> f32 {
@@ -142,6 +160,8 @@ mod tests {
         for n in [0, 1, 15, 16, 17, 1000] {
             let s = &v[..n];
             assert_eq!(sum(s), s.iter().sum::<f32>(), "sum of {n}");
+            let squares: Vec<f32> = s.iter().map(|&x| (x - 3.0) * (x - 3.0)).collect();
+            assert_eq!(sum_squares(s, 3.0), sum(&squares), "squares of {n}");
             assert_eq!(max(s), s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)));
         }
     }

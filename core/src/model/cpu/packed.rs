@@ -8,13 +8,14 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use super::linear::dense_output;
-use super::rows::{as_rows, gelu_in_place, zeroed, Rows};
+use super::rows::{as_rows, gelu_in_place, uninit, Rows};
 use super::Out;
 use crate::model::layers::Input;
 
@@ -44,26 +45,28 @@ pub fn available() -> bool {
     }
 }
 
-/// A buffer of f32 whose used part starts on a cache line.
+/// A buffer of f32 whose used part starts on a cache line; not initialised (its users write
+/// every value they read).
 struct Aligned {
-    data: Vec<f32>,
+    data: Vec<MaybeUninit<f32>>,
     start: usize,
+    len: usize,
 }
 
 impl Aligned {
-    /// `len` zeroed values from a cache-line boundary.
-    fn zeroed(len: usize) -> Self {
-        let data = zeroed(len + LINE);
+    /// `len` values from a cache-line boundary.
+    fn new(len: usize) -> Self {
+        let data = uninit(len + LINE);
         let start = data.as_ptr().align_offset(64).min(LINE);
-        Self { data, start }
+        Self { data, start, len }
     }
 
     fn as_ptr(&self) -> *const f32 {
-        self.data[self.start..].as_ptr()
+        self.data[self.start..].as_ptr() as *const f32
     }
 
-    fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data[self.start..]
+    fn as_mut_slice(&mut self) -> &mut [MaybeUninit<f32>] {
+        &mut self.data[self.start..][..self.len]
     }
 }
 
@@ -86,17 +89,19 @@ impl PackedWeight {
         let w = as_rows(w)?;
         let src = Rows::require(&w)?;
         let count = outputs.div_ceil(NR);
-        let mut panels = Aligned::zeroed(count * inputs * NR);
+        let mut panels = Aligned::new(count * inputs * NR);
         if inputs > 0 {
             panels
                 .as_mut_slice()
                 .par_chunks_mut(inputs * NR)
-                .take(count)
                 .enumerate()
                 .for_each(|(p, panel)| {
-                    for j in 0..NR.min(outputs - p * NR) {
-                        for (k, &x) in src.row(p * NR + j).iter().enumerate() {
-                            panel[k * NR + j] = x;
+                    // The columns past the outputs (in the last panel) are zeros.
+                    let valid = NR.min(outputs - p * NR);
+                    for j in 0..NR {
+                        let row = (j < valid).then(|| src.row(p * NR + j));
+                        for k in 0..inputs {
+                            panel[k * NR + j].write(row.map_or(0.0, |row| row[k]));
                         }
                     }
                 });
@@ -151,7 +156,7 @@ fn run(
     let groups = m.div_ceil(MR);
     let first_panel = cols.start / NR;
     let panels = cols.end.div_ceil(NR) - first_panel;
-    let mut packed = Aligned::zeroed(groups * MR * KC.min(k));
+    let mut packed = Aligned::new(groups * MR * KC.min(k));
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         pack_block(
@@ -212,7 +217,13 @@ fn run(
 /// group of MR rows, ks.len() × MR values, input-major; rows past m are zero. Writes run in
 /// order (each input's MR values side by side), reads are MR sequential streams. The parts
 /// `gelu` marks are replaced by their GELU in place, once packed (the GELU of 0 is 0).
-fn pack_block(parts: &[Rows], gelu: &[bool], m: usize, ks: Range<usize>, dst: &mut [f32]) {
+fn pack_block(
+    parts: &[Rows],
+    gelu: &[bool],
+    m: usize,
+    ks: Range<usize>,
+    dst: &mut [MaybeUninit<f32>],
+) {
     let kc = ks.len();
     dst.par_chunks_mut(kc * MR)
         .enumerate()
@@ -229,11 +240,12 @@ fn pack_block(parts: &[Rows], gelu: &[bool], m: usize, ks: Range<usize>, dst: &m
                         &mut block[(part_ks.start - ks.start) * MR..][..part_ks.len() * MR];
                     for (i, dst) in values.chunks_exact_mut(MR).enumerate() {
                         for (d, row) in dst.iter_mut().zip(&rows) {
-                            *d = row.map_or(0.0, |row| row[i]);
+                            d.write(row.map_or(0.0, |row| row[i]));
                         }
                     }
                     if gelu {
-                        gelu_in_place(values);
+                        // SAFETY: every value of `values` was written just above.
+                        gelu_in_place(unsafe { &mut *(values as *mut _ as *mut [f32]) });
                     }
                 }
                 part_start += part.len;

@@ -3,7 +3,9 @@
 use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, StorageRef, Tensor};
 use rayon::prelude::*;
 
-use super::{math, simd_fn, Out};
+use std::mem::MaybeUninit;
+
+use super::{math, simd_fn};
 
 /// A read view of an f32 CPU tensor as `rows` rows of `len` contiguous values, `stride` apart
 /// (any tensor whose last dim is contiguous and whose other dims collapse into one, such as a
@@ -84,26 +86,47 @@ pub(super) fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> 
     Tensor::from_vec(data, shape, &Device::Cpu)
 }
 
-/// A zeroed buffer of `len` values for a kernel's output (on huge pages, see [`huge_pages`]).
-pub(super) fn zeroed(len: usize) -> Vec<f32> {
-    let mut v = vec![0f32; len];
-    huge_pages(v.as_mut_ptr(), len);
+/// A buffer of `len` values for a kernel to write, on huge pages (see [`huge_pages`]) and not
+/// initialised: every kernel writes its whole output, and zeroing it first would cost a memset
+/// of the whole buffer whenever the allocator reuses memory. [`assume_init`] hands it over.
+pub(super) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    huge_pages(v.as_mut_ptr() as *mut f32, len);
+    // SAFETY: the capacity holds len values, and MaybeUninit needs no initialisation.
+    unsafe { v.set_len(len) };
     v
 }
 
-/// A kernel's output of `len` values that `write` fills whole through the pointer it gets:
-/// unlike [`zeroed`], nothing is written first (from reused heap memory, zeroing is a memset
-/// of the whole buffer). On huge pages, see [`huge_pages`].
+/// The values of `v`, a buffer from [`uninit`].
 ///
 /// # Safety
-/// `write` must write all `len` values.
-pub(super) unsafe fn written(len: usize, write: impl FnOnce(Out)) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    huge_pages(v.as_mut_ptr(), len);
-    write(Out(v.as_mut_ptr()));
-    // SAFETY: `write` wrote the `len` values (the caller's promise) into the capacity.
-    unsafe { v.set_len(len) };
-    v
+/// Every value of `v` was written.
+pub(super) unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: MaybeUninit<f32> has f32's layout, and every value is initialised (the caller's
+    // promise); the allocation passes whole to the new Vec.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut f32, v.len(), v.capacity()) }
+}
+
+/// A rows × len output, written by `row(i, values)` for each row i in parallel tasks of about
+/// 64 KiB; `row` must write all its values.
+fn map_rows(
+    rows: usize,
+    len: usize,
+    row: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut out = uninit(rows * len);
+    let per_task = (16_384 / len.max(1)).max(1);
+    out.par_chunks_mut(per_task * len.max(1))
+        .enumerate()
+        .with_max_len(1)
+        .for_each(|(task, chunk)| {
+            for (r, values) in chunk.chunks_mut(len.max(1)).enumerate() {
+                row(task * per_task + r, values);
+            }
+        });
+    // SAFETY: the chunks cover the buffer, and `row` writes every value of each.
+    unsafe { assume_init(out) }
 }
 
 /// Has Linux back the allocation of `len` values at `ptr` with transparent huge pages where it
@@ -125,16 +148,11 @@ fn huge_pages(ptr: *mut f32, len: usize) {
     let _ = (ptr, len);
 }
 
-/// Rows per parallel task: about 64 KiB of input each, at least one row.
-fn rows_per_task(len: usize) -> usize {
-    (16_384 / len.max(1)).max(1)
-}
-
 simd_fn! {
     /// `out[i] = gelu_tanh(x[i])`.
-    fn gelu_row(x: &[f32], out: &mut [f32]) {
+    fn gelu_row(x: &[f32], out: &mut [MaybeUninit<f32>]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = math::gelu_tanh(v);
+            o.write(math::gelu_tanh(v));
         }
     }
 }
@@ -152,32 +170,19 @@ simd_fn! {
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     let x = as_rows(x)?;
     let view = Rows::require(&x)?;
-    let mut out = zeroed(view.rows * view.len);
-    let per_task = rows_per_task(view.len);
-    out.par_chunks_mut(per_task * view.len.max(1))
-        .enumerate()
-        .with_max_len(1)
-        .for_each(|(task, chunk)| {
-            for (r, o) in chunk.chunks_mut(view.len).enumerate() {
-                gelu_row(view.row(task * per_task + r), o);
-            }
-        });
+    let out = map_rows(view.rows, view.len, |r, out| gelu_row(view.row(r), out));
     drop(view);
     tensor(out, x.shape())
 }
 
 simd_fn! {
     /// `out = (1 + scale)·(x − mean)/√(var + 1e-6) + shift` for one row.
-    fn modulate_row(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32]) {
+    fn modulate_row(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [MaybeUninit<f32>]) {
         let n = x.len() as f32;
         let mean = math::sum(x) / n;
-        for (o, &v) in out.iter_mut().zip(x) {
-            let c = v - mean;
-            *o = c * c;
-        }
-        let rstd = 1.0 / (math::sum(out) / n + 1e-6).sqrt();
+        let rstd = 1.0 / (math::sum_squares(x, mean) / n + 1e-6).sqrt();
         for (((o, &v), &sc), &sh) in out.iter_mut().zip(x).zip(scale).zip(shift) {
-            *o = (v - mean) * rstd * (1.0 + sc) + sh;
+            o.write((v - mean) * rstd * (1.0 + sc) + sh);
         }
     }
 }
@@ -193,27 +198,18 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     if sh.rows != b || sc.rows != b || sh.len != c || sc.len != c {
         bail!("modulation shapes do not match ({b}, {n}, {c})");
     }
-    let mut out = zeroed(b * n * c);
-    let per_task = rows_per_task(c);
-    out.par_chunks_mut(per_task * c.max(1))
-        .enumerate()
-        .with_max_len(1)
-        .for_each(|(task, chunk)| {
-            for (r, o) in chunk.chunks_mut(c).enumerate() {
-                let row = task * per_task + r;
-                let batch = row / n;
-                modulate_row(xs.row(row), sc.row(batch), sh.row(batch), o);
-            }
-        });
+    let out = map_rows(b * n, c, |r, out| {
+        modulate_row(xs.row(r), sc.row(r / n), sh.row(r / n), out)
+    });
     drop(xs);
     tensor(out, (b, n, c))
 }
 
 simd_fn! {
     /// `out = x + y·gate` for one row.
-    fn gated_residual_row(x: &[f32], y: &[f32], gate: &[f32], out: &mut [f32]) {
+    fn gated_residual_row(x: &[f32], y: &[f32], gate: &[f32], out: &mut [MaybeUninit<f32>]) {
         for (((o, &x), &y), &g) in out.iter_mut().zip(x).zip(y).zip(gate) {
-            *o = x + y * g;
+            o.write(x + y * g);
         }
     }
 }
@@ -236,17 +232,9 @@ pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
             gate.dims()
         );
     }
-    let mut out = zeroed(b * n * c);
-    let per_task = rows_per_task(c);
-    out.par_chunks_mut(per_task * c.max(1))
-        .enumerate()
-        .with_max_len(1)
-        .for_each(|(task, chunk)| {
-            for (r, o) in chunk.chunks_mut(c).enumerate() {
-                let row = task * per_task + r;
-                gated_residual_row(xs.row(row), ys.row(row), gs.row(row / n), o);
-            }
-        });
+    let out = map_rows(b * n, c, |r, out| {
+        gated_residual_row(xs.row(r), ys.row(r), gs.row(r / n), out)
+    });
     drop((xs, ys, gs));
     tensor(out, (b, n, c))
 }
