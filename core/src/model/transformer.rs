@@ -380,28 +380,6 @@ impl FluxTransformer {
         y: &Tensor,
         guidance: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let forward = || self.forward_on(img, img_ids, txt, txt_ids, timesteps, y, guidance);
-        match img.device().is_cpu() {
-            // On a worker of the pool the CPU kernels split their loops over, each loop forks
-            // from that worker instead of waking the pool from outside and sleeping until it is
-            // done (~2% of a 256-token forward on 2 cores).
-            true => rayon::scope(|_| forward()),
-            false => forward(),
-        }
-    }
-
-    /// [`Self::forward`] on the calling thread.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_on(
-        &self,
-        img: &Tensor,
-        img_ids: &Tensor,
-        txt: &Tensor,
-        txt_ids: &Tensor,
-        timesteps: &Tensor,
-        y: &Tensor,
-        guidance: Option<&Tensor>,
-    ) -> Result<Tensor> {
         let heads = self.config.num_heads;
         let vec = self.conditioning_vector(timesteps, y, guidance)?;
         let pe = self.rope(txt_ids, img_ids)?;
