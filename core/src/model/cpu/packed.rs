@@ -157,60 +157,65 @@ fn run(
     let first_panel = cols.start / NR;
     let panels = cols.end.div_ceil(NR) - first_panel;
     let mut packed = Aligned::new(groups * MR * KC.min(k));
-    for k0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - k0);
-        pack_block(
-            parts,
-            gelu,
-            m,
-            k0..k0 + kc,
-            &mut packed.as_mut_slice()[..groups * MR * kc],
-        );
-        let a = packed.as_ptr() as usize;
-        (0..panels.div_ceil(UNIT))
-            .into_par_iter()
-            .with_max_len(1)
-            .for_each(|unit| {
-                let unit_panels = unit * UNIT..(unit * UNIT + UNIT).min(panels);
-                for g in 0..groups {
-                    for p in unit_panels.clone() {
-                        let panel = first_panel + p;
-                        let c0 = panel * NR;
-                        // Output columns of this panel: its lanes that fall inside `cols`.
-                        let lanes = cols.start.max(c0) - c0..cols.end.min(c0 + NR) - c0;
-                        let tile = Tile {
-                            a: (a as *const f32).wrapping_add(g * MR * kc),
-                            w: w.panels.as_ptr().wrapping_add((panel * k + k0) * NR),
-                            kc,
-                            rows: MR.min(m - g * MR),
-                            lanes,
-                            // The output block of the panel's first column (which may lie left
-                            // of the output when `cols` starts inside the panel).
-                            c: dst.at(g * MR * n).wrapping_add(c0).wrapping_sub(cols.start),
-                            ldc: n,
-                            init: match (k0, bias) {
-                                (0, Some(b)) => {
-                                    Init::Bias(b.as_ptr().wrapping_add(c0).wrapping_sub(cols.start))
-                                }
-                                (0, None) => Init::Zero,
-                                _ => Init::Accumulate,
-                            },
-                        };
-                        // SAFETY: the CPU has AVX-512F (a PackedWeight exists only then);
-                        // `tile` addresses a packed A slice of kc·MR values, a panel slice of
-                        // kc·NR values, and (masked to `lanes`, `rows`) only output and bias
-                        // values of this panel's columns inside `cols`, which this unit alone
-                        // writes.
-                        #[cfg(target_arch = "x86_64")]
-                        unsafe {
-                            tile.run()
+    let mut body = || {
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            pack_block(
+                parts,
+                gelu,
+                m,
+                k0..k0 + kc,
+                &mut packed.as_mut_slice()[..groups * MR * kc],
+            );
+            let a = packed.as_ptr() as usize;
+            (0..panels.div_ceil(UNIT))
+                .into_par_iter()
+                .with_max_len(1)
+                .for_each(|unit| {
+                    let unit_panels = unit * UNIT..(unit * UNIT + UNIT).min(panels);
+                    for g in 0..groups {
+                        for p in unit_panels.clone() {
+                            let panel = first_panel + p;
+                            let c0 = panel * NR;
+                            // Output columns of this panel: its lanes that fall inside `cols`.
+                            let lanes = cols.start.max(c0) - c0..cols.end.min(c0 + NR) - c0;
+                            let tile = Tile {
+                                a: (a as *const f32).wrapping_add(g * MR * kc),
+                                w: w.panels.as_ptr().wrapping_add((panel * k + k0) * NR),
+                                kc,
+                                rows: MR.min(m - g * MR),
+                                lanes,
+                                // The output block of the panel's first column (which may lie left
+                                // of the output when `cols` starts inside the panel).
+                                c: dst.at(g * MR * n).wrapping_add(c0).wrapping_sub(cols.start),
+                                ldc: n,
+                                init: match (k0, bias) {
+                                    (0, Some(b)) => Init::Bias(
+                                        b.as_ptr().wrapping_add(c0).wrapping_sub(cols.start),
+                                    ),
+                                    (0, None) => Init::Zero,
+                                    _ => Init::Accumulate,
+                                },
+                            };
+                            // SAFETY: the CPU has AVX-512F (a PackedWeight exists only then);
+                            // `tile` addresses a packed A slice of kc·MR values, a panel slice of
+                            // kc·NR values, and (masked to `lanes`, `rows`) only output and bias
+                            // values of this panel's columns inside `cols`, which this unit alone
+                            // writes.
+                            #[cfg(target_arch = "x86_64")]
+                            unsafe {
+                                tile.run()
+                            }
+                            #[cfg(not(target_arch = "x86_64"))]
+                            let _ = tile;
                         }
-                        #[cfg(not(target_arch = "x86_64"))]
-                        let _ = tile;
                     }
-                }
-            });
-    }
+                });
+        }
+    };
+    // All blocks in one call into the thread pool: the caller sleeps and wakes once, not twice
+    // per block (1–2% of a 256-token forward, whose layers are short).
+    rayon::scope(|_| body())
 }
 
 /// Packs inputs `ks` of the m rows of `parts` (concatenated along inputs) into `dst`: for each
