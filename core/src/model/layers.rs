@@ -52,7 +52,9 @@ fn fused(t: &Tensor) -> bool {
 /// which the packed CPU kernel applies as it reads the values (never storing the result).
 #[derive(Clone, Copy)]
 pub enum Input<'a> {
+    /// The tensor's values.
     Value(&'a Tensor),
+    /// The GELU of the tensor's values.
     Gelu(&'a Tensor),
 }
 

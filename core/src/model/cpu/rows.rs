@@ -1,9 +1,10 @@
-//! Row views of f32 CPU tensors, and the row-wise kernels: GELU and modulated LayerNorm.
+//! Row views of f32 CPU tensors, output buffers, and the row-wise kernels: GELU, modulated
+//! LayerNorm, gated residual.
+
+use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, Device, Result, Shape, Storage, StorageRef, Tensor};
 use rayon::prelude::*;
-
-use std::mem::MaybeUninit;
 
 use super::{math, simd_fn};
 
