@@ -466,7 +466,8 @@ mod tests {
                 assert_close(&format!("{what} parts"), &got, &want, 1e-6);
                 let got = dense.forward_parts(&gelu_inputs).unwrap();
                 // 2e-6: the vectorised GELU differs from candle's in the last bits (see
-                // `gelu_and_modulate_match_generic_ops`), and 800 inputs add those up.
+                // `gelu_modulate_and_gated_residual_match_generic_ops`), and 800 inputs add
+                // those up.
                 assert_close(&format!("{what} GELU part"), &got, &want_gelu, 2e-6);
                 let ranges = [
                     (0, out),

@@ -39,30 +39,24 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// Sum of `v` in LANES independent accumulators (vectorises; the order differs from a serial sum).
 #[inline(always)]
 pub fn sum(v: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = v.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for (a, x) in acc.iter_mut().zip(c) {
-            *a += x;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    sum_of(v, |x| x)
 }
 
 /// Σ (x − center)² over `v` (LANES accumulators, as [`sum`]).
 #[inline(always)]
 pub fn sum_squares(v: &[f32], center: f32) -> f32 {
+    sum_of(v, |x| (x - center) * (x - center))
+}
+
+/// Σ f(x) over `v` in LANES independent accumulators.
+#[inline(always)]
+fn sum_of(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = v.chunks_exact(LANES);
-    let tail: f32 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| (x - center) * (x - center))
-        .sum();
+    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
     for c in chunks {
         for (a, &x) in acc.iter_mut().zip(c) {
-            *a += (x - center) * (x - center);
+            *a += f(x);
         }
     }
     acc.iter().sum::<f32>() + tail
