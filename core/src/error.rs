@@ -15,7 +15,7 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A weight file is not a valid safetensors file (truncated, corrupt header, bad offsets).
+    /// A weight or JSON file is not valid (truncated, corrupt header, bad offsets).
     CorruptFile { path: PathBuf, reason: String },
     /// A tensor the model needs is absent from every file of the component.
     MissingTensor {
@@ -69,9 +69,14 @@ impl std::fmt::Display for Error {
             Error::Timeout(m) => write!(f, "timed out: {m}"),
             Error::Io { path, source } => write!(f, "cannot read '{}': {source}", path.display()),
             Error::CorruptFile { path, reason } => {
+                let format = match path.extension().and_then(|e| e.to_str()) {
+                    Some("gguf") => "GGUF",
+                    Some("json") => "JSON",
+                    _ => "safetensors",
+                };
                 write!(
                     f,
-                    "'{}' is not a valid safetensors file: {reason}",
+                    "'{}' is not a valid {format} file: {reason}",
                     path.display()
                 )
             }

@@ -6,21 +6,37 @@
 //! model dtype, as the reference does, so bf16 models keep accurate positions.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, D};
+use parking_lot::Mutex;
 
+use super::compact::CompactWeight;
 use super::cpu::{self, QkvSegment};
 use super::weights::ModelWeights;
 use crate::error::Result;
 
-/// Loads tensors of one model with shape checks, converting to the compute dtype.
+/// Loads tensors of one model with shape checks, converting to the compute dtype; dense-layer
+/// weights stored compactly (GGUF, fp8) stay in their stored form.
 pub struct Loader<'a> {
-    pub weights: &'a ModelWeights,
-    pub dtype: DType,
-    pub device: &'a Device,
+    weights: &'a ModelWeights,
+    dtype: DType,
+    device: &'a Device,
+    /// The panels every compact layer of the model expands its weight into on the CPU.
+    scratch: Scratch,
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
+    /// A loader of `weights` at `dtype` on `device`.
+    pub fn new(weights: &'a ModelWeights, dtype: DType, device: &'a Device) -> Self {
+        Self {
+            weights,
+            dtype,
+            device,
+            scratch: Scratch::default(),
+        }
+    }
+
     /// A tensor of exactly `shape`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         self.weights
@@ -29,15 +45,26 @@ impl Loader<'_> {
 
     /// `prefix.weight` (out, in) and, when `bias`, `prefix.bias` (out).
     pub fn linear(&self, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Dense> {
-        let w = self.tensor(&format!("{prefix}.weight"), &[output, input])?;
+        let name = format!("{prefix}.weight");
         let b = if bias {
             Some(self.tensor(&format!("{prefix}.bias"), &[output])?)
         } else {
             None
         };
-        Dense::new(w, b)
+        match self
+            .weights
+            .load_compact(&name, &[output, input], self.device)?
+        {
+            Some(w) => Dense::compact(w, b, &self.scratch),
+            None => Dense::new(self.tensor(&name, &[output, input])?, b),
+        }
     }
 }
+
+/// The buffer compact layers expand their weights into on the CPU, one layer at a time (sized
+/// for the largest; shared by the layers of one model, freed with them).
+#[derive(Clone, Default)]
+pub struct Scratch(Arc<Mutex<Option<cpu::packed::PackedWeight>>>);
 
 /// Whether `t` takes the fused CPU kernels (f32 on the CPU; tests can switch them off).
 fn fused(t: &Tensor) -> bool {
@@ -91,6 +118,9 @@ enum Weight {
     Transposed(Tensor),
     /// Panels for [`cpu::packed::linear`].
     Packed(cpu::packed::PackedWeight),
+    /// The stored form, expanded when the layer runs: into the scratch panels (`Some`: f32 on an
+    /// AVX-512 CPU), else whole into the activations' dtype.
+    Compact(CompactWeight, Option<Scratch>),
 }
 
 impl Dense {
@@ -104,6 +134,18 @@ impl Dense {
             false => Weight::Plain(weight),
         };
         Ok(Self { weight, bias })
+    }
+
+    /// A layer whose weight stays in its stored form; on an AVX-512 CPU each call expands it
+    /// into `scratch`'s panels (only those of the outputs it computes), elsewhere into a whole
+    /// weight in the activations' dtype.
+    pub fn compact(weight: CompactWeight, bias: Option<Tensor>, scratch: &Scratch) -> Result<Self> {
+        let packed = bias.as_ref().is_none_or(cpu::applies) && cpu::packed::available();
+        let scratch = (packed && weight.device().is_cpu()).then(|| scratch.clone());
+        Ok(Self {
+            weight: Weight::Compact(weight, scratch),
+            bias,
+        })
     }
 
     /// The layer applied to `x` (…, in).
@@ -128,6 +170,7 @@ impl Dense {
             Weight::Plain(w) => w.dim(0)?,
             Weight::Transposed(w) => w.dim(1)?,
             Weight::Packed(w) => w.outputs(),
+            Weight::Compact(w, _) => w.shape().0,
         })
     }
 
@@ -138,8 +181,25 @@ impl Dense {
             Some(b) => Some(b.narrow(0, start, len)?),
             None => None,
         };
+        let expanded;
         let w = match &self.weight {
             Weight::Packed(w) => return Ok(cpu::packed::linear(parts, w, cols, bias.as_ref())?),
+            Weight::Compact(w, Some(scratch)) if cpu::applies(parts[0].tensor()) => {
+                let mut panels = scratch.0.lock();
+                let panels = match &mut *panels {
+                    Some(p) => p,
+                    empty => empty.insert(cpu::packed::PackedWeight::scratch()?),
+                };
+                let rows = w.rows()?;
+                panels.fill(w.shape(), cols.clone(), &|row, ks, dst| {
+                    rows.read(row, ks, dst)
+                });
+                return Ok(cpu::packed::linear(parts, panels, cols, bias.as_ref())?);
+            }
+            Weight::Compact(w, _) => {
+                expanded = w.dequantize(parts[0].tensor().dtype())?;
+                &expanded
+            }
             Weight::Transposed(w) | Weight::Plain(w) => w,
         };
         // The other kernels read stored values: activations are applied first.
@@ -370,6 +430,7 @@ mod tests {
     //! The fused CPU kernels against the generic candle ops, both in f32.
     use super::*;
     use crate::pipeline::noise;
+    use candle_core::quantized::GgmlDType;
     use std::cell::Cell;
 
     thread_local! {
@@ -420,6 +481,18 @@ mod tests {
             }
             false => eprintln!("SKIPPED: the packed layout (this CPU has no AVX-512F)"),
         }
+        // A weight kept in a stored (GGUF F32) form: expanded into packed panels per call on
+        // AVX-512 CPUs, into a whole weight elsewhere.
+        let bytes: Vec<u8> = w
+            .flatten_all()
+            .and_then(|w| w.to_vec1::<f32>())
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let stored = CompactWeight::ggml(&bytes, GgmlDType::F32, w.dims2().unwrap(), &Device::Cpu);
+        let compact = Dense::compact(stored.unwrap(), b.cloned(), &Scratch::default()).unwrap();
+        layers.push(("compact", compact));
         layers
     }
 
@@ -499,6 +572,7 @@ mod tests {
             Weight::Plain(_) => "plain",
             Weight::Transposed(_) => "transposed",
             Weight::Packed(_) => "packed",
+            Weight::Compact(..) => "compact",
         };
         let f32_kind = match cpu::packed::available() {
             true => "packed",

@@ -2,9 +2,11 @@
 //! key naming, config inference and dtype policy.
 
 pub mod autoencoder;
+pub mod compact;
 mod cpu;
 #[cfg(feature = "flash-attn")]
 mod flash;
+pub mod gguf;
 pub mod layers;
 pub mod names;
 pub mod store;
@@ -243,7 +245,21 @@ fn unknown_keys(set: &WeightSet, what: &str) -> Error {
     ))
 }
 
+/// Refuses a GGUF file whose `general.architecture` is not one of `accepted` (files without it,
+/// as stable-diffusion.cpp writes them, are judged by their tensor names).
+fn check_architecture(set: &WeightSet, accepted: &[&str], what: &str) -> Result<()> {
+    match set.metadata("general.architecture") {
+        Some(arch) if !accepted.contains(&arch) => Err(Error::UnknownLayout(format!(
+            "{}: '{}' holds a '{arch}' model (general.architecture), not {what}",
+            set.component(),
+            set.file_of("").display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn transformer_weights(c: Component) -> Result<Arc<ModelWeights>> {
+    check_architecture(&c.set, &["flux"], "a FLUX transformer")?;
     if c.set.contains("x_embedder.weight") {
         return Ok(Arc::new(ModelWeights::new(
             c.set,
@@ -257,6 +273,23 @@ fn transformer_weights(c: Component) -> Result<Arc<ModelWeights>> {
         ))),
         None => Err(unknown_keys(&c.set, "a FLUX transformer")),
     }
+}
+
+fn t5_weights(c: Component) -> Result<ModelWeights> {
+    check_architecture(&c.set, &["t5encoder", "t5"], "a T5 encoder")?;
+    if c.set.contains("enc.output_norm.weight") {
+        return Ok(ModelWeights::new(c.set, Naming::LlamaT5));
+    }
+    let prefix = find_prefix(
+        &c.set,
+        "encoder.final_layer_norm.weight",
+        &["", "text_encoders.t5xxl.transformer."],
+    )
+    .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
+    Ok(ModelWeights::new(
+        c.set.with_prefix(&prefix),
+        Naming::Native,
+    ))
 }
 
 fn ae_weights(c: Component) -> Result<Arc<ModelWeights>> {
@@ -364,16 +397,7 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
 
     let c = open_component("T5", &files.t5)?;
     let json = c.config.clone();
-    let prefix = find_prefix(
-        &c.set,
-        "encoder.final_layer_norm.weight",
-        &["", "text_encoders.t5xxl.transformer."],
-    )
-    .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
-    let w = Arc::new(ModelWeights::new(
-        c.set.with_prefix(&prefix),
-        Naming::Native,
-    ));
+    let w = Arc::new(t5_weights(c)?);
     let cfg = match &json {
         Some(j) => text::parse_t5_config(j)?,
         None => text::infer_t5_config(&w)?,
@@ -403,7 +427,8 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
     Ok(TextEncoders { t5, clip })
 }
 
-/// Bytes each component occupies once loaded at the compute dtype.
+/// Bytes each component occupies once loaded: at the compute dtype, but the transformer's
+/// GGUF-quantized and fp8 weights at their stored size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComponentBytes {
     pub transformer: u64,
@@ -421,14 +446,15 @@ impl ComponentBytes {
 
 /// What loading `files` will occupy, from the file headers alone (nothing is read or allocated).
 pub fn component_bytes(files: &ModelFiles, opts: &LoadOptions) -> Result<ComponentBytes> {
-    let size = opts.compute_dtype().size_in_bytes() as u64;
-    let bytes = |name: &str, path: &Path| -> Result<u64> {
-        Ok(open_component(name, path)?.set.num_elements() * size)
+    let dtype = opts.compute_dtype();
+    // Only the transformer keeps compact (GGUF, fp8) weights in their stored form.
+    let bytes = |name: &str, path: &Path, compact: bool| -> Result<u64> {
+        Ok(open_component(name, path)?.set.loaded_bytes(dtype, compact))
     };
     Ok(ComponentBytes {
-        transformer: bytes("transformer", &files.transformer)?,
-        autoencoder: bytes("autoencoder", &files.ae)?,
-        text_encoders: bytes("T5", &files.t5)? + bytes("CLIP", &files.clip)?,
+        transformer: bytes("transformer", &files.transformer, true)?,
+        autoencoder: bytes("autoencoder", &files.ae, false)?,
+        text_encoders: bytes("T5", &files.t5, false)? + bytes("CLIP", &files.clip, false)?,
     })
 }
 

@@ -27,6 +27,9 @@ pub enum Naming {
     DiffusersTransformer,
     /// A diffusers `AutoencoderKL` with `levels` resolution levels.
     DiffusersVae { levels: usize },
+    /// A T5 encoder in llama.cpp's GGUF names (`token_embd`, `enc.blk.N.attn_q`, …), asked for
+    /// by HF names.
+    LlamaT5,
 }
 
 impl Naming {
@@ -36,8 +39,35 @@ impl Naming {
             Naming::Native => Some(Recipe::Same(name.to_string())),
             Naming::DiffusersTransformer => diffusers_transformer(name),
             Naming::DiffusersVae { levels } => diffusers_vae(name, levels),
+            Naming::LlamaT5 => llama_t5(name).map(Recipe::Same),
         }
     }
+}
+
+/// llama.cpp's GGUF name (`convert_hf_to_gguf.py`, T5 encoder) of an HF `T5EncoderModel` tensor.
+fn llama_t5(name: &str) -> Option<String> {
+    match name {
+        "shared.weight" | "encoder.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "encoder.final_layer_norm.weight" => return Some("enc.output_norm.weight".into()),
+        _ => {}
+    }
+    let rest = name.strip_prefix("encoder.block.")?;
+    let (i, sub) = rest.split_once('.')?;
+    let part = match sub {
+        "layer.0.SelfAttention.q.weight" => "attn_q",
+        "layer.0.SelfAttention.k.weight" => "attn_k",
+        "layer.0.SelfAttention.v.weight" => "attn_v",
+        "layer.0.SelfAttention.o.weight" => "attn_o",
+        "layer.0.SelfAttention.relative_attention_bias.weight" => "attn_rel_b",
+        "layer.0.layer_norm.weight" => "attn_norm",
+        // wi_0 is the GELU branch of the gated feed-forward, wi_1 the linear one.
+        "layer.1.DenseReluDense.wi_0.weight" => "ffn_gate",
+        "layer.1.DenseReluDense.wi_1.weight" => "ffn_up",
+        "layer.1.DenseReluDense.wo.weight" => "ffn_down",
+        "layer.1.layer_norm.weight" => "ffn_norm",
+        _ => return None,
+    };
+    Some(format!("enc.blk.{i}.{part}.weight"))
 }
 
 /// Splits `a.b.c.weight` into (`a.b.c`, `weight`).

@@ -1,34 +1,88 @@
-//! Safetensors files: one component's weights, from a single file or a sharded set.
+//! Weight files — safetensors or GGUF — of one component, from a single file or a sharded set.
 //!
 //! Files are validated when opened (header, offsets, length), so a truncated or corrupt file is
 //! reported with its path before any tensor is read. Each tensor is then read with a plain
 //! positional read and converted on its own: no file page stays mapped into the process, so peak
 //! memory while loading is the converted weights plus one tensor in flight, not twice the weights
-//! as with a memory map whose touched pages count as resident.
+//! as with a memory map whose touched pages count as resident. Quantized GGUF tensors and fp8
+//! tensors can instead be kept in their stored form ([`WeightSet::load_compact`]).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
-use safetensors::tensor::{Dtype as StDtype, TensorInfo};
+use safetensors::tensor::Dtype as StDtype;
 use safetensors::SafeTensors;
 
+use super::compact::CompactWeight;
+use super::gguf;
 use crate::error::{Error, Result};
 
-/// One opened safetensors file.
+/// How a tensor's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stored {
+    /// A safetensors dtype (`None`: one the engine cannot read, named in the error).
+    Safetensors(Option<DType>, StDtype),
+    /// GGUF blocks.
+    Ggml(GgmlDType),
+}
+
+impl Stored {
+    /// Whether a weight stored this way stays in its stored form when loaded compact: GGUF types
+    /// narrower than f32 and fp8.
+    pub fn is_compact(self) -> bool {
+        match self {
+            Stored::Ggml(d) => d != GgmlDType::F32,
+            Stored::Safetensors(d, _) => d == Some(DType::F8E4M3),
+        }
+    }
+}
+
+/// One tensor of a file.
+#[derive(Debug, Clone)]
+struct Entry {
+    shape: Vec<usize>,
+    stored: Stored,
+    /// Absolute offset of the data in the file.
+    start: u64,
+    len: u64,
+}
+
+/// One opened weight file (safetensors or GGUF).
 pub struct WeightFile {
     path: PathBuf,
-    data_start: usize,
-    tensors: HashMap<String, TensorInfo>,
+    tensors: HashMap<String, Entry>,
     metadata: HashMap<String, String>,
 }
 
 impl WeightFile {
-    /// Opens and validates a safetensors file.
+    /// Opens and validates a safetensors or GGUF file (told apart by the GGUF magic).
     pub fn open(path: &Path) -> Result<Self> {
+        if gguf::is_gguf(path) {
+            let header = gguf::read_header(path)?;
+            let tensors = header
+                .tensors
+                .into_iter()
+                .map(|(k, t)| {
+                    let entry = Entry {
+                        shape: t.shape,
+                        stored: Stored::Ggml(t.dtype),
+                        start: t.start,
+                        len: t.len,
+                    };
+                    (k, entry)
+                })
+                .collect();
+            return Ok(Self {
+                path: path.to_path_buf(),
+                tensors,
+                metadata: header.metadata,
+            });
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // The map is only used to validate the header against the file length (no data page is
         // touched) and is dropped at the end of `open`.
@@ -39,15 +93,24 @@ impl WeightFile {
                 path: path.to_path_buf(),
                 reason: describe_safetensors_error(&e),
             })?;
+        let data_start = 8 + header_len as u64;
         let tensors = meta
             .tensors()
             .into_iter()
-            .map(|(k, v)| (k, v.clone()))
+            .map(|(k, v)| {
+                let (a, b) = v.data_offsets;
+                let entry = Entry {
+                    shape: v.shape.clone(),
+                    stored: Stored::Safetensors(candle_dtype(v.dtype), v.dtype),
+                    start: data_start + a as u64,
+                    len: (b - a) as u64,
+                };
+                (k, entry)
+            })
             .collect();
         let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(Self {
             path: path.to_path_buf(),
-            data_start: 8 + header_len,
             tensors,
             metadata,
         })
@@ -63,36 +126,48 @@ impl WeightFile {
         self.tensors.keys().map(|s| s.as_str())
     }
 
-    /// The free-form `__metadata__` of the file.
+    /// The file's metadata: safetensors' `__metadata__`, or GGUF's scalar and string values.
     pub fn metadata(&self) -> &HashMap<String, String> {
         &self.metadata
     }
 
-    fn info(&self, name: &str) -> Option<&TensorInfo> {
+    fn info(&self, name: &str) -> Option<&Entry> {
         self.tensors.get(name)
     }
 
-    /// Reads a tensor and converts it to `dtype` on `device`.
-    fn load(&self, name: &str, info: &TensorInfo, dtype: DType, device: &Device) -> Result<Tensor> {
-        let bad = |reason: String| Error::BadTensor {
+    fn bad(&self, name: &str, reason: String) -> Error {
+        Error::BadTensor {
             path: self.path.clone(),
             tensor: name.to_string(),
             reason,
-        };
-        let stored = candle_dtype(info.dtype)
-            .ok_or_else(|| bad(format!("unsupported dtype {:?}", info.dtype)))?;
-        let mut bytes = vec![0u8; info.data_offsets.1 - info.data_offsets.0];
+        }
+    }
+
+    /// The stored bytes of a tensor.
+    fn read(&self, entry: &Entry) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; entry.len as usize];
         let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        file.seek(SeekFrom::Start(
-            (self.data_start + info.data_offsets.0) as u64,
-        ))
-        .and_then(|_| file.read_exact(&mut bytes))
-        .map_err(|e| Error::io(&self.path, e))?;
-        let t = Tensor::from_raw_buffer(&bytes, stored, &info.shape, &Device::Cpu)
-            .and_then(|t| t.to_dtype(dtype))
-            .and_then(|t| t.to_device(device))
-            .map_err(|e| bad(e.to_string()))?;
-        Ok(t)
+        file.seek(SeekFrom::Start(entry.start))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(bytes)
+    }
+
+    /// Reads a tensor in its stored dtype on the CPU (GGUF blocks dequantized to f32).
+    fn load_stored(&self, name: &str, entry: &Entry) -> Result<Tensor> {
+        let bytes = self.read(entry)?;
+        let t = match entry.stored {
+            Stored::Safetensors(None, d) => {
+                return Err(self.bad(name, format!("unsupported dtype {d:?}")))
+            }
+            Stored::Safetensors(Some(d), _) => {
+                Tensor::from_raw_buffer(&bytes, d, &entry.shape, &Device::Cpu)
+            }
+            Stored::Ggml(d) => QStorage::from_data(bytes.into(), &Device::Cpu, d)
+                .and_then(|s| QTensor::new(s, entry.shape.as_slice()))
+                .and_then(|q| q.dequantize(&Device::Cpu)),
+        };
+        t.map_err(|e| self.bad(name, e.to_string()))
     }
 }
 
@@ -273,10 +348,73 @@ impl WeightSet {
         let full = format!("{}{name}", self.prefix);
         for f in &self.files {
             if let Some(info) = f.info(&full) {
-                return f.load(&full, info, dtype, device);
+                let t = f.load_stored(&full, info)?;
+                let t = match self.fp8_scale(name, info.stored)? {
+                    Some(scale) => (t.to_dtype(DType::F32)? * scale as f64)?,
+                    None => t,
+                };
+                return t
+                    .to_dtype(dtype)
+                    .and_then(|t| t.to_device(device))
+                    .map_err(|e| f.bad(&full, e.to_string()));
             }
         }
         Err(self.missing(name))
+    }
+
+    /// Loads a 2-D tensor in its stored form when it is stored compactly (GGUF types narrower
+    /// than f32, fp8 with its scale); `None` for other storage.
+    pub fn load_compact(&self, name: &str, device: &Device) -> Result<Option<CompactWeight>> {
+        let full = format!("{}{name}", self.prefix);
+        let Some(f) = self.files.iter().find(|f| f.info(&full).is_some()) else {
+            return Err(self.missing(name));
+        };
+        let info = f.info(&full).expect("found above");
+        let &[outputs, inputs] = info.shape.as_slice() else {
+            return Ok(None);
+        };
+        let weight = match info.stored {
+            s if !s.is_compact() => return Ok(None),
+            Stored::Ggml(d) => CompactWeight::ggml(&f.read(info)?, d, (outputs, inputs), device),
+            Stored::Safetensors(..) => {
+                let scale = self.fp8_scale(name, info.stored)?.unwrap_or(1.0);
+                let values = f.load_stored(&full, info)?;
+                values
+                    .to_device(device)
+                    .and_then(|t| CompactWeight::fp8(t, scale))
+            }
+        };
+        weight.map(Some).map_err(|e| f.bad(&full, e.to_string()))
+    }
+
+    /// The scale of an fp8 weight in a ComfyUI "scaled fp8" file: `<layer>.scale_weight`, or
+    /// `<layer>.weight_scale` in newer files (a one-value f32 tensor). `None` when the tensor is
+    /// not fp8 or has no scale.
+    fn fp8_scale(&self, name: &str, stored: Stored) -> Result<Option<f32>> {
+        if stored != Stored::Safetensors(Some(DType::F8E4M3), StDtype::F8_E4M3) {
+            return Ok(None);
+        }
+        let Some(layer) = name.strip_suffix(".weight") else {
+            return Ok(None);
+        };
+        for scale in [
+            format!("{layer}.scale_weight"),
+            format!("{layer}.weight_scale"),
+        ] {
+            if self.contains(&scale) {
+                let t = self.load(&scale, DType::F32, &Device::Cpu)?;
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                return match values.as_slice() {
+                    [v] => Ok(Some(*v)),
+                    _ => Err(Error::BadTensor {
+                        path: self.file_of(&scale),
+                        tensor: scale,
+                        reason: format!("a per-tensor scale with {} values", values.len()),
+                    }),
+                };
+            }
+        }
+        Ok(None)
     }
 
     /// The error for a tensor that is in none of the files.
@@ -295,12 +433,20 @@ impl WeightSet {
             .unwrap_or_else(|| self.files[0].path.clone())
     }
 
-    /// Total number of tensor elements in the files.
-    pub fn num_elements(&self) -> u64 {
+    /// Bytes the tensors occupy once loaded: compactly stored 2-D weights (GGUF types narrower
+    /// than f32, fp8) at their stored size when `compact`, everything else at `dtype`.
+    pub fn loaded_bytes(&self, dtype: DType, compact: bool) -> u64 {
         self.files
             .iter()
             .flat_map(|f| f.tensors.values())
-            .map(|i| i.shape.iter().product::<usize>() as u64)
+            .map(
+                |i| match compact && i.shape.len() == 2 && i.stored.is_compact() {
+                    true => i.len,
+                    false => {
+                        i.shape.iter().product::<usize>() as u64 * dtype.size_in_bytes() as u64
+                    }
+                },
+            )
             .sum()
     }
 
@@ -309,7 +455,7 @@ impl WeightSet {
         self.files
             .iter()
             .flat_map(|f| f.tensors.values())
-            .map(|i| (i.data_offsets.1 - i.data_offsets.0) as u64)
+            .map(|i| i.len)
             .sum()
     }
 }

@@ -264,11 +264,7 @@ impl FluxTransformer {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let l = Loader {
-            weights,
-            dtype,
-            device,
-        };
+        let l = Loader::new(weights, dtype, device);
         let c = &config;
         let h = c.hidden_size;
         let guidance_in = match c.guidance_embed {

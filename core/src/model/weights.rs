@@ -8,6 +8,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use parking_lot::Mutex;
 
+use super::compact::CompactWeight;
 use super::names::{Naming, Recipe};
 use super::store::WeightSet;
 use crate::error::{Error, Result};
@@ -137,6 +138,27 @@ impl ModelWeights {
             }
         };
         Ok(t)
+    }
+
+    /// Loads `name`, which must have `expected` shape (out, in), in its stored form when it is
+    /// stored compactly (GGUF blocks, fp8) and under its own name; `None` otherwise.
+    pub fn load_compact(
+        &self,
+        name: &str,
+        expected: &[usize],
+        device: &Device,
+    ) -> Result<Option<CompactWeight>> {
+        let Recipe::Same(stored) = self.recipe(name)? else {
+            return Ok(None);
+        };
+        let actual = self.shape(name)?;
+        if actual != expected {
+            return Err(self.bad(
+                &stored,
+                format!("shape {actual:?} but the model needs {expected:?}"),
+            ));
+        }
+        self.set.load_compact(&stored, device)
     }
 
     /// A `VarBuilder` over these weights. Loading errors are kept in full (file and tensor) and

@@ -61,6 +61,14 @@ impl Aligned {
         Self { data, start, len }
     }
 
+    /// Makes room for `len` values, reusing the buffer when it is large enough.
+    fn resize(&mut self, len: usize) {
+        if self.data.len() < self.start + len {
+            *self = Self::new(len);
+        }
+        self.len = len;
+    }
+
     fn as_ptr(&self) -> *const f32 {
         self.data[self.start..].as_ptr() as *const f32
     }
@@ -69,6 +77,12 @@ impl Aligned {
         &mut self.data[self.start..][..self.len]
     }
 }
+
+/// Writes inputs `ks` of a weight's row into a buffer of `ks.len()` values.
+pub type RowSource<'a> = dyn Fn(usize, Range<usize>, &mut [f32]) + Sync + 'a;
+
+/// Inputs per step of [`PackedWeight::fill`]: a multiple of every GGUF block size (32, 256).
+const FILL_K: usize = 256;
 
 /// A weight (out, in) packed for [`linear`]: `in` inputs, `out` outputs in ⌈out/48⌉ panels of
 /// 48 columns (the last one zero-padded), each `in`×48 values, input-major.
@@ -82,36 +96,69 @@ impl PackedWeight {
     /// Packs `w` (out, in), f32 on the CPU; an error on a CPU without the kernels
     /// ([`available`]), so a packed weight exists only where they run.
     pub fn new(w: &Tensor) -> Result<Self> {
-        if !available() {
-            bail!("packed dense layers need AVX-512F");
-        }
         let (outputs, inputs) = w.dims2()?;
         let w = as_rows(w)?;
         let src = Rows::require(&w)?;
-        let count = outputs.div_ceil(NR);
-        let mut panels = Aligned::new(count * inputs * NR);
-        if inputs > 0 {
-            panels
-                .as_mut_slice()
-                .par_chunks_mut(inputs * NR)
-                .enumerate()
-                .for_each(|(p, panel)| {
-                    // The columns past the outputs (in the last panel) are zeros.
-                    let valid = NR.min(outputs - p * NR);
-                    for j in 0..NR {
-                        let row = (j < valid).then(|| src.row(p * NR + j));
-                        for k in 0..inputs {
-                            panel[k * NR + j].write(row.map_or(0.0, |row| row[k]));
+        let mut packed = Self::scratch()?;
+        packed.fill((outputs, inputs), 0..outputs, &|row, ks, dst| {
+            dst.copy_from_slice(&src.row(row)[ks])
+        });
+        Ok(packed)
+    }
+
+    /// An empty weight, whose buffer [`Self::fill`] sizes and then reuses; an error on a CPU
+    /// without the kernels.
+    pub fn scratch() -> Result<Self> {
+        if !available() {
+            bail!("packed dense layers need AVX-512F");
+        }
+        Ok(Self {
+            panels: Aligned::new(0),
+            inputs: 0,
+            outputs: 0,
+        })
+    }
+
+    /// Packs the panels holding outputs `cols` of a weight of `shape` (out, in) whose values
+    /// `source(row, ks, dst)` writes (inputs `ks` of a row, `ks` starting on a multiple of 256),
+    /// reusing the buffer; the other panels are left unwritten and must not be read.
+    pub fn fill(
+        &mut self,
+        (outputs, inputs): (usize, usize),
+        cols: Range<usize>,
+        source: &RowSource,
+    ) {
+        self.panels.resize(outputs.div_ceil(NR) * inputs * NR);
+        (self.inputs, self.outputs) = (inputs, outputs);
+        if inputs == 0 || cols.is_empty() {
+            return;
+        }
+        let first = cols.start / NR;
+        let panels = &mut self.panels.as_mut_slice()
+            [first * inputs * NR..cols.end.div_ceil(NR) * inputs * NR];
+        panels
+            .par_chunks_mut(inputs * NR)
+            .enumerate()
+            .for_each(|(i, panel)| {
+                let p = first + i;
+                // The columns past the outputs (in the last panel) are zeros.
+                let valid = NR.min(outputs - p * NR);
+                let mut rows = vec![0f32; NR * FILL_K];
+                for k0 in (0..inputs).step_by(FILL_K) {
+                    let kc = FILL_K.min(inputs - k0);
+                    for (j, row) in rows.chunks_exact_mut(kc).take(valid).enumerate() {
+                        source(p * NR + j, k0..k0 + kc, row);
+                    }
+                    for (k, dst) in panel[k0 * NR..(k0 + kc) * NR]
+                        .chunks_exact_mut(NR)
+                        .enumerate()
+                    {
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            d.write(if j < valid { rows[j * kc + k] } else { 0.0 });
                         }
                     }
-                });
-        }
-        drop(src);
-        Ok(Self {
-            panels,
-            inputs,
-            outputs,
-        })
+                }
+            });
     }
 
     /// Number of outputs.
