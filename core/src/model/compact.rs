@@ -13,6 +13,7 @@ use candle_core::quantized::k_quants::{
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{bail, CpuStorage, DType, Device, Result, Storage, Tensor};
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use super::gguf::dtype_name;
 
@@ -88,8 +89,18 @@ impl CompactWeight {
         }
     }
 
-    /// The whole weight (out, in) as `dtype` on its device.
+    /// The whole weight (out, in) as `dtype` on its device (on the CPU, rows in parallel).
     pub fn dequantize(&self, dtype: DType) -> Result<Tensor> {
+        if self.device().is_cpu() && self.inputs > 0 {
+            let rows = self.rows()?;
+            let mut values = vec![0f32; self.outputs * self.inputs];
+            values
+                .par_chunks_mut(self.inputs)
+                .enumerate()
+                .for_each(|(r, row)| rows.read(r, 0..self.inputs, row));
+            return Tensor::from_vec(values, (self.outputs, self.inputs), &Device::Cpu)?
+                .to_dtype(dtype);
+        }
         match &self.data {
             Data::Ggml(q) => q.dequantize(&q.device())?.to_dtype(dtype),
             Data::Fp8 { values, scale } => {

@@ -374,3 +374,71 @@ pub fn read_header(path: &Path) -> Result<GgufHeader> {
     }
     Ok(header)
 }
+
+/// `general.file_type` (llama.cpp's `llama_ftype`) of a file whose quantized tensors are `dtype`;
+/// K-quants as their "_S" variants, the ones city96's FLUX rules make.
+fn file_type(dtype: GgmlDType) -> u32 {
+    match dtype {
+        GgmlDType::F32 => 0,
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q8_0 => 7,
+        GgmlDType::Q5_0 => 8,
+        GgmlDType::Q5_1 => 9,
+        GgmlDType::Q2K => 10,
+        GgmlDType::Q3K => 11,
+        GgmlDType::Q4K => 14,
+        GgmlDType::Q5K => 16,
+        GgmlDType::Q6K => 18,
+        GgmlDType::BF16 => 32,
+        GgmlDType::Q8_1 | GgmlDType::Q8K => 7,
+    }
+}
+
+/// Whether city96's rules quantize a FLUX tensor: 2-D weights outside the input and output
+/// layers (`img_in`, `txt_in`, `time_in`, `vector_in`, `guidance_in`, `final_layer`).
+fn quantizes(name: &str, shape: &[usize]) -> bool {
+    const KEPT: [&str; 6] = [
+        "img_in.",
+        "txt_in.",
+        "time_in.",
+        "vector_in.",
+        "guidance_in.",
+        "final_layer.",
+    ];
+    name.ends_with("weight") && shape.len() == 2 && !KEPT.iter().any(|k| name.contains(k))
+}
+
+/// Writes a FLUX transformer (BFL names) as city96's tools would from a checkpoint of these
+/// tensors: `dtype` for the weights his rules quantize (F16 where a row does not fill the type's
+/// blocks), F16 for the other matrices, F32 for 1-D tensors; `general.architecture = flux`.
+/// The file is built in memory (candle's writer), so this is for models that fit there.
+pub fn write_flux(
+    path: &Path,
+    tensors: &[(String, candle_core::Tensor)],
+    dtype: GgmlDType,
+) -> Result<()> {
+    use candle_core::quantized::{gguf_file, QTensor};
+    let mut quantized = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let target = match t.dims() {
+            [_] => GgmlDType::F32,
+            [.., row] if quantizes(name, t.dims()) && row % dtype.block_size() == 0 => dtype,
+            _ => GgmlDType::F16,
+        };
+        quantized.push((name.as_str(), QTensor::quantize(t, target)?));
+    }
+    let arch = gguf_file::Value::String("flux".into());
+    let version = gguf_file::Value::U32(2);
+    let ftype = gguf_file::Value::U32(file_type(dtype));
+    let metadata = [
+        ("general.architecture", &arch),
+        ("general.quantization_version", &version),
+        ("general.file_type", &ftype),
+    ];
+    let refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (*n, q)).collect();
+    let mut file = std::io::BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
+    gguf_file::write(&mut file, &metadata, &refs)?;
+    std::io::Write::flush(&mut file).map_err(|e| Error::io(path, e))
+}
