@@ -274,3 +274,29 @@ fn bad_files_fail_with_errors_naming_the_file_and_tensor() {
     let e = load_error(&path);
     assert!(e.contains(qkv) && e.contains("blocks"), "{e}");
 }
+
+#[test]
+fn a_folder_of_gguf_files_is_found_and_generates() {
+    let (s, files) = tiny_model("gguf-folder", Variant::Dev, Layout::SingleFiles);
+    let dir = files.transformer.parent().unwrap().to_path_buf();
+    std::fs::remove_file(&files.transformer).unwrap();
+    std::fs::remove_file(&files.t5).unwrap();
+    // Two transformer quantizations (the first by name is taken) and the T5 encoder.
+    for name in [
+        "tiny_dev-F16.gguf",
+        "tiny_dev-Q8_0.gguf",
+        "t5_tiny-Q8_0.gguf",
+    ] {
+        std::fs::copy(gguf(name), dir.join(name)).unwrap();
+    }
+    let found = ModelFiles::from_folder(&dir).unwrap();
+    assert_eq!(found.transformer, dir.join("tiny_dev-F16.gguf"));
+    assert_eq!(found.t5, dir.join("t5_tiny-Q8_0.gguf"));
+    let mut m = model::FluxModel::load(&found, &LoadOptions::default()).unwrap();
+    let mut req = flux_core::pipeline::TextToImage::new("a lighthouse", 7);
+    (req.width, req.height, req.steps) = (64, 64, Some(2));
+    let out =
+        flux_core::pipeline::generate(&mut m, &req, &mut flux_core::pipeline::no_hook()).unwrap();
+    assert_eq!((out.image.width, out.image.height), (64, 64));
+    drop(s);
+}

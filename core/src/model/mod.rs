@@ -27,8 +27,8 @@ use transformer::FluxTransformer;
 pub use transformer::Variant;
 use weights::ModelWeights;
 
-/// Where each component of a model is. Each weight path may be a `.safetensors` file, a
-/// `*.safetensors.index.json` shard index, or a diffusers component folder.
+/// Where each component of a model is. Each weight path may be a `.safetensors` or `.gguf` file,
+/// a `*.safetensors.index.json` shard index, or a diffusers component folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelFiles {
     pub transformer: PathBuf,
@@ -71,8 +71,9 @@ impl ModelFiles {
     }
 
     /// Detects the layout of `dir`: a diffusers folder (`model_index.json` or `transformer/`), or a
-    /// folder of single files (`flux1-*.safetensors`, `ae.safetensors`, `t5xxl_*.safetensors`,
-    /// `clip_l.safetensors`) with tokenizers in `tokenizer/` (CLIP) and `tokenizer_2/` (T5).
+    /// folder of single files (`flux1-*.safetensors` or a FLUX `.gguf`, `ae.safetensors`,
+    /// `t5xxl_*.safetensors` or a T5 encoder `.gguf`, `clip_l.safetensors`) with tokenizers in
+    /// `tokenizer/` (CLIP) and `tokenizer_2/` (T5).
     pub fn from_folder(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::io(
@@ -93,14 +94,19 @@ impl ModelFiles {
             });
         }
         let first = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.is_file());
-        let transformer = first(&BFL_TRANSFORMERS).ok_or_else(|| {
-            Error::UnknownLayout(format!(
-                "'{}' has neither model_index.json/transformer/ (diffusers) nor one of {} (single files)",
-                dir.display(),
-                BFL_TRANSFORMERS.join(", ")
-            ))
-        })?;
-        let t5 = first(&COMFY_T5).unwrap_or_else(|| dir.join(COMFY_T5[0]));
+        let ggufs = gguf_files(dir)?;
+        let transformer = first(&BFL_TRANSFORMERS)
+            .or_else(|| only_gguf(&ggufs, GgufRole::Transformer))
+            .ok_or_else(|| {
+                Error::UnknownLayout(format!(
+                    "'{}' has neither model_index.json/transformer/ (diffusers) nor one of {} or a FLUX .gguf file (single files)",
+                    dir.display(),
+                    BFL_TRANSFORMERS.join(", ")
+                ))
+            })?;
+        let t5 = first(&COMFY_T5)
+            .or_else(|| only_gguf(&ggufs, GgufRole::T5))
+            .unwrap_or_else(|| dir.join(COMFY_T5[0]));
         Ok(Self {
             transformer,
             ae: dir.join("ae.safetensors"),
@@ -111,6 +117,61 @@ impl ModelFiles {
             model_index: None,
         })
     }
+}
+
+/// What a GGUF file in a model folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GgufRole {
+    Transformer,
+    T5,
+}
+
+/// The `.gguf` files of `dir` (sorted) with what each holds, from `general.architecture` or,
+/// in files without it (stable-diffusion.cpp's), the tensor names; others are left out.
+fn gguf_files(dir: &Path) -> Result<Vec<(PathBuf, GgufRole)>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        })
+        .collect();
+    paths.sort();
+    let mut found = Vec::new();
+    for path in paths {
+        let header = gguf::read_header(&path)?;
+        let has = |n: &str| header.tensors.contains_key(n);
+        let role = match header.architecture() {
+            Some("flux") => Some(GgufRole::Transformer),
+            Some("t5encoder" | "t5") => Some(GgufRole::T5),
+            Some(_) => None,
+            None if has("img_in.weight") || has("model.diffusion_model.img_in.weight") => {
+                Some(GgufRole::Transformer)
+            }
+            None if has("enc.output_norm.weight") => Some(GgufRole::T5),
+            None => None,
+        };
+        if let Some(role) = role {
+            found.push((path, role));
+        }
+    }
+    Ok(found)
+}
+
+/// The first GGUF file holding `role`; a warning names the others when there are several.
+fn only_gguf(files: &[(PathBuf, GgufRole)], role: GgufRole) -> Option<PathBuf> {
+    let mut matching = files.iter().filter(|(_, r)| *r == role).map(|(p, _)| p);
+    let first = matching.next()?.clone();
+    let others: Vec<String> = matching.map(|p| p.display().to_string()).collect();
+    if !others.is_empty() {
+        log::warn!(
+            "{role:?}: using '{}', not {} (give the file explicitly to choose)",
+            first.display(),
+            others.join(", ")
+        );
+    }
+    Some(first)
 }
 
 /// Options for loading a model.
