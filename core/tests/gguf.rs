@@ -155,14 +155,18 @@ fn compact_weights_occupy_the_files_size_not_the_upcast_one() {
     }
 }
 
+/// A fixture's token ids (int64) as the encoder takes them.
+fn token_ids(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .and_then(|t| t.to_dtype(DType::U32))
+        .and_then(|t| t.to_vec1())
+        .unwrap()
+}
+
 #[test]
 fn t5_encoder_gguf_matches_the_reference() {
     let fx = load(&gguf("t5_tiny.expected.safetensors"));
-    let ids: Vec<u32> = fx["input_ids"]
-        .flatten_all()
-        .and_then(|t| t.to_dtype(DType::U32))
-        .and_then(|t| t.to_vec1())
-        .unwrap();
+    let ids = token_ids(&fx["input_ids"]);
     let (_s, mut files) = tiny_model("t5-gguf", Variant::Dev, Layout::SingleFiles);
     for (ty, secondary) in [("F16", 0.00069), ("Q8_0", 0.0047)] {
         files.t5 = gguf(&format!("t5_tiny-{ty}.gguf"));
@@ -299,4 +303,96 @@ fn a_folder_of_gguf_files_is_found_and_generates() {
         flux_core::pipeline::generate(&mut m, &req, &mut flux_core::pipeline::no_hook()).unwrap();
     assert_eq!((out.image.width, out.image.height), (64, 64));
     drop(s);
+}
+
+/// fp8 e4m3fn copies of a safetensors file: every 2-D weight stored as fp8 (with a ComfyUI
+/// `scale_weight` of max|w| / 448 when `scaled`, and the `scaled_fp8` marker), and the f32
+/// file holding exactly the values the fp8 file stands for (the upcast reference).
+fn fp8_copy(src: &Path, dir: &Path, scaled: bool) -> (PathBuf, PathBuf) {
+    let mut fp8 = HashMap::new();
+    let mut upcast = HashMap::new();
+    for (name, t) in load(src) {
+        if t.rank() != 2 || !name.ends_with(".weight") {
+            upcast.insert(name.clone(), t.clone());
+            fp8.insert(name, t);
+            continue;
+        }
+        let scale = match scaled {
+            true => {
+                t.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    / 448.0
+            }
+            false => 1.0,
+        };
+        let q = (t / scale as f64).unwrap().to_dtype(DType::F8E4M3).unwrap();
+        let back = (q.to_dtype(DType::F32).unwrap() * scale as f64).unwrap();
+        upcast.insert(name.clone(), back);
+        if scaled {
+            let layer = name.trim_end_matches(".weight");
+            fp8.insert(
+                format!("{layer}.scale_weight"),
+                Tensor::new(&[scale], &Device::Cpu).unwrap(),
+            );
+        }
+        fp8.insert(name, q);
+    }
+    if scaled {
+        fp8.insert(
+            "scaled_fp8".into(),
+            Tensor::zeros(2, DType::F8E4M3, &Device::Cpu).unwrap(),
+        );
+    }
+    let stem = src.file_stem().unwrap().to_string_lossy();
+    let kind = if scaled { "scaled" } else { "plain" };
+    let (a, b) = (
+        dir.join(format!("{stem}-fp8-{kind}.safetensors")),
+        dir.join(format!("{stem}-upcast-{kind}.safetensors")),
+    );
+    candle_core::safetensors::save(&fp8, &a).unwrap();
+    candle_core::safetensors::save(&upcast, &b).unwrap();
+    (a, b)
+}
+
+#[test]
+fn fp8_files_stay_8_bit_and_match_their_upcast_values() {
+    let s = Scratch::new("fp8");
+    let fx = load(&reference("flux_tiny_dev.forward.safetensors"));
+    let t5_fx = load(&reference("t5_tiny.forward.safetensors"));
+    let ids = token_ids(&t5_fx["input_ids"]);
+    let (_m, mut files) = tiny_model("fp8-text", Variant::Dev, Layout::SingleFiles);
+    for scaled in [false, true] {
+        let (fp8, upcast) = fp8_copy(
+            &reference("flux_tiny_dev.weights.safetensors"),
+            &s.0,
+            scaled,
+        );
+        let set = WeightSet::open("transformer", std::slice::from_ref(&fp8)).unwrap();
+        let stored = set.loaded_bytes(DType::F32, true);
+        assert!(
+            stored * 3 < set.loaded_bytes(DType::F32, false),
+            "fp8 weights counted upcast"
+        );
+        let got = transformer_forward(&fp8, &fx);
+        let want = transformer_forward(&upcast, &fx);
+        assert_rel(&format!("fp8 scaled={scaled}"), &got, &want, 1e-5);
+        // The T5 encoder (loaded dense) applies the same scales.
+        let (t5_fp8, t5_upcast) = fp8_copy(&reference("t5_tiny.weights.safetensors"), &s.0, scaled);
+        let mut hidden = Vec::new();
+        for t5 in [t5_fp8, t5_upcast] {
+            files.t5 = t5;
+            let mut text = model::load_text_encoders(&files, &LoadOptions::default()).unwrap();
+            hidden.push(text.t5.forward_ids(&ids).unwrap());
+        }
+        assert_rel(
+            &format!("T5 fp8 scaled={scaled}"),
+            &hidden[0],
+            &hidden[1],
+            1e-6,
+        );
+    }
 }
