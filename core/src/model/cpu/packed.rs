@@ -369,3 +369,60 @@ impl Tile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Panel `p` of a filled weight.
+    fn panel(w: &mut PackedWeight, p: usize) -> Vec<f32> {
+        let size = w.inputs * NR;
+        let values = &w.panels.as_mut_slice()[p * size..(p + 1) * size];
+        // SAFETY: the test reads only panels `fill` wrote.
+        unsafe { &*(values as *const _ as *const [f32]) }.to_vec()
+    }
+
+    /// The panel layout `fill` writes, checked value by value on any CPU (the kernel itself
+    /// needs AVX-512; the layers' tests run it where the CPU has it).
+    #[test]
+    fn fill_writes_input_major_panels_of_the_requested_columns() {
+        // 130 outputs: two whole panels and a partial one; 600 inputs: three fill steps.
+        let (outputs, inputs) = (130, 600);
+        let value = |r: usize, k: usize| (r * 1000 + k) as f32;
+        let source = |row: usize, ks: Range<usize>, dst: &mut [f32]| {
+            for (d, k) in dst.iter_mut().zip(ks) {
+                *d = value(row, k);
+            }
+        };
+        let mut w = PackedWeight {
+            panels: Aligned::new(0),
+            inputs: 0,
+            outputs: 0,
+        };
+        // Columns 50..60 lie in panel 1 only: the others stay unwritten.
+        w.fill((outputs, inputs), 50..60, &source);
+        assert_eq!((w.inputs, w.outputs), (inputs, outputs));
+        let one = panel(&mut w, 1);
+        for k in [0, 255, 256, 599] {
+            for j in 0..NR {
+                assert_eq!(
+                    one[k * NR + j],
+                    value(NR + j, k),
+                    "panel 1, input {k}, lane {j}"
+                );
+            }
+        }
+        // The whole weight: the last panel's lanes past the outputs are zeros.
+        w.fill((outputs, inputs), 0..outputs, &source);
+        let last = panel(&mut w, 2);
+        for k in [0, 300, 599] {
+            for j in 0..NR {
+                let want = match 2 * NR + j < outputs {
+                    true => value(2 * NR + j, k),
+                    false => 0.0,
+                };
+                assert_eq!(last[k * NR + j], want, "panel 2, input {k}, lane {j}");
+            }
+        }
+    }
+}
