@@ -64,7 +64,7 @@ impl<'a> Loader<'a> {
 /// The buffer compact layers expand their weights into on the CPU, one layer at a time (sized
 /// for the largest; shared by the layers of one model, freed with them).
 #[derive(Clone, Default)]
-pub struct Scratch(Arc<Mutex<Option<cpu::packed::PackedWeight>>>);
+pub struct Scratch(Arc<Mutex<Option<cpu::expand::Expanded>>>);
 
 /// Whether `t` takes the fused CPU kernels (f32 on the CPU; tests can switch them off).
 fn fused(t: &Tensor) -> bool {
@@ -118,8 +118,8 @@ enum Weight {
     Transposed(Tensor),
     /// Panels for [`cpu::packed::linear`].
     Packed(cpu::packed::PackedWeight),
-    /// The stored form, expanded when the layer runs: into the scratch panels (`Some`: f32 on an
-    /// AVX-512 CPU), else whole into the activations' dtype.
+    /// The stored form, expanded when the layer runs: into the scratch buffer in the CPU
+    /// kernel's layout (`Some`: f32 on the CPU), else whole into the activations' dtype.
     Compact(CompactWeight, Option<Scratch>),
 }
 
@@ -136,12 +136,13 @@ impl Dense {
         Ok(Self { weight, bias })
     }
 
-    /// A layer whose weight stays in its stored form; on an AVX-512 CPU each call expands it
-    /// into `scratch`'s panels (only those of the outputs it computes), elsewhere into a whole
-    /// weight in the activations' dtype.
+    /// A layer whose weight stays in its stored form; on the CPU each f32 call expands the
+    /// outputs it computes into `scratch`, in the layout of the CPU's kernel (packed panels on
+    /// AVX-512, transposed for gemm elsewhere); other devices expand the whole weight into the
+    /// activations' dtype.
     pub fn compact(weight: CompactWeight, bias: Option<Tensor>, scratch: &Scratch) -> Result<Self> {
-        let packed = bias.as_ref().is_none_or(cpu::applies) && cpu::packed::available();
-        let scratch = (packed && weight.device().is_cpu()).then(|| scratch.clone());
+        let cpu = bias.as_ref().is_none_or(cpu::applies) && weight.device().is_cpu();
+        let scratch = cpu.then(|| scratch.clone());
         Ok(Self {
             weight: Weight::Compact(weight, scratch),
             bias,
@@ -185,16 +186,16 @@ impl Dense {
         let w = match &self.weight {
             Weight::Packed(w) => return Ok(cpu::packed::linear(parts, w, cols, bias.as_ref())?),
             Weight::Compact(w, Some(scratch)) if cpu::applies(parts[0].tensor()) => {
-                let mut panels = scratch.0.lock();
-                let panels = match &mut *panels {
-                    Some(p) => p,
-                    empty => empty.insert(cpu::packed::PackedWeight::scratch()?),
+                let mut expanded = scratch.0.lock();
+                let expanded = match &mut *expanded {
+                    Some(e) => e,
+                    empty => empty.insert(cpu::expand::Expanded::new()?),
                 };
                 let rows = w.rows()?;
-                panels.fill(w.shape(), cols.clone(), &|row, ks, dst| {
+                expanded.fill(w.shape(), cols.clone(), &|row, ks, dst| {
                     rows.read(row, ks, dst)
                 });
-                return Ok(cpu::packed::linear(parts, panels, cols, bias.as_ref())?);
+                return Ok(expanded.linear(parts, cols, bias.as_ref())?);
             }
             Weight::Compact(w, _) => {
                 expanded = w.dequantize(parts[0].tensor().dtype())?;

@@ -77,6 +77,24 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
     let (k, n) = w_t.dims2()?;
     let w_t = as_rows(w_t)?;
     let w = Rows::require(&w_t)?;
+    linear_slice(parts, w.data(), (k, n), (w.stride, 1), bias)
+}
+
+/// [`linear_parts`] with the weight's k×n values in `w`, element (i, j) at
+/// `i·strides.0 + j·strides.1` (so an (out, in) weight serves without a transpose).
+pub(super) fn linear_slice(
+    parts: &[&Tensor],
+    w: &[f32],
+    (k, n): (usize, usize),
+    (rs, cs): (usize, usize),
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    if k > 0 && n > 0 && w.len() <= (k - 1) * rs + (n - 1) * cs {
+        bail!(
+            "linear layer: {} weight values for {k}×{n} (strides {rs}, {cs})",
+            w.len()
+        );
+    }
     let product = |views: &[Rows], bias: Option<&[f32]>, dst: Out| {
         let m = views[0].rows;
         // Independent column blocks, one single-threaded gemm each: gemm's own split waits at
@@ -103,8 +121,8 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                 for x in views.iter().filter(|x| x.len > 0) {
                     // SAFETY: the destination is out's m×width block at column c0 (row stride
                     // n), which only this task writes; x is m×k with row stride x.stride and its
-                    // data holds (m − 1)·stride + k values; w_t rows k0..k0 + k, columns
-                    // c0..c0 + width, are k×width with row stride w.stride.
+                    // data holds (m − 1)·stride + k values; w rows k0..k0 + k, columns
+                    // c0..c0 + width, lie inside w at its strides (length checked above).
                     unsafe {
                         matmul(
                             (m, width, x.len),
@@ -112,7 +130,11 @@ pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> R
                             n,
                             bias.is_some() || k0 > 0,
                             Operand::rows(x.data(), x.stride),
-                            Operand::rows(&w.data()[k0 * w.stride + c0..], w.stride),
+                            Operand {
+                                ptr: w[k0 * rs + c0 * cs..].as_ptr(),
+                                row_stride: rs,
+                                col_stride: cs,
+                            },
                             Parallelism::None,
                         );
                     }

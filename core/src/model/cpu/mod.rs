@@ -8,6 +8,7 @@
 //! at load for the AVX-512 kernel of [`packed`], or on gemm with a transposed weight elsewhere.
 
 mod attention;
+pub mod expand;
 mod linear;
 mod math;
 pub mod packed;

@@ -14,6 +14,7 @@ use std::ops::Range;
 use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
+use super::expand::{self, RowSource};
 use super::linear::dense_output;
 use super::rows::{as_rows, gelu_in_place, uninit, Rows};
 use super::Out;
@@ -78,12 +79,6 @@ impl Aligned {
     }
 }
 
-/// Writes inputs `ks` of a weight's row into a buffer of `ks.len()` values.
-pub type RowSource<'a> = dyn Fn(usize, Range<usize>, &mut [f32]) + Sync + 'a;
-
-/// Inputs per step of [`PackedWeight::fill`]: a multiple of every GGUF block size (32, 256).
-const FILL_K: usize = 256;
-
 /// A weight (out, in) packed for [`linear`]: `in` inputs, `out` outputs in ⌈out/48⌉ panels of
 /// 48 columns (the last one zero-padded), each `in`×48 values, input-major.
 pub struct PackedWeight {
@@ -119,9 +114,8 @@ impl PackedWeight {
         })
     }
 
-    /// Packs the panels holding outputs `cols` of a weight of `shape` (out, in) whose values
-    /// `source(row, ks, dst)` writes (inputs `ks` of a row, `ks` starting on a multiple of 256),
-    /// reusing the buffer; the other panels are left unwritten and must not be read.
+    /// Packs the panels holding outputs `cols` of a weight of `shape` (out, in) read from
+    /// `source`, reusing the buffer; the other panels are left unwritten and must not be read.
     pub fn fill(
         &mut self,
         (outputs, inputs): (usize, usize),
@@ -130,35 +124,21 @@ impl PackedWeight {
     ) {
         self.panels.resize(outputs.div_ceil(NR) * inputs * NR);
         (self.inputs, self.outputs) = (inputs, outputs);
-        if inputs == 0 || cols.is_empty() {
-            return;
-        }
-        let first = cols.start / NR;
-        let panels = &mut self.panels.as_mut_slice()
-            [first * inputs * NR..cols.end.div_ceil(NR) * inputs * NR];
-        panels
-            .par_chunks_mut(inputs * NR)
-            .enumerate()
-            .for_each(|(i, panel)| {
-                let p = first + i;
-                // The columns past the outputs (in the last panel) are zeros.
-                let valid = NR.min(outputs - p * NR);
-                let mut rows = vec![0f32; NR * FILL_K];
-                for k0 in (0..inputs).step_by(FILL_K) {
-                    let kc = FILL_K.min(inputs - k0);
-                    for (j, row) in rows.chunks_exact_mut(kc).take(valid).enumerate() {
-                        source(p * NR + j, k0..k0 + kc, row);
-                    }
-                    for (k, dst) in panel[k0 * NR..(k0 + kc) * NR]
-                        .chunks_exact_mut(NR)
-                        .enumerate()
-                    {
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            d.write(if j < valid { rows[j * kc + k] } else { 0.0 });
-                        }
-                    }
+        let dst = Out(self.panels.as_mut_slice().as_mut_ptr() as *mut f32);
+        let emit = |p: usize, k0: usize, kc: usize, tile: &[f32]| {
+            let valid = NR.min(outputs - p * NR);
+            for k in 0..kc {
+                let at = dst.at((p * inputs + k0 + k) * NR);
+                for j in 0..NR {
+                    let value = if j < valid { tile[j * kc + k] } else { 0.0 };
+                    // SAFETY: panel p's input k0 + k lies inside the buffer sized above, and
+                    // panel p belongs to this stripe alone.
+                    unsafe { *at.add(j) = value };
                 }
-            });
+            }
+        };
+        let panels = cols.start / NR..cols.end.div_ceil(NR);
+        expand::stripes((outputs, inputs), NR, panels, source, emit);
     }
 
     /// Number of outputs.
