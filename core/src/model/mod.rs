@@ -488,8 +488,8 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
     Ok(TextEncoders { t5, clip })
 }
 
-/// Bytes each component occupies once loaded: at the compute dtype, but the transformer's
-/// GGUF-quantized and fp8 weights at their stored size.
+/// Bytes each component occupies once loaded: at the compute dtype, but the transformer's and
+/// T5's GGUF-quantized and fp8 weights at their stored size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComponentBytes {
     pub transformer: u64,
@@ -508,14 +508,14 @@ impl ComponentBytes {
 /// What loading `files` will occupy, from the file headers alone (nothing is read or allocated).
 pub fn component_bytes(files: &ModelFiles, opts: &LoadOptions) -> Result<ComponentBytes> {
     let dtype = opts.compute_dtype();
-    // Only the transformer keeps compact (GGUF, fp8) weights in their stored form.
+    // The transformer and T5 keep compact (GGUF, fp8) weights in their stored form.
     let bytes = |name: &str, path: &Path, compact: bool| -> Result<u64> {
         Ok(open_component(name, path)?.set.loaded_bytes(dtype, compact))
     };
     Ok(ComponentBytes {
         transformer: bytes("transformer", &files.transformer, true)?,
         autoencoder: bytes("autoencoder", &files.ae, false)?,
-        text_encoders: bytes("T5", &files.t5, false)? + bytes("CLIP", &files.clip, false)?,
+        text_encoders: bytes("T5", &files.t5, true)? + bytes("CLIP", &files.clip, false)?,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Text conditioning: the T5 encoder (per-token embeddings) and CLIP (pooled vector).
 
+mod t5_encoder;
 pub mod tokenizer;
 
 use std::sync::Arc;
@@ -8,10 +9,11 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::models::clip::text_model::{
     Activation, ClipTextConfig, ClipTextTransformer,
 };
-use candle_transformers::models::t5::{self, T5EncoderModel};
+use candle_transformers::models::t5;
 
 use crate::error::{Error, Result};
 use crate::model::weights::ModelWeights;
+use t5_encoder::T5Stack;
 pub use tokenizer::PromptTokenizer;
 
 /// CLIP's fixed sequence length.
@@ -88,9 +90,8 @@ pub fn infer_clip_config(
 
 /// The T5 encoder with its tokenizer.
 pub struct T5Encoder {
-    model: T5EncoderModel,
+    model: T5Stack,
     tokenizer: PromptTokenizer,
-    device: Device,
 }
 
 impl T5Encoder {
@@ -102,19 +103,13 @@ impl T5Encoder {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let (vb, errors) = w.var_builder(dtype, device);
-        let model = T5EncoderModel::load(vb, cfg).map_err(|e| errors.take(e))?;
-        Ok(Self {
-            model,
-            tokenizer,
-            device: device.clone(),
-        })
+        let model = T5Stack::load(w, cfg, dtype, device)?;
+        Ok(Self { model, tokenizer })
     }
 
     /// Last hidden state for token ids (1, L) -> (1, L, d). No attention mask, as in the reference.
     pub fn forward_ids(&mut self, ids: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        Ok(self.model.forward(&ids)?)
+        self.model.forward(ids)
     }
 
     /// Embeds a prompt padded/truncated to `len` tokens.
