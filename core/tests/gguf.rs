@@ -396,3 +396,37 @@ fn fp8_files_stay_8_bit_and_match_their_upcast_values() {
         );
     }
 }
+
+#[test]
+fn written_gguf_files_load_back_as_city96_would_write_them() {
+    // small_dev's values (exact in its BF16 file), written again as Q8_0 by the engine's writer.
+    let s = Scratch::new("gguf-write");
+    let set = WeightSet::open("small_dev", &[gguf("small_dev-BF16.gguf")]).unwrap();
+    let mut names = set.names();
+    names.sort();
+    let tensors: Vec<(String, Tensor)> = names
+        .into_iter()
+        .map(|n| {
+            let t = set.load(&n, DType::F32, &Device::Cpu).unwrap();
+            (n, t)
+        })
+        .collect();
+    let path = s.0.join("small_dev-Q8_0.gguf");
+    model::gguf::write_flux(&path, &tensors, candle_core::quantized::GgmlDType::Q8_0).unwrap();
+    let header = model::gguf::read_header(&path).unwrap();
+    assert_eq!(header.architecture(), Some("flux"));
+    let qkv = &header.tensors["double_blocks.0.img_attn.qkv.weight"];
+    assert_eq!(
+        (qkv.shape.as_slice(), qkv.dtype),
+        (&[768, 256][..], candle_core::quantized::GgmlDType::Q8_0)
+    );
+    assert_eq!(
+        header.tensors["img_in.weight"].dtype,
+        candle_core::quantized::GgmlDType::F16
+    );
+    let fx = load(&gguf("small_dev.expected.safetensors"));
+    let out = transformer_forward(&path, &fx);
+    // candle's Q8_0 blocks equal ggml's, and the in/out layers' bf16 values are exact in F16
+    // but for subnormals: the forward is the fixture's Q8_0 one within float rounding.
+    assert_rel("written Q8_0", &out, &fx["output.Q8_0"], 1e-5);
+}

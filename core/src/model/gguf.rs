@@ -12,7 +12,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::GgmlDType;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Tensor;
 
 use crate::error::{Error, Result};
 
@@ -93,26 +94,34 @@ fn type_name(id: u32) -> String {
     name.to_string()
 }
 
-/// The types candle reads (and so the engine).
+/// The types candle reads (and so the engine), by ggml type id.
+const TYPES: [(u32, GgmlDType); 15] = [
+    (0, GgmlDType::F32),
+    (1, GgmlDType::F16),
+    (2, GgmlDType::Q4_0),
+    (3, GgmlDType::Q4_1),
+    (6, GgmlDType::Q5_0),
+    (7, GgmlDType::Q5_1),
+    (8, GgmlDType::Q8_0),
+    (9, GgmlDType::Q8_1),
+    (10, GgmlDType::Q2K),
+    (11, GgmlDType::Q3K),
+    (12, GgmlDType::Q4K),
+    (13, GgmlDType::Q5K),
+    (14, GgmlDType::Q6K),
+    (15, GgmlDType::Q8K),
+    (30, GgmlDType::BF16),
+];
+
 fn ggml_dtype(id: u32) -> Option<GgmlDType> {
-    Some(match id {
-        0 => GgmlDType::F32,
-        1 => GgmlDType::F16,
-        2 => GgmlDType::Q4_0,
-        3 => GgmlDType::Q4_1,
-        6 => GgmlDType::Q5_0,
-        7 => GgmlDType::Q5_1,
-        8 => GgmlDType::Q8_0,
-        9 => GgmlDType::Q8_1,
-        10 => GgmlDType::Q2K,
-        11 => GgmlDType::Q3K,
-        12 => GgmlDType::Q4K,
-        13 => GgmlDType::Q5K,
-        14 => GgmlDType::Q6K,
-        15 => GgmlDType::Q8K,
-        30 => GgmlDType::BF16,
-        _ => return None,
-    })
+    TYPES.iter().find(|(i, _)| *i == id).map(|(_, d)| *d)
+}
+
+fn type_id(dtype: GgmlDType) -> u32 {
+    TYPES
+        .iter()
+        .find(|(_, d)| *d == dtype)
+        .map_or(0, |(i, _)| *i)
 }
 
 /// ggml's name of a type the engine reads.
@@ -410,35 +419,107 @@ fn quantizes(name: &str, shape: &[usize]) -> bool {
     name.ends_with("weight") && shape.len() == 2 && !KEPT.iter().any(|k| name.contains(k))
 }
 
-/// Writes a FLUX transformer (BFL names) as city96's tools would from a checkpoint of these
-/// tensors: `dtype` for the weights his rules quantize (F16 where a row does not fill the type's
-/// blocks), F16 for the other matrices, F32 for 1-D tensors; `general.architecture = flux`.
-/// The file is built in memory (candle's writer), so this is for models that fit there.
-pub fn write_flux(
-    path: &Path,
-    tensors: &[(String, candle_core::Tensor)],
-    dtype: GgmlDType,
-) -> Result<()> {
-    use candle_core::quantized::{gguf_file, QTensor};
-    let mut quantized = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let target = match t.dims() {
-            [_] => GgmlDType::F32,
-            [.., row] if quantizes(name, t.dims()) && row % dtype.block_size() == 0 => dtype,
-            _ => GgmlDType::F16,
-        };
-        quantized.push((name.as_str(), QTensor::quantize(t, target)?));
+/// The type city96's rules give a FLUX tensor of `shape` in a `dtype` file: `dtype` for the weights
+/// they quantize (F16 where a row does not fill the type's blocks), F16 for the other matrices,
+/// F32 for 1-D tensors.
+pub fn flux_type(name: &str, shape: &[usize], dtype: GgmlDType) -> GgmlDType {
+    match shape {
+        [_] => GgmlDType::F32,
+        [.., row] if quantizes(name, shape) && row % dtype.block_size() == 0 => dtype,
+        _ => GgmlDType::F16,
     }
-    let arch = gguf_file::Value::String("flux".into());
-    let version = gguf_file::Value::U32(2);
-    let ftype = gguf_file::Value::U32(file_type(dtype));
+}
+
+/// Writes a FLUX transformer (BFL names) as city96's tools would from a checkpoint of these
+/// tensors, each stored as [`flux_type`] says; `general.architecture = flux`.
+pub fn write_flux(path: &Path, tensors: &[(String, Tensor)], dtype: GgmlDType) -> Result<()> {
+    let plan: Vec<(String, Vec<usize>, GgmlDType)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.dims().to_vec(), flux_type(n, t.dims(), dtype)))
+        .collect();
     let metadata = [
-        ("general.architecture", &arch),
-        ("general.quantization_version", &version),
-        ("general.file_type", &ftype),
+        ("general.architecture", Meta::String("flux".into())),
+        ("general.quantization_version", Meta::U32(2)),
+        ("general.file_type", Meta::U32(file_type(dtype))),
     ];
-    let refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (*n, q)).collect();
-    let mut file = std::io::BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
-    gguf_file::write(&mut file, &metadata, &refs)?;
-    std::io::Write::flush(&mut file).map_err(|e| Error::io(path, e))
+    write(path, &metadata, &plan, |i| Ok(tensors[i].1.clone()))
+}
+
+/// A metadata value to write.
+pub enum Meta {
+    U32(u32),
+    F32(f32),
+    String(String),
+}
+
+/// Data alignment of the files written here (GGUF's default).
+const ALIGNMENT: u64 = 32;
+
+/// Writes a GGUF v3 file of `tensors` (name, PyTorch shape, stored type) whose values
+/// `values(i)` gives one tensor at a time (quantized here, then dropped), so a file of any size is
+/// written in the memory of its largest tensor. candle's writer needs every tensor quantized in
+/// memory at once, which a full-size FLUX file (12.7 GB in Q8_0) cannot afford.
+pub fn write(
+    path: &Path,
+    metadata: &[(&str, Meta)],
+    tensors: &[(String, Vec<usize>, GgmlDType)],
+    mut values: impl FnMut(usize) -> Result<Tensor>,
+) -> Result<()> {
+    use std::io::Write;
+    let io = |e| Error::io(path, e);
+    let mut out = std::io::BufWriter::new(File::create(path).map_err(io)?);
+    let mut header: Vec<u8> = b"GGUF".to_vec();
+    let string = |h: &mut Vec<u8>, s: &str| {
+        h.extend((s.len() as u64).to_le_bytes());
+        h.extend(s.as_bytes());
+    };
+    header.extend(3u32.to_le_bytes());
+    header.extend((tensors.len() as u64).to_le_bytes());
+    header.extend((metadata.len() as u64).to_le_bytes());
+    for (key, value) in metadata {
+        string(&mut header, key);
+        match value {
+            Meta::U32(v) => header.extend([4u32.to_le_bytes(), v.to_le_bytes()].concat()),
+            Meta::F32(v) => header.extend([6u32.to_le_bytes(), v.to_le_bytes()].concat()),
+            Meta::String(v) => {
+                header.extend(STRING.to_le_bytes());
+                string(&mut header, v);
+            }
+        }
+    }
+    let mut offset = 0u64;
+    let mut lens = Vec::with_capacity(tensors.len());
+    for (name, shape, dtype) in tensors {
+        let elements: usize = shape.iter().product();
+        let len = (elements / dtype.block_size() * dtype.type_size()) as u64;
+        string(&mut header, name);
+        header.extend((shape.len() as u32).to_le_bytes());
+        for d in shape.iter().rev() {
+            header.extend((*d as u64).to_le_bytes());
+        }
+        header.extend(type_id(*dtype).to_le_bytes());
+        header.extend(offset.to_le_bytes());
+        lens.push(len);
+        offset += len.div_ceil(ALIGNMENT) * ALIGNMENT;
+    }
+    header.resize(
+        (header.len() as u64).div_ceil(ALIGNMENT) as usize * ALIGNMENT as usize,
+        0,
+    );
+    out.write_all(&header).map_err(io)?;
+    for (i, ((name, shape, dtype), len)) in tensors.iter().zip(lens).enumerate() {
+        let t = values(i)?;
+        if t.dims() != shape.as_slice() {
+            return Err(Error::invalid(format!(
+                "GGUF writer: '{name}' has shape {:?}, planned {shape:?}",
+                t.dims()
+            )));
+        }
+        let q = QTensor::quantize(&t, *dtype)?;
+        let data = q.data()?;
+        out.write_all(&data).map_err(io)?;
+        let pad = len.div_ceil(ALIGNMENT) * ALIGNMENT - len;
+        out.write_all(&vec![0u8; pad as usize]).map_err(io)?;
+    }
+    out.flush().map_err(io)
 }
