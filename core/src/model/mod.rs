@@ -96,6 +96,7 @@ impl ModelFiles {
         let first = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.is_file());
         let ggufs = gguf_files(dir)?;
         let transformer = first(&BFL_TRANSFORMERS)
+            .or_else(|| first_named(dir, "flux1-", ".safetensors"))
             .or_else(|| only_gguf(&ggufs, GgufRole::Transformer))
             .ok_or_else(|| {
                 Error::UnknownLayout(format!(
@@ -104,20 +105,69 @@ impl ModelFiles {
                     BFL_TRANSFORMERS.join(", ")
                 ))
             })?;
-        let t5 = first(&COMFY_T5)
-            .or_else(|| only_gguf(&ggufs, GgufRole::T5))
-            .unwrap_or_else(|| dir.join(COMFY_T5[0]));
+        // A ComfyUI checkpoint holds every component: it serves those not found beside it.
+        let bundled = Bundled::of(&transformer);
+        let or_bundled = |found: Option<PathBuf>, has: bool, default: PathBuf| {
+            found.unwrap_or(if has { transformer.clone() } else { default })
+        };
+        let t5 = first(&COMFY_T5).or_else(|| only_gguf(&ggufs, GgufRole::T5));
+        let ae = first(&["ae.safetensors"]);
+        let clip = first(&["clip_l.safetensors"]);
         Ok(Self {
+            ae: or_bundled(ae, bundled.ae, dir.join("ae.safetensors")),
+            t5: or_bundled(t5, bundled.t5, dir.join(COMFY_T5[0])),
+            clip: or_bundled(clip, bundled.clip, dir.join("clip_l.safetensors")),
             transformer,
-            ae: dir.join("ae.safetensors"),
-            t5,
-            clip: dir.join("clip_l.safetensors"),
             t5_tokenizer: dir.join("tokenizer_2").join("tokenizer.json"),
             clip_tokenizer: dir.join("tokenizer"),
             model_index: None,
         })
     }
 }
+
+/// The first file of `dir` (by name) named `prefix…suffix`.
+fn first_named(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// Which other components a transformer file holds (ComfyUI's all-in-one checkpoints:
+/// `vae.`, `text_encoders.t5xxl.transformer.`, `text_encoders.clip_l.transformer.`).
+#[derive(Default)]
+struct Bundled {
+    ae: bool,
+    t5: bool,
+    clip: bool,
+}
+
+impl Bundled {
+    fn of(path: &Path) -> Self {
+        let Ok(file) = store::WeightFile::open(path) else {
+            return Self::default();
+        };
+        let has = |prefix: &str| file.names().any(|n| n.starts_with(prefix));
+        Self {
+            ae: has(AE_PREFIXES[1]) || has(AE_PREFIXES[2]),
+            t5: has(T5_BUNDLED),
+            clip: has(CLIP_BUNDLED),
+        }
+    }
+}
+
+/// Where a single file may hold the autoencoder: alone, in a ComfyUI or an SD-style checkpoint.
+const AE_PREFIXES: [&str; 3] = ["", "vae.", "first_stage_model."];
+/// T5 and CLIP inside a ComfyUI checkpoint.
+const T5_BUNDLED: &str = "text_encoders.t5xxl.transformer.";
+const CLIP_BUNDLED: &str = "text_encoders.clip_l.transformer.";
 
 /// What a GGUF file in a model folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,12 +391,8 @@ fn t5_weights(c: Component) -> Result<ModelWeights> {
     if c.set.contains("enc.output_norm.weight") {
         return Ok(ModelWeights::new(c.set, Naming::LlamaT5));
     }
-    let prefix = find_prefix(
-        &c.set,
-        "encoder.final_layer_norm.weight",
-        &["", "text_encoders.t5xxl.transformer."],
-    )
-    .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
+    let prefix = find_prefix(&c.set, "encoder.final_layer_norm.weight", &["", T5_BUNDLED])
+        .ok_or_else(|| unknown_keys(&c.set, "a T5 encoder"))?;
     Ok(ModelWeights::new(
         c.set.with_prefix(&prefix),
         Naming::Native,
@@ -366,11 +412,7 @@ fn ae_weights(c: Component) -> Result<Arc<ModelWeights>> {
             Naming::DiffusersVae { levels },
         )));
     }
-    match find_prefix(
-        &c.set,
-        "decoder.conv_in.weight",
-        &["", "vae.", "first_stage_model."],
-    ) {
+    match find_prefix(&c.set, "decoder.conv_in.weight", &AE_PREFIXES) {
         Some(p) => Ok(Arc::new(ModelWeights::new(
             c.set.with_prefix(&p),
             Naming::Native,
@@ -479,7 +521,7 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
     let prefix = find_prefix(
         &c.set,
         "embeddings.token_embedding.weight",
-        &["text_model.", ""],
+        &["text_model.", "", &format!("{CLIP_BUNDLED}text_model.")],
     )
     .ok_or_else(|| unknown_keys(&c.set, "a CLIP text encoder"))?;
     let w = Arc::new(ModelWeights::new(c.set, Naming::Native));

@@ -1,5 +1,6 @@
-//! GGUF files as users download them (city96's FLUX conversions, llama.cpp's T5 encoder) against
-//! `tests/fixtures/flux-gguf` (MANIFEST.md). Tolerances are the manifest's (section 7): the engine
+//! Quantized files as users download them: GGUF (city96's FLUX conversions, llama.cpp's T5
+//! encoder) against `tests/fixtures/flux-gguf` (MANIFEST.md); fp8 e4m3fn files, plain, scaled and
+//! ComfyUI's all-in-one checkpoint, against the same weights upcast. Tolerances are the manifest's (section 7): the engine
 //! dequantizes exactly and computes in f32, so a forward matches the reference run on the same
 //! dequantized weights within float rounding (small_dev rel L2 1e-5; tiny_dev 1e-4, whose
 //! fan-in-scaled weights amplify the f32 timestep embedding's noise; T5 1e-5 and max abs 1e-4),
@@ -429,4 +430,63 @@ fn written_gguf_files_load_back_as_city96_would_write_them() {
     // candle's Q8_0 blocks equal ggml's, and the in/out layers' bf16 values are exact in F16
     // but for subnormals: the forward is the fixture's Q8_0 one within float rounding.
     assert_rel("written Q8_0", &out, &fx["output.Q8_0"], 1e-5);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn generate(files: &ModelFiles) -> Vec<u8> {
+    let mut m = model::FluxModel::load(files, &LoadOptions::default()).unwrap();
+    let mut req = flux_core::pipeline::TextToImage::new("a lighthouse", 7);
+    (req.width, req.height, req.steps) = (64, 64, Some(2));
+    let out = flux_core::pipeline::generate(&mut m, &req, &mut flux_core::pipeline::no_hook());
+    out.unwrap().image.data
+}
+
+#[test]
+fn comfyui_all_in_one_checkpoint_serves_every_component() {
+    let (s, files) = tiny_model("all-in-one", Variant::Dev, Layout::SingleFiles);
+    let (fp8, upcast) = fp8_copy(&reference("flux_tiny_dev.weights.safetensors"), &s.0, true);
+    let mut all = HashMap::new();
+    for (prefix, path) in [
+        ("model.diffusion_model.", &fp8),
+        ("vae.", &files.ae),
+        ("text_encoders.t5xxl.transformer.", &files.t5),
+        ("text_encoders.clip_l.transformer.", &files.clip),
+    ] {
+        all.extend(
+            load(path)
+                .into_iter()
+                .map(|(k, v)| (format!("{prefix}{k}"), v)),
+        );
+    }
+    let dir = s.0.join("comfy");
+    copy_dir(&files.clip_tokenizer, &dir.join("tokenizer"));
+    copy_dir(
+        files.t5_tokenizer.parent().unwrap(),
+        &dir.join("tokenizer_2"),
+    );
+    let checkpoint = dir.join("flux1-dev-fp8.safetensors");
+    // The tiny CLIP's head count, as its own file carries it (CLIP-L's 12 heads of 64 are what
+    // the engine assumes without it).
+    let meta = HashMap::from([("num_attention_heads".to_string(), "4".to_string())]);
+    safetensors::serialize_to_file(all.iter(), Some(meta), &checkpoint).unwrap();
+
+    let found = ModelFiles::from_folder(&dir).unwrap();
+    for path in [&found.transformer, &found.ae, &found.t5, &found.clip] {
+        assert_eq!(path, &checkpoint);
+    }
+    // The same weights from separate files, the transformer upcast to f32.
+    let separate = ModelFiles {
+        transformer: upcast,
+        ..files.clone()
+    };
+    let (a, b) = (generate(&found), generate(&separate));
+    let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    assert!(worst <= 1, "pixels differ by up to {worst}");
 }
