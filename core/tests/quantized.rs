@@ -490,3 +490,47 @@ fn comfyui_all_in_one_checkpoint_serves_every_component() {
     let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
     assert!(worst <= 1, "pixels differ by up to {worst}");
 }
+
+#[test]
+fn types_without_fixtures_expand_exactly_as_candle_dequantizes_them() {
+    // small_dev's values written in each type the fixtures lack; every compact weight's rows
+    // must equal candle's dequantization, and the forward the one on those dequantized values.
+    use candle_core::quantized::GgmlDType::*;
+    let s = Scratch::new("gguf-types");
+    let base = WeightSet::open("small_dev", &[gguf("small_dev-BF16.gguf")]).unwrap();
+    let tensors: Vec<(String, Tensor)> = base
+        .names()
+        .into_iter()
+        .map(|n| {
+            let t = base.load(&n, DType::F32, &Device::Cpu).unwrap();
+            (n, t)
+        })
+        .collect();
+    let fx = load(&gguf("small_dev.expected.safetensors"));
+    for ty in [Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q5K] {
+        let name = model::gguf::dtype_name(ty);
+        let path = s.0.join(format!("small_dev-{name}.gguf"));
+        model::gguf::write_flux(&path, &tensors, ty).unwrap();
+        let set = WeightSet::open(name, std::slice::from_ref(&path)).unwrap();
+        let mut dequantized = HashMap::new();
+        for (n, _) in &tensors {
+            let dense = set.load(n, DType::F32, &Device::Cpu).unwrap();
+            if let Some(w) = set.load_compact(n, &Device::Cpu).unwrap() {
+                let (rows, inputs) = w.shape();
+                let reader = w.rows().unwrap();
+                let mut all = vec![0f32; rows * inputs];
+                for (r, row) in all.chunks_exact_mut(inputs).enumerate() {
+                    reader.read(r, 0..inputs, row);
+                }
+                assert_eq!(all, values_of(&dense), "{name} {n}");
+            }
+            dequantized.insert(n.clone(), dense);
+        }
+        let upcast = s.0.join(format!("small_dev-{name}-f32.safetensors"));
+        candle_core::safetensors::save(&dequantized, &upcast).unwrap();
+        let out = transformer_forward(&path, &fx);
+        assert_rel(name, &out, &transformer_forward(&upcast, &fx), 1e-5);
+        // And within a few times Q4_0's quantization error of the float32 model.
+        assert_rel(&format!("{name} vs f32"), &out, &fx["output.f32"], 0.05);
+    }
+}
