@@ -434,20 +434,21 @@ impl WeightSet {
     }
 
     /// Bytes the tensors occupy once loaded: compactly stored 2-D weights (GGUF types narrower
-    /// than f32, fp8) at their stored size when `compact`, everything else at `dtype`.
+    /// than f32, fp8) at their stored size when `compact`, plus the buffer the largest of them
+    /// expands into when it runs; everything else at `dtype`.
     pub fn loaded_bytes(&self, dtype: DType, compact: bool) -> u64 {
-        self.files
-            .iter()
-            .flat_map(|f| f.tensors.values())
-            .map(
-                |i| match compact && i.shape.len() == 2 && i.stored.is_compact() {
-                    true => i.len,
-                    false => {
-                        i.shape.iter().product::<usize>() as u64 * dtype.size_in_bytes() as u64
-                    }
-                },
-            )
-            .sum()
+        let size = dtype.size_in_bytes() as u64;
+        let (mut total, mut largest) = (0, 0);
+        for i in self.files.iter().flat_map(|f| f.tensors.values()) {
+            let elements = i.shape.iter().product::<usize>() as u64;
+            if compact && i.shape.len() == 2 && i.stored.is_compact() {
+                total += i.len;
+                largest = largest.max(elements);
+            } else {
+                total += elements * size;
+            }
+        }
+        total + largest * size
     }
 
     /// Total bytes of tensor data in the files.
