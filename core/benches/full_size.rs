@@ -2,13 +2,14 @@
 //! while loading and for one denoising step, and the step's time. Not a test: it writes ~36 GB of
 //! files and runs for many minutes.
 //!
-//! `cargo bench -p flux-core --bench full_size -- [DIR] [q8_0] [q4_k] [fp8] [t5]` writes into DIR
+//! `cargo bench -p flux-core --bench full_size -- [DIR] [q8_0] [t5] [both] [q4_k] [fp8]` writes into DIR
 //! (default `target/full-size`; files already there are reused) random-weight files with the
 //! real names and shapes: FLUX.1-dev transformers as city96's Q8_0 / Q4_K_S GGUF and as an fp8
 //! e4m3fn safetensors file (2-D weights fp8, the rest bf16), and city96's T5-XXL encoder in Q8_0
-//! (llama.cpp names). Each file is then measured in a child process of its own (so each peak RSS
-//! is its own): a transformer is loaded, then runs one forward at 256² (256 image tokens) with
-//! 512 text tokens; the T5 encoder is loaded and encodes 512 tokens.
+//! (llama.cpp names). Each is then measured in a child process of its own (so each peak RSS is
+//! its own): a transformer is loaded, then runs one forward at 256² (256 image tokens) with 512
+//! text tokens; the T5 encoder is loaded and encodes 512 tokens; `both` loads T5 and the Q8_0
+//! transformer in one process and runs the encode and the step on its output.
 
 mod support;
 
@@ -20,8 +21,10 @@ use std::time::Instant;
 use candle_core::quantized::GgmlDType;
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use flux_core::model::gguf::{self, Meta};
+use flux_core::model::transformer::FluxTransformer;
 use flux_core::model::transformer::{tensor_shapes, Config};
 use flux_core::model::{load_text_encoders, load_transformer, LoadOptions, ModelFiles, Variant};
+use flux_core::text::TextEncoders;
 use flux_core::tiny::{self, Layout};
 use support::{peak_rss_mib, BoxError};
 
@@ -177,71 +180,146 @@ fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
 }
 
-/// The child: measures one file.
-fn child(kind: &str, path: &Path) -> Result<(), BoxError> {
-    let opts = LoadOptions::default();
-    let start = Instant::now();
-    match kind {
-        "transformer" => {
-            let m = load_transformer(&ModelFiles::transformer_only(path.to_path_buf()), &opts)?;
-            println!(
-                "load {:.1} s, peak RSS {:.2} GiB",
-                start.elapsed().as_secs_f64(),
-                peak_rss_mib() / 1024.0
-            );
-            let (side, text) = (16, 512);
-            let ids: Vec<f32> = (0..side * side)
-                .flat_map(|i| [0.0, (i / side) as f32, (i % side) as f32])
-                .collect();
-            let dev = Device::Cpu;
-            let img = Tensor::randn(0f32, 1.0, (1, side * side, 64), &dev)?;
-            let img_ids = Tensor::from_vec(ids, (1, side * side, 3), &dev)?;
-            let txt = Tensor::randn(0f32, 1.0, (1, text, 4096), &dev)?;
-            let txt_ids = Tensor::zeros((1, text, 3), DType::F32, &dev)?;
-            let y = Tensor::randn(0f32, 1.0, (1, 768), &dev)?;
-            let (t, g) = (Tensor::new(&[0.6f32], &dev)?, Tensor::new(&[3.5f32], &dev)?);
-            let start = Instant::now();
-            let out = m.forward(&img, &img_ids, &txt, &txt_ids, &t, &y, Some(&g))?;
-            let finite = out
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .all(|v| v.is_finite());
-            println!(
-                "step {:.1} s (256 image + 512 text tokens, output finite: {finite}), peak RSS {:.2} GiB",
-                start.elapsed().as_secs_f64(),
-                peak_rss_mib() / 1024.0
-            );
-        }
-        _ => {
-            let dir =
-                std::env::temp_dir().join(format!("flux-full-size-text-{}", std::process::id()));
-            let mut files = tiny::write_tiny_model(
-                &tiny::default_fixtures_dir(),
-                &dir,
-                Variant::Dev,
-                Layout::SingleFiles,
-            )?;
-            files.t5 = path.to_path_buf();
-            let mut text = load_text_encoders(&files, &opts)?;
-            println!(
-                "load {:.1} s, peak RSS {:.2} GiB",
-                start.elapsed().as_secs_f64(),
-                peak_rss_mib() / 1024.0
-            );
-            let start = Instant::now();
-            let ids: Vec<u32> = (0..512).map(|i| (i * 37 % 32000) as u32).collect();
-            let hidden = text.t5.forward_ids(&ids)?;
-            println!(
-                "encode {:.1} s (512 tokens -> {:?}), peak RSS {:.2} GiB",
-                start.elapsed().as_secs_f64(),
-                hidden.dims(),
-                peak_rss_mib() / 1024.0
-            );
-            std::fs::remove_dir_all(&dir).ok();
-        }
-    }
+fn report(what: &str, start: Instant) {
+    println!(
+        "{what} {:.1} s, peak RSS {:.2} GiB",
+        start.elapsed().as_secs_f64(),
+        peak_rss_mib() / 1024.0
+    );
+}
+
+/// The T5 encoder of `path`, with the tiny model's tokenizers and CLIP beside it.
+fn load_t5(path: &Path, scratch: &Path) -> Result<TextEncoders, BoxError> {
+    let mut files = tiny::write_tiny_model(
+        &tiny::default_fixtures_dir(),
+        scratch,
+        Variant::Dev,
+        Layout::SingleFiles,
+    )?;
+    files.t5 = path.to_path_buf();
+    Ok(load_text_encoders(&files, &LoadOptions::default())?)
+}
+
+/// T5's hidden states for 512 tokens.
+fn encode(text: &mut TextEncoders) -> Result<Tensor, BoxError> {
+    let ids: Vec<u32> = (0..512).map(|i| (i * 37 % 32000) as u32).collect();
+    Ok(text.t5.forward_ids(&ids)?)
+}
+
+/// One dev forward at 256² (256 image tokens) on `txt` (1, 512, 4096).
+fn step(m: &FluxTransformer, txt: &Tensor) -> Result<(), BoxError> {
+    let side = 16;
+    let ids: Vec<f32> = (0..side * side)
+        .flat_map(|i| [0.0, (i / side) as f32, (i % side) as f32])
+        .collect();
+    let dev = Device::Cpu;
+    let img = Tensor::randn(0f32, 1.0, (1, side * side, 64), &dev)?;
+    let img_ids = Tensor::from_vec(ids, (1, side * side, 3), &dev)?;
+    let txt_ids = Tensor::zeros((1, txt.dim(1)?, 3), DType::F32, &dev)?;
+    let y = Tensor::randn(0f32, 1.0, (1, 768), &dev)?;
+    let (t, g) = (Tensor::new(&[0.6f32], &dev)?, Tensor::new(&[3.5f32], &dev)?);
+    let out = m.forward(&img, &img_ids, txt, &txt_ids, &t, &y, Some(&g))?;
+    let finite = out
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .all(|v| v.is_finite());
+    println!(
+        "(256 image + {} text tokens, output finite: {finite})",
+        txt.dim(1)?
+    );
     Ok(())
+}
+
+/// The child: measures `kind` (transformer, t5, both) on `paths`.
+fn child(kind: &str, paths: &[PathBuf]) -> Result<(), BoxError> {
+    let scratch = std::env::temp_dir().join(format!("flux-full-size-{}", std::process::id()));
+    let transformer = |path: &Path| {
+        let files = ModelFiles::transformer_only(path.to_path_buf());
+        load_transformer(&files, &LoadOptions::default())
+    };
+    match (kind, paths) {
+        ("transformer", [path]) => {
+            let start = Instant::now();
+            let m = transformer(path)?;
+            report("load", start);
+            let txt = Tensor::randn(0f32, 1.0, (1, 512, 4096), &Device::Cpu)?;
+            let start = Instant::now();
+            step(&m, &txt)?;
+            report("step", start);
+        }
+        ("t5", [path]) => {
+            let start = Instant::now();
+            let mut text = load_t5(path, &scratch)?;
+            report("load", start);
+            let start = Instant::now();
+            encode(&mut text)?;
+            report("encode 512 tokens", start);
+        }
+        ("both", [flux, t5]) => {
+            let start = Instant::now();
+            let mut text = load_t5(t5, &scratch)?;
+            let m = transformer(flux)?;
+            report("load T5 and transformer", start);
+            let start = Instant::now();
+            let txt = encode(&mut text)?;
+            report("encode 512 tokens", start);
+            let start = Instant::now();
+            step(&m, &txt)?;
+            report("step", start);
+        }
+        _ => return Err(format!("child: {kind} {paths:?}").into()),
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    Ok(())
+}
+
+/// The file for `what` in `dir`, written first when it is not there.
+fn ensure(dir: &Path, what: &str, values: &Values) -> Result<PathBuf, BoxError> {
+    let flux = || tensor_shapes(&flux1_dev());
+    let path = match what {
+        "q8_0" => dir.join("flux1-dev-Q8_0.gguf"),
+        "q4_k" => dir.join("flux1-dev-Q4_K_S.gguf"),
+        "fp8" => dir.join("flux1-dev-fp8-e4m3fn.safetensors"),
+        "t5" => dir.join("t5-v1_1-xxl-encoder-Q8_0.gguf"),
+        other => return Err(format!("unknown file kind '{other}'").into()),
+    };
+    if path.is_file() {
+        return Ok(path);
+    }
+    let start = Instant::now();
+    let partial = path.with_extension("partial");
+    let flux_file = |dtype| {
+        write_gguf(
+            &partial,
+            "flux",
+            &flux(),
+            |n, s| gguf::flux_type(n, s, dtype),
+            values,
+        )
+    };
+    match what {
+        "q8_0" => flux_file(GgmlDType::Q8_0)?,
+        "q4_k" => flux_file(GgmlDType::Q4K)?,
+        "fp8" => write_fp8(&partial, &flux(), values)?,
+        _ => write_gguf(
+            &partial,
+            "t5encoder",
+            &t5_xxl(),
+            |n, s| match s.len() == 2 && !n.contains("attn_rel_b") {
+                true => GgmlDType::Q8_0,
+                false => GgmlDType::F32,
+            },
+            values,
+        )?,
+    }
+    std::fs::rename(&partial, &path)?;
+    println!(
+        "wrote {} in {:.0} s",
+        path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(path)
 }
 
 fn main() -> Result<(), BoxError> {
@@ -250,7 +328,8 @@ fn main() -> Result<(), BoxError> {
         .filter(|a| a != "--bench")
         .collect();
     if args.first().map(String::as_str) == Some("child") {
-        return child(&args[1], Path::new(&args[2]));
+        let paths: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
+        return child(&args[1], &paths);
     }
     let dir = args
         .iter()
@@ -263,61 +342,27 @@ fn main() -> Result<(), BoxError> {
         .filter(|a| !a.contains('/'))
         .collect();
     if wanted.is_empty() {
-        wanted = vec!["q8_0", "q4_k", "fp8", "t5"];
+        wanted = vec!["q8_0", "t5", "both", "q4_k", "fp8"];
     }
     std::fs::create_dir_all(&dir)?;
     let values = Values::new()?;
-    let flux = tensor_shapes(&flux1_dev());
     for what in wanted {
-        let (path, kind) = match what {
-            "q8_0" => (dir.join("flux1-dev-Q8_0.gguf"), "transformer"),
-            "q4_k" => (dir.join("flux1-dev-Q4_K_S.gguf"), "transformer"),
-            "fp8" => (dir.join("flux1-dev-fp8-e4m3fn.safetensors"), "transformer"),
-            "t5" => (dir.join("t5-v1_1-xxl-encoder-Q8_0.gguf"), "t5"),
-            other => return Err(format!("unknown file kind '{other}'").into()),
+        let (kind, paths) = match what {
+            "both" => (
+                "both",
+                vec![ensure(&dir, "q8_0", &values)?, ensure(&dir, "t5", &values)?],
+            ),
+            "t5" => ("t5", vec![ensure(&dir, what, &values)?]),
+            _ => ("transformer", vec![ensure(&dir, what, &values)?]),
         };
-        if !path.is_file() {
-            let start = Instant::now();
-            let partial = path.with_extension("partial");
-            match what {
-                "q8_0" => write_gguf(
-                    &partial,
-                    "flux",
-                    &flux,
-                    |n, s| gguf::flux_type(n, s, GgmlDType::Q8_0),
-                    &values,
-                )?,
-                "q4_k" => write_gguf(
-                    &partial,
-                    "flux",
-                    &flux,
-                    |n, s| gguf::flux_type(n, s, GgmlDType::Q4K),
-                    &values,
-                )?,
-                "fp8" => write_fp8(&partial, &flux, &values)?,
-                _ => write_gguf(
-                    &partial,
-                    "t5encoder",
-                    &t5_xxl(),
-                    |n, s| match s.len() == 2 && !n.contains("attn_rel_b") {
-                        true => GgmlDType::Q8_0,
-                        false => GgmlDType::F32,
-                    },
-                    &values,
-                )?,
-            }
-            std::fs::rename(&partial, &path)?;
-            println!(
-                "wrote {} in {:.0} s",
-                path.display(),
-                start.elapsed().as_secs_f64()
-            );
-        }
-        let size = std::fs::metadata(&path)?.len();
-        println!("== {} ({:.2} GiB) ==", path.display(), gib(size));
+        let size: u64 = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()))
+            .sum::<Result<_, _>>()?;
+        println!("== {what}: {paths:?} ({:.2} GiB) ==", gib(size));
         let out = Command::new(std::env::current_exe()?)
             .args(["child", kind])
-            .arg(&path)
+            .args(&paths)
             .output()?;
         print!("{}", String::from_utf8_lossy(&out.stdout));
         if !out.status.success() {
