@@ -15,8 +15,6 @@ use candle_core::{bail, CpuStorage, DType, Device, Result, Storage, Tensor};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::gguf::dtype_name;
-
 /// A dense layer's weight (out, in) in its stored form.
 pub struct CompactWeight {
     data: Data,
@@ -70,22 +68,6 @@ impl CompactWeight {
         match &self.data {
             Data::Ggml(q) => q.device(),
             Data::Fp8 { values, .. } => values.device().clone(),
-        }
-    }
-
-    /// The stored format, for logs: `Q4_K`, `fp8 e4m3`.
-    pub fn format(&self) -> &'static str {
-        match &self.data {
-            Data::Ggml(q) => dtype_name(q.dtype()),
-            Data::Fp8 { .. } => "fp8 e4m3",
-        }
-    }
-
-    /// Bytes the stored form occupies.
-    pub fn stored_bytes(&self) -> usize {
-        match &self.data {
-            Data::Ggml(q) => q.storage_size_in_bytes(),
-            Data::Fp8 { values, .. } => values.elem_count(),
         }
     }
 

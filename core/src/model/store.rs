@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 
 /// How a tensor's bytes are stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Stored {
+enum Stored {
     /// A safetensors dtype (`None`: one the engine cannot read, named in the error).
     Safetensors(Option<DType>, StDtype),
     /// GGUF blocks.
@@ -34,7 +34,7 @@ pub enum Stored {
 impl Stored {
     /// Whether a weight stored this way stays in its stored form when loaded compact: GGUF types
     /// narrower than f32 and fp8.
-    pub fn is_compact(self) -> bool {
+    fn is_compact(self) -> bool {
         match self {
             Stored::Ggml(d) => d != GgmlDType::F32,
             Stored::Safetensors(d, _) => d == Some(DType::F8E4M3),
