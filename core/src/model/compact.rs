@@ -10,10 +10,78 @@ use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType,
 };
-use candle_core::quantized::{GgmlDType, QStorage, QTensor};
-use candle_core::{bail, CpuStorage, DType, Device, Result, Storage, Tensor};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor, QuantizedType};
+use candle_core::{bail, DType, Device, Result, Tensor};
 use half::{bf16, f16};
 use rayon::prelude::*;
+
+/// Runs `$body` with `$T` the block type of GGUF type `$dtype`.
+macro_rules! with_block_type {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            GgmlDType::F32 => {
+                type $T = f32;
+                $body
+            }
+            GgmlDType::F16 => {
+                type $T = f16;
+                $body
+            }
+            GgmlDType::BF16 => {
+                type $T = bf16;
+                $body
+            }
+            GgmlDType::Q4_0 => {
+                type $T = BlockQ4_0;
+                $body
+            }
+            GgmlDType::Q4_1 => {
+                type $T = BlockQ4_1;
+                $body
+            }
+            GgmlDType::Q5_0 => {
+                type $T = BlockQ5_0;
+                $body
+            }
+            GgmlDType::Q5_1 => {
+                type $T = BlockQ5_1;
+                $body
+            }
+            GgmlDType::Q8_0 => {
+                type $T = BlockQ8_0;
+                $body
+            }
+            GgmlDType::Q8_1 => {
+                type $T = BlockQ8_1;
+                $body
+            }
+            GgmlDType::Q2K => {
+                type $T = BlockQ2K;
+                $body
+            }
+            GgmlDType::Q3K => {
+                type $T = BlockQ3K;
+                $body
+            }
+            GgmlDType::Q4K => {
+                type $T = BlockQ4K;
+                $body
+            }
+            GgmlDType::Q5K => {
+                type $T = BlockQ5K;
+                $body
+            }
+            GgmlDType::Q6K => {
+                type $T = BlockQ6K;
+                $body
+            }
+            GgmlDType::Q8K => {
+                type $T = BlockQ8K;
+                $body
+            }
+        }
+    };
+}
 
 /// A dense layer's weight (out, in) in its stored form.
 pub struct CompactWeight {
@@ -26,18 +94,36 @@ enum Data {
     /// GGUF blocks, rows of `inputs` values.
     Ggml(QTensor),
     /// fp8 e4m3fn values times a per-tensor scale (1 for unscaled files).
-    Fp8 { values: Tensor, scale: f32 },
+    Fp8 { values: Fp8Values, scale: f32 },
+}
+
+/// fp8 values: their bytes on the CPU (read by [`RowReader`]), a tensor on other devices.
+enum Fp8Values {
+    Host(Vec<u8>),
+    Device(Tensor),
 }
 
 impl CompactWeight {
-    /// A weight from GGUF data: whole blocks of `dtype`, `shape` (out, in), placed on `device`.
+    /// A weight of GGUF blocks of `dtype`, `shape` (out, in), on `device`: `read` fills its
+    /// bytes. On the CPU they are read straight into the blocks candle keeps (no second copy of
+    /// the tensor, whose freed buffers would fragment the heap over a 6–12 GB load).
     pub fn ggml(
-        bytes: &[u8],
         dtype: GgmlDType,
         shape: (usize, usize),
         device: &Device,
+        read: impl FnOnce(&mut [u8]) -> Result<()>,
     ) -> Result<Self> {
-        let storage = QStorage::from_data(Cow::Borrowed(bytes), device, dtype)?;
+        let elements = shape.0 * shape.1;
+        let storage = match device {
+            Device::Cpu => {
+                QStorage::Cpu(with_block_type!(dtype, T => read_blocks::<T>(elements, read)?))
+            }
+            _ => {
+                let mut bytes = vec![0u8; elements / dtype.block_size() * dtype.type_size()];
+                read(&mut bytes)?;
+                QStorage::from_data(Cow::Owned(bytes), device, dtype)?
+            }
+        };
         Ok(Self {
             data: Data::Ggml(QTensor::new(storage, shape)?),
             outputs: shape.0,
@@ -45,16 +131,29 @@ impl CompactWeight {
         })
     }
 
-    /// A weight from fp8 e4m3fn `values` (out, in) and its scale.
-    pub fn fp8(values: Tensor, scale: f32) -> Result<Self> {
-        if values.dtype() != DType::F8E4M3 {
-            bail!("fp8 weight stored as {:?}", values.dtype());
-        }
-        let (outputs, inputs) = values.dims2()?;
+    /// A weight of fp8 e4m3fn values, `shape` (out, in), times `scale`, on `device`: `read`
+    /// fills its bytes.
+    pub fn fp8(
+        shape: (usize, usize),
+        scale: f32,
+        device: &Device,
+        read: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<Self> {
+        let mut bytes = vec![0u8; shape.0 * shape.1];
+        read(&mut bytes)?;
+        let values = match device {
+            Device::Cpu => Fp8Values::Host(bytes),
+            _ => Fp8Values::Device(Tensor::from_raw_buffer(
+                &bytes,
+                DType::F8E4M3,
+                &[shape.0, shape.1],
+                device,
+            )?),
+        };
         Ok(Self {
             data: Data::Fp8 { values, scale },
-            outputs,
-            inputs,
+            outputs: shape.0,
+            inputs: shape.1,
         })
     }
 
@@ -67,7 +166,14 @@ impl CompactWeight {
     pub fn device(&self) -> Device {
         match &self.data {
             Data::Ggml(q) => q.device(),
-            Data::Fp8 { values, .. } => values.device().clone(),
+            Data::Fp8 {
+                values: Fp8Values::Host(_),
+                ..
+            } => Device::Cpu,
+            Data::Fp8 {
+                values: Fp8Values::Device(t),
+                ..
+            } => t.device().clone(),
         }
     }
 
@@ -86,6 +192,13 @@ impl CompactWeight {
         match &self.data {
             Data::Ggml(q) => q.dequantize(&q.device())?.to_dtype(dtype),
             Data::Fp8 { values, scale } => {
+                let values = match values {
+                    Fp8Values::Device(t) => t.clone(),
+                    Fp8Values::Host(b) => {
+                        let shape = [self.outputs, self.inputs];
+                        Tensor::from_raw_buffer(b, DType::F8E4M3, &shape, &Device::Cpu)?
+                    }
+                };
                 (values.to_dtype(DType::F32)? * *scale as f64)?.to_dtype(dtype)
             }
         }
@@ -102,18 +215,9 @@ impl CompactWeight {
                 Source::Ggml(q.dtype(), bytes)
             }
             Data::Fp8 { values, scale } => {
-                let (storage, layout) = values.storage_and_layout();
-                let Storage::Cpu(CpuStorage::F8E4M3(v)) = &*storage else {
+                let Fp8Values::Host(bits) = values else {
                     bail!("compact weight rows: the weight is not on the CPU");
                 };
-                if !layout.is_contiguous() || layout.start_offset() != 0 {
-                    bail!("compact weight rows: fp8 values are not contiguous");
-                }
-                // SAFETY: `F8E4M3` is a one-byte `repr(transparent)` wrapper of its bits. The
-                // storage guard is released at the end of this block, but the `Vec` stays where
-                // it is while `values` (held by `self`, which the reader borrows) lives: candle
-                // changes storage only in in-place ops, and nothing runs one on a weight.
-                let bits = unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) };
                 let mut table = [0f32; 256];
                 for (t, v) in table.iter_mut().zip(fp8_values()?) {
                     *t = v * scale;
@@ -171,23 +275,7 @@ impl RowReader<'_> {
             }
             Source::Ggml(dtype, bytes) => {
                 let range = at + ks.start..at + ks.end;
-                match dtype {
-                    GgmlDType::F32 => blocks::<f32>(bytes, range, dst),
-                    GgmlDType::F16 => blocks::<f16>(bytes, range, dst),
-                    GgmlDType::BF16 => blocks::<bf16>(bytes, range, dst),
-                    GgmlDType::Q4_0 => blocks::<BlockQ4_0>(bytes, range, dst),
-                    GgmlDType::Q4_1 => blocks::<BlockQ4_1>(bytes, range, dst),
-                    GgmlDType::Q5_0 => blocks::<BlockQ5_0>(bytes, range, dst),
-                    GgmlDType::Q5_1 => blocks::<BlockQ5_1>(bytes, range, dst),
-                    GgmlDType::Q8_0 => blocks::<BlockQ8_0>(bytes, range, dst),
-                    GgmlDType::Q8_1 => blocks::<BlockQ8_1>(bytes, range, dst),
-                    GgmlDType::Q2K => blocks::<BlockQ2K>(bytes, range, dst),
-                    GgmlDType::Q3K => blocks::<BlockQ3K>(bytes, range, dst),
-                    GgmlDType::Q4K => blocks::<BlockQ4K>(bytes, range, dst),
-                    GgmlDType::Q5K => blocks::<BlockQ5K>(bytes, range, dst),
-                    GgmlDType::Q6K => blocks::<BlockQ6K>(bytes, range, dst),
-                    GgmlDType::Q8K => blocks::<BlockQ8K>(bytes, range, dst),
-                }
+                with_block_type!(*dtype, T => blocks::<T>(bytes, range, dst))
             }
         }
     }
@@ -203,6 +291,19 @@ impl RowReader<'_> {
         }
         Ok(())
     }
+}
+
+/// Blocks of `T` holding `elements` values, their bytes filled by `read`.
+fn read_blocks<T: GgmlType + Send + Sync + 'static>(
+    elements: usize,
+    read: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Result<Box<dyn QuantizedType>> {
+    let mut blocks = vec![T::zeros(); elements / T::BLCK_SIZE];
+    let len = std::mem::size_of_val(blocks.as_slice());
+    // SAFETY: the blocks are plain data (numbers and arrays of them) valid for any bits, and the
+    // byte view covers exactly their initialised memory.
+    read(unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut u8, len) })?;
+    Ok(Box::new(blocks))
 }
 
 /// Dequantizes the values `range` (whole blocks of `T`) of `bytes` into `dst`.

@@ -491,7 +491,10 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let stored = CompactWeight::ggml(&bytes, GgmlDType::F32, w.dims2().unwrap(), &Device::Cpu);
+        let stored = CompactWeight::ggml(GgmlDType::F32, w.dims2().unwrap(), &Device::Cpu, |b| {
+            b.copy_from_slice(&bytes);
+            Ok(())
+        });
         let compact = Dense::compact(stored.unwrap(), b.cloned(), &Scratch::default()).unwrap();
         layers.push(("compact", compact));
         layers

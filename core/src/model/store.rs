@@ -146,11 +146,24 @@ impl WeightFile {
     /// The stored bytes of a tensor.
     fn read(&self, entry: &Entry) -> Result<Vec<u8>> {
         let mut bytes = vec![0u8; entry.len as usize];
+        self.read_into(entry, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads a tensor's stored bytes into `dst`, which must be their size.
+    fn read_into(&self, entry: &Entry, dst: &mut [u8]) -> Result<()> {
+        if dst.len() as u64 != entry.len {
+            return Err(Error::invalid(format!(
+                "'{}': {} bytes asked of a {}-byte tensor",
+                self.path.display(),
+                dst.len(),
+                entry.len
+            )));
+        }
         let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         file.seek(SeekFrom::Start(entry.start))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| Error::io(&self.path, e))?;
-        Ok(bytes)
+            .and_then(|_| file.read_exact(dst))
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     /// Reads a tensor in its stored dtype on the CPU (GGUF blocks dequantized to f32).
@@ -373,15 +386,13 @@ impl WeightSet {
         let &[outputs, inputs] = info.shape.as_slice() else {
             return Ok(None);
         };
+        let read = |dst: &mut [u8]| f.read_into(info, dst).map_err(candle_core::Error::wrap);
         let weight = match info.stored {
             s if !s.is_compact() => return Ok(None),
-            Stored::Ggml(d) => CompactWeight::ggml(&f.read(info)?, d, (outputs, inputs), device),
+            Stored::Ggml(d) => CompactWeight::ggml(d, (outputs, inputs), device, read),
             Stored::Safetensors(..) => {
                 let scale = self.fp8_scale(name, info.stored)?.unwrap_or(1.0);
-                let values = f.load_stored(&full, info)?;
-                values
-                    .to_device(device)
-                    .and_then(|t| CompactWeight::fp8(t, scale))
+                CompactWeight::fp8((outputs, inputs), scale, device, read)
             }
         };
         weight.map(Some).map_err(|e| f.bad(&full, e.to_string()))
