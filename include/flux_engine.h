@@ -22,6 +22,12 @@
 // oldest are dropped (job states stay exact: `flux_job_status`).
 #define FLUX_EVENT_QUEUE_CAPACITY 1024
 
+// The memory budget that follows the machine: the memory available when a model loads (on the
+// CPU, the system's available RAM; on CUDA not measured yet, so unlimited), plus what the engine
+// already holds. A model whose transformer and autoencoder need more is refused with both
+// numbers in the error.
+#define FLUX_MEMORY_BUDGET_AUTO UINT64_MAX
+
 // Result code of every fallible call; `flux_last_error_message()` gives the sentence.
 enum FluxResult
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -340,7 +346,8 @@ typedef struct FluxEngineDesc {
   // A `FluxDevice`.
   int32_t device;
   uint32_t device_index;
-  // Bytes of device memory the engine may keep (default: unlimited).
+  // Bytes of device memory the engine may keep (default `FLUX_MEMORY_BUDGET_AUTO`: the memory
+  // available when a model loads).
   uint64_t memory_budget;
   // Emit a PREVIEW event every N steps (0: never; default 0).
   uint32_t preview_every;
@@ -518,7 +525,7 @@ uint32_t flux_abi_version(void);
 const char *flux_last_error_message(void);
 
 // Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: CPU,
-// unlimited budget, no previews, 16 cached prompts, INFO logs. Call it through the header's
+// automatic budget, no previews, 16 cached prompts, INFO logs. Call it through the header's
 // inline `flux_engine_desc_init`, which passes the caller's `sizeof` (so a newer library never
 // writes past an older caller's struct).
 //
@@ -695,7 +702,10 @@ FluxResult flux_job_release(struct FluxEngine *engine, FluxJob job);
 // `out` must point to a `FluxEvent` whose `struct_size` is set.
 FluxResult flux_engine_poll_event(struct FluxEngine *engine, struct FluxEvent *out);
 
-// Sets the memory budget in bytes; residency follows before the next job.
+// Sets the memory budget in bytes (`FLUX_MEMORY_BUDGET_AUTO`: the memory available at the next
+// load); residency follows before the next job. A budget below the loaded model's transformer
+// and autoencoder unloads it, with a WARN log event naming both numbers, which later jobs'
+// errors repeat until a model is loaded again.
 //
 // # Safety
 // `engine` must be NULL or a handle.
@@ -756,7 +766,7 @@ FluxResult flux_gpu_image_destroy(struct FluxGpuImage *image);
 
 #ifndef FLUX_ENGINE_INIT_H
 #define FLUX_ENGINE_INIT_H
-// Fills `desc` with defaults (CPU, unlimited budget, no previews, 16 cached prompts, INFO logs)
+// Fills `desc` with defaults (CPU, automatic budget, no previews, 16 cached prompts, INFO logs)
 // for the struct as this header declares it, and this header's `FLUX_ABI_VERSION`.
 static inline void flux_engine_desc_init(struct FluxEngineDesc *desc) {
   flux_engine_desc_defaults(desc, (uint32_t)sizeof(*desc));

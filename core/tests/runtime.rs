@@ -401,11 +401,20 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
         "encoders still resident: {r_small:?}"
     );
     assert_eq!(r_small.total(), bytes.transformer + bytes.autoencoder);
-    // Raising the budget later keeps working; lowering it below the model unloads it.
+    // Raising the budget later keeps working; lowering it below the model unloads it, and the
+    // next job's error says why, with the numbers.
     engine.set_memory_budget(1);
     let id = submit(&engine, "a castle", 1, 1, 16);
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     assert_eq!(engine.residency().total(), 0);
+    let error = engine.status(id).unwrap().error.unwrap();
+    let needed = (bytes.transformer + bytes.autoencoder).to_string();
+    assert!(
+        error.contains("no model is loaded")
+            && error.contains("lowered to 1 bytes")
+            && error.contains(&needed),
+        "{error}"
+    );
     // A model that cannot fit is refused with an error.
     let refused = engine
         .submit(load_request(&files), PRIORITY_NORMAL)
@@ -579,4 +588,39 @@ fn a_running_model_load_stops_at_a_cancel() {
         JobState::Failed,
         "no model was loaded"
     );
+}
+
+#[test]
+fn the_default_budget_is_the_memory_available_when_a_model_loads() {
+    let (_s, files) = tiny_model("rt-auto-budget", Variant::Dev, Layout::SingleFiles);
+    let bytes = flux_core::model::component_bytes(&files, &LoadOptions::default()).unwrap();
+    let engine_with = |available: u64| {
+        Engine::new(EngineOptions {
+            available_memory: Some(Arc::new(move || available)),
+            ..EngineOptions::default()
+        })
+        .unwrap()
+    };
+    // A machine with less free memory than the transformer and autoencoder: refused before
+    // loading, with both numbers.
+    let small = engine_with(1000);
+    let id = small.submit(load_request(&files), PRIORITY_NORMAL).unwrap();
+    assert_eq!(small.wait(id, WAIT).unwrap(), JobState::Failed);
+    let error = small.status(id).unwrap().error.unwrap();
+    let needed = (bytes.transformer + bytes.autoencoder).to_string();
+    assert!(
+        error.contains(&needed) && error.contains("memory available (1000 bytes)"),
+        "{error}"
+    );
+    assert_eq!(small.residency().total(), 0);
+    // Room for the transformer and autoencoder but not the encoders: they are released after
+    // encoding, as with an explicit budget of that size.
+    let tight = bytes.transformer + bytes.autoencoder + bytes.text_encoders / 2;
+    let engine = engine_with(tight);
+    load(&engine, &files);
+    let id = submit(&engine, "a castle", 3, 1, 16);
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+    let r = engine.residency();
+    assert_eq!(r.budget, tight);
+    assert!(r.release_text_encoders && r.text_encoders == 0, "{r:?}");
 }

@@ -60,7 +60,7 @@ pub extern "C" fn flux_last_error_message() -> *const c_char {
 }
 
 /// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: CPU,
-/// unlimited budget, no previews, 16 cached prompts, INFO logs. Call it through the header's
+/// automatic budget, no previews, 16 cached prompts, INFO logs. Call it through the header's
 /// inline `flux_engine_desc_init`, which passes the caller's `sizeof` (so a newer library never
 /// writes past an older caller's struct).
 ///
@@ -77,7 +77,7 @@ fn engine_desc_defaults() -> FluxEngineDesc {
         abi_version: FLUX_ABI_VERSION,
         device: FluxDevice::Cpu as i32,
         device_index: 0,
-        memory_budget: u64::MAX,
+        memory_budget: FLUX_MEMORY_BUDGET_AUTO,
         preview_every: 0,
         embedding_cache: 16,
         log_level: FluxLogLevel::Info as i32,
@@ -151,6 +151,7 @@ pub unsafe extern "C" fn flux_engine_create(
         let opts = EngineOptions {
             device: device(d.device, d.device_index)?,
             memory_budget: d.memory_budget,
+            available_memory: None,
             preview_every: d.preview_every as usize,
             embedding_cache: d.embedding_cache as usize,
             log_level: level_filter(d.log_level)?,
@@ -943,7 +944,10 @@ pub unsafe extern "C" fn flux_engine_poll_event(
     })
 }
 
-/// Sets the memory budget in bytes; residency follows before the next job.
+/// Sets the memory budget in bytes (`FLUX_MEMORY_BUDGET_AUTO`: the memory available at the next
+/// load); residency follows before the next job. A budget below the loaded model's transformer
+/// and autoencoder unloads it, with a WARN log event naming both numbers, which later jobs'
+/// errors repeat until a model is loaded again.
 ///
 /// # Safety
 /// `engine` must be NULL or a handle.

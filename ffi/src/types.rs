@@ -149,6 +149,12 @@ pub const FLUX_PRIORITY_BATCH: i32 = -100;
 /// Unread events an engine without a callback keeps for `flux_engine_poll_event`; beyond it the
 /// oldest are dropped (job states stay exact: `flux_job_status`).
 pub const FLUX_EVENT_QUEUE_CAPACITY: u32 = 1024;
+
+/// The memory budget that follows the machine: the memory available when a model loads (on the
+/// CPU, the system's available RAM; on CUDA not measured yet, so unlimited), plus what the engine
+/// already holds. A model whose transformer and autoencoder need more is refused with both
+/// numbers in the error.
+pub const FLUX_MEMORY_BUDGET_AUTO: u64 = u64::MAX;
 const _: () =
     assert!(FLUX_EVENT_QUEUE_CAPACITY as usize == flux_core::runtime::events::QUEUE_CAPACITY);
 
@@ -180,7 +186,8 @@ pub struct FluxEngineDesc {
     /// A `FluxDevice`.
     pub device: i32,
     pub device_index: u32,
-    /// Bytes of device memory the engine may keep (default: unlimited).
+    /// Bytes of device memory the engine may keep (default `FLUX_MEMORY_BUDGET_AUTO`: the memory
+    /// available when a model loads).
     pub memory_budget: u64,
     /// Emit a PREVIEW event every N steps (0: never; default 0).
     pub preview_every: u32,

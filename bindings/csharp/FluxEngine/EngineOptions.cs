@@ -9,7 +9,7 @@ namespace Flux
         /// <summary>Which CUDA device (default 0).</summary>
         public int? DeviceIndex { get; set; }
 
-        /// <summary>Bytes of device memory the engine may keep (default unlimited).</summary>
+        /// <summary>Bytes of device memory the engine may keep (default: automatic, the memory available when a model loads).</summary>
         public ulong? MemoryBudget { get; set; }
 
         /// <summary>Emit a Preview event every N steps (default 0: never).</summary>

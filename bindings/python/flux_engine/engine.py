@@ -359,7 +359,8 @@ class Engine:
         return out
 
     def set_memory_budget(self, nbytes):
-        """Sets the memory budget in bytes; residency follows before the next job."""
+        """Sets the memory budget in bytes (2**64 - 1: the memory available at the next load);
+        residency follows before the next job."""
         check(_native.lib().flux_engine_set_memory_budget(self._handle(), nbytes))
 
     def residency(self):

@@ -5,13 +5,16 @@
 //! Cancellation is cooperative: a queued job never starts; a running job stops before its next
 //! denoising step or before decoding. Dropping the engine cancels everything and joins the worker.
 //!
-//! Memory budget: the host states how many bytes of device memory the engine may keep. Loading a
-//! model whose transformer and autoencoder alone exceed it fails with an error. When the text
+//! Memory budget: the host states how many bytes of device memory the engine may keep, or leaves
+//! it at [`MEMORY_BUDGET_AUTO`]: the memory available when a model loads (plus what the engine
+//! already holds). Loading a model whose transformer and autoencoder alone exceed it fails with an
+//! error stating both numbers, before anything large is allocated. When the text
 //! encoders do not fit beside them, they are loaded to encode a new prompt and released right
 //! after (prompt embeddings stay cached, so a new seed on the same prompt needs no encoder). The
 //! budget bounds what stays resident between stages: while a new prompt is encoded, the encoders
 //! are briefly resident beside the transformer. Lowering the budget below the transformer and
-//! autoencoder unloads the model.
+//! autoencoder unloads the model, with a warning event naming both numbers, which later jobs'
+//! errors repeat until a model is loaded again.
 
 mod cache;
 pub mod events;
@@ -36,11 +39,22 @@ use job::Job;
 pub use job::{CancelOutcome, JobId, JobOutput, JobRequest, JobState, JobStatus};
 use worker::{Msg, Worker};
 
+/// The budget that follows the machine: the memory available when a model loads (CPU: the
+/// kernel's `MemAvailable`; other devices: not measured yet, so unlimited), plus what the engine
+/// already holds.
+pub const MEMORY_BUDGET_AUTO: u64 = u64::MAX;
+
+/// Measures the memory available to a model load, in bytes.
+pub type MemoryProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// How an engine is set up.
 pub struct EngineOptions {
     pub device: candle_core::Device,
-    /// Bytes of device memory the engine may keep resident (default: unlimited).
+    /// Bytes of device memory the engine may keep resident (default: [`MEMORY_BUDGET_AUTO`]).
     pub memory_budget: u64,
+    /// What [`MEMORY_BUDGET_AUTO`] measures (default: the system's available memory; tests
+    /// inject smaller machines).
+    pub available_memory: Option<MemoryProbe>,
     /// Emit a preview every N steps (0: never).
     pub preview_every: usize,
     /// Prompt embeddings kept for reuse.
@@ -56,13 +70,27 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             device: candle_core::Device::Cpu,
-            memory_budget: u64::MAX,
+            memory_budget: MEMORY_BUDGET_AUTO,
+            available_memory: None,
             preview_every: 0,
             embedding_cache: 16,
             log_level: log::LevelFilter::Info,
             callback: None,
         }
     }
+}
+
+/// The memory the system has available, in bytes: Linux's `MemAvailable`; unlimited where it
+/// cannot be read.
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// What the engine holds in device memory, per component, in bytes.
@@ -165,11 +193,15 @@ impl Engine {
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let device = opts.device.clone();
+        let probe = opts
+            .available_memory
+            .unwrap_or_else(|| Arc::new(available_memory));
         let worker = Worker::new(
             shared.clone(),
             rx,
             opts.device,
             cache::EmbeddingCache::new(opts.embedding_cache),
+            probe,
         );
         let level = opts.log_level;
         let handle = std::thread::Builder::new()

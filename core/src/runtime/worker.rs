@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 use super::cache::EmbeddingCache;
 use super::events::Event;
 use super::job::{Job, JobOutput, JobRequest, JobState};
-use super::{preview, Residency, Shared};
+use super::{preview, MemoryProbe, Residency, Shared, MEMORY_BUDGET_AUTO};
 use crate::error::{Error, Result};
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
@@ -77,6 +77,12 @@ pub(crate) struct Worker {
     pub device: candle_core::Device,
     pub cache: EmbeddingCache,
     model: Option<Loaded>,
+    /// Measures the memory available to a load (for `MEMORY_BUDGET_AUTO`).
+    probe: MemoryProbe,
+    /// The automatic budget, measured at the last load (unlimited before one).
+    auto_budget: u64,
+    /// Why the model was unloaded by a lowered budget, for later jobs' errors.
+    unloaded: Option<String>,
 }
 
 impl Worker {
@@ -85,6 +91,7 @@ impl Worker {
         rx: Receiver<Msg>,
         device: candle_core::Device,
         cache: EmbeddingCache,
+        probe: MemoryProbe,
     ) -> Self {
         Self {
             shared,
@@ -92,6 +99,9 @@ impl Worker {
             device,
             cache,
             model: None,
+            probe,
+            auto_budget: u64::MAX,
+            unloaded: None,
         }
     }
 
@@ -118,18 +128,34 @@ impl Worker {
         self.publish_residency();
     }
 
+    /// The budget in force: the host's, or the automatic one measured at the last load.
     fn budget(&self) -> u64 {
-        self.shared.budget.load(Ordering::Acquire)
+        match self.shared.budget.load(Ordering::Acquire) {
+            MEMORY_BUDGET_AUTO => self.auto_budget,
+            explicit => explicit,
+        }
+    }
+
+    /// The error for a job that needs a model when none is loaded (saying why, when a lowered
+    /// budget unloaded it).
+    fn no_model(&self) -> Error {
+        match &self.unloaded {
+            Some(why) => Error::invalid(format!("no model is loaded: {why}")),
+            None => Error::invalid("no model is loaded"),
+        }
     }
 
     /// Re-evaluates residency after a budget change.
     fn apply_budget(&mut self) {
         let budget = self.budget();
         if let Some(m) = &mut self.model {
-            if m.bytes.transformer + m.bytes.autoencoder > budget {
-                log::warn!(
-                    "the memory budget ({budget} bytes) no longer holds the model: unloading it"
+            let needed = m.bytes.transformer + m.bytes.autoencoder;
+            if needed > budget {
+                let why = format!(
+                    "the memory budget was lowered to {budget} bytes, below the {needed} bytes the model's transformer and autoencoder need, and the model was unloaded"
                 );
+                log::warn!("{why}");
+                self.unloaded = Some(why);
                 self.model = None;
                 self.cache.clear();
             } else if m.bytes.total() > budget && m.text.is_some() {
@@ -238,6 +264,7 @@ impl Worker {
                 Ok((JobOutput::Model(info), false))
             }
             JobRequest::UnloadModel => {
+                self.unloaded = None;
                 self.model = None;
                 self.cache.clear();
                 Ok((JobOutput::Unloaded, false))
@@ -254,11 +281,20 @@ impl Worker {
     /// Loads the model component by component; a cancel stops it after the current one.
     fn load(&mut self, job: &Job, files: &ModelFiles, opts: LoadOptions) -> Result<ModelInfo> {
         let bytes = model::component_bytes(files, &opts)?;
+        let auto = self.shared.budget.load(Ordering::Acquire) == MEMORY_BUDGET_AUTO;
+        if auto && self.device.is_cpu() {
+            let held = self.model.as_ref().map_or(0, |m| m.bytes.total());
+            self.auto_budget = (self.probe)().saturating_add(held);
+        }
         let budget = self.budget();
         let needed = bytes.transformer + bytes.autoencoder;
         if needed > budget {
+            let what = match auto {
+                true => "the memory available",
+                false => "the memory budget",
+            };
             return Err(Error::invalid(format!(
-                "the model needs {needed} bytes for the transformer and autoencoder, more than the memory budget of {budget} bytes"
+                "the model needs {needed} bytes for the transformer and autoencoder, more than {what} ({budget} bytes)"
             )));
         }
         let transformer = model::load_transformer(files, &opts)?;
@@ -277,6 +313,7 @@ impl Worker {
             files: files.clone(),
             dtype: opts.compute_dtype(),
         };
+        self.unloaded = None;
         self.model = Some(Loaded {
             transformer,
             ae,
@@ -293,7 +330,7 @@ impl Worker {
         let variant = self
             .model
             .as_ref()
-            .ok_or_else(|| Error::invalid("no model is loaded"))?
+            .ok_or_else(|| self.no_model())?
             .info
             .variant;
         Ok(match request {
@@ -308,11 +345,12 @@ impl Worker {
     }
 
     fn generate(&mut self, job: &Arc<Job>, request: &JobRequest) -> Result<Generated> {
-        let m = self
-            .model
-            .as_mut()
-            .ok_or_else(|| Error::invalid("no model is loaded"))?;
-        let release = m.bytes.total() > self.shared.budget.load(Ordering::Acquire);
+        let budget = self.budget();
+        if self.model.is_none() {
+            return Err(self.no_model());
+        }
+        let m = self.model.as_mut().expect("checked above");
+        let release = m.bytes.total() > budget;
         let mut text = CachedText {
             text: &mut m.text,
             files: &m.files,

@@ -96,6 +96,8 @@ class Job {
 /// An engine with its worker thread; destroying it cancels its jobs and joins the worker.
 class Engine {
  public:
+  /// `memory_budget`: bytes the engine may keep; `FLUX_MEMORY_BUDGET_AUTO` (the default): the
+  /// memory available when a model loads.
   explicit Engine(uint32_t preview_every = 0, uint64_t memory_budget = UINT64_MAX)
       : inner_(ffi::new_engine(preview_every, memory_budget)) {}
 

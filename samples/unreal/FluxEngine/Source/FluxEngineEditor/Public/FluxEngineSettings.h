@@ -41,7 +41,7 @@ public:
 	UPROPERTY(config, EditAnywhere, Category = "Engine", meta = (ClampMin = "0", EditCondition = "Device == EFluxComputeDevice::Cuda"))
 	int32 DeviceIndex = 0;
 
-	/** Device memory (MiB) the engine may keep, leaving the rest to the renderer; 0 means unlimited.
+	/** Device memory (MiB) the engine may keep, leaving the rest to the renderer; 0 means automatic (the memory available when the model loads).
 	 * Below the model's full size the text encoders are released after each prompt. */
 	UPROPERTY(config, EditAnywhere, Category = "Engine", meta = (ClampMin = "0"))
 	int32 MemoryBudgetMiB = 0;

@@ -23,7 +23,7 @@ struct FFluxEngineOptions
 	EFluxDevice Device = EFluxDevice::Cpu;
 	/** CUDA device index. */
 	int32 DeviceIndex = 0;
-	/** Bytes of device memory the engine may keep; 0 means unlimited. */
+	/** Bytes of device memory the engine may keep; 0 means automatic (the memory available when the model loads). */
 	uint64 MemoryBudgetBytes = 0;
 	/** Send a preview image every N denoising steps; 0 means never. */
 	int32 PreviewEvery = 0;
