@@ -1,11 +1,12 @@
 //! Quantized transformers against the engine's own f32 forward, side by side in one run.
 //!
 //! Writes vs_torch's small config (hidden 1536, 12 heads of 128, 2 double + 4 single blocks,
-//! guidance on) with random weights as an f32 safetensors file and as Q8_0 and Q4_K GGUF files
-//! (city96's rules: in/out layers F16), loads the three through the production loader, then runs
-//! alternating forward rounds at 1024 image + 128 text tokens (512²) and prints each type's
-//! median time ratio to f32, its relative L2 distance to the f32 output, the bytes its weights
-//! occupy, and the peak RSS. `cargo bench -p flux-core --bench quantized [-- ROUNDS]`.
+//! guidance on) with random weights as an f32 safetensors file and as Q8_0, Q4_K and BF16 GGUF
+//! files (city96's rules: in/out layers F16; BF16 takes the path of bf16 checkpoints on the CPU),
+//! loads them through the production loader, then runs alternating forward rounds at 1024 image
+//! + 128 text tokens (512²) and prints each type's median time ratio to f32, its relative L2
+//! distance to the f32 output, the bytes its weights occupy, and the peak RSS.
+//! `cargo bench -p flux-core --bench quantized [-- ROUNDS]`.
 
 mod support;
 
@@ -109,7 +110,7 @@ fn main() -> Result<(), BoxError> {
     let map: HashMap<String, Tensor> = tensors.iter().cloned().collect();
     candle_core::safetensors::save(&map, &f32_path)?;
     drop(map);
-    let types = [GgmlDType::Q8_0, GgmlDType::Q4K];
+    let types = [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::BF16];
     let mut paths = vec![("f32", f32_path)];
     for ty in types {
         let path = dir.join(format!("small-{}.gguf", dtype_name(ty)));

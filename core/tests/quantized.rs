@@ -117,7 +117,7 @@ fn every_tensor_dequantizes_exactly_as_gguf_py_does() {
                 let dense = set.load(name, DType::F32, &Device::Cpu).unwrap();
                 assert_digest(&digest, &key, &values_of(&dense));
                 // … and the compact weight's row reader, which the CPU kernels use.
-                let Some(w) = set.load_compact(name, &Device::Cpu).unwrap() else {
+                let Some(w) = set.load_compact(name, DType::F32, &Device::Cpu).unwrap() else {
                     continue;
                 };
                 compact += 1;
@@ -517,7 +517,7 @@ fn types_without_fixtures_expand_exactly_as_candle_dequantizes_them() {
         let mut dequantized = HashMap::new();
         for (n, _) in &tensors {
             let dense = set.load(n, DType::F32, &Device::Cpu).unwrap();
-            if let Some(w) = set.load_compact(n, &Device::Cpu).unwrap() {
+            if let Some(w) = set.load_compact(n, DType::F32, &Device::Cpu).unwrap() {
                 let (rows, inputs) = w.shape();
                 let reader = w.rows().unwrap();
                 let mut all = vec![0f32; rows * inputs];
@@ -615,5 +615,41 @@ fn mutated_gguf_headers_are_refused_or_read_never_panic() {
     assert!(
         refused > 50 && refused + read == 400,
         "{refused} refused, {read} read"
+    );
+}
+
+#[test]
+fn bf16_checkpoints_stay_16_bit_under_f32_compute() {
+    // As the BFL and diffusers releases ship: every tensor bf16. On the CPU (f32 compute) the
+    // dense weights stay bf16 and expand per layer; the forward is the one on the same values
+    // upcast to f32.
+    let s = Scratch::new("bf16");
+    let mut bf16 = HashMap::new();
+    let mut upcast = HashMap::new();
+    for (name, t) in load(&reference("flux_tiny_dev.weights.safetensors")) {
+        let b = t.to_dtype(DType::BF16).unwrap();
+        upcast.insert(name.clone(), b.to_dtype(DType::F32).unwrap());
+        bf16.insert(name, b);
+    }
+    let (a, b) = (s.0.join("bf16.safetensors"), s.0.join("upcast.safetensors"));
+    candle_core::safetensors::save(&bf16, &a).unwrap();
+    candle_core::safetensors::save(&upcast, &b).unwrap();
+    let set = WeightSet::open("transformer", std::slice::from_ref(&a)).unwrap();
+    let (compact, full) = (
+        set.loaded_bytes(DType::F32, true),
+        set.loaded_bytes(DType::F32, false),
+    );
+    assert!(compact * 10 < full * 7, "{compact} of {full} bytes");
+    // Computing in bf16 (CUDA's default) the weights are already in the compute dtype.
+    assert_eq!(
+        set.loaded_bytes(DType::BF16, true),
+        set.loaded_bytes(DType::BF16, false)
+    );
+    let fx = load(&reference("flux_tiny_dev.forward.safetensors"));
+    assert_rel(
+        "bf16 checkpoint",
+        &transformer_forward(&a, &fx),
+        &transformer_forward(&b, &fx),
+        1e-5,
     );
 }

@@ -53,7 +53,7 @@ impl<'a> Loader<'a> {
         };
         match self
             .weights
-            .load_compact(&name, &[output, input], self.device)?
+            .load_compact(&name, &[output, input], self.dtype, self.device)?
         {
             Some(w) => Dense::compact(w, b, &self.scratch),
             None => Dense::new(self.tensor(&name, &[output, input])?, b),

@@ -32,12 +32,25 @@ enum Stored {
 }
 
 impl Stored {
-    /// Whether a weight stored this way stays in its stored form when loaded compact: GGUF types
-    /// narrower than f32 and fp8.
-    fn is_compact(self) -> bool {
+    /// Whether a weight stored this way stays in its stored form when the model computes in
+    /// `compute`: GGUF types narrower than f32, fp8, and bf16/f16 safetensors under f32 compute
+    /// (the CPU), each expanded per layer as it runs.
+    fn is_compact(self, compute: DType) -> bool {
         match self {
             Stored::Ggml(d) => d != GgmlDType::F32,
-            Stored::Safetensors(d, _) => d == Some(DType::F8E4M3),
+            Stored::Safetensors(Some(DType::F8E4M3), _) => true,
+            Stored::Safetensors(Some(DType::BF16 | DType::F16), _) => compute == DType::F32,
+            Stored::Safetensors(..) => false,
+        }
+    }
+
+    /// The GGUF type whose blocks hold the same bytes (bf16/f16 safetensors are plain arrays).
+    fn ggml(self) -> Option<GgmlDType> {
+        match self {
+            Stored::Ggml(d) => Some(d),
+            Stored::Safetensors(Some(DType::BF16), _) => Some(GgmlDType::BF16),
+            Stored::Safetensors(Some(DType::F16), _) => Some(GgmlDType::F16),
+            Stored::Safetensors(..) => None,
         }
     }
 }
@@ -375,9 +388,15 @@ impl WeightSet {
         Err(self.missing(name))
     }
 
-    /// Loads a 2-D tensor in its stored form when it is stored compactly (GGUF types narrower
-    /// than f32, fp8 with its scale); `None` for other storage.
-    pub fn load_compact(&self, name: &str, device: &Device) -> Result<Option<CompactWeight>> {
+    /// Loads a 2-D tensor in its stored form when it is stored compactly for `compute` (GGUF
+    /// types narrower than f32, fp8 with its scale, bf16/f16 under f32 compute); `None` for other
+    /// storage.
+    pub fn load_compact(
+        &self,
+        name: &str,
+        compute: DType,
+        device: &Device,
+    ) -> Result<Option<CompactWeight>> {
         let full = format!("{}{name}", self.prefix);
         let Some(f) = self.files.iter().find(|f| f.info(&full).is_some()) else {
             return Err(self.missing(name));
@@ -388,12 +407,14 @@ impl WeightSet {
         };
         let read = |dst: &mut [u8]| f.read_into(info, dst).map_err(candle_core::Error::wrap);
         let weight = match info.stored {
-            s if !s.is_compact() => return Ok(None),
-            Stored::Ggml(d) => CompactWeight::ggml(d, (outputs, inputs), device, read),
-            Stored::Safetensors(..) => {
-                let scale = self.fp8_scale(name, info.stored)?.unwrap_or(1.0);
-                CompactWeight::fp8((outputs, inputs), scale, device, read)
-            }
+            s if !s.is_compact(compute) => return Ok(None),
+            s => match s.ggml() {
+                Some(d) => CompactWeight::ggml(d, (outputs, inputs), device, read),
+                None => {
+                    let scale = self.fp8_scale(name, info.stored)?.unwrap_or(1.0);
+                    CompactWeight::fp8((outputs, inputs), scale, device, read)
+                }
+            },
         };
         weight.map(Some).map_err(|e| f.bad(&full, e.to_string()))
     }
@@ -444,15 +465,15 @@ impl WeightSet {
             .unwrap_or_else(|| self.files[0].path.clone())
     }
 
-    /// Bytes the tensors occupy once loaded: compactly stored 2-D weights (GGUF types narrower
-    /// than f32, fp8) at their stored size when `compact`, plus the buffer the largest of them
-    /// expands into when it runs; everything else at `dtype`.
+    /// Bytes the tensors occupy once loaded to compute in `dtype`: compactly stored 2-D weights
+    /// (see [`Self::load_compact`]) at their stored size when `compact`, plus the buffer the
+    /// largest of them expands into when it runs; everything else at `dtype`.
     pub fn loaded_bytes(&self, dtype: DType, compact: bool) -> u64 {
         let size = dtype.size_in_bytes() as u64;
         let (mut total, mut largest) = (0, 0);
         for i in self.files.iter().flat_map(|f| f.tensors.values()) {
             let elements = i.shape.iter().product::<usize>() as u64;
-            if compact && i.shape.len() == 2 && i.stored.is_compact() {
+            if compact && i.shape.len() == 2 && i.stored.is_compact(dtype) {
                 total += i.len;
                 largest = largest.max(elements);
             } else {

@@ -141,11 +141,13 @@ impl ModelWeights {
     }
 
     /// Loads `name`, which must have `expected` shape (out, in), in its stored form when it is
-    /// stored compactly (GGUF blocks, fp8) and under its own name; `None` otherwise.
+    /// stored compactly for `compute` (see [`WeightSet::load_compact`]) and under its own name;
+    /// `None` otherwise.
     pub fn load_compact(
         &self,
         name: &str,
         expected: &[usize],
+        compute: DType,
         device: &Device,
     ) -> Result<Option<CompactWeight>> {
         let Recipe::Same(stored) = self.recipe(name)? else {
@@ -158,7 +160,7 @@ impl ModelWeights {
                 format!("shape {actual:?} but the model needs {expected:?}"),
             ));
         }
-        self.set.load_compact(&stored, device)
+        self.set.load_compact(&stored, compute, device)
     }
 
     /// A `VarBuilder` over these weights. Loading errors are kept in full (file and tensor) and

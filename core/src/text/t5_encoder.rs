@@ -104,7 +104,7 @@ impl T5Stack {
             true => "shared.weight",
             false => "encoder.embed_tokens.weight",
         };
-        let embedding = match w.load_compact(emb_name, &[cfg.vocab_size, d], device)? {
+        let embedding = match w.load_compact(emb_name, &[cfg.vocab_size, d], dtype, device)? {
             Some(c) => Embedding::Compact(c),
             None => Embedding::Dense(l.tensor(emb_name, &[cfg.vocab_size, d])?),
         };
