@@ -4,7 +4,7 @@
 //! guidance on) with random weights as an f32 safetensors file and as Q8_0, Q4_K and BF16 GGUF
 //! files (city96's rules: in/out layers F16; BF16 takes the path of bf16 checkpoints on the CPU),
 //! loads them through the production loader, then runs alternating forward rounds at 1024 image
-//! + 128 text tokens (512²) and prints each type's median time ratio to f32, its relative L2
+//! and 128 text tokens (512²) and prints each type's median time ratio to f32, its relative L2
 //! distance to the f32 output, the bytes its weights occupy, and the peak RSS.
 //! `cargo bench -p flux-core --bench quantized [-- ROUNDS]`.
 
