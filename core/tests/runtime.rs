@@ -624,3 +624,70 @@ fn the_default_budget_is_the_memory_available_when_a_model_loads() {
     assert_eq!(r.budget, tight);
     assert!(r.release_text_encoders && r.text_encoders == 0, "{r:?}");
 }
+
+/// A safetensors file of FLUX.1-dev's transformer in bf16 with the real names and shapes whose
+/// data region is a hole: 23.8 GB long, no disk used.
+fn sparse_flux1_dev(path: &std::path::Path) {
+    let config = flux_core::model::transformer::Config {
+        in_channels: 64,
+        vec_in_dim: 768,
+        context_in_dim: 4096,
+        hidden_size: 3072,
+        mlp_ratio: 4.0,
+        num_heads: 24,
+        depth: 19,
+        depth_single_blocks: 38,
+        axes_dim: vec![16, 56, 56],
+        theta: 10_000,
+        qkv_bias: true,
+        guidance_embed: true,
+    };
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape) in flux_core::model::transformer::tensor_shapes(&config) {
+        let len = shape.iter().product::<usize>() * 2;
+        header.insert(
+            name,
+            serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + len]}),
+        );
+        offset += len;
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(json);
+    let file = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut &file, &bytes).unwrap();
+    file.set_len((bytes.len() + offset) as u64).unwrap();
+}
+
+#[test]
+fn a_full_size_checkpoint_larger_than_the_machine_is_refused_with_numbers_not_loaded() {
+    let (s, mut files) = tiny_model("rt-sparse", Variant::Dev, Layout::SingleFiles);
+    files.transformer = s.0.join("flux1-dev.safetensors");
+    sparse_flux1_dev(&files.transformer);
+    let bytes = flux_core::model::component_bytes(&files, &LoadOptions::default()).unwrap();
+    // 11.9 G parameters kept bf16 on the CPU, plus the f32 expansion buffer of one layer.
+    assert!(
+        (23_000_000_000..25_000_000_000).contains(&bytes.transformer),
+        "{bytes:?}"
+    );
+    // A machine with 16 GiB available: refused before anything large is allocated.
+    let available = 16u64 << 30;
+    let engine = Engine::new(EngineOptions {
+        available_memory: Some(Arc::new(move || available)),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let id = engine
+        .submit(load_request(&files), PRIORITY_NORMAL)
+        .unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
+    let error = engine.status(id).unwrap().error.unwrap();
+    let needed = (bytes.transformer + bytes.autoencoder).to_string();
+    assert!(
+        error.contains(&needed) && error.contains(&available.to_string()),
+        "{error}"
+    );
+    assert_eq!(engine.residency().total(), 0);
+}
