@@ -28,24 +28,6 @@ use flux_core::text::TextEncoders;
 use flux_core::tiny::{self, Layout};
 use support::{peak_rss_mib, BoxError};
 
-/// FLUX.1-dev's transformer (BFL `FluxParams`).
-fn flux1_dev() -> Config {
-    Config {
-        in_channels: 64,
-        vec_in_dim: 768,
-        context_in_dim: 4096,
-        hidden_size: 3072,
-        mlp_ratio: 4.0,
-        num_heads: 24,
-        depth: 19,
-        depth_single_blocks: 38,
-        axes_dim: vec![16, 56, 56],
-        theta: 10_000,
-        qkv_bias: true,
-        guidance_embed: true,
-    }
-}
-
 /// T5-XXL encoder tensors in llama.cpp's names, PyTorch shapes.
 fn t5_xxl() -> Vec<(String, Vec<usize>)> {
     let (d, ff, vocab, buckets, heads) = (4096, 10240, 32128, 32, 64);
@@ -276,7 +258,7 @@ fn child(kind: &str, paths: &[PathBuf]) -> Result<(), BoxError> {
 
 /// The file for `what` in `dir`, written first when it is not there.
 fn ensure(dir: &Path, what: &str, values: &Values) -> Result<PathBuf, BoxError> {
-    let flux = || tensor_shapes(&flux1_dev());
+    let flux = || tensor_shapes(&Config::flux1_dev());
     let path = match what {
         "q8_0" => dir.join("flux1-dev-Q8_0.gguf"),
         "q4_k" => dir.join("flux1-dev-Q4_K_S.gguf"),

@@ -628,20 +628,7 @@ fn the_default_budget_is_the_memory_available_when_a_model_loads() {
 /// A safetensors file of FLUX.1-dev's transformer in bf16 with the real names and shapes whose
 /// data region is a hole: 23.8 GB long, no disk used.
 fn sparse_flux1_dev(path: &std::path::Path) {
-    let config = flux_core::model::transformer::Config {
-        in_channels: 64,
-        vec_in_dim: 768,
-        context_in_dim: 4096,
-        hidden_size: 3072,
-        mlp_ratio: 4.0,
-        num_heads: 24,
-        depth: 19,
-        depth_single_blocks: 38,
-        axes_dim: vec![16, 56, 56],
-        theta: 10_000,
-        qkv_bias: true,
-        guidance_embed: true,
-    };
+    let config = flux_core::model::transformer::Config::flux1_dev();
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
     for (name, shape) in flux_core::model::transformer::tensor_shapes(&config) {

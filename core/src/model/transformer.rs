@@ -30,6 +30,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// FLUX.1-dev's transformer (BFL `FluxParams`; schnell is the same without guidance).
+    pub fn flux1_dev() -> Self {
+        Self {
+            in_channels: 64,
+            vec_in_dim: 768,
+            context_in_dim: 4096,
+            hidden_size: 3072,
+            mlp_ratio: 4.0,
+            num_heads: 24,
+            depth: 19,
+            depth_single_blocks: 38,
+            axes_dim: FLUX1_AXES.to_vec(),
+            theta: 10_000,
+            qkv_bias: true,
+            guidance_embed: true,
+        }
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
