@@ -653,3 +653,32 @@ fn bf16_checkpoints_stay_16_bit_under_f32_compute() {
         1e-5,
     );
 }
+
+#[test]
+fn long_metadata_strings_are_skipped_not_kept() {
+    use model::gguf::Meta;
+    let s = Scratch::new("gguf-long");
+    let path = s.0.join("long.gguf");
+    let metadata = [
+        ("general.architecture", Meta::String("flux".into())),
+        ("tokenizer.chat_template", Meta::String("x".repeat(200_000))),
+        ("general.alignment", Meta::U32(64)),
+    ];
+    let plan = vec![(
+        "img_in.bias".to_string(),
+        vec![8],
+        candle_core::quantized::GgmlDType::F32,
+    )];
+    model::gguf::write(&path, &metadata, &plan, |_| {
+        Ok(Tensor::arange(0f32, 8.0, &Device::Cpu)?)
+    })
+    .unwrap();
+    let header = model::gguf::read_header(&path).unwrap();
+    assert_eq!(header.architecture(), Some("flux"));
+    assert!(!header.metadata.contains_key("tokenizer.chat_template"));
+    // The alignment the file declares places the data, and the values read back.
+    assert_eq!(header.tensors["img_in.bias"].start % 64, 0);
+    let set = WeightSet::open("t", std::slice::from_ref(&path)).unwrap();
+    let values = values_of(&set.load("img_in.bias", DType::F32, &Device::Cpu).unwrap());
+    assert_eq!(values, (0..8).map(|v| v as f32).collect::<Vec<_>>());
+}

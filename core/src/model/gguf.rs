@@ -148,6 +148,8 @@ pub fn dtype_name(dtype: GgmlDType) -> &'static str {
 /// Metadata value types (GGUF `gguf_type`).
 const STRING: u32 = 8;
 const ARRAY: u32 = 9;
+/// The longest key, tensor name or kept string value (bytes).
+const MAX_NAME: u64 = 1 << 16;
 /// More dimensions than ggml has (`GGML_MAX_DIMS`).
 const MAX_DIMS: u32 = 4;
 
@@ -208,8 +210,16 @@ impl Cursor {
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
+    /// A key or tensor name (at most [`MAX_NAME`] bytes).
     fn string(&mut self, what: &str) -> Result<String> {
         let n = self.u64(what)?;
+        if n > MAX_NAME {
+            return Err(self.corrupt(format!("{what} claims {n} bytes")));
+        }
+        self.text(n, what)
+    }
+
+    fn text(&mut self, n: u64, what: &str) -> Result<String> {
         let b = self.bytes(n, what)?;
         String::from_utf8(b).map_err(|_| self.corrupt(format!("{what} is not UTF-8")))
     }
@@ -226,7 +236,15 @@ impl Cursor {
             5 => (self.u32(key)? as i32).to_string(),
             6 => f32::from_bits(self.u32(key)?).to_string(),
             7 => (scalar(self, 1)?[0] != 0).to_string(),
-            STRING => self.string(key)?,
+            STRING => match self.u64(key)? {
+                // Kept only when small: nothing the engine reads is long, and a hostile length
+                // must not size an allocation (long values, e.g. chat templates, are skipped).
+                n if n <= MAX_NAME => self.text(n, key)?,
+                n => {
+                    self.skip(n, key)?;
+                    return Ok(None);
+                }
+            },
             10 => self.u64(key)?.to_string(),
             11 => (self.u64(key)? as i64).to_string(),
             12 => f64::from_bits(self.u64(key)?).to_string(),
@@ -448,12 +466,8 @@ pub fn write_flux(path: &Path, tensors: &[(String, Tensor)], dtype: GgmlDType) -
 /// A metadata value to write.
 pub enum Meta {
     U32(u32),
-    F32(f32),
     String(String),
 }
-
-/// Data alignment of the files written here (GGUF's default).
-const ALIGNMENT: u64 = 32;
 
 /// Writes a GGUF v3 file of `tensors` (name, PyTorch shape, stored type) whose values
 /// `values(i)` gives one tensor at a time (quantized here, then dropped), so a file of any size is
@@ -468,6 +482,16 @@ pub fn write(
     use std::io::Write;
     let io = |e| Error::io(path, e);
     let mut out = std::io::BufWriter::new(File::create(path).map_err(io)?);
+    // GGUF's default data alignment, or the `general.alignment` the metadata declares.
+    let alignment = match metadata.iter().find(|(k, _)| *k == "general.alignment") {
+        Some((_, Meta::U32(a))) if a.is_power_of_two() => *a as u64,
+        Some(_) => {
+            return Err(Error::invalid(
+                "general.alignment must be a power of two (U32)",
+            ))
+        }
+        None => 32,
+    };
     let mut header: Vec<u8> = b"GGUF".to_vec();
     let string = |h: &mut Vec<u8>, s: &str| {
         h.extend((s.len() as u64).to_le_bytes());
@@ -480,7 +504,6 @@ pub fn write(
         string(&mut header, key);
         match value {
             Meta::U32(v) => header.extend([4u32.to_le_bytes(), v.to_le_bytes()].concat()),
-            Meta::F32(v) => header.extend([6u32.to_le_bytes(), v.to_le_bytes()].concat()),
             Meta::String(v) => {
                 header.extend(STRING.to_le_bytes());
                 string(&mut header, v);
@@ -500,10 +523,10 @@ pub fn write(
         header.extend(type_id(*dtype).to_le_bytes());
         header.extend(offset.to_le_bytes());
         lens.push(len);
-        offset += len.div_ceil(ALIGNMENT) * ALIGNMENT;
+        offset += len.div_ceil(alignment) * alignment;
     }
     header.resize(
-        (header.len() as u64).div_ceil(ALIGNMENT) as usize * ALIGNMENT as usize,
+        (header.len() as u64).div_ceil(alignment) as usize * alignment as usize,
         0,
     );
     out.write_all(&header).map_err(io)?;
@@ -518,7 +541,7 @@ pub fn write(
         let q = QTensor::quantize(&t, *dtype)?;
         let data = q.data()?;
         out.write_all(&data).map_err(io)?;
-        let pad = len.div_ceil(ALIGNMENT) * ALIGNMENT - len;
+        let pad = len.div_ceil(alignment) * alignment - len;
         out.write_all(&vec![0u8; pad as usize]).map_err(io)?;
     }
     out.flush().map_err(io)
