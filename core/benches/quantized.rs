@@ -115,7 +115,11 @@ fn main() -> Result<(), BoxError> {
     for ty in types {
         let path = dir.join(format!("small-{}.gguf", dtype_name(ty)));
         let start = Instant::now();
-        gguf::write_flux(&path, &tensors, ty)?;
+        let shapes: Vec<(String, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+            .collect();
+        gguf::write_flux(&path, &shapes, ty, |i| Ok(tensors[i].1.clone()))?;
         println!(
             "wrote {} in {:.0} ms",
             path.display(),

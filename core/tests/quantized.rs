@@ -400,6 +400,19 @@ fn fp8_files_stay_8_bit_and_match_their_upcast_values() {
     }
 }
 
+/// Writes in-memory tensors as a FLUX GGUF of `dtype`.
+fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    dtype: candle_core::quantized::GgmlDType,
+) {
+    let shapes: Vec<(String, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+        .collect();
+    model::gguf::write_flux(path, &shapes, dtype, |i| Ok(tensors[i].1.clone())).unwrap();
+}
+
 #[test]
 fn written_gguf_files_load_back_as_city96_would_write_them() {
     // small_dev's values (exact in its BF16 file), written again as Q8_0 by the engine's writer.
@@ -415,7 +428,7 @@ fn written_gguf_files_load_back_as_city96_would_write_them() {
         })
         .collect();
     let path = s.0.join("small_dev-Q8_0.gguf");
-    model::gguf::write_flux(&path, &tensors, candle_core::quantized::GgmlDType::Q8_0).unwrap();
+    write_tensors(&path, &tensors, candle_core::quantized::GgmlDType::Q8_0);
     let header = model::gguf::read_header(&path).unwrap();
     assert_eq!(header.architecture(), Some("flux"));
     let qkv = &header.tensors["double_blocks.0.img_attn.qkv.weight"];
@@ -512,7 +525,7 @@ fn types_without_fixtures_expand_exactly_as_candle_dequantizes_them() {
     for ty in [Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q5K] {
         let name = model::gguf::dtype_name(ty);
         let path = s.0.join(format!("small_dev-{name}.gguf"));
-        model::gguf::write_flux(&path, &tensors, ty).unwrap();
+        write_tensors(&path, &tensors, ty);
         let set = WeightSet::open(name, std::slice::from_ref(&path)).unwrap();
         let mut dequantized = HashMap::new();
         for (n, _) in &tensors {
@@ -681,4 +694,34 @@ fn long_metadata_strings_are_skipped_not_kept() {
     let set = WeightSet::open("t", std::slice::from_ref(&path)).unwrap();
     let values = values_of(&set.load("img_in.bias", DType::F32, &Device::Cpu).unwrap());
     assert_eq!(values, (0..8).map(|v| v as f32).collect::<Vec<_>>());
+}
+
+#[test]
+fn quantizing_a_checkpoint_gives_the_same_file_from_either_layout() {
+    // The tiny dev model from its BFL file and from a diffusers folder (q/k/v split, halves
+    // swapped): the same BFL-named Q8_0 file, whose forward is within the manifest's Q8_0
+    // quantization error of the float32 model.
+    let s = Scratch::new("quantize");
+    let (_a, bfl) = tiny_model("quantize-bfl", Variant::Dev, Layout::SingleFiles);
+    let (_b, diffusers) = tiny_model("quantize-diffusers", Variant::Dev, Layout::Diffusers);
+    let q8 = candle_core::quantized::GgmlDType::Q8_0;
+    let (from_bfl, from_diffusers) = (s.0.join("bfl.gguf"), s.0.join("diffusers.gguf"));
+    model::quantize_transformer(&bfl.transformer, &from_bfl, q8).unwrap();
+    model::quantize_transformer(&diffusers.transformer, &from_diffusers, q8).unwrap();
+    assert_eq!(
+        std::fs::read(&from_bfl).unwrap(),
+        std::fs::read(&from_diffusers).unwrap()
+    );
+    let header = model::gguf::read_header(&from_bfl).unwrap();
+    assert_eq!(
+        header.tensors["double_blocks.0.img_attn.qkv.weight"].dtype,
+        q8
+    );
+    let fx = load(&gguf("tiny_dev.expected.safetensors"));
+    assert_rel(
+        "quantized",
+        &transformer_forward(&from_bfl, &fx),
+        &fx["output.f32"],
+        0.014,
+    );
 }

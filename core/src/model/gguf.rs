@@ -448,19 +448,25 @@ pub fn flux_type(name: &str, shape: &[usize], dtype: GgmlDType) -> GgmlDType {
     }
 }
 
-/// Writes a FLUX transformer (BFL names) as city96's tools would from a checkpoint of these
-/// tensors, each stored as [`flux_type`] says; `general.architecture = flux`.
-pub fn write_flux(path: &Path, tensors: &[(String, Tensor)], dtype: GgmlDType) -> Result<()> {
+/// Writes a FLUX transformer (BFL names, PyTorch shapes) as city96's tools would from a
+/// checkpoint of these tensors, each stored as [`flux_type`] says; `values(i)` gives tensor `i`
+/// (one in memory at a time); `general.architecture = flux`.
+pub fn write_flux(
+    path: &Path,
+    tensors: &[(String, Vec<usize>)],
+    dtype: GgmlDType,
+    values: impl FnMut(usize) -> Result<Tensor>,
+) -> Result<()> {
     let plan: Vec<(String, Vec<usize>, GgmlDType)> = tensors
         .iter()
-        .map(|(n, t)| (n.clone(), t.dims().to_vec(), flux_type(n, t.dims(), dtype)))
+        .map(|(n, shape)| (n.clone(), shape.clone(), flux_type(n, shape, dtype)))
         .collect();
     let metadata = [
         ("general.architecture", Meta::String("flux".into())),
         ("general.quantization_version", Meta::U32(2)),
         ("general.file_type", Meta::U32(file_type(dtype))),
     ];
-    write(path, &metadata, &plan, |i| Ok(tensors[i].1.clone()))
+    write(path, &metadata, &plan, values)
 }
 
 /// A metadata value to write.

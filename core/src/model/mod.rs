@@ -16,6 +16,7 @@ pub mod weights;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
@@ -475,6 +476,23 @@ pub fn load_transformer(files: &ModelFiles, opts: &LoadOptions) -> Result<FluxTr
     let config = transformer::infer_config(&w, opts.axes_dim.clone().or(config_axes))?;
     let kontext = detect_kontext(files, opts.kontext)?;
     FluxTransformer::load(&w, config, kontext, opts.compute_dtype(), &opts.device)
+}
+
+/// Writes the transformer at `input` (any layout [`load_transformer`] reads: a BFL/ComfyUI file,
+/// a diffusers folder or shard index, a GGUF or fp8 file) as a GGUF file of `dtype` with BFL
+/// names and city96's rules ([`gguf::flux_type`]), one tensor in memory at a time.
+pub fn quantize_transformer(input: &Path, output: &Path, dtype: GgmlDType) -> Result<()> {
+    let c = open_component("transformer", input)?;
+    let w = transformer_weights(c)?;
+    let config = transformer::infer_config(&w, None)?;
+    let tensors: Vec<(String, Vec<usize>)> = transformer::tensor_shapes(&config)
+        .into_iter()
+        .filter(|(name, _)| w.contains(name))
+        .collect();
+    gguf::write_flux(output, &tensors, dtype, |i| {
+        let (name, shape) = &tensors[i];
+        w.load(name, Some(shape), DType::F32, &Device::Cpu)
+    })
 }
 
 /// Loads the autoencoder alone (scale/shift from a diffusers config when present).

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use candle_core::quantized::GgmlDType;
 use clap::{Parser, Subcommand, ValueEnum};
 use flux_core::image::export;
 use flux_core::model::{FluxModel, LoadOptions, Variant};
@@ -24,6 +25,53 @@ struct Cli {
 enum VariantArg {
     Dev,
     Schnell,
+}
+
+/// GGUF types `quantize` writes (K-quants as city96's "_S" files).
+#[derive(Clone, Copy, ValueEnum)]
+#[allow(non_camel_case_types)]
+enum QuantArg {
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q6_k")]
+    Q6_K,
+    #[value(name = "q5_k")]
+    Q5_K,
+    #[value(name = "q5_1")]
+    Q5_1,
+    #[value(name = "q5_0")]
+    Q5_0,
+    #[value(name = "q4_k")]
+    Q4_K,
+    #[value(name = "q4_1")]
+    Q4_1,
+    #[value(name = "q4_0")]
+    Q4_0,
+    #[value(name = "q3_k")]
+    Q3_K,
+    #[value(name = "q2_k")]
+    Q2_K,
+    F16,
+    Bf16,
+}
+
+impl QuantArg {
+    fn dtype(self) -> GgmlDType {
+        match self {
+            QuantArg::Q8_0 => GgmlDType::Q8_0,
+            QuantArg::Q6_K => GgmlDType::Q6K,
+            QuantArg::Q5_K => GgmlDType::Q5K,
+            QuantArg::Q5_1 => GgmlDType::Q5_1,
+            QuantArg::Q5_0 => GgmlDType::Q5_0,
+            QuantArg::Q4_K => GgmlDType::Q4K,
+            QuantArg::Q4_1 => GgmlDType::Q4_1,
+            QuantArg::Q4_0 => GgmlDType::Q4_0,
+            QuantArg::Q3_K => GgmlDType::Q3K,
+            QuantArg::Q2_K => GgmlDType::Q2K,
+            QuantArg::F16 => GgmlDType::F16,
+            QuantArg::Bf16 => GgmlDType::BF16,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,6 +140,18 @@ enum Command {
         /// Keep the input size (rounded to multiples of 16) instead of snapping to a Kontext resolution.
         #[arg(long)]
         no_snap: bool,
+    },
+    /// Write a FLUX transformer (a BFL/ComfyUI file, a diffusers transformer folder, GGUF or
+    /// fp8) as a GGUF file with city96's rules (in/out layers F16), one tensor in memory at a time.
+    Quantize {
+        /// The transformer to read.
+        #[arg(long)]
+        input: PathBuf,
+        /// The GGUF file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "q8_0")]
+        r#type: QuantArg,
     },
     /// Write the tiny random-weight model (the reference fixtures' weights) in a real layout.
     TinyModel {
@@ -181,6 +241,11 @@ fn save(job: &JobArgs, result: &pipeline::Generated) -> flux_core::Result<()> {
 
 fn run(cli: Cli) -> flux_core::Result<()> {
     match cli.command {
+        Command::Quantize { input, out, r#type } => {
+            let start = Instant::now();
+            flux_core::model::quantize_transformer(&input, &out, r#type.dtype())?;
+            eprintln!("wrote {} in {:.1?}", out.display(), start.elapsed());
+        }
         Command::TinyModel {
             out,
             variant: v,
