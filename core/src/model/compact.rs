@@ -1,7 +1,8 @@
-//! Dense-layer weights kept in their stored, compact form — GGUF blocks (Q4_0 … Q6_K, F16, BF16)
-//! or fp8 e4m3 with its scale — and expanded to compute values only when a layer runs: a block
-//! of rows at a time into the CPU kernels' packed panels, or the whole layer into the compute
-//! dtype on other devices. Memory then stays at the file's size instead of the upcast one.
+//! Dense-layer weights kept in their stored, compact form — GGUF blocks (Q4_0 … Q6_K, F16, BF16;
+//! bf16/f16 checkpoints take the same form) or fp8 e4m3 with its scale — and expanded to compute
+//! values only when a layer runs: row by row into the CPU kernels' buffer ([`RowReader`], used by
+//! `cpu::expand`), or the whole layer into the compute dtype on other devices. Memory then stays
+//! at the file's size instead of the upcast one.
 
 use std::borrow::Cow;
 use std::ops::Range;

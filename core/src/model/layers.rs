@@ -17,12 +17,12 @@ use super::weights::ModelWeights;
 use crate::error::Result;
 
 /// Loads tensors of one model with shape checks, converting to the compute dtype; dense-layer
-/// weights stored compactly (GGUF, fp8) stay in their stored form.
+/// weights stored compactly (GGUF, fp8, bf16/f16 under f32 compute) stay in their stored form.
 pub struct Loader<'a> {
     weights: &'a ModelWeights,
     dtype: DType,
     device: &'a Device,
-    /// The panels every compact layer of the model expands its weight into on the CPU.
+    /// The buffer every compact layer of the model expands its weight into on the CPU.
     scratch: Scratch,
 }
 
@@ -138,8 +138,8 @@ impl Dense {
 
     /// A layer whose weight stays in its stored form; on the CPU each f32 call expands the
     /// outputs it computes into `scratch`, in the layout of the CPU's kernel (packed panels on
-    /// AVX-512, transposed for gemm elsewhere); other devices expand the whole weight into the
-    /// activations' dtype.
+    /// AVX-512, plain rows that gemm reads through strides elsewhere); other devices expand the
+    /// whole weight into the activations' dtype.
     pub fn compact(weight: CompactWeight, bias: Option<Tensor>, scratch: &Scratch) -> Result<Self> {
         let cpu = bias.as_ref().is_none_or(cpu::applies) && weight.device().is_cpu();
         let scratch = cpu.then(|| scratch.clone());
