@@ -219,11 +219,7 @@ impl CompactWeight {
                 let Fp8Values::Host(bits) = values else {
                     bail!("compact weight rows: the weight is not on the CPU");
                 };
-                let mut table = [0f32; 256];
-                for (t, v) in table.iter_mut().zip(fp8_values()?) {
-                    *t = v * scale;
-                }
-                Source::Fp8(bits, Box::new(table))
+                Source::Fp8(bits, *scale)
             }
         };
         let reader = RowReader {
@@ -235,14 +231,6 @@ impl CompactWeight {
     }
 }
 
-/// The f32 value of every fp8 e4m3fn byte, decoded by candle.
-fn fp8_values() -> Result<Vec<f32>> {
-    let bytes: Vec<u8> = (0..=255).collect();
-    Tensor::from_raw_buffer(&bytes, DType::F8E4M3, &[256], &Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .to_vec1()
-}
-
 /// Reads rows of a CPU compact weight as f32.
 pub struct RowReader<'a> {
     source: Source<'a>,
@@ -251,8 +239,8 @@ pub struct RowReader<'a> {
 
 enum Source<'a> {
     Ggml(GgmlDType, &'a [u8]),
-    /// The bytes and the value of each byte, scale applied.
-    Fp8(&'a [u8], Box<[f32; 256]>),
+    /// The bytes and their scale.
+    Fp8(&'a [u8], f32),
 }
 
 impl RowReader<'_> {
@@ -269,10 +257,8 @@ impl RowReader<'_> {
     pub fn read(&self, row: usize, ks: Range<usize>, dst: &mut [f32]) {
         let at = row * self.inputs;
         match &self.source {
-            Source::Fp8(bits, table) => {
-                for (d, &b) in dst.iter_mut().zip(&bits[at + ks.start..at + ks.end]) {
-                    *d = table[b as usize];
-                }
+            Source::Fp8(bits, scale) => {
+                super::cpu::expand::fp8_to_f32(&bits[at + ks.start..at + ks.end], *scale, dst)
             }
             Source::Ggml(dtype, bytes) => {
                 let range = at + ks.start..at + ks.end;

@@ -16,6 +16,29 @@ use crate::model::layers::Input;
 /// multiple of 256 (every GGUF block size divides it).
 pub type RowSource<'a> = dyn Fn(usize, Range<usize>, &mut [f32]) + Sync + 'a;
 
+/// `dst[i] = value(bits[i]) · scale` for fp8 e4m3fn bytes, vectorised (the bytes decoded with
+/// integer and float ops, no table): the same values candle's conversion gives, NaN for
+/// 0x7f / 0xff (e4m3fn has no infinities).
+pub fn fp8_to_f32(bits: &[u8], scale: f32, dst: &mut [f32]) {
+    fp8_row(bits, scale, dst)
+}
+
+super::simd_fn! {
+    fn fp8_row(bits: &[u8], scale: f32, dst: &mut [f32]) {
+        for (d, &b) in dst.iter_mut().zip(bits) {
+            let magnitude = (b & 0x7f) as u32;
+            // Normal: exponent e − 7 + 127 in f32's field, the 3 mantissa bits on top of its
+            // mantissa; subnormal (e = 0): m · 2^−9.
+            let normal = f32::from_bits((magnitude << 20) + (120 << 23));
+            let subnormal = magnitude as f32 * (1.0 / 512.0);
+            let v = if magnitude < 8 { subnormal } else { normal };
+            let v = if magnitude == 0x7f { f32::NAN } else { v };
+            let v = if b & 0x80 != 0 { -v } else { v };
+            *d = v * scale;
+        }
+    }
+}
+
 /// Inputs per step.
 const STEP: usize = 256;
 
@@ -132,5 +155,31 @@ impl Plain {
             (1, self.inputs),
             bias,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn fp8_decode_equals_candles_conversion_for_every_byte() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let want: Vec<f32> = Tensor::from_raw_buffer(&bytes, DType::F8E4M3, &[256], &Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1())
+            .unwrap();
+        for scale in [1.0f32, 0.003] {
+            let mut got = vec![0f32; 256];
+            fp8_to_f32(&bytes, scale, &mut got);
+            for (b, (g, w)) in got.iter().zip(&want).enumerate() {
+                let w = w * scale;
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "byte {b:#04x}: {g} vs {w}"
+                );
+            }
+        }
     }
 }
