@@ -244,16 +244,8 @@ enum Source<'a> {
 }
 
 impl RowReader<'_> {
-    /// Inputs the reader can cut a row at: multiples of this (the block size).
-    pub fn granularity(&self) -> usize {
-        match &self.source {
-            Source::Ggml(d, _) => d.block_size(),
-            Source::Fp8(..) => 1,
-        }
-    }
-
     /// Writes inputs `ks` of `row` into `dst` (`ks.len()` values); `ks` starts and ends on
-    /// multiples of [`Self::granularity`] (or the row's end).
+    /// multiples of the stored type's block size (or the row's end).
     pub fn read(&self, row: usize, ks: Range<usize>, dst: &mut [f32]) {
         let at = row * self.inputs;
         match &self.source {

@@ -94,7 +94,7 @@ impl Input<'_> {
     }
 
     /// The input's values, computed.
-    fn value(&self) -> Result<Tensor> {
+    pub(crate) fn value(&self) -> Result<Tensor> {
         match self {
             Input::Value(t) => Ok((*t).clone()),
             Input::Gelu(t) => gelu(t),

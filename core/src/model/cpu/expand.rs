@@ -141,10 +141,7 @@ impl Plain {
         // gemm reads stored values: GELU parts are computed first.
         let values = parts
             .iter()
-            .map(|p| match p {
-                Input::Value(t) => Ok((*t).clone()),
-                Input::Gelu(t) => super::gelu(t),
-            })
+            .map(|p| p.value().map_err(candle_core::Error::wrap))
             .collect::<Result<Vec<_>>>()?;
         let values: Vec<&Tensor> = values.iter().collect();
         let w = &self.data[cols.start * self.inputs..self.outputs * self.inputs];
