@@ -126,19 +126,23 @@ impl ModelFiles {
     }
 }
 
+/// The entries of `dir`, sorted by name.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
 /// The first file of `dir` (by name) named `prefix…suffix`.
 fn first_named(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
-        })
-        .collect();
-    found.sort();
-    found.into_iter().next()
+    sorted_entries(dir).ok()?.into_iter().find(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
+    })
 }
 
 /// Which other components a transformer file holds (ComfyUI's all-in-one checkpoints:
@@ -180,15 +184,10 @@ enum GgufRole {
 /// The `.gguf` files of `dir` (sorted) with what each holds, from `general.architecture` or,
 /// in files without it (stable-diffusion.cpp's), the tensor names; others are left out.
 fn gguf_files(dir: &Path) -> Result<Vec<(PathBuf, GgufRole)>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-        })
-        .collect();
-    paths.sort();
+    let paths = sorted_entries(dir)?.into_iter().filter(|p| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    });
     let mut found = Vec::new();
     for path in paths {
         let header = gguf::read_header(&path)?;
@@ -283,11 +282,7 @@ fn open_component(component: &str, path: &Path) -> Result<Component> {
         } else {
             None
         };
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| Error::io(path, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
+        let entries = sorted_entries(path)?;
         let name = |p: &PathBuf| {
             p.file_name()
                 .and_then(|n| n.to_str())
