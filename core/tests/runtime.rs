@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use flux_core::model::BlockResidency;
 use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::{self, TextToImage};
 use flux_core::runtime::events::QUEUE_CAPACITY;
 use flux_core::runtime::job::{PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_NORMAL};
+use flux_core::runtime::plan::{self, Limits};
 use flux_core::runtime::{
-    CancelOutcome, Engine, EngineOptions, Event, JobId, JobOutput, JobRequest, JobState,
+    CancelOutcome, Engine, EngineOptions, Event, JobId, JobOutput, JobRequest, JobState, Plan,
+    TextPlacement,
 };
 use flux_core::tiny::Layout;
 
@@ -89,7 +92,7 @@ fn job_events(events: &[Event], id: JobId) -> Vec<&Event> {
             | Event::Finished { job, .. }
             | Event::Failed { job, .. }
             | Event::Cancelled { job } => *job == id,
-            Event::Log { .. } => false,
+            Event::Log { .. } | Event::Residency { .. } => false,
         })
         .collect()
 }
@@ -374,10 +377,18 @@ fn dropping_the_engine_with_jobs_in_flight_joins_in_bounded_time() {
     assert!(took < Duration::from_secs(10), "drop took {took:?}");
 }
 
+/// Bytes the smallest plan on the CPU needs for `bytes`' weights.
+fn smallest_need(bytes: &flux_core::model::ComponentBytes) -> String {
+    let plans = plan::candidates(true);
+    let p = plan::smallest(&plans, bytes, 0, true);
+    p.need(bytes, 0, true).device.to_string()
+}
+
 #[test]
 fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
     let (_s, files) = tiny_model("rt-budget", Variant::Dev, Layout::SingleFiles);
     let bytes = flux_core::model::component_bytes(&files, &LoadOptions::default()).unwrap();
+    let work = work_of(&files, &request("a castle", 9, 2, 32));
     let generate = |budget: u64, seed: u64| {
         let engine = Engine::new(EngineOptions {
             memory_budget: budget,
@@ -386,46 +397,60 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
         .unwrap();
         load(&engine, &files);
         let id = submit(&engine, "a castle", seed, 2, 32);
-        assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+        let state = engine.wait(id, WAIT).unwrap();
+        assert_eq!(state, JobState::Succeeded, "{:?}", engine.status(id));
         (image_of(&engine, id), engine.residency(), engine)
     };
     let (full, r_full, _e1) = generate(u64::MAX, 9);
     assert_eq!(r_full.text_encoders, bytes.text_encoders);
+    assert_eq!(r_full.plan, Plan::RESIDENT);
     assert!(!r_full.release_text_encoders);
-    let tight = bytes.transformer + bytes.autoencoder + bytes.text_encoders / 2;
+    let tight = bytes.transformer + bytes.autoencoder + work + bytes.text_encoders / 2;
     let (small, r_small, engine) = generate(tight, 9);
     assert_eq!(small, full, "releasing the encoders changed the image");
     assert!(r_small.release_text_encoders);
+    assert_eq!(r_small.plan.text, TextPlacement::Released);
+    assert_eq!(r_small.plan.blocks, BlockResidency::Resident);
     assert_eq!(
         r_small.text_encoders, 0,
         "encoders still resident: {r_small:?}"
     );
     assert_eq!(r_small.total(), bytes.transformer + bytes.autoencoder);
-    // Raising the budget later keeps working; lowering it below the model unloads it, and the
-    // next job's error says why, with the numbers.
+    // Lowering the budget below every plan unloads the model, with an event and the next job's
+    // error saying why, with the numbers.
+    drain(&engine);
     engine.set_memory_budget(1);
     let id = submit(&engine, "a castle", 1, 1, 16);
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     assert_eq!(engine.residency().total(), 0);
     let error = engine.status(id).unwrap().error.unwrap();
-    let needed = (bytes.transformer + bytes.autoencoder).to_string();
+    let needed = smallest_need(&bytes);
     assert!(
         error.contains("no model is loaded")
-            && error.contains("lowered to 1 bytes")
+            && error.contains("memory budget is 1 bytes")
             && error.contains(&needed),
         "{error}"
     );
+    let unloaded = drain(&engine).into_iter().find_map(|e| match e {
+        Event::Residency { reason, residency } => Some((reason, residency)),
+        _ => None,
+    });
+    let (reason, residency) = unloaded.expect("a residency event for the unload");
+    assert!(
+        reason.contains("unloaded") && reason.contains(&needed),
+        "{reason}"
+    );
+    assert_eq!(residency.total(), 0);
     // A model that cannot fit is refused with an error.
     let refused = engine
         .submit(load_request(&files), PRIORITY_NORMAL)
         .unwrap();
     assert_eq!(engine.wait(refused, WAIT).unwrap(), JobState::Failed);
-    assert!(engine
-        .status(refused)
-        .unwrap()
-        .error
-        .unwrap()
-        .contains("memory budget"));
+    let error = engine.status(refused).unwrap().error.unwrap();
+    assert!(
+        error.contains("memory budget") && error.contains(&needed),
+        "{error}"
+    );
 }
 
 #[test]
@@ -594,29 +619,34 @@ fn a_running_model_load_stops_at_a_cancel() {
 fn the_default_budget_is_the_memory_available_when_a_model_loads() {
     let (_s, files) = tiny_model("rt-auto-budget", Variant::Dev, Layout::SingleFiles);
     let bytes = flux_core::model::component_bytes(&files, &LoadOptions::default()).unwrap();
+    let reserve = 1000;
     let engine_with = |available: u64| {
         Engine::new(EngineOptions {
             available_memory: Some(Arc::new(move || available)),
+            memory_reserve: reserve,
             ..EngineOptions::default()
         })
         .unwrap()
     };
-    // A machine with less free memory than the transformer and autoencoder: refused before
-    // loading, with both numbers.
-    let small = engine_with(1000);
+    // A machine with less free memory than the smallest plan: refused before loading, with
+    // both numbers.
+    let needed = smallest_need(&bytes);
+    let small = engine_with(3000);
     let id = small.submit(load_request(&files), PRIORITY_NORMAL).unwrap();
     assert_eq!(small.wait(id, WAIT).unwrap(), JobState::Failed);
     let error = small.status(id).unwrap().error.unwrap();
-    let needed = (bytes.transformer + bytes.autoencoder).to_string();
     assert!(
-        error.contains(&needed) && error.contains("memory available (1000 bytes)"),
+        error.contains(&needed)
+            && error.contains("the 2000 bytes available")
+            && error.contains("less the reserve"),
         "{error}"
     );
     assert_eq!(small.residency().total(), 0);
-    // Room for the transformer and autoencoder but not the encoders: they are released after
-    // encoding, as with an explicit budget of that size.
-    let tight = bytes.transformer + bytes.autoencoder + bytes.text_encoders / 2;
-    let engine = engine_with(tight);
+    // Room for the transformer, autoencoder and the job's activations but not the encoders:
+    // they are released after encoding, as with an explicit budget of that size.
+    let work = work_of(&files, &request("a castle", 3, 1, 16));
+    let tight = bytes.transformer + bytes.autoencoder + work + bytes.text_encoders / 2;
+    let engine = engine_with(tight + reserve);
     load(&engine, &files);
     let id = submit(&engine, "a castle", 3, 1, 16);
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
@@ -649,20 +679,30 @@ fn sparse_flux1_dev(path: &std::path::Path) {
 }
 
 #[test]
-fn a_full_size_checkpoint_larger_than_the_machine_is_refused_with_numbers_not_loaded() {
+fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers() {
     let (s, mut files) = tiny_model("rt-sparse", Variant::Dev, Layout::SingleFiles);
     files.transformer = s.0.join("flux1-dev.safetensors");
     sparse_flux1_dev(&files.transformer);
     let bytes = flux_core::model::component_bytes(&files, &LoadOptions::default()).unwrap();
-    // 11.9 G parameters kept bf16 on the CPU, plus the f32 expansion buffer of one layer.
+    // 11.9 G parameters: 47.6 GB once expanded to f32 on the CPU, 23.8 GB kept bf16 when
+    // streamed, 1.4 GB for the largest (double) block in f32.
     assert!(
-        (23_000_000_000..25_000_000_000).contains(&bytes.transformer),
+        (47_000_000_000..48_000_000_000).contains(&bytes.transformer),
+        "{bytes:?}"
+    );
+    assert!(
+        (23_000_000_000..24_000_000_000).contains(&bytes.stored_blocks),
+        "{bytes:?}"
+    );
+    assert!(
+        (1_300_000_000..1_400_000_000).contains(&bytes.largest_block),
         "{bytes:?}"
     );
     // A machine with 16 GiB available: refused before anything large is allocated.
     let available = 16u64 << 30;
     let engine = Engine::new(EngineOptions {
         available_memory: Some(Arc::new(move || available)),
+        memory_reserve: 0,
         ..EngineOptions::default()
     })
     .unwrap();
@@ -671,10 +711,39 @@ fn a_full_size_checkpoint_larger_than_the_machine_is_refused_with_numbers_not_lo
         .unwrap();
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     let error = engine.status(id).unwrap().error.unwrap();
-    let needed = (bytes.transformer + bytes.autoencoder).to_string();
+    let needed = smallest_need(&bytes);
     assert!(
         error.contains(&needed) && error.contains(&available.to_string()),
         "{error}"
     );
     assert_eq!(engine.residency().total(), 0);
+    // This machine's available memory: a plan within it, or a refusal with the numbers (the
+    // engine is never left to the kernel's OOM killer).
+    let cpu = |budget| Limits {
+        budget,
+        host: 0,
+        on_cpu: true,
+    };
+    let here = flux_core::runtime::system_available_memory();
+    match plan::choose(&bytes, 0, cpu(here), None) {
+        Ok(p) => assert!(p.need(&bytes, 0, true).device <= here, "{p:?}"),
+        Err(e) => assert!(e.contains(&needed) && e.contains(&here.to_string()), "{e}"),
+    }
+    // 32 GB of RAM: streamed, two blocks at a time, inside it.
+    let p = plan::choose(&bytes, 0, cpu(32 << 30), None).unwrap();
+    assert_eq!(p.blocks, BlockResidency::Streamed { window: 2 });
+    // A GPU with an 8 GB budget and 64 GB of RAM: blocks streamed from host memory, the
+    // device holding well under 8 GB; the text encoders on the CPU.
+    let gpu =
+        flux_core::model::component_bytes_on(&files, candle_core::DType::BF16, false).unwrap();
+    let limits = Limits {
+        budget: 8 << 30,
+        host: 64 << 30,
+        on_cpu: false,
+    };
+    let p = plan::choose(&gpu, 0, limits, None).unwrap();
+    assert!(matches!(p.blocks, BlockResidency::Streamed { .. }), "{p:?}");
+    assert_eq!(p.text, TextPlacement::Host);
+    let need = p.need(&gpu, 0, false);
+    assert!(need.device <= 8 << 30 && need.host <= 64 << 30, "{need:?}");
 }

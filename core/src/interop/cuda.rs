@@ -43,6 +43,13 @@ fn zeroed<T>() -> T {
     unsafe { MaybeUninit::<T>::zeroed().assume_init() }
 }
 
+/// Free memory on `device`, in bytes.
+pub(crate) fn free_memory(device: &CudaDevice) -> Result<u64> {
+    let ctx = device.cuda_stream().context().clone();
+    let (free, _total) = ctx.mem_get_info().map_err(wrap)?;
+    Ok(free as u64)
+}
+
 pub(super) fn uuid(device: &CudaDevice) -> Result<[u8; 16]> {
     let ctx = device.cuda_stream().context().clone();
     let id = ctx.uuid().map_err(wrap)?;

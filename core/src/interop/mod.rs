@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::image::RgbImage;
 
 #[cfg(feature = "cuda")]
-mod cuda;
+pub(crate) mod cuda;
 
 /// The host's memory the engine writes into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -75,6 +75,12 @@ impl AutoEncoder {
         1 << (self.config.ch_mult.len() - 1)
     }
 
+    /// An estimate of the activation bytes decoding or encoding a `pixels`-pixel image keeps
+    /// alive at once: about 6 full-resolution feature maps of the first level's width.
+    pub fn activation_bytes(&self, pixels: usize, dtype: DType) -> u64 {
+        6 * pixels as u64 * self.config.ch as u64 * dtype.size_in_bytes() as u64
+    }
+
     /// Raw encoder output: mean and log-variance channels (B, 2·z, h, w).
     pub fn moments(&self, image: &Tensor) -> Result<Tensor> {
         Ok(self.encoder.forward(image)?)

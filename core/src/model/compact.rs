@@ -178,6 +178,46 @@ impl CompactWeight {
         }
     }
 
+    /// Bytes the weight occupies.
+    pub fn bytes(&self) -> u64 {
+        match &self.data {
+            Data::Ggml(q) => q.storage_size_in_bytes() as u64,
+            Data::Fp8 { .. } => (self.outputs * self.inputs) as u64,
+        }
+    }
+
+    /// A copy on `device` (the stored bytes uploaded as they are).
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let data = match &self.data {
+            Data::Ggml(q) => {
+                let bytes = q.data()?;
+                let storage = QStorage::from_data(bytes, device, q.dtype())?;
+                Data::Ggml(QTensor::new(storage, (self.outputs, self.inputs))?)
+            }
+            Data::Fp8 { values, scale } => {
+                let values = match (values, device) {
+                    (Fp8Values::Host(b), Device::Cpu) => Fp8Values::Host(b.clone()),
+                    (Fp8Values::Host(b), _) => Fp8Values::Device(Tensor::from_raw_buffer(
+                        b,
+                        DType::F8E4M3,
+                        &[self.outputs, self.inputs],
+                        device,
+                    )?),
+                    (Fp8Values::Device(t), _) => Fp8Values::Device(t.to_device(device)?),
+                };
+                Data::Fp8 {
+                    values,
+                    scale: *scale,
+                }
+            }
+        };
+        Ok(Self {
+            data,
+            outputs: self.outputs,
+            inputs: self.inputs,
+        })
+    }
+
     /// The whole weight (out, in) as `dtype` on its device (on the CPU, rows in parallel).
     pub fn dequantize(&self, dtype: DType) -> Result<Tensor> {
         if self.device().is_cpu() && self.inputs > 0 {

@@ -16,31 +16,79 @@ use super::cpu::{self, QkvSegment};
 use super::weights::ModelWeights;
 use crate::error::Result;
 
+/// Where a [`Loader`] reads tensors: a model's files ([`ModelWeights`]) or a block held in host
+/// memory (`model::stream::HostBlock`).
+pub trait WeightSource: Sync {
+    /// The tensor `name` of exactly `shape`, as `dtype` on `device`.
+    fn tensor(&self, name: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor>;
+
+    /// The dense-layer weight `name` (out, in) in its stored form when it is stored compactly
+    /// for `compute` (GGUF, fp8, bf16/f16 under f32 compute), on `device`; `None` otherwise.
+    fn compact(
+        &self,
+        name: &str,
+        shape: &[usize],
+        compute: DType,
+        device: &Device,
+    ) -> Result<Option<Arc<CompactWeight>>>;
+}
+
+impl WeightSource for ModelWeights {
+    fn tensor(&self, name: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        self.load(name, Some(shape), dtype, device)
+    }
+
+    fn compact(
+        &self,
+        name: &str,
+        shape: &[usize],
+        compute: DType,
+        device: &Device,
+    ) -> Result<Option<Arc<CompactWeight>>> {
+        Ok(self
+            .load_compact(name, shape, compute, device)?
+            .map(Arc::new))
+    }
+}
+
 /// Loads tensors of one model with shape checks, converting to the compute dtype; dense-layer
-/// weights stored compactly (GGUF, fp8, bf16/f16 under f32 compute) stay in their stored form.
+/// weights stored compactly stay in their stored form, except on the CPU when the loader
+/// expands them ([`Loader::expanded`]).
 pub struct Loader<'a> {
-    weights: &'a ModelWeights,
+    source: &'a dyn WeightSource,
     dtype: DType,
     device: &'a Device,
     /// The buffer every compact layer of the model expands its weight into on the CPU.
     scratch: Scratch,
+    /// Whether compact weights on the CPU become f32 dense layers at load.
+    expand: bool,
 }
 
 impl<'a> Loader<'a> {
-    /// A loader of `weights` at `dtype` on `device`.
-    pub fn new(weights: &'a ModelWeights, dtype: DType, device: &'a Device) -> Self {
+    /// A loader of `source` at `dtype` on `device`.
+    pub fn new(source: &'a dyn WeightSource, dtype: DType, device: &'a Device) -> Self {
         Self {
-            weights,
+            source,
             dtype,
             device,
             scratch: Scratch::default(),
+            expand: false,
+        }
+    }
+
+    /// A loader whose compact weights on the CPU are expanded to dense layers of the compute
+    /// dtype as they load (the transformer's working form: the same kernels whether its blocks
+    /// are resident or streamed).
+    pub fn expanded(source: &'a dyn WeightSource, dtype: DType, device: &'a Device) -> Self {
+        Self {
+            expand: true,
+            ..Self::new(source, dtype, device)
         }
     }
 
     /// A tensor of exactly `shape`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.weights
-            .load(name, Some(shape), self.dtype, self.device)
+        self.source.tensor(name, shape, self.dtype, self.device)
     }
 
     /// `prefix.weight` (out, in) and, when `bias`, `prefix.bias` (out).
@@ -51,12 +99,16 @@ impl<'a> Loader<'a> {
         } else {
             None
         };
+        let shape = [output, input];
         match self
-            .weights
-            .load_compact(&name, &[output, input], self.dtype, self.device)?
+            .source
+            .compact(&name, &shape, self.dtype, self.device)?
         {
+            Some(w) if self.expand && w.device().is_cpu() => {
+                Dense::new(w.dequantize(self.dtype)?, b)
+            }
             Some(w) => Dense::compact(w, b, &self.scratch),
-            None => Dense::new(self.tensor(&name, &[output, input])?, b),
+            None => Dense::new(self.tensor(&name, &shape)?, b),
         }
     }
 }
@@ -120,7 +172,7 @@ enum Weight {
     Packed(cpu::packed::PackedWeight),
     /// The stored form, expanded when the layer runs: into the scratch buffer in the CPU
     /// kernel's layout (`Some`: f32 on the CPU), else whole into the activations' dtype.
-    Compact(CompactWeight, Option<Scratch>),
+    Compact(Arc<CompactWeight>, Option<Scratch>),
 }
 
 impl Dense {
@@ -140,7 +192,11 @@ impl Dense {
     /// outputs it computes into `scratch`, in the layout of the CPU's kernel (packed panels on
     /// AVX-512, plain rows that gemm reads through strides elsewhere); other devices expand the
     /// whole weight into the activations' dtype.
-    pub fn compact(weight: CompactWeight, bias: Option<Tensor>, scratch: &Scratch) -> Result<Self> {
+    pub fn compact(
+        weight: Arc<CompactWeight>,
+        bias: Option<Tensor>,
+        scratch: &Scratch,
+    ) -> Result<Self> {
         let cpu = bias.as_ref().is_none_or(cpu::applies) && weight.device().is_cpu();
         let scratch = cpu.then(|| scratch.clone());
         Ok(Self {
@@ -495,7 +551,8 @@ mod tests {
             b.copy_from_slice(&bytes);
             Ok(())
         });
-        let compact = Dense::compact(stored.unwrap(), b.cloned(), &Scratch::default()).unwrap();
+        let compact =
+            Dense::compact(Arc::new(stored.unwrap()), b.cloned(), &Scratch::default()).unwrap();
         layers.push(("compact", compact));
         layers
     }

@@ -10,6 +10,7 @@ pub mod gguf;
 pub mod layers;
 pub mod names;
 pub mod store;
+pub mod stream;
 pub mod transformer;
 pub mod weights;
 
@@ -25,7 +26,7 @@ use autoencoder::AutoEncoder;
 use names::Naming;
 use store::WeightSet;
 use transformer::FluxTransformer;
-pub use transformer::Variant;
+pub use transformer::{BlockResidency, Variant};
 use weights::ModelWeights;
 
 /// Where each component of a model is. Each weight path may be a `.safetensors` or `.gguf` file,
@@ -235,6 +236,8 @@ pub struct LoadOptions {
     pub kontext: Option<bool>,
     /// RoPE axes; default: the diffusers config, else derived from the head width.
     pub axes_dim: Option<Vec<usize>>,
+    /// Where the transformer's blocks live (default: resident).
+    pub blocks: BlockResidency,
 }
 
 impl Default for LoadOptions {
@@ -244,6 +247,7 @@ impl Default for LoadOptions {
             dtype: None,
             kontext: None,
             axes_dim: None,
+            blocks: BlockResidency::Resident,
         }
     }
 }
@@ -470,7 +474,8 @@ pub fn load_transformer(files: &ModelFiles, opts: &LoadOptions) -> Result<FluxTr
     let w = transformer_weights(c)?;
     let config = transformer::infer_config(&w, opts.axes_dim.clone().or(config_axes))?;
     let kontext = detect_kontext(files, opts.kontext)?;
-    FluxTransformer::load(&w, config, kontext, opts.compute_dtype(), &opts.device)
+    let dtype = opts.compute_dtype();
+    FluxTransformer::load(&w, config, kontext, dtype, &opts.device, opts.blocks)
 }
 
 /// Writes the transformer at `input` (any layout [`load_transformer`] reads: a BFL/ComfyUI file,
@@ -543,35 +548,91 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
     Ok(TextEncoders { t5, clip })
 }
 
-/// Bytes each component occupies once loaded: at the compute dtype, but the transformer's and
-/// T5's GGUF-quantized and fp8 weights at their stored size.
+/// Bytes each component occupies once loaded, from the file headers alone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComponentBytes {
+    /// The transformer with every block resident, in working form: at the compute dtype (on
+    /// the CPU, compact weights expanded); on other devices, compact weights at their stored size.
     pub transformer: u64,
+    /// The transformer outside its blocks (embedders, final layer), in working form.
+    pub transformer_base: u64,
+    /// The largest block in working form.
+    pub largest_block: u64,
+    /// Every block in its stored form in host memory, as streaming keeps them.
+    pub stored_blocks: u64,
     pub autoencoder: u64,
-    /// T5 and CLIP together.
+    /// T5 and CLIP together on the compute device (T5's compact weights at their stored size).
     pub text_encoders: u64,
+    /// T5 and CLIP together on the CPU in f32 (T5's compact weights at their stored size).
+    pub text_encoders_host: u64,
 }
 
 impl ComponentBytes {
-    /// Everything together.
+    /// Everything resident together.
     pub fn total(&self) -> u64 {
         self.transformer + self.autoencoder + self.text_encoders
     }
 }
 
-/// What loading `files` will occupy, from the file headers alone (nothing is read or allocated).
+/// What loading `files` with `opts` will occupy, from the file headers alone (nothing is read
+/// or allocated).
 pub fn component_bytes(files: &ModelFiles, opts: &LoadOptions) -> Result<ComponentBytes> {
-    let dtype = opts.compute_dtype();
-    // The transformer and T5 keep compact (GGUF, fp8) weights in their stored form.
-    let bytes = |name: &str, path: &Path, compact: bool| -> Result<u64> {
+    component_bytes_on(files, opts.compute_dtype(), opts.device.is_cpu())
+}
+
+/// What loading `files` to compute in `dtype` on the CPU (`on_cpu`) or another device will
+/// occupy, from the file headers alone: what a planner needs to know about a device this
+/// machine may not have.
+pub fn component_bytes_on(
+    files: &ModelFiles,
+    dtype: DType,
+    on_cpu: bool,
+) -> Result<ComponentBytes> {
+    // T5 keeps compact (GGUF, fp8) weights in their stored form.
+    let bytes = |name: &str, path: &Path, dtype: DType, compact: bool| -> Result<u64> {
         Ok(open_component(name, path)?.set.loaded_bytes(dtype, compact))
     };
-    Ok(ComponentBytes {
-        transformer: bytes("transformer", &files.transformer, true)?,
-        autoencoder: bytes("autoencoder", &files.ae, false)?,
-        text_encoders: bytes("T5", &files.t5, true)? + bytes("CLIP", &files.clip, false)?,
-    })
+    let text = |dtype| -> Result<u64> {
+        Ok(bytes("T5", &files.t5, dtype, true)? + bytes("CLIP", &files.clip, dtype, false)?)
+    };
+    let w = transformer_weights(open_component("transformer", &files.transformer)?)?;
+    let config = transformer::infer_config(&w, None)?;
+    let size = dtype.size_in_bytes() as u64;
+    // (working form, stored form) of a tensor.
+    let tensor = |name: &str, shape: &[usize]| {
+        let plain = shape.iter().product::<usize>() as u64 * size;
+        let compact = w.compact_len(name, dtype);
+        let working = match on_cpu {
+            true => plain,
+            false => compact.unwrap_or(plain),
+        };
+        (working, compact.unwrap_or(plain))
+    };
+    let mut b = ComponentBytes::default();
+    let blocks = config.depth + config.depth_single_blocks;
+    for i in 0..blocks {
+        let (mut working, mut stored) = (0, 0);
+        for (name, shape) in transformer::block_tensors(&config, i) {
+            if w.contains(&name) {
+                let (wk, st) = tensor(&name, &shape);
+                (working, stored) = (working + wk, stored + st);
+            }
+        }
+        b.transformer += working;
+        b.largest_block = b.largest_block.max(working);
+        b.stored_blocks += stored;
+    }
+    let all = transformer::tensor_shapes(&config);
+    for (name, shape) in all.iter().filter(|(n, _)| !n.contains("blocks.")) {
+        if w.contains(name) {
+            b.transformer_base += tensor(name, shape).0;
+        }
+    }
+    b.transformer += b.transformer_base;
+    b.autoencoder = bytes("autoencoder", &files.ae, dtype, false)?;
+    b.text_encoders = text(dtype)?;
+    b.text_encoders_host = text(DType::F32)?;
+    Ok(b)
 }
 
 impl FluxModel {

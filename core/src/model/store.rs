@@ -465,6 +465,14 @@ impl WeightSet {
             .unwrap_or_else(|| self.files[0].path.clone())
     }
 
+    /// The stored size of `name` when it is a 2-D weight stored compactly for `compute` (see
+    /// [`Self::load_compact`]); `None` otherwise.
+    pub fn compact_len(&self, name: &str, compute: DType) -> Option<u64> {
+        let l = self.locate(name)?;
+        let info = l.file.info(&format!("{}{name}", self.prefix))?;
+        (info.shape.len() == 2 && info.stored.is_compact(compute)).then_some(info.len)
+    }
+
     /// Bytes the tensors occupy once loaded to compute in `dtype`: compactly stored 2-D weights
     /// (see [`Self::load_compact`]) at their stored size when `compact`, plus the buffer the
     /// largest of them expands into when it runs; everything else at `dtype`.

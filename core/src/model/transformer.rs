@@ -1,8 +1,12 @@
 //! The FLUX transformer: config inferred from the tensors, variant detection, guarded forward.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
+use parking_lot::Mutex;
 
 use super::layers::{self, Dense, Input, Loader, MlpEmbedder, Modulation, QkNorm};
+use super::stream::{self, HostBlock};
 use super::weights::ModelWeights;
 use crate::error::{Error, Result};
 
@@ -253,6 +257,29 @@ impl SingleBlock {
     }
 }
 
+/// Where a transformer's blocks live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockResidency {
+    /// Every block in working form on the compute device.
+    Resident,
+    /// Blocks kept in host memory in their stored form (bf16, fp8 or GGUF blocks); `window`
+    /// (at least 1) of them in working form at a time, the next built on another thread while the
+    /// current one computes.
+    Streamed { window: usize },
+}
+
+/// A block in working form.
+enum Block {
+    Double(DoubleBlock),
+    Single(SingleBlock),
+}
+
+/// The blocks, as their residency has them.
+enum Blocks {
+    Resident(Vec<Block>),
+    Streamed { host: Vec<HostBlock>, window: usize },
+}
+
 /// A loaded FLUX transformer.
 pub struct FluxTransformer {
     img_in: Dense,
@@ -260,10 +287,13 @@ pub struct FluxTransformer {
     time_in: MlpEmbedder,
     vector_in: MlpEmbedder,
     guidance_in: Option<MlpEmbedder>,
-    double_blocks: Vec<DoubleBlock>,
-    single_blocks: Vec<SingleBlock>,
+    /// Behind a lock so that residency can change between forward passes.
+    blocks: Mutex<Blocks>,
     final_linear: Dense,
     final_modulation: Dense,
+    /// The files, which blocks are read from again when their residency changes.
+    weights: Arc<ModelWeights>,
+    device: Device,
     config: Config,
     variant: Variant,
     kontext: bool,
@@ -274,41 +304,32 @@ pub struct FluxTransformer {
 const TIME_DIM: usize = 256;
 
 impl FluxTransformer {
-    /// Builds the model from `weights`. `kontext` records whether it was trained for Kontext editing.
+    /// Builds the model from `weights` with its blocks as `residency` says. `kontext` records
+    /// whether it was trained for Kontext editing. On the CPU, compact weights (GGUF, fp8,
+    /// bf16/f16 under f32) are expanded to the compute dtype: resident, all of them; streamed,
+    /// only the blocks of the window.
     pub fn load(
-        weights: &ModelWeights,
+        weights: &Arc<ModelWeights>,
         config: Config,
         kontext: bool,
         dtype: DType,
         device: &Device,
+        residency: BlockResidency,
     ) -> Result<Self> {
-        let l = Loader::new(weights, dtype, device);
+        let l = Loader::expanded(&**weights, dtype, device);
         let c = &config;
         let h = c.hidden_size;
         let guidance_in = match c.guidance_embed {
             true => Some(MlpEmbedder::load(&l, "guidance_in", TIME_DIM, h)?),
             false => None,
         };
-        let double_blocks = (0..c.depth)
-            .map(|i| {
-                let p = format!("double_blocks.{i}");
-                Ok(DoubleBlock {
-                    img: StreamWeights::load(&l, &format!("{p}.img"), c)?,
-                    txt: StreamWeights::load(&l, &format!("{p}.txt"), c)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let single_blocks = (0..c.depth_single_blocks)
-            .map(|i| SingleBlock::load(&l, &format!("single_blocks.{i}"), c))
-            .collect::<Result<Vec<_>>>()?;
         let model = Self {
             img_in: l.linear("img_in", c.in_channels, h, true)?,
             txt_in: l.linear("txt_in", c.context_in_dim, h, true)?,
             time_in: MlpEmbedder::load(&l, "time_in", TIME_DIM, h)?,
             vector_in: MlpEmbedder::load(&l, "vector_in", c.vec_in_dim, h)?,
             guidance_in,
-            double_blocks,
-            single_blocks,
+            blocks: Mutex::new(Blocks::Resident(Vec::new())),
             final_linear: l.linear("final_layer.linear", h, c.in_channels, true)?,
             final_modulation: l.linear("final_layer.adaLN_modulation.1", h, 2 * h, true)?,
             variant: if c.guidance_embed {
@@ -316,18 +337,119 @@ impl FluxTransformer {
             } else {
                 Variant::Schnell
             },
+            weights: weights.clone(),
+            device: device.clone(),
             config,
             kontext,
             dtype,
         };
+        model.set_residency(residency)?;
         log::info!(
-            "FLUX transformer: {} (hidden {}, {} double + {} single blocks, kontext {kontext}, {dtype:?})",
+            "FLUX transformer: {} (hidden {}, {} double + {} single blocks, kontext {kontext}, {dtype:?}, blocks {residency:?})",
             model.variant.name(),
             h,
             model.config.depth,
             model.config.depth_single_blocks
         );
         Ok(model)
+    }
+
+    /// Number of blocks (double, then single).
+    fn block_count(&self) -> usize {
+        self.config.depth + self.config.depth_single_blocks
+    }
+
+    /// Block `i` in working form, read from `source`.
+    fn build_block(&self, source: &dyn layers::WeightSource, i: usize) -> Result<Block> {
+        let l = Loader::expanded(source, self.dtype, &self.device);
+        let c = &self.config;
+        Ok(match i.checked_sub(c.depth) {
+            None => {
+                let p = format!("double_blocks.{i}");
+                Block::Double(DoubleBlock {
+                    img: StreamWeights::load(&l, &format!("{p}.img"), c)?,
+                    txt: StreamWeights::load(&l, &format!("{p}.txt"), c)?,
+                })
+            }
+            Some(j) => Block::Single(SingleBlock::load(&l, &format!("single_blocks.{j}"), c)?),
+        })
+    }
+
+    /// Block `i`'s tensors in host memory in their stored form.
+    fn host_block(&self, i: usize) -> Result<HostBlock> {
+        let names = block_tensors(&self.config, i)
+            .into_iter()
+            .filter(|(name, _)| self.weights.contains(name))
+            .collect::<Vec<_>>();
+        HostBlock::read(&self.weights, &names, self.dtype)
+    }
+
+    /// Where the blocks live now.
+    pub fn residency(&self) -> BlockResidency {
+        match &*self.blocks.lock() {
+            Blocks::Resident(_) => BlockResidency::Resident,
+            Blocks::Streamed { window, .. } => BlockResidency::Streamed { window: *window },
+        }
+    }
+
+    /// Moves the blocks to `residency` (between forward passes), one block at a time, so that
+    /// at most one block more than either residency holds is alive meanwhile. Resident blocks
+    /// come from host blocks when streamed, streamed ones are read from the files again.
+    pub fn set_residency(&self, residency: BlockResidency) -> Result<()> {
+        let mut blocks = self.blocks.lock();
+        let n = self.block_count();
+        match (&mut *blocks, residency) {
+            (Blocks::Streamed { window, .. }, BlockResidency::Streamed { window: w }) => {
+                *window = w.max(1);
+            }
+            (Blocks::Resident(resident), BlockResidency::Streamed { window }) => {
+                let mut host = Vec::with_capacity(n);
+                for i in 0..n {
+                    host.push(self.host_block(i)?);
+                    if !resident.is_empty() {
+                        resident.remove(0);
+                    }
+                }
+                *blocks = Blocks::Streamed {
+                    host,
+                    window: window.max(1),
+                };
+            }
+            (Blocks::Resident(resident), BlockResidency::Resident) => {
+                for i in resident.len()..n {
+                    resident.push(self.build_block(&*self.weights, i)?);
+                }
+            }
+            (Blocks::Streamed { host, .. }, BlockResidency::Resident) => {
+                let mut resident = Vec::with_capacity(n);
+                for i in 0..n {
+                    resident.push(self.build_block(&host[0], i)?);
+                    host.remove(0);
+                }
+                *blocks = Blocks::Resident(resident);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `run` on every block in order, resident or built from host memory within the
+    /// streaming window.
+    fn each_block(&self, mut run: impl FnMut(usize, &Block) -> Result<()>) -> Result<()> {
+        let blocks = self.blocks.lock();
+        match &*blocks {
+            Blocks::Resident(resident) => {
+                for (i, block) in resident.iter().enumerate() {
+                    run(i, block)?;
+                }
+                Ok(())
+            }
+            Blocks::Streamed { host, window } => stream::pipelined(
+                host.len(),
+                *window,
+                |i| self.build_block(&host[i], i),
+                |i, block| run(i, &block),
+            ),
+        }
     }
 
     /// The model's config.
@@ -348,6 +470,19 @@ impl FluxTransformer {
     /// The compute dtype.
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// An estimate of the activation bytes a forward pass over `tokens` (text and image) keeps
+    /// alive at once: about 16 hidden-wide values per token through a block, and off the CPU,
+    /// where attention may build the whole score matrix, that matrix.
+    pub fn activation_bytes(&self, tokens: usize) -> u64 {
+        let size = self.dtype.size_in_bytes() as u64;
+        let (n, h) = (tokens as u64, self.config.hidden_size as u64);
+        let scores = match self.device.is_cpu() {
+            true => 0,
+            false => self.config.num_heads as u64 * n * n,
+        };
+        (16 * n * h + scores) * size
     }
 
     /// The conditioning vector: time + guidance (dev) + pooled-text embeddings, (B, hidden).
@@ -399,18 +534,28 @@ impl FluxTransformer {
         let pe = self.rope(txt_ids, img_ids)?;
         let mut img = self.img_in.forward(img)?;
         let mut txt = self.txt_in.forward(txt)?;
-        for block in &self.double_blocks {
-            (img, txt) = block.forward(&img, &txt, &vec, &pe, heads)?;
-        }
-        // Rows of x that still hold text tokens: the last single block drops them.
-        let mut n_txt = txt.dim(1)?;
-        let mut x = Tensor::cat(&[txt, img], 1)?;
-        let last = self.single_blocks.len().saturating_sub(1);
-        for (i, block) in self.single_blocks.iter().enumerate() {
-            let keep = if i == last { n_txt } else { 0 };
-            x = block.forward(&x, &vec, &pe, heads, keep)?;
-            n_txt -= keep;
-        }
+        // The joint sequence of the single blocks, and how many of its rows still hold text
+        // tokens: the last single block drops them.
+        let mut joint: Option<(Tensor, usize)> = None;
+        let last = self.block_count() - 1;
+        self.each_block(|i, block| {
+            match block {
+                Block::Double(b) => (img, txt) = b.forward(&img, &txt, &vec, &pe, heads)?,
+                Block::Single(b) => {
+                    let (x, n_txt) = match joint.take() {
+                        Some(j) => j,
+                        None => (Tensor::cat(&[&txt, &img], 1)?, txt.dim(1)?),
+                    };
+                    let keep = if i == last { n_txt } else { 0 };
+                    joint = Some((b.forward(&x, &vec, &pe, heads, keep)?, n_txt - keep));
+                }
+            }
+            Ok(())
+        })?;
+        let (x, n_txt) = match joint {
+            Some(j) => j,
+            None => (Tensor::cat(&[&txt, &img], 1)?, txt.dim(1)?),
+        };
         let x = x.narrow(1, n_txt, x.dim(1)? - n_txt)?;
         let m = self
             .final_modulation
@@ -420,6 +565,18 @@ impl FluxTransformer {
         self.final_linear
             .forward(&layers::modulate(&x, &m[0], &m[1])?)
     }
+}
+
+/// The tensors of block `i` (double blocks first, then single blocks) with `c`'s shapes.
+pub fn block_tensors(c: &Config, i: usize) -> Vec<(String, Vec<usize>)> {
+    let prefix = match i.checked_sub(c.depth) {
+        None => format!("double_blocks.{i}."),
+        Some(j) => format!("single_blocks.{j}."),
+    };
+    tensor_shapes(c)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .collect()
 }
 
 /// Every tensor of a BFL-named transformer with `c`'s shapes, in a fixed order.

@@ -163,6 +163,14 @@ impl ModelWeights {
         self.set.load_compact(&stored, compute, device)
     }
 
+    /// The stored size of `name` when [`Self::load_compact`] keeps it in its stored form.
+    pub fn compact_len(&self, name: &str, compute: DType) -> Option<u64> {
+        match self.recipe(name).ok()? {
+            Recipe::Same(stored) => self.set.compact_len(&stored, compute),
+            _ => None,
+        }
+    }
+
     /// A `VarBuilder` over these weights. Loading errors are kept in full (file and tensor) and
     /// can be taken back with [`LoadErrors::take`] when the model constructor fails.
     pub fn var_builder(

@@ -47,6 +47,12 @@ pub enum Event {
     Cancelled {
         job: JobId,
     },
+    /// Where the model lives changed: loaded, moved to another plan by the budget, or unloaded
+    /// because no plan fits (the reason then names the budget and the bytes needed).
+    Residency {
+        residency: super::Residency,
+        reason: String,
+    },
     /// A log record emitted by the engine's worker.
     Log {
         level: log::Level,

@@ -6,20 +6,21 @@
 //! denoising step or before decoding. Dropping the engine cancels everything and joins the worker.
 //!
 //! Memory budget: the host states how many bytes of device memory the engine may keep, or leaves
-//! it at [`MEMORY_BUDGET_AUTO`]: the memory available when a model loads (plus what the engine
-//! already holds). Loading a model whose transformer and autoencoder alone exceed it fails with an
-//! error stating both numbers, before anything large is allocated. When the text
-//! encoders do not fit beside them, they are loaded to encode a new prompt and released right
-//! after (prompt embeddings stay cached, so a new seed on the same prompt needs no encoder). The
-//! budget bounds what stays resident between stages: while a new prompt is encoded, the encoders
-//! are briefly resident beside the transformer. Lowering the budget below the transformer and
-//! autoencoder unloads the model, with a warning event naming both numbers, which later jobs'
-//! errors repeat until a model is loaded again.
+//! it at [`MEMORY_BUDGET_AUTO`]: the memory available when a model loads (the system's available
+//! RAM on the CPU, free device memory on CUDA), less a reserve the host sets, plus what the engine
+//! already holds. A residency plan ([`plan`]) then decides where each part lives: everything
+//! resident, text encoders on the CPU or released after encoding, transformer blocks streamed
+//! from host memory. A model that fits no plan is refused before anything large is allocated,
+//! with an error stating the bytes needed and available. The plan is chosen again when the budget
+//! changes (before the next denoising step of a running job) and before each job, with an
+//! estimate of that job's activations; a budget no plan fits unloads the model, with a
+//! [`Event::Residency`] naming the budget and the bytes needed, which later jobs' errors repeat.
 
 mod cache;
 pub mod events;
 pub mod job;
 mod logging;
+pub mod plan;
 mod preview;
 mod worker;
 
@@ -37,14 +38,19 @@ use events::Events;
 pub use events::{Event, EventCallback};
 use job::Job;
 pub use job::{CancelOutcome, JobId, JobOutput, JobRequest, JobState, JobStatus};
+pub use plan::{Plan, TextPlacement};
 use worker::{Msg, Worker};
 
 /// The budget that follows the machine: the memory available when a model loads (CPU: the
-/// kernel's `MemAvailable`; other devices: not measured yet, so unlimited), plus what the engine
-/// already holds.
+/// kernel's `MemAvailable`; CUDA: the device's free memory), less the reserve, plus what the
+/// engine already holds.
 pub const MEMORY_BUDGET_AUTO: u64 = u64::MAX;
 
-/// Measures the memory available to a model load, in bytes.
+/// The default memory reserve: what [`MEMORY_BUDGET_AUTO`] leaves to the host and the device's
+/// own needs (CUDA context, library workspaces, allocator slack).
+pub const MEMORY_RESERVE_DEFAULT: u64 = 512 << 20;
+
+/// Measures the memory available to a model load on the compute device, in bytes.
 pub type MemoryProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// How an engine is set up.
@@ -52,9 +58,13 @@ pub struct EngineOptions {
     pub device: candle_core::Device,
     /// Bytes of device memory the engine may keep resident (default: [`MEMORY_BUDGET_AUTO`]).
     pub memory_budget: u64,
-    /// What [`MEMORY_BUDGET_AUTO`] measures (default: the system's available memory; tests
-    /// inject smaller machines).
+    /// Bytes [`MEMORY_BUDGET_AUTO`] leaves free (default: [`MEMORY_RESERVE_DEFAULT`]).
+    pub memory_reserve: u64,
+    /// What [`MEMORY_BUDGET_AUTO`] measures (default: the system's available memory on the CPU,
+    /// free device memory on CUDA; tests inject smaller machines).
     pub available_memory: Option<MemoryProbe>,
+    /// A residency plan the host forces (default `None`: chosen for the budget).
+    pub plan: Option<Plan>,
     /// Emit a preview every N steps (0: never).
     pub preview_every: usize,
     /// Prompt embeddings kept for reuse.
@@ -71,7 +81,9 @@ impl Default for EngineOptions {
         Self {
             device: candle_core::Device::Cpu,
             memory_budget: MEMORY_BUDGET_AUTO,
+            memory_reserve: MEMORY_RESERVE_DEFAULT,
             available_memory: None,
+            plan: None,
             preview_every: 0,
             embedding_cache: 16,
             log_level: log::LevelFilter::Info,
@@ -82,7 +94,7 @@ impl Default for EngineOptions {
 
 /// The memory the system has available, in bytes: Linux's `MemAvailable`; unlimited where it
 /// cannot be read.
-fn available_memory() -> u64 {
+pub fn system_available_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -93,22 +105,54 @@ fn available_memory() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// What the engine holds in device memory, per component, in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Free memory on `device`: the system's available memory on the CPU, the device's free memory
+/// on CUDA; unlimited where it cannot be measured.
+fn device_available_memory(device: &candle_core::Device) -> u64 {
+    match device {
+        candle_core::Device::Cpu => system_available_memory(),
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(d) => crate::interop::cuda::free_memory(d).unwrap_or(u64::MAX),
+        _ => u64::MAX,
+    }
+}
+
+/// What the engine holds, per component, and the plan that placed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Residency {
     pub budget: u64,
+    /// The plan in force (meaningful while a model is loaded).
+    pub plan: Plan,
+    /// Bytes of the transformer on the compute device (streamed: outside the blocks plus the
+    /// window's blocks).
     pub transformer: u64,
     pub autoencoder: u64,
-    /// 0 while the text encoders are released.
+    /// Bytes of text encoders on the compute device (0 while released or on the CPU).
     pub text_encoders: u64,
-    /// True when the budget makes the engine release the text encoders after encoding.
+    /// Bytes held in host memory besides the compute device: streamed blocks in their stored
+    /// form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
+    pub host: u64,
+    /// True when the text encoders are released after encoding.
     pub release_text_encoders: bool,
 }
 
+impl Default for Residency {
+    fn default() -> Self {
+        Self {
+            budget: MEMORY_BUDGET_AUTO,
+            plan: Plan::RESIDENT,
+            transformer: 0,
+            autoencoder: 0,
+            text_encoders: 0,
+            host: 0,
+            release_text_encoders: false,
+        }
+    }
+}
+
 impl Residency {
-    /// Bytes held now.
+    /// Bytes held now on the compute device and in host memory.
     pub fn total(&self) -> u64 {
-        self.transformer + self.autoencoder + self.text_encoders
+        self.transformer + self.autoencoder + self.text_encoders + self.host
     }
 }
 
@@ -127,8 +171,13 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     events: Arc<Events>,
     budget: AtomicU64,
+    reserve: AtomicU64,
+    /// A plan the host forces.
+    forced_plan: Mutex<Option<Plan>>,
     residency: Mutex<Residency>,
     shutting_down: AtomicBool,
+    /// Set when the host forced a plan, until the worker looks.
+    plan_changed: AtomicBool,
     preview_every: usize,
 }
 
@@ -184,18 +233,22 @@ impl Engine {
             next_id: AtomicU64::new(1),
             events: events.clone(),
             budget: AtomicU64::new(opts.memory_budget),
+            reserve: AtomicU64::new(opts.memory_reserve),
+            forced_plan: Mutex::new(opts.plan),
             residency: Mutex::new(Residency {
                 budget: opts.memory_budget,
                 ..Residency::default()
             }),
             shutting_down: AtomicBool::new(false),
+            plan_changed: AtomicBool::new(false),
             preview_every: opts.preview_every,
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let device = opts.device.clone();
-        let probe = opts
-            .available_memory
-            .unwrap_or_else(|| Arc::new(available_memory));
+        let probe = opts.available_memory.unwrap_or_else(|| {
+            let device = opts.device.clone();
+            Arc::new(move || device_available_memory(&device))
+        });
         let worker = Worker::new(
             shared.clone(),
             rx,
@@ -330,10 +383,24 @@ impl Engine {
         Ok(slot.state)
     }
 
-    /// Changes the memory budget; residency follows before the next job.
+    /// Changes the memory budget; residency follows before the next denoising step (or the
+    /// next job).
     pub fn set_memory_budget(&self, bytes: u64) {
         self.shared.budget.store(bytes, Ordering::Release);
-        self.shared.residency.lock().budget = bytes;
+        let _ = self.tx.send(Msg::Wake);
+    }
+
+    /// Changes the reserve [`MEMORY_BUDGET_AUTO`] leaves free; it applies at the next load.
+    pub fn set_memory_reserve(&self, bytes: u64) {
+        self.shared.reserve.store(bytes, Ordering::Release);
+    }
+
+    /// Forces a residency plan (`None`: chosen for the budget again); it applies before the next
+    /// denoising step (or the next job). A forced plan that does not fit the budget fails jobs
+    /// with the bytes needed and available.
+    pub fn set_plan(&self, plan: Option<Plan>) {
+        *self.shared.forced_plan.lock() = plan;
+        self.shared.plan_changed.store(true, Ordering::Release);
         let _ = self.tx.send(Msg::Wake);
     }
 

@@ -11,11 +11,12 @@ use crossbeam_channel::Receiver;
 use super::cache::EmbeddingCache;
 use super::events::Event;
 use super::job::{Job, JobOutput, JobRequest, JobState};
+use super::plan::{self, Limits, Plan, TextPlacement};
 use super::{preview, MemoryProbe, Residency, Shared, MEMORY_BUDGET_AUTO};
 use crate::error::{Error, Result};
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
-use crate::model::{self, ComponentBytes, LoadOptions, ModelFiles, ModelInfo};
+use crate::model::{self, BlockResidency, ComponentBytes, LoadOptions, ModelFiles, ModelInfo};
 use crate::pipeline::{self, edit, Generated, Parts, PromptEncoder};
 use crate::text::{PromptEmbedding, TextEncoders};
 
@@ -36,16 +37,29 @@ struct Loaded {
     opts: LoadOptions,
     bytes: ComponentBytes,
     info: ModelInfo,
+    plan: Plan,
 }
 
-/// Text encoding behind the embedding cache, loading and releasing the encoders as the
-/// residency mode says.
+/// Text encoding behind the embedding cache, loading and releasing the encoders as the plan
+/// says.
 struct CachedText<'a> {
     text: &'a mut Option<TextEncoders>,
     files: &'a ModelFiles,
     opts: &'a LoadOptions,
     cache: &'a mut EmbeddingCache,
-    release_after_use: bool,
+    placement: TextPlacement,
+}
+
+/// Options that load the text encoders where `placement` puts them.
+fn text_options(opts: &LoadOptions, placement: TextPlacement) -> LoadOptions {
+    match placement {
+        TextPlacement::Host => LoadOptions {
+            device: candle_core::Device::Cpu,
+            dtype: None,
+            ..opts.clone()
+        },
+        _ => opts.clone(),
+    }
 }
 
 impl PromptEncoder for CachedText<'_> {
@@ -55,19 +69,102 @@ impl PromptEncoder for CachedText<'_> {
         }
         if self.text.is_none() {
             log::info!("loading the text encoders");
-            *self.text = Some(model::load_text_encoders(self.files, self.opts)?);
+            let opts = text_options(self.opts, self.placement);
+            *self.text = Some(model::load_text_encoders(self.files, &opts)?);
         }
         let encoders = self
             .text
             .as_mut()
             .ok_or_else(|| Error::invalid("text encoders unavailable"))?;
-        let emb = encoders.encode(prompt, t5_len)?;
+        let mut emb = encoders.encode(prompt, t5_len)?;
+        if self.placement == TextPlacement::Host {
+            let (device, dtype) = (&self.opts.device, self.opts.compute_dtype());
+            let moved = |t: &candle_core::Tensor| t.to_device(device)?.to_dtype(dtype);
+            emb = PromptEmbedding {
+                txt: moved(&emb.txt)?,
+                vec: moved(&emb.vec)?,
+            };
+        }
         self.cache.put(prompt, t5_len, emb.clone());
-        if self.release_after_use {
+        if self.placement == TextPlacement::Released {
             log::info!("releasing the text encoders (memory budget)");
             *self.text = None;
         }
         Ok(emb)
+    }
+}
+
+/// What a plan is chosen against: the budget, the reserve, host memory, the forced plan.
+struct Planner<'a> {
+    shared: &'a Shared,
+    device_is_cpu: bool,
+    /// The automatic budget measured at the last load.
+    auto_budget: u64,
+}
+
+impl Planner<'_> {
+    /// The budget in force: the host's, or the automatic one measured at the last load.
+    fn budget(&self) -> u64 {
+        match self.shared.budget.load(Ordering::Acquire) {
+            MEMORY_BUDGET_AUTO => self.auto_budget,
+            explicit => explicit,
+        }
+    }
+
+    /// The memory a plan must fit in, `held_host` bytes of host memory being the engine's own.
+    fn limits(&self, held_host: u64) -> Limits {
+        let host = match self.device_is_cpu {
+            true => 0,
+            false => super::system_available_memory().saturating_add(held_host),
+        };
+        Limits {
+            budget: self.budget(),
+            host,
+            on_cpu: self.device_is_cpu,
+        }
+    }
+
+    /// The plan for `bytes` with `work` bytes of activations.
+    fn choose(
+        &self,
+        bytes: &ComponentBytes,
+        work: u64,
+        held_host: u64,
+    ) -> std::result::Result<Plan, String> {
+        let forced = *self.shared.forced_plan.lock();
+        plan::choose(bytes, work, self.limits(held_host), forced)
+    }
+}
+
+/// What a loaded model holds under `plan`.
+fn residency_of(m: &Loaded, plan: Plan, budget: u64, on_cpu: bool) -> Residency {
+    let b = &m.bytes;
+    let transformer = match plan.blocks {
+        BlockResidency::Resident => b.transformer,
+        BlockResidency::Streamed { window } => b.transformer_base + window as u64 * b.largest_block,
+    };
+    let (text_device, text_host) = match (&m.text, plan.text) {
+        (None, _) => (0, 0),
+        (Some(_), TextPlacement::Host) => (0, b.text_encoders_host),
+        (Some(_), _) => (b.text_encoders, 0),
+    };
+    let blocks_host = match plan.blocks {
+        BlockResidency::Resident => 0,
+        BlockResidency::Streamed { .. } => b.stored_blocks,
+    };
+    // On the CPU there is one memory: host-held parts count with their component.
+    let (transformer, text_encoders, host) = match on_cpu {
+        true => (transformer + blocks_host, text_device + text_host, 0),
+        false => (transformer, text_device, blocks_host + text_host),
+    };
+    Residency {
+        budget,
+        plan,
+        transformer,
+        autoencoder: b.autoencoder,
+        text_encoders,
+        host,
+        release_text_encoders: plan.text == TextPlacement::Released,
     }
 }
 
@@ -83,6 +180,14 @@ pub(crate) struct Worker {
     auto_budget: u64,
     /// Why the model was unloaded by a lowered budget, for later jobs' errors.
     unloaded: Option<String>,
+}
+
+/// Host bytes a loaded model holds under its plan (off the CPU).
+fn held_host(m: &Loaded, on_cpu: bool) -> u64 {
+    match on_cpu {
+        true => 0,
+        false => m.plan.need(&m.bytes, 0, false).host,
+    }
 }
 
 impl Worker {
@@ -110,13 +215,13 @@ impl Worker {
             if matches!(msg, Msg::Shutdown) {
                 break;
             }
-            self.apply_budget();
+            self.replan(0);
             while let Some(job) = self.shared.pop() {
                 if self.shared.shutting_down.load(Ordering::Acquire) {
                     break;
                 }
                 // The budget may have changed while the previous job ran.
-                self.apply_budget();
+                self.replan(0);
                 self.run_job(&job);
             }
             if self.shared.shutting_down.load(Ordering::Acquire) {
@@ -128,11 +233,11 @@ impl Worker {
         self.publish_residency();
     }
 
-    /// The budget in force: the host's, or the automatic one measured at the last load.
-    fn budget(&self) -> u64 {
-        match self.shared.budget.load(Ordering::Acquire) {
-            MEMORY_BUDGET_AUTO => self.auto_budget,
-            explicit => explicit,
+    fn planner(&self) -> Planner<'_> {
+        Planner {
+            shared: &self.shared,
+            device_is_cpu: self.device.is_cpu(),
+            auto_budget: self.auto_budget,
         }
     }
 
@@ -145,41 +250,67 @@ impl Worker {
         }
     }
 
-    /// Re-evaluates residency after a budget change.
-    fn apply_budget(&mut self) {
-        let budget = self.budget();
-        if let Some(m) = &mut self.model {
-            let needed = m.bytes.transformer + m.bytes.autoencoder;
-            if needed > budget {
+    /// Chooses the plan again for the budget in force and `work` bytes of activations, and moves
+    /// the model to it; a budget no plan fits unloads the model and says why. Returns the reason
+    /// when it unloaded.
+    fn replan(&mut self, work: u64) -> Option<String> {
+        self.shared.plan_changed.store(false, Ordering::Release);
+        let Some(m) = &self.model else {
+            self.publish_residency();
+            return None;
+        };
+        let planner = self.planner();
+        let budget = planner.budget();
+        let chosen = planner.choose(&m.bytes, work, held_host(m, self.device.is_cpu()));
+        match chosen.and_then(|plan| self.apply_plan(plan).map_err(|e| e.to_string())) {
+            Ok(()) => None,
+            Err(need) => {
                 let why = format!(
-                    "the memory budget was lowered to {budget} bytes, below the {needed} bytes the model's transformer and autoencoder need, and the model was unloaded"
+                    "the memory budget is {budget} bytes and {need}; the model was unloaded"
                 );
                 log::warn!("{why}");
-                self.unloaded = Some(why);
+                self.unloaded = Some(why.clone());
                 self.model = None;
                 self.cache.clear();
-            } else if m.bytes.total() > budget && m.text.is_some() {
-                log::info!("releasing the text encoders (memory budget lowered)");
-                m.text = None;
+                self.publish_residency();
+                self.emit_residency(why.clone());
+                Some(why)
             }
         }
+    }
+
+    /// Moves the loaded model to `plan`, reporting a change.
+    fn apply_plan(&mut self, plan: Plan) -> Result<()> {
+        let Some(m) = &mut self.model else {
+            return Ok(());
+        };
+        if m.plan == plan {
+            return Ok(());
+        }
+        if m.text.is_some() && m.plan.text != plan.text {
+            log::info!("releasing the text encoders (residency plan)");
+            m.text = None;
+        }
+        m.transformer.set_residency(plan.blocks)?;
+        m.plan = plan;
+        let why = format!("residency: {}", plan.describe());
+        log::info!("{why}");
         self.publish_residency();
+        self.emit_residency(why);
+        Ok(())
+    }
+
+    fn emit_residency(&self, reason: String) {
+        let residency = *self.shared.residency.lock();
+        self.shared
+            .events
+            .emit_guarded(Event::Residency { residency, reason });
     }
 
     fn publish_residency(&self) {
-        let budget = self.budget();
+        let budget = self.planner().budget();
         let r = match &self.model {
-            Some(m) => Residency {
-                budget,
-                transformer: m.bytes.transformer,
-                autoencoder: m.bytes.autoencoder,
-                text_encoders: if m.text.is_some() {
-                    m.bytes.text_encoders
-                } else {
-                    0
-                },
-                release_text_encoders: m.bytes.total() > budget,
-            },
+            Some(m) => residency_of(m, m.plan, budget, self.device.is_cpu()),
             None => Residency {
                 budget,
                 ..Residency::default()
@@ -258,7 +389,7 @@ impl Worker {
                     device: self.device.clone(),
                     dtype: *dtype,
                     kontext: *kontext,
-                    axes_dim: None,
+                    ..LoadOptions::default()
                 };
                 let info = self.load(job, files, opts)?;
                 Ok((JobOutput::Model(info), false))
@@ -278,33 +409,35 @@ impl Worker {
         }
     }
 
-    /// Loads the model component by component; a cancel stops it after the current one.
-    fn load(&mut self, job: &Job, files: &ModelFiles, opts: LoadOptions) -> Result<ModelInfo> {
+    /// Loads the model component by component with the plan its bytes and the budget allow;
+    /// a cancel stops it after the current component.
+    fn load(&mut self, job: &Job, files: &ModelFiles, mut opts: LoadOptions) -> Result<ModelInfo> {
         let bytes = model::component_bytes(files, &opts)?;
         let auto = self.shared.budget.load(Ordering::Acquire) == MEMORY_BUDGET_AUTO;
-        if auto && self.device.is_cpu() {
+        if auto {
             let held = self.model.as_ref().map_or(0, |m| m.bytes.total());
-            self.auto_budget = (self.probe)().saturating_add(held);
+            let reserve = self.shared.reserve.load(Ordering::Acquire);
+            self.auto_budget = (self.probe)().saturating_add(held).saturating_sub(reserve);
         }
-        let budget = self.budget();
-        let needed = bytes.transformer + bytes.autoencoder;
-        if needed > budget {
+        let plan = self.planner().choose(&bytes, 0, 0).map_err(|need| {
             let what = match auto {
-                true => "the memory available",
+                true => "the memory available less the reserve",
                 false => "the memory budget",
             };
-            return Err(Error::invalid(format!(
-                "the model needs {needed} bytes for the transformer and autoencoder, more than {what} ({budget} bytes)"
-            )));
-        }
+            Error::invalid(format!("cannot load the model: {need} ({what})"))
+        })?;
+        log::info!("residency: {}", plan.describe());
+        opts.blocks = plan.blocks;
         let transformer = model::load_transformer(files, &opts)?;
         job.check_cancel()?;
         let ae = model::load_autoencoder(files, &opts)?;
         job.check_cancel()?;
-        let text = if bytes.total() <= budget {
-            Some(model::load_text_encoders(files, &opts)?)
-        } else {
-            None
+        let text = match plan.text {
+            TextPlacement::Released => None,
+            placement => Some(model::load_text_encoders(
+                files,
+                &text_options(&opts, placement),
+            )?),
         };
         job.check_cancel()?;
         let info = ModelInfo {
@@ -322,7 +455,10 @@ impl Worker {
             opts,
             bytes,
             info: info.clone(),
+            plan,
         });
+        self.publish_residency();
+        self.emit_residency(format!("model loaded; residency: {}", plan.describe()));
         Ok(info)
     }
 
@@ -345,24 +481,41 @@ impl Worker {
     }
 
     fn generate(&mut self, job: &Arc<Job>, request: &JobRequest) -> Result<Generated> {
-        let budget = self.budget();
-        if self.model.is_none() {
-            return Err(self.no_model());
-        }
+        let (_, t5_len) = self.prompt_of(request)?;
+        let m = self.model.as_ref().ok_or_else(|| self.no_model())?;
+        let work = plan::job_work(&m.transformer, &m.ae, request, t5_len);
+        let on_cpu = self.device.is_cpu();
+        let planner = self.planner();
+        let budget = planner.budget();
+        let plan = planner
+            .choose(&m.bytes, work, held_host(m, on_cpu))
+            .map_err(|need| {
+                Error::invalid(format!(
+                    "this job needs about {work} bytes of activations beside the model's weights, and {need} (the memory budget is {budget} bytes)"
+                ))
+            })?;
+        self.apply_plan(plan)?;
+        let auto_budget = self.auto_budget;
         let m = self.model.as_mut().expect("checked above");
-        let release = m.bytes.total() > budget;
+        // A plan the budget forces between steps, applied to the model once the job ends, or
+        // why none fits.
+        let mut replanned: Option<Plan> = None;
+        let mut refused: Option<String> = None;
         let mut text = CachedText {
             text: &mut m.text,
             files: &m.files,
             opts: &m.opts,
             cache: &mut self.cache,
-            release_after_use: release,
+            placement: m.plan.text,
         };
+        let parts_transformer = &m.transformer;
         let parts = Parts {
-            transformer: &m.transformer,
+            transformer: parts_transformer,
             ae: &m.ae,
             text: &mut text,
         };
+        let (bytes, info_plan) = (&m.bytes, m.plan);
+        let mut seen_budget = budget;
         let shared = &self.shared;
         let preview_every = shared.preview_every;
         let start = Instant::now();
@@ -391,6 +544,41 @@ impl Worker {
                     Err(e) => log::warn!("preview failed: {e}"),
                 }
             }
+            // A budget (or forced plan) changed during the job takes effect before the next step.
+            let planner = Planner {
+                shared,
+                device_is_cpu: on_cpu,
+                auto_budget,
+            };
+            let plan_changed = shared.plan_changed.swap(false, Ordering::AcqRel);
+            if planner.budget() != seen_budget || plan_changed {
+                seen_budget = planner.budget();
+                let current = replanned.unwrap_or(info_plan);
+                let held = current.need(bytes, 0, on_cpu).host;
+                let moved = planner.choose(bytes, work, held).and_then(|p| {
+                    match p.blocks == current.blocks {
+                        true => Ok(p),
+                        false => parts_transformer
+                            .set_residency(p.blocks)
+                            .map(|_| p)
+                            .map_err(|e| e.to_string()),
+                    }
+                });
+                match moved {
+                    Ok(p) => {
+                        if p != current {
+                            log::info!("residency (during the job): {}", p.describe());
+                        }
+                        replanned = Some(p);
+                    }
+                    Err(need) => {
+                        refused = Some(format!(
+                            "the memory budget was changed to {seen_budget} bytes during the job, and {need}"
+                        ));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
             // Checked after every step: the next step, or the decode after the last, never runs.
             if job.cancel.load(Ordering::Acquire) {
                 ControlFlow::Break(())
@@ -399,11 +587,19 @@ impl Worker {
             }
         };
         job.check_cancel()?;
-        match request {
+        let result = match request {
             JobRequest::TextToImage(r) => pipeline::generate(parts, r, &mut hook),
             JobRequest::Edit(r) => edit::edit(parts, r, &mut hook),
             JobRequest::ImageToImage(r) => edit::img2img(parts, r, &mut hook),
             _ => Err(Error::invalid("not an image job")),
+        };
+        if let Some(plan) = replanned {
+            // The blocks are there already; this records the plan and reports it.
+            self.apply_plan(plan)?;
+        }
+        match refused {
+            Some(why) => Err(Error::invalid(why)),
+            None => result,
         }
     }
 }

@@ -108,3 +108,14 @@ pub fn tiny_model(name: &str, variant: Variant, layout: Layout) -> (Scratch, Mod
         .expect("write tiny model");
     (s, files)
 }
+
+/// The activation bytes the engine estimates `r` needs on the model in `files`.
+#[allow(dead_code)]
+pub fn work_of(files: &ModelFiles, r: &flux_core::pipeline::TextToImage) -> u64 {
+    use flux_core::runtime::{plan, JobRequest};
+    let opts = flux_core::model::LoadOptions::default();
+    let m = flux_core::model::FluxModel::load(files, &opts).unwrap();
+    let t5_len = r.t5_len.unwrap();
+    let request = JobRequest::TextToImage(r.clone());
+    plan::job_work(&m.transformer, &m.ae, &request, t5_len)
+}
