@@ -23,10 +23,13 @@
 #define FLUX_EVENT_QUEUE_CAPACITY 1024
 
 // The memory budget that follows the machine: the memory available when a model loads (on the
-// CPU, the system's available RAM; on CUDA not measured yet, so unlimited), plus what the engine
-// already holds. A model whose transformer and autoencoder need more is refused with both
-// numbers in the error.
+// CPU, the system's available RAM; on CUDA, the device's free memory) less the reserve, plus
+// what the engine already holds. A model that fits no residency plan is refused with the bytes
+// needed and available in the error.
 #define FLUX_MEMORY_BUDGET_AUTO UINT64_MAX
+
+// The default reserve `FLUX_MEMORY_BUDGET_AUTO` leaves free: 512 MiB.
+#define FLUX_MEMORY_RESERVE_DEFAULT (512 << 20)
 
 // Result code of every fallible call; `flux_last_error_message()` gives the sentence.
 enum FluxResult
@@ -212,6 +215,9 @@ enum FluxEventType
   FLUX_EVENT_TYPE_CANCELLED = 6,
   // A log line in `message` with `log_level`.
   FLUX_EVENT_TYPE_LOG = 7,
+  // Where the model lives changed (loaded, moved to another plan by the budget, or unloaded
+  // because no plan fits); `message` says why. `flux_engine_get_residency` gives the figures.
+  FLUX_EVENT_TYPE_RESIDENCY = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -292,6 +298,27 @@ typedef int32_t FluxGpuSemaphoreType;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Where the text encoders live.
+enum FluxTextPlacement
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // On the compute device, kept between jobs.
+  FLUX_TEXT_PLACEMENT_RESIDENT = 0,
+  // Loaded to encode a new prompt, released right after (prompt embeddings stay cached).
+  FLUX_TEXT_PLACEMENT_RELEASED = 1,
+  // On the CPU while the transformer computes on the GPU (T5 runs once per prompt).
+  FLUX_TEXT_PLACEMENT_HOST = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FluxTextPlacement FluxTextPlacement;
+#else
+typedef int32_t FluxTextPlacement;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An engine (opaque). Create with `flux_engine_create`, free with `flux_engine_destroy`.
 // All functions taking an engine may be called from any thread, concurrently, except
 // `flux_engine_destroy`, which must not race other calls on the same engine.
@@ -359,6 +386,9 @@ typedef struct FluxEngineDesc {
   // events go only to it; without one, they queue for `flux_engine_poll_event`.
   FluxEventCallback callback;
   void *user_data;
+  // Bytes `FLUX_MEMORY_BUDGET_AUTO` leaves free for the host's renderer and the device's own
+  // needs (default `FLUX_MEMORY_RESERVE_DEFAULT`).
+  uint64_t memory_reserve;
 } FluxEngineDesc;
 
 // Which model to load: a `folder` (layout detected), or explicit paths (each a .safetensors
@@ -467,16 +497,38 @@ typedef struct FluxJobStatus {
   uint32_t has_result;
 } FluxJobStatus;
 
-// What an engine holds in device memory (output).
+// A residency plan: where the parts of a model live. Fill with `flux_residency_plan_init`.
+typedef struct FluxResidencyPlan {
+  uint32_t struct_size;
+  // A `FluxTextPlacement` (default RESIDENT).
+  int32_t text_placement;
+  // 0: every transformer block resident on the device (default). N > 0: blocks kept in host
+  // memory in their stored form, N of them on the device at a time, the next uploaded (on the
+  // CPU: expanded) on another thread while the current one computes.
+  uint32_t stream_window;
+  // 1: the autoencoder encodes and decodes images larger than 512×512 in overlapping tiles
+  // blended at the seams (activations bounded by a tile's; slightly different pixels).
+  // Default 0.
+  uint32_t tiled_vae;
+} FluxResidencyPlan;
+
+// What an engine holds and the plan that placed it (output).
 typedef struct FluxResidency {
   uint32_t struct_size;
   uint64_t budget;
+  // Bytes of the transformer on the compute device (streamed: outside the blocks plus the
+  // window's blocks; on the CPU device, the stored blocks too).
   uint64_t transformer;
   uint64_t autoencoder;
   // 0 while released.
   uint64_t text_encoders;
   // 1 when the budget makes the engine release the text encoders after encoding.
   uint32_t release_text_encoders;
+  // The plan in force (while a model is loaded).
+  struct FluxResidencyPlan plan;
+  // Bytes held in host memory besides the compute device: streamed blocks in their stored
+  // form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
+  uint64_t host;
 } FluxResidency;
 
 // The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
@@ -703,15 +755,38 @@ FluxResult flux_job_release(struct FluxEngine *engine, FluxJob job);
 FluxResult flux_engine_poll_event(struct FluxEngine *engine, struct FluxEvent *out);
 
 // Sets the memory budget in bytes (`FLUX_MEMORY_BUDGET_AUTO`: the memory available at the next
-// load); residency follows before the next job. A budget below the loaded model's transformer
-// and autoencoder unloads it, with a WARN log event naming both numbers, which later jobs'
-// errors repeat until a model is loaded again.
+// load, less the reserve). The residency plan is chosen again before the next denoising step of a
+// running job (which fails, saying why, when no plan fits) and before the next job. A budget no
+// plan fits unloads the model, with a RESIDENCY event naming the budget and the bytes needed,
+// which later jobs' errors repeat until a model is loaded again.
 //
 // # Safety
 // `engine` must be NULL or a handle.
 FluxResult flux_engine_set_memory_budget(struct FluxEngine *engine, uint64_t bytes);
 
-// What the engine holds now, per component.
+// Sets the bytes `FLUX_MEMORY_BUDGET_AUTO` leaves free; it applies at the next load.
+//
+// # Safety
+// `engine` must be NULL or a handle.
+FluxResult flux_engine_set_memory_reserve(struct FluxEngine *engine, uint64_t bytes);
+
+// Writes the default plan (everything resident) into the first `struct_size` bytes of `plan`.
+// Call it through the header's inline `flux_residency_plan_init`.
+//
+// # Safety
+// `plan` must be NULL or point to `struct_size` writable bytes.
+void flux_residency_plan_defaults(struct FluxResidencyPlan *plan, uint32_t struct_size);
+
+// Forces a residency plan (NULL: chosen for the budget again, the default). It applies before
+// the next denoising step or job; a plan that does not fit the budget fails jobs with the bytes
+// needed and available.
+//
+// # Safety
+// `engine` must be NULL or a handle; `plan` NULL or a valid `FluxResidencyPlan`.
+FluxResult flux_engine_set_residency_plan(struct FluxEngine *engine,
+                                          const struct FluxResidencyPlan *plan);
+
+// What the engine holds now, per component, and the plan that placed it.
 //
 // # Safety
 // `out` must point to a `FluxResidency` whose `struct_size` is set.
@@ -796,5 +871,10 @@ static inline void flux_image_to_image_desc_init(struct FluxImageToImageDesc *de
 // Fills `desc` with defaults (a NULL CUDA pointer, RGBA8, no semaphore).
 static inline void flux_gpu_image_desc_init(struct FluxGpuImageDesc *desc) {
   flux_gpu_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
+}
+
+// Fills `plan` with the default plan (everything resident).
+static inline void flux_residency_plan_init(struct FluxResidencyPlan *plan) {
+  flux_residency_plan_defaults(plan, (uint32_t)sizeof(*plan));
 }
 #endif  /* FLUX_ENGINE_INIT_H */

@@ -14,7 +14,7 @@ use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::{self, TextToImage};
 use flux_core::runtime::events::QUEUE_CAPACITY;
 use flux_core::runtime::job::{PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_NORMAL};
-use flux_core::runtime::plan::{self, Limits};
+use flux_core::runtime::plan::{self, Limits, Work};
 use flux_core::runtime::{
     CancelOutcome, Engine, EngineOptions, Event, JobId, JobOutput, JobRequest, JobState, Plan,
     TextPlacement,
@@ -377,11 +377,11 @@ fn dropping_the_engine_with_jobs_in_flight_joins_in_bounded_time() {
     assert!(took < Duration::from_secs(10), "drop took {took:?}");
 }
 
-/// Bytes the smallest plan on the CPU needs for `bytes`' weights.
-fn smallest_need(bytes: &flux_core::model::ComponentBytes) -> String {
+/// Bytes the smallest plan on the CPU needs for `bytes`' weights and `work`.
+fn smallest_need(bytes: &flux_core::model::ComponentBytes, work: &Work) -> String {
     let plans = plan::candidates(true);
-    let p = plan::smallest(&plans, bytes, 0, true);
-    p.need(bytes, 0, true).device.to_string()
+    let p = plan::smallest(&plans, bytes, work, true);
+    p.need(bytes, work, true).device.to_string()
 }
 
 #[test]
@@ -405,7 +405,7 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
     assert_eq!(r_full.text_encoders, bytes.text_encoders);
     assert_eq!(r_full.plan, Plan::RESIDENT);
     assert!(!r_full.release_text_encoders);
-    let tight = bytes.transformer + bytes.autoencoder + work + bytes.text_encoders / 2;
+    let tight = bytes.transformer + bytes.autoencoder + work.peak(false) + bytes.text_encoders / 2;
     let (small, r_small, engine) = generate(tight, 9);
     assert_eq!(small, full, "releasing the encoders changed the image");
     assert!(r_small.release_text_encoders);
@@ -424,7 +424,8 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     assert_eq!(engine.residency().total(), 0);
     let error = engine.status(id).unwrap().error.unwrap();
-    let needed = smallest_need(&bytes);
+    // Planned for the activations of the last job.
+    let needed = smallest_need(&bytes, &work);
     assert!(
         error.contains("no model is loaded")
             && error.contains("memory budget is 1 bytes")
@@ -447,6 +448,7 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
         .unwrap();
     assert_eq!(engine.wait(refused, WAIT).unwrap(), JobState::Failed);
     let error = engine.status(refused).unwrap().error.unwrap();
+    let needed = smallest_need(&bytes, &Work::NONE);
     assert!(
         error.contains("memory budget") && error.contains(&needed),
         "{error}"
@@ -630,7 +632,7 @@ fn the_default_budget_is_the_memory_available_when_a_model_loads() {
     };
     // A machine with less free memory than the smallest plan: refused before loading, with
     // both numbers.
-    let needed = smallest_need(&bytes);
+    let needed = smallest_need(&bytes, &Work::NONE);
     let small = engine_with(3000);
     let id = small.submit(load_request(&files), PRIORITY_NORMAL).unwrap();
     assert_eq!(small.wait(id, WAIT).unwrap(), JobState::Failed);
@@ -645,7 +647,7 @@ fn the_default_budget_is_the_memory_available_when_a_model_loads() {
     // Room for the transformer, autoencoder and the job's activations but not the encoders:
     // they are released after encoding, as with an explicit budget of that size.
     let work = work_of(&files, &request("a castle", 3, 1, 16));
-    let tight = bytes.transformer + bytes.autoencoder + work + bytes.text_encoders / 2;
+    let tight = bytes.transformer + bytes.autoencoder + work.peak(false) + bytes.text_encoders / 2;
     let engine = engine_with(tight + reserve);
     load(&engine, &files);
     let id = submit(&engine, "a castle", 3, 1, 16);
@@ -711,7 +713,7 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
         .unwrap();
     assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Failed);
     let error = engine.status(id).unwrap().error.unwrap();
-    let needed = smallest_need(&bytes);
+    let needed = smallest_need(&bytes, &Work::NONE);
     assert!(
         error.contains(&needed) && error.contains(&available.to_string()),
         "{error}"
@@ -725,12 +727,12 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
         on_cpu: true,
     };
     let here = flux_core::runtime::system_available_memory();
-    match plan::choose(&bytes, 0, cpu(here), None) {
-        Ok(p) => assert!(p.need(&bytes, 0, true).device <= here, "{p:?}"),
+    match plan::choose(&bytes, &Work::NONE, cpu(here), None) {
+        Ok(p) => assert!(p.need(&bytes, &Work::NONE, true).device <= here, "{p:?}"),
         Err(e) => assert!(e.contains(&needed) && e.contains(&here.to_string()), "{e}"),
     }
     // 32 GB of RAM: streamed, two blocks at a time, inside it.
-    let p = plan::choose(&bytes, 0, cpu(32 << 30), None).unwrap();
+    let p = plan::choose(&bytes, &Work::NONE, cpu(32 << 30), None).unwrap();
     assert_eq!(p.blocks, BlockResidency::Streamed { window: 2 });
     // A GPU with an 8 GB budget and 64 GB of RAM: blocks streamed from host memory, the
     // device holding well under 8 GB; the text encoders on the CPU.
@@ -741,9 +743,9 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
         host: 64 << 30,
         on_cpu: false,
     };
-    let p = plan::choose(&gpu, 0, limits, None).unwrap();
+    let p = plan::choose(&gpu, &Work::NONE, limits, None).unwrap();
     assert!(matches!(p.blocks, BlockResidency::Streamed { .. }), "{p:?}");
     assert_eq!(p.text, TextPlacement::Host);
-    let need = p.need(&gpu, 0, false);
+    let need = p.need(&gpu, &Work::NONE, false);
     assert!(need.device <= 8 << 30 && need.host <= 64 << 30, "{need:?}");
 }

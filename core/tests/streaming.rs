@@ -151,9 +151,10 @@ fn a_budget_that_fits_one_block_streams_and_gives_the_same_image() {
     let one_block = Plan {
         text: TextPlacement::Released,
         blocks: BlockResidency::Streamed { window: 1 },
+        tiled_vae: false,
     };
     let work = work_of(&files, &fox(4));
-    let budget = one_block.need(&bytes, work, true).device + bytes.largest_block / 2;
+    let budget = one_block.need(&bytes, &work, true).device + bytes.largest_block / 2;
     let engine = Engine::new(EngineOptions {
         memory_budget: budget,
         ..EngineOptions::default()
@@ -193,9 +194,10 @@ fn a_budget_lowered_during_a_job_takes_effect_before_the_next_step() {
     let streamed = Plan {
         text: TextPlacement::Released,
         blocks: BlockResidency::Streamed { window: 1 },
+        tiled_vae: false,
     };
     let work = work_of(&files, &fox(6));
-    let budget = streamed.need(&bytes, work, true).device + bytes.largest_block / 2;
+    let budget = streamed.need(&bytes, &work, true).device + bytes.largest_block / 2;
     let slot: Arc<parking_lot::Mutex<Option<Arc<Engine>>>> = Default::default();
     let hook = slot.clone();
     let lowered = Arc::new(std::sync::atomic::AtomicU64::new(budget));

@@ -98,6 +98,10 @@ impl EventStore {
                 (out.kind, out.log_level) = (FluxEventType::Log as i32, log_level(*level));
                 out.message = text(message);
             }
+            Event::Residency { reason, .. } => {
+                out.kind = FluxEventType::Residency as i32;
+                out.message = text(reason);
+            }
         }
         out
     }

@@ -10,6 +10,7 @@ mod abi;
 mod events;
 pub mod gpu;
 pub mod install;
+mod residency;
 pub mod types;
 
 use std::ffi::c_char;
@@ -83,6 +84,7 @@ fn engine_desc_defaults() -> FluxEngineDesc {
         log_level: FluxLogLevel::Info as i32,
         callback: None,
         user_data: std::ptr::null_mut(),
+        memory_reserve: FLUX_MEMORY_RESERVE_DEFAULT,
     }
 }
 
@@ -151,7 +153,9 @@ pub unsafe extern "C" fn flux_engine_create(
         let opts = EngineOptions {
             device: device(d.device, d.device_index)?,
             memory_budget: d.memory_budget,
+            memory_reserve: d.memory_reserve,
             available_memory: None,
+            plan: None,
             preview_every: d.preview_every as usize,
             embedding_cache: d.embedding_cache as usize,
             log_level: level_filter(d.log_level)?,
@@ -945,9 +949,10 @@ pub unsafe extern "C" fn flux_engine_poll_event(
 }
 
 /// Sets the memory budget in bytes (`FLUX_MEMORY_BUDGET_AUTO`: the memory available at the next
-/// load); residency follows before the next job. A budget below the loaded model's transformer
-/// and autoencoder unloads it, with a WARN log event naming both numbers, which later jobs'
-/// errors repeat until a model is loaded again.
+/// load, less the reserve). The residency plan is chosen again before the next denoising step of a
+/// running job (which fails, saying why, when no plan fits) and before the next job. A budget no
+/// plan fits unloads the model, with a RESIDENCY event naming the budget and the bytes needed,
+/// which later jobs' errors repeat until a model is loaded again.
 ///
 /// # Safety
 /// `engine` must be NULL or a handle.
@@ -962,7 +967,62 @@ pub unsafe extern "C" fn flux_engine_set_memory_budget(
     })
 }
 
-/// What the engine holds now, per component.
+/// Sets the bytes `FLUX_MEMORY_BUDGET_AUTO` leaves free; it applies at the next load.
+///
+/// # Safety
+/// `engine` must be NULL or a handle.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_set_memory_reserve(
+    engine: *mut FluxEngine,
+    bytes: u64,
+) -> FluxResult {
+    guard(|| {
+        abi::engine(engine)?.engine.set_memory_reserve(bytes);
+        Ok(())
+    })
+}
+
+/// Writes the default plan (everything resident) into the first `struct_size` bytes of `plan`.
+/// Call it through the header's inline `flux_residency_plan_init`.
+///
+/// # Safety
+/// `plan` must be NULL or point to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn flux_residency_plan_defaults(
+    plan: *mut FluxResidencyPlan,
+    struct_size: u32,
+) {
+    write_defaults(plan, struct_size, residency::plan_defaults());
+}
+
+/// Forces a residency plan (NULL: chosen for the budget again, the default). It applies before
+/// the next denoising step or job; a plan that does not fit the budget fails jobs with the bytes
+/// needed and available.
+///
+/// # Safety
+/// `engine` must be NULL or a handle; `plan` NULL or a valid `FluxResidencyPlan`.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_set_residency_plan(
+    engine: *mut FluxEngine,
+    plan: *const FluxResidencyPlan,
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        let plan = match plan.is_null() {
+            true => None,
+            false => Some(residency::plan_from_c(&read_desc(
+                plan,
+                end_of!(FluxResidencyPlan, struct_size),
+                residency::plan_defaults,
+                "plan",
+            )?)?),
+        };
+        h.engine.set_plan(plan);
+        Ok(())
+    })
+}
+
+/// What the engine holds now, per component, and the plan that placed it.
 ///
 /// # Safety
 /// `out` must point to a `FluxResidency` whose `struct_size` is set.
@@ -972,16 +1032,7 @@ pub unsafe extern "C" fn flux_engine_get_residency(
     out: *mut FluxResidency,
 ) -> FluxResult {
     guard(|| {
-        let h = abi::engine(engine)?;
-        let r = h.engine.residency();
-        let v = FluxResidency {
-            struct_size: 0,
-            budget: r.budget,
-            transformer: r.transformer,
-            autoencoder: r.autoencoder,
-            text_encoders: r.text_encoders,
-            release_text_encoders: u32::from(r.release_text_encoders),
-        };
-        write_out(out, &v, "out")
+        let r = abi::engine(engine)?.engine.residency();
+        write_out(out, &residency::to_c(&r), "out")
     })
 }

@@ -128,6 +128,9 @@ pub enum FluxEventType {
     Cancelled = 6,
     /// A log line in `message` with `log_level`.
     Log = 7,
+    /// Where the model lives changed (loaded, moved to another plan by the budget, or unloaded
+    /// because no plan fits); `message` says why. `flux_engine_get_residency` gives the figures.
+    Residency = 8,
 }
 
 /// Log levels (as in the `log` crate).
@@ -151,10 +154,14 @@ pub const FLUX_PRIORITY_BATCH: i32 = -100;
 pub const FLUX_EVENT_QUEUE_CAPACITY: u32 = 1024;
 
 /// The memory budget that follows the machine: the memory available when a model loads (on the
-/// CPU, the system's available RAM; on CUDA not measured yet, so unlimited), plus what the engine
-/// already holds. A model whose transformer and autoencoder need more is refused with both
-/// numbers in the error.
+/// CPU, the system's available RAM; on CUDA, the device's free memory) less the reserve, plus
+/// what the engine already holds. A model that fits no residency plan is refused with the bytes
+/// needed and available in the error.
 pub const FLUX_MEMORY_BUDGET_AUTO: u64 = u64::MAX;
+
+/// The default reserve `FLUX_MEMORY_BUDGET_AUTO` leaves free: 512 MiB.
+pub const FLUX_MEMORY_RESERVE_DEFAULT: u64 = 512 << 20;
+const _: () = assert!(FLUX_MEMORY_RESERVE_DEFAULT == flux_core::runtime::MEMORY_RESERVE_DEFAULT);
 const _: () =
     assert!(FLUX_EVENT_QUEUE_CAPACITY as usize == flux_core::runtime::events::QUEUE_CAPACITY);
 
@@ -199,6 +206,9 @@ pub struct FluxEngineDesc {
     /// events go only to it; without one, they queue for `flux_engine_poll_event`.
     pub callback: FluxEventCallback,
     pub user_data: *mut c_void,
+    /// Bytes `FLUX_MEMORY_BUDGET_AUTO` leaves free for the host's renderer and the device's own
+    /// needs (default `FLUX_MEMORY_RESERVE_DEFAULT`).
+    pub memory_reserve: u64,
 }
 
 /// Which model to load: a `folder` (layout detected), or explicit paths (each a .safetensors
@@ -341,17 +351,51 @@ pub struct FluxEvent {
     pub embedding_cached: u32,
 }
 
-/// What an engine holds in device memory (output).
+/// Where the text encoders live.
+#[repr(i32)]
+pub enum FluxTextPlacement {
+    /// On the compute device, kept between jobs.
+    Resident = 0,
+    /// Loaded to encode a new prompt, released right after (prompt embeddings stay cached).
+    Released = 1,
+    /// On the CPU while the transformer computes on the GPU (T5 runs once per prompt).
+    Host = 2,
+}
+
+/// A residency plan: where the parts of a model live. Fill with `flux_residency_plan_init`.
+#[repr(C)]
+pub struct FluxResidencyPlan {
+    pub struct_size: u32,
+    /// A `FluxTextPlacement` (default RESIDENT).
+    pub text_placement: i32,
+    /// 0: every transformer block resident on the device (default). N > 0: blocks kept in host
+    /// memory in their stored form, N of them on the device at a time, the next uploaded (on the
+    /// CPU: expanded) on another thread while the current one computes.
+    pub stream_window: u32,
+    /// 1: the autoencoder encodes and decodes images larger than 512×512 in overlapping tiles
+    /// blended at the seams (activations bounded by a tile's; slightly different pixels).
+    /// Default 0.
+    pub tiled_vae: u32,
+}
+
+/// What an engine holds and the plan that placed it (output).
 #[repr(C)]
 pub struct FluxResidency {
     pub struct_size: u32,
     pub budget: u64,
+    /// Bytes of the transformer on the compute device (streamed: outside the blocks plus the
+    /// window's blocks; on the CPU device, the stored blocks too).
     pub transformer: u64,
     pub autoencoder: u64,
     /// 0 while released.
     pub text_encoders: u64,
     /// 1 when the budget makes the engine release the text encoders after encoding.
     pub release_text_encoders: u32,
+    /// The plan in force (while a model is loaded).
+    pub plan: FluxResidencyPlan,
+    /// Bytes held in host memory besides the compute device: streamed blocks in their stored
+    /// form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
+    pub host: u64,
 }
 
 /// What the memory of a `FluxGpuImageDesc` is.

@@ -267,12 +267,32 @@ int main(int argc, char **argv) {
   ROW(flux_engine_set_memory_budget(dead, 1), FLUX_RESULT_INVALID_HANDLE);
   ROW(flux_engine_get_residency(e, &res), FLUX_RESULT_OK);
   EXPECT(res.transformer > 0 && res.text_encoders > 0);
+  EXPECT(res.plan.stream_window == 0 && res.plan.text_placement == FLUX_TEXT_PLACEMENT_RESIDENT);
+  ROW(flux_engine_set_memory_reserve(dead, 1), FLUX_RESULT_INVALID_HANDLE);
+  FluxResidencyPlan plan;
+  flux_residency_plan_init(&plan);
+  plan.text_placement = 7;
+  ROW(flux_engine_set_residency_plan(e, &plan), FLUX_RESULT_INVALID_ARGUMENT);
+  plan.text_placement = FLUX_TEXT_PLACEMENT_RESIDENT;
+  plan.tiled_vae = 2;
+  ROW(flux_engine_set_residency_plan(e, &plan), FLUX_RESULT_INVALID_ARGUMENT);
+  plan.struct_size = 2;
+  ROW(flux_engine_set_residency_plan(e, &plan), FLUX_RESULT_BAD_STRUCT_SIZE);
+  ROW(flux_engine_set_residency_plan(dead, NULL), FLUX_RESULT_INVALID_HANDLE);
+  /* One block at a time, encoders released: the next job runs streamed. */
+  flux_residency_plan_init(&plan);
+  plan.text_placement = FLUX_TEXT_PLACEMENT_RELEASED;
+  plan.stream_window = 1;
+  ROW(flux_engine_set_residency_plan(e, &plan), FLUX_RESULT_OK);
 
   /* The engine still works after all of that. */
   td = t2i();
   CHECK(flux_engine_submit_text_to_image(e, &td, &job));
   CHECK(flux_job_wait(e, job, 60000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  CHECK(flux_engine_get_residency(e, &res));
+  EXPECT(res.plan.stream_window == 1 && res.release_text_encoders == 1);
+  ROW(flux_engine_set_residency_plan(e, NULL), FLUX_RESULT_OK);
   CHECK(flux_engine_destroy(e));
   printf("bad_inputs: %d rows, %d failures\n", rows, failures);
   return failures == 0 && rows >= 40 ? 0 : 1;

@@ -180,10 +180,30 @@ namespace Flux
             return true;
         }
 
-        /// <summary>Sets the device memory budget in bytes; residency follows before the next job.</summary>
+        /// <summary>Sets the device memory budget in bytes; the residency plan follows before the next denoising step or job.</summary>
         public void SetMemoryBudget(ulong bytes)
         {
             FluxException.Check(Native.flux_engine_set_memory_budget(handle, bytes));
+        }
+
+        /// <summary>Sets the bytes the automatic budget leaves free; it applies at the next load.</summary>
+        public void SetMemoryReserve(ulong bytes)
+        {
+            FluxException.Check(Native.flux_engine_set_memory_reserve(handle, bytes));
+        }
+
+        /// <summary>Forces a residency plan (null: chosen for the budget again).</summary>
+        public void SetPlan(ResidencyPlan? plan)
+        {
+            if (plan is ResidencyPlan p)
+            {
+                var native = p.ToNative();
+                FluxException.Check(Native.flux_engine_set_residency_plan(handle, ref native));
+            }
+            else
+            {
+                FluxException.Check(Native.flux_engine_clear_residency_plan(handle, IntPtr.Zero));
+            }
         }
 
         /// <summary>What the engine holds in device memory now.</summary>

@@ -12,6 +12,9 @@ namespace Flux
         /// <summary>Bytes of device memory the engine may keep (default: automatic, the memory available when a model loads).</summary>
         public ulong? MemoryBudget { get; set; }
 
+        /// <summary>Bytes the automatic budget leaves free for the host's renderer (default 512 MiB).</summary>
+        public ulong? MemoryReserve { get; set; }
+
         /// <summary>Emit a Preview event every N steps (default 0: never).</summary>
         public int? PreviewEvery { get; set; }
 
@@ -32,6 +35,7 @@ namespace Flux
             if (Device.HasValue) d.device = (int)Device.Value;
             if (DeviceIndex.HasValue) d.device_index = Arg.U32(DeviceIndex.Value, nameof(DeviceIndex));
             if (MemoryBudget.HasValue) d.memory_budget = MemoryBudget.Value;
+            if (MemoryReserve.HasValue) d.memory_reserve = MemoryReserve.Value;
             if (PreviewEvery.HasValue) d.preview_every = Arg.U32(PreviewEvery.Value, nameof(PreviewEvery));
             if (EmbeddingCache.HasValue) d.embedding_cache = Arg.U32(EmbeddingCache.Value, nameof(EmbeddingCache));
             if (LogLevel.HasValue) d.log_level = (int)LogLevel.Value;

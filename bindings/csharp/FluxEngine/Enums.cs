@@ -91,6 +91,19 @@ namespace Flux
         Cancelled = 6,
         /// <summary>A log line in Message with LogLevel (Job is 0).</summary>
         Log = 7,
+        /// <summary>Where the model lives changed; Message says why, Engine.GetResidency the figures.</summary>
+        Residency = 8,
+    }
+
+    /// <summary>Where the text encoders live.</summary>
+    public enum TextPlacement
+    {
+        /// <summary>On the compute device, kept between jobs.</summary>
+        Resident = 0,
+        /// <summary>Loaded to encode a new prompt, released right after.</summary>
+        Released = 1,
+        /// <summary>On the CPU while the transformer computes on the GPU.</summary>
+        Host = 2,
     }
 
     /// <summary>Log levels (as in Rust's <c>log</c> crate).</summary>

@@ -97,5 +97,14 @@ namespace Flux
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_get_residency(EngineHandle engine, ref FluxResidency residency);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_engine_set_memory_reserve(EngineHandle engine, ulong bytes);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_engine_set_residency_plan(EngineHandle engine, ref FluxResidencyPlan plan);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, EntryPoint = "flux_engine_set_residency_plan")]
+        internal static extern FluxResult flux_engine_clear_residency_plan(EngineHandle engine, IntPtr plan);
     }
 }

@@ -46,6 +46,7 @@ namespace Flux
             public int log_level;
             public IntPtr callback;
             public IntPtr user_data;
+            public ulong memory_reserve;
         }
 
         [StructLayout(LayoutKind.Sequential)]
@@ -140,6 +141,17 @@ namespace Flux
             public ulong autoencoder;
             public ulong text_encoders;
             public uint release_text_encoders;
+            public FluxResidencyPlan plan;
+            public ulong host;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxResidencyPlan
+        {
+            public uint struct_size;
+            public int text_placement;
+            public uint stream_window;
+            public uint tiled_vae;
         }
     }
 }

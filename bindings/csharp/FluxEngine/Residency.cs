@@ -1,6 +1,39 @@
+using System.Runtime.InteropServices;
+
 namespace Flux
 {
-    /// <summary>What an engine holds in device memory, in bytes per component.</summary>
+    /// <summary>
+    /// A residency plan: where the text encoders live, and how many transformer blocks are on
+    /// the device at a time (0: all resident; N: streamed from host memory, N at a time).
+    /// </summary>
+    public struct ResidencyPlan
+    {
+        /// <summary>Where the text encoders live.</summary>
+        public TextPlacement TextPlacement { get; set; }
+
+        /// <summary>0: every block resident; N: N blocks on the device at a time.</summary>
+        public uint StreamWindow { get; set; }
+
+        /// <summary>Whether the autoencoder works on images larger than 512×512 tile by tile.</summary>
+        public bool TiledVae { get; set; }
+
+        internal ResidencyPlan(Native.FluxResidencyPlan p)
+        {
+            TextPlacement = (TextPlacement)p.text_placement;
+            StreamWindow = p.stream_window;
+            TiledVae = p.tiled_vae != 0;
+        }
+
+        internal Native.FluxResidencyPlan ToNative() => new Native.FluxResidencyPlan
+        {
+            struct_size = (uint)Marshal.SizeOf(typeof(Native.FluxResidencyPlan)),
+            text_placement = (int)TextPlacement,
+            stream_window = StreamWindow,
+            tiled_vae = TiledVae ? 1u : 0u,
+        };
+    }
+
+    /// <summary>What an engine holds, in bytes per component, and the plan that placed it.</summary>
     public struct Residency
     {
         /// <summary>The memory budget.</summary>
@@ -18,6 +51,12 @@ namespace Flux
         /// <summary>True when the budget makes the engine release the text encoders after encoding.</summary>
         public bool ReleasesTextEncoders { get; }
 
+        /// <summary>The plan in force.</summary>
+        public ResidencyPlan Plan { get; }
+
+        /// <summary>Bytes in host memory besides the compute device (streamed blocks, text encoders on the CPU).</summary>
+        public ulong Host { get; }
+
         internal Residency(Native.FluxResidency r)
         {
             Budget = r.budget;
@@ -25,6 +64,8 @@ namespace Flux
             Autoencoder = r.autoencoder;
             TextEncoders = r.text_encoders;
             ReleasesTextEncoders = r.release_text_encoders != 0;
+            Plan = new ResidencyPlan(r.plan);
+            Host = r.host;
         }
     }
 }

@@ -150,6 +150,17 @@ static class SmokeTest
                 Expect(before.Transformer > 0 && before.Autoencoder > 0, "nothing resident after loading");
                 engine.SetMemoryBudget(1L << 40);
                 Expect(engine.GetResidency().Budget == 1UL << 40, "budget not applied");
+                engine.SetMemoryReserve(0);
+                // One transformer block at a time, streamed from host memory.
+                engine.SetPlan(new ResidencyPlan { TextPlacement = TextPlacement.Released, StreamWindow = 1 });
+                var request = new TextToImageRequest { Prompt = "a streamed job", Width = Width, Height = Height, Steps = 1 };
+                using (Job job = engine.TextToImage(request))
+                {
+                    Expect(job.Wait(WaitMs) == JobState.Succeeded, "streamed job");
+                }
+                Residency streamed = engine.GetResidency();
+                Expect(streamed.Plan.StreamWindow == 1 && streamed.ReleasesTextEncoders, "plan not reported");
+                engine.SetPlan(null);
             });
 
             Check("cancel a running job", () =>

@@ -10,7 +10,7 @@
 """
 
 from ._native import ABI_VERSION, load_library
-from .engine import Engine, Job, JobStatus, Residency
+from .engine import Engine, Job, JobStatus, Plan, Residency
 from .enums import (
     CancelOutcome,
     Device,
@@ -20,6 +20,7 @@ from .enums import (
     LogLevel,
     PixelFormat,
     Result,
+    TextPlacement,
 )
 from .errors import FluxError
 from .events import Event
@@ -48,8 +49,10 @@ __all__ = [
     "JobStatus",
     "LogLevel",
     "PixelFormat",
+    "Plan",
     "Residency",
     "Result",
+    "TextPlacement",
     "load_library",
     "version",
 ]

@@ -28,6 +28,7 @@ class EngineDesc(ctypes.Structure):
         ("log_level", ctypes.c_int32),
         ("callback", ctypes.c_void_p),
         ("user_data", ctypes.c_void_p),
+        ("memory_reserve", ctypes.c_uint64),
     ]
 
 
@@ -114,6 +115,15 @@ class JobStatus(ctypes.Structure):
     ]
 
 
+class ResidencyPlan(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("text_placement", ctypes.c_int32),
+        ("stream_window", ctypes.c_uint32),
+        ("tiled_vae", ctypes.c_uint32),
+    ]
+
+
 class Residency(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -122,6 +132,8 @@ class Residency(ctypes.Structure):
         ("autoencoder", ctypes.c_uint64),
         ("text_encoders", ctypes.c_uint64),
         ("release_text_encoders", ctypes.c_uint32),
+        ("plan", ResidencyPlan),
+        ("host", ctypes.c_uint64),
     ]
 
 
@@ -184,6 +196,8 @@ _SIGNATURES = {
     "flux_engine_poll_event": (_R, [_ENGINE, _P(Event)]),
     "flux_engine_set_memory_budget": (_R, [_ENGINE, ctypes.c_uint64]),
     "flux_engine_get_residency": (_R, [_ENGINE, _P(Residency)]),
+    "flux_engine_set_memory_reserve": (_R, [_ENGINE, ctypes.c_uint64]),
+    "flux_engine_set_residency_plan": (_R, [_ENGINE, _P(ResidencyPlan)]),
 }
 
 _LIB_NAMES = {"win32": "flux_engine.dll", "darwin": "libflux_engine.dylib"}

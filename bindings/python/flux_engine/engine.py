@@ -11,7 +11,16 @@ import time
 from dataclasses import dataclass
 
 from . import _native
-from .enums import CancelOutcome, Device, DType, JobState, LogLevel, PixelFormat, Result
+from .enums import (
+    CancelOutcome,
+    Device,
+    DType,
+    JobState,
+    LogLevel,
+    PixelFormat,
+    Result,
+    TextPlacement,
+)
 from .errors import FluxError, check
 from .events import Event
 from .images import Image, view
@@ -44,14 +53,28 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """A residency plan: where the text encoders live, how many transformer blocks are on the
+    device at a time (0: all of them resident; N: streamed from host memory, N at a time), and
+    whether the autoencoder works on large images tile by tile."""
+
+    text_placement: TextPlacement = TextPlacement.RESIDENT
+    stream_window: int = 0
+    tiled_vae: bool = False
+
+
+@dataclass(frozen=True)
 class Residency:
-    """What an engine holds in memory, in bytes per component."""
+    """What an engine holds in memory, in bytes per component, and the plan that placed it
+    (``host``: bytes in host memory besides the compute device)."""
 
     budget: int
     transformer: int
     autoencoder: int
     text_encoders: int
     release_text_encoders: bool
+    plan: Plan
+    host: int
 
 
 class Job:
@@ -170,6 +193,7 @@ class Engine:
         device=Device.CPU,
         device_index=0,
         memory_budget=None,
+        memory_reserve=None,
         preview_every=0,
         embedding_cache=16,
         log_level=LogLevel.INFO,
@@ -181,6 +205,8 @@ class Engine:
         desc.device_index = device_index
         if memory_budget is not None:
             desc.memory_budget = memory_budget
+        if memory_reserve is not None:
+            desc.memory_reserve = memory_reserve
         desc.preview_every = preview_every
         desc.embedding_cache = embedding_cache
         desc.log_level = LogLevel(log_level)
@@ -359,16 +385,42 @@ class Engine:
         return out
 
     def set_memory_budget(self, nbytes):
-        """Sets the memory budget in bytes (2**64 - 1: the memory available at the next load);
-        residency follows before the next job."""
+        """Sets the memory budget in bytes (2**64 - 1: the memory available at the next load, less
+        the reserve); the residency plan follows before the next denoising step or job."""
         check(_native.lib().flux_engine_set_memory_budget(self._handle(), nbytes))
+
+    def set_memory_reserve(self, nbytes):
+        """Sets the bytes the automatic budget leaves free; it applies at the next load."""
+        check(_native.lib().flux_engine_set_memory_reserve(self._handle(), nbytes))
+
+    def set_plan(self, plan):
+        """Forces a residency ``Plan`` (``None``: chosen for the budget again)."""
+        native = None
+        if plan is not None:
+            native = _native.ResidencyPlan(
+                struct_size=ctypes.sizeof(_native.ResidencyPlan),
+                text_placement=TextPlacement(plan.text_placement),
+                stream_window=plan.stream_window,
+                tiled_vae=int(plan.tiled_vae),
+            )
+            native = ctypes.byref(native)
+        check(_native.lib().flux_engine_set_residency_plan(self._handle(), native))
 
     def residency(self):
         """What the engine holds now (``Residency``)."""
         r = _native.Residency(struct_size=ctypes.sizeof(_native.Residency))
         check(_native.lib().flux_engine_get_residency(self._handle(), ctypes.byref(r)))
+        plan = Plan(
+            TextPlacement(r.plan.text_placement), r.plan.stream_window, bool(r.plan.tiled_vae)
+        )
         return Residency(
-            r.budget, r.transformer, r.autoencoder, r.text_encoders, bool(r.release_text_encoders)
+            r.budget,
+            r.transformer,
+            r.autoencoder,
+            r.text_encoders,
+            bool(r.release_text_encoders),
+            plan,
+            r.host,
         )
 
 

@@ -93,6 +93,19 @@ class EventType(IntEnum):
     FAILED = 5
     CANCELLED = 6
     LOG = 7
+    #: Where the model lives changed; ``message`` says why, ``Engine.residency()`` the figures.
+    RESIDENCY = 8
+
+
+class TextPlacement(IntEnum):
+    """Where the text encoders live."""
+
+    #: On the compute device, kept between jobs.
+    RESIDENT = 0
+    #: Loaded to encode a new prompt, released right after.
+    RELEASED = 1
+    #: On the CPU while the transformer computes on the GPU.
+    HOST = 2
 
 
 class LogLevel(IntEnum):

@@ -105,3 +105,20 @@ def test_events_through_a_callback_on_the_worker_thread(model_dir):
     assert seen.count(fe.EventType.FINISHED) == 2
     assert seen.count(fe.EventType.PROGRESS) == 2
     assert len(threads - {threading.get_ident()}) == 1
+
+
+def test_a_streamed_plan_gives_the_same_image_and_is_reported(model_dir, expected_rgb):
+    plan = fe.Plan(fe.TextPlacement.RELEASED, stream_window=1)
+    with fe.Engine(log_level=fe.LogLevel.OFF, memory_reserve=0) as engine:
+        engine.set_plan(plan)
+        assert engine.load_model(model_dir).wait(timeout=120) == fe.JobState.SUCCEEDED
+        with engine.text_to_image(**REFERENCE) as job:
+            assert job.result(fe.PixelFormat.RGB8, timeout=120).data == expected_rgb
+        r = engine.residency()
+        assert r.plan == plan and r.release_text_encoders and r.text_encoders == 0
+        reasons = [e.message for e in engine.events() if e.kind == fe.EventType.RESIDENCY]
+        assert any("streamed (1 at a time)" in m for m in reasons), reasons
+        engine.set_plan(None)
+        with engine.text_to_image(**REFERENCE) as job:
+            assert job.result(fe.PixelFormat.RGB8, timeout=120).data == expected_rgb
+        assert engine.residency().plan == fe.Plan()

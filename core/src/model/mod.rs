@@ -11,6 +11,7 @@ pub mod layers;
 pub mod names;
 pub mod store;
 pub mod stream;
+pub mod tiles;
 pub mod transformer;
 pub mod weights;
 

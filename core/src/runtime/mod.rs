@@ -387,6 +387,7 @@ impl Engine {
     /// next job).
     pub fn set_memory_budget(&self, bytes: u64) {
         self.shared.budget.store(bytes, Ordering::Release);
+        self.shared.residency.lock().budget = bytes;
         let _ = self.tx.send(Msg::Wake);
     }
 

@@ -3,9 +3,10 @@
 //!
 //! The planner tries, fastest first: everything resident; (off the CPU) the text encoders kept on
 //! the CPU; the text encoders released after encoding; then the transformer's blocks streamed
-//! from host memory with a window of [`MAX_WINDOW`] blocks, then 1. The budget bounds what stays
-//! allocated through denoising (weights and an estimate of the activations); text encoders that
-//! are released after encoding are resident only while a new prompt is encoded.
+//! from host memory with a window of [`MAX_WINDOW`] blocks, then 1 — each with the autoencoder
+//! working on the whole image, then tile by tile. The budget bounds what stays allocated through
+//! a job (weights and an estimate of the activations); text encoders that are released after
+//! encoding are resident only while a new prompt is encoded.
 
 use super::job::JobRequest;
 use crate::model::autoencoder::AutoEncoder;
@@ -29,6 +30,37 @@ pub enum TextPlacement {
 pub struct Plan {
     pub text: TextPlacement,
     pub blocks: BlockResidency,
+    /// Whether the autoencoder encodes and decodes large images tile by tile.
+    pub tiled_vae: bool,
+}
+
+/// Activation bytes a job needs at its peak, estimated per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// A transformer forward pass.
+    pub transformer: u64,
+    /// The autoencoder on the whole image.
+    pub vae: u64,
+    /// The autoencoder on one tile.
+    pub vae_tiled: u64,
+}
+
+impl Work {
+    /// No activations (what a model load plans for).
+    pub const NONE: Work = Work {
+        transformer: 0,
+        vae: 0,
+        vae_tiled: 0,
+    };
+
+    /// The peak with the autoencoder tiled or not.
+    pub fn peak(&self, tiled_vae: bool) -> u64 {
+        let vae = match tiled_vae {
+            true => self.vae_tiled,
+            false => self.vae,
+        };
+        self.transformer.max(vae)
+    }
 }
 
 impl Plan {
@@ -36,11 +68,12 @@ impl Plan {
     pub const RESIDENT: Plan = Plan {
         text: TextPlacement::Resident,
         blocks: BlockResidency::Resident,
+        tiled_vae: false,
     };
 
-    /// Memory the plan keeps allocated through denoising, with `work` bytes of activations.
-    pub fn need(&self, b: &ComponentBytes, work: u64, on_cpu: bool) -> Need {
-        let mut device = b.autoencoder + work;
+    /// Memory the plan keeps allocated through a job with `work`'s activations.
+    pub fn need(&self, b: &ComponentBytes, work: &Work, on_cpu: bool) -> Need {
+        let mut device = b.autoencoder + work.peak(self.tiled_vae);
         let mut host = 0;
         device += match self.blocks {
             BlockResidency::Resident => b.transformer,
@@ -70,10 +103,14 @@ impl Plan {
             TextPlacement::Released => "text encoders released after encoding",
             TextPlacement::Host => "text encoders on the CPU",
         };
+        let vae = match self.tiled_vae {
+            true => ", autoencoder tiled",
+            false => "",
+        };
         match self.blocks {
-            BlockResidency::Resident => format!("transformer resident, {text}"),
+            BlockResidency::Resident => format!("transformer resident, {text}{vae}"),
             BlockResidency::Streamed { window } => {
-                format!("transformer blocks streamed ({window} at a time), {text}")
+                format!("transformer blocks streamed ({window} at a time), {text}{vae}")
             }
         }
     }
@@ -108,31 +145,30 @@ pub const MAX_WINDOW: usize = 2;
 
 /// The plans the planner considers, fastest first.
 pub fn candidates(on_cpu: bool) -> Vec<Plan> {
-    let streamed = |window| BlockResidency::Streamed { window };
     let mut texts = vec![TextPlacement::Released];
     if !on_cpu {
         texts.insert(0, TextPlacement::Host);
     }
-    let mut plans = vec![Plan::RESIDENT];
-    for &text in &texts {
-        plans.push(Plan {
-            text,
-            blocks: BlockResidency::Resident,
-        });
-    }
+    let mut placements = vec![(TextPlacement::Resident, BlockResidency::Resident)];
+    placements.extend(texts.iter().map(|&t| (t, BlockResidency::Resident)));
     for window in (1..=MAX_WINDOW).rev() {
-        for &text in &texts {
-            plans.push(Plan {
-                text,
-                blocks: streamed(window),
-            });
-        }
+        let blocks = BlockResidency::Streamed { window };
+        placements.extend(texts.iter().map(|&t| (t, blocks)));
     }
-    plans
+    placements
+        .into_iter()
+        .flat_map(|(text, blocks)| {
+            [false, true].map(|tiled_vae| Plan {
+                text,
+                blocks,
+                tiled_vae,
+            })
+        })
+        .collect()
 }
 
 /// The plan of `plans` that needs the least memory (device and host together).
-pub fn smallest(plans: &[Plan], b: &ComponentBytes, work: u64, on_cpu: bool) -> Plan {
+pub fn smallest(plans: &[Plan], b: &ComponentBytes, work: &Work, on_cpu: bool) -> Plan {
     *plans
         .iter()
         .min_by_key(|p| {
@@ -147,7 +183,7 @@ pub fn smallest(plans: &[Plan], b: &ComponentBytes, work: u64, on_cpu: bool) -> 
 /// is available.
 pub fn choose(
     b: &ComponentBytes,
-    work: u64,
+    work: &Work,
     limits: Limits,
     forced: Option<Plan>,
 ) -> Result<Plan, String> {
@@ -183,15 +219,14 @@ pub fn choose(
     })
 }
 
-/// An estimate of the activation bytes `request` needs at its peak, with `t5_len` text tokens:
-/// the transformer over its text and image tokens, or the autoencoder over its pixels, whichever
-/// is larger.
+/// An estimate of the activation bytes `request` needs, with `t5_len` text tokens: the
+/// transformer over its text and image tokens, the autoencoder over its pixels, whole or tiled.
 pub fn job_work(
     transformer: &FluxTransformer,
     ae: &AutoEncoder,
     request: &JobRequest,
     t5_len: usize,
-) -> u64 {
+) -> Work {
     let (pixels, references) = match request {
         JobRequest::TextToImage(r) => (r.width * r.height, 0),
         JobRequest::ImageToImage(r) => (r.base.width * r.base.height, 0),
@@ -202,11 +237,15 @@ pub fn job_work(
         }
         _ => (0, 0),
     };
-    // One token per 16×16 pixels (8× the VAE, 2×2 packing).
+    // One token per 16×16 pixels (8× the autoencoder, 2×2 packing).
     let tokens = t5_len + (pixels + references) / 256;
-    transformer
-        .activation_bytes(tokens)
-        .max(ae.activation_bytes(pixels.max(references), transformer.dtype()))
+    let largest = pixels.max(references);
+    let dtype = transformer.dtype();
+    Work {
+        transformer: transformer.activation_bytes(tokens),
+        vae: ae.activation_bytes(largest, dtype, false),
+        vae_tiled: ae.activation_bytes(largest, dtype, true),
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +273,7 @@ mod tests {
             host,
             on_cpu,
         };
-        choose(&bytes(), 0, limits, None)
+        choose(&bytes(), &Work::NONE, limits, None)
     }
 
     #[test]
@@ -244,11 +283,13 @@ mod tests {
         let host_text = Plan {
             text: TextPlacement::Host,
             blocks: BlockResidency::Resident,
+            tiled_vae: false,
         };
         assert_eq!(gpu(25 * GB), host_text);
         let streamed = |window| Plan {
             text: TextPlacement::Host,
             blocks: BlockResidency::Streamed { window },
+            tiled_vae: false,
         };
         assert_eq!(gpu(8 * GB), streamed(2));
         assert_eq!(gpu(GB * 6 / 5), streamed(1));
@@ -271,7 +312,7 @@ mod tests {
             host: 0,
             on_cpu: true,
         };
-        let pick = |budget| choose(&cpu, 0, limits(budget), None);
+        let pick = |budget| choose(&cpu, &Work::NONE, limits(budget), None);
         assert_eq!(pick(60 * GB), Ok(Plan::RESIDENT));
         let plan = pick(50 * GB).unwrap();
         assert_eq!(plan.blocks, BlockResidency::Resident);
@@ -294,16 +335,46 @@ mod tests {
         let streamed = Plan {
             text: TextPlacement::Released,
             blocks: BlockResidency::Streamed { window: 1 },
+            tiled_vae: false,
         };
-        assert_eq!(choose(&bytes(), 0, limits, Some(streamed)), Ok(streamed));
+        let none = &Work::NONE;
+        assert_eq!(choose(&bytes(), none, limits, Some(streamed)), Ok(streamed));
         let small = Limits {
             budget: 8 * GB,
             ..limits
         };
-        let err = choose(&bytes(), 0, small, Some(Plan::RESIDENT)).unwrap_err();
+        let err = choose(&bytes(), none, small, Some(Plan::RESIDENT)).unwrap_err();
         assert!(err.contains("the plan the host chose"), "{err}");
         // Activations count: a plan that fits the weights alone may not fit with them.
-        let need = streamed.need(&bytes(), 3 * GB, false);
+        let work = Work {
+            transformer: 3 * GB,
+            vae: 5 * GB,
+            vae_tiled: GB,
+        };
+        let need = streamed.need(&bytes(), &work, false);
+        assert_eq!(need.device, GB / 4 + GB * 7 / 10 + GB / 6 + 5 * GB);
+        let tiled = Plan {
+            tiled_vae: true,
+            ..streamed
+        };
+        let need = tiled.need(&bytes(), &work, false);
         assert_eq!(need.device, GB / 4 + GB * 7 / 10 + GB / 6 + 3 * GB);
+    }
+
+    #[test]
+    fn a_large_image_tiles_the_autoencoder_before_streaming_blocks() {
+        let work = Work {
+            transformer: GB,
+            vae: 12 * GB,
+            vae_tiled: GB,
+        };
+        let limits = Limits {
+            budget: 40 * GB,
+            host: 64 * GB,
+            on_cpu: false,
+        };
+        let plan = choose(&bytes(), &work, limits, None).unwrap();
+        assert_eq!(plan.blocks, BlockResidency::Resident);
+        assert!(plan.tiled_vae);
     }
 }

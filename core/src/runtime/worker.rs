@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 use super::cache::EmbeddingCache;
 use super::events::Event;
 use super::job::{Job, JobOutput, JobRequest, JobState};
-use super::plan::{self, Limits, Plan, TextPlacement};
+use super::plan::{self, Limits, Plan, TextPlacement, Work};
 use super::{preview, MemoryProbe, Residency, Shared, MEMORY_BUDGET_AUTO};
 use crate::error::{Error, Result};
 use crate::model::autoencoder::AutoEncoder;
@@ -128,7 +128,7 @@ impl Planner<'_> {
     fn choose(
         &self,
         bytes: &ComponentBytes,
-        work: u64,
+        work: &Work,
         held_host: u64,
     ) -> std::result::Result<Plan, String> {
         let forced = *self.shared.forced_plan.lock();
@@ -180,13 +180,15 @@ pub(crate) struct Worker {
     auto_budget: u64,
     /// Why the model was unloaded by a lowered budget, for later jobs' errors.
     unloaded: Option<String>,
+    /// The activations of the last image job, which a budget change plans for.
+    last_work: Work,
 }
 
 /// Host bytes a loaded model holds under its plan (off the CPU).
 fn held_host(m: &Loaded, on_cpu: bool) -> u64 {
     match on_cpu {
         true => 0,
-        false => m.plan.need(&m.bytes, 0, false).host,
+        false => m.plan.need(&m.bytes, &Work::NONE, false).host,
     }
 }
 
@@ -207,6 +209,7 @@ impl Worker {
             probe,
             auto_budget: u64::MAX,
             unloaded: None,
+            last_work: Work::NONE,
         }
     }
 
@@ -215,13 +218,13 @@ impl Worker {
             if matches!(msg, Msg::Shutdown) {
                 break;
             }
-            self.replan(0);
+            self.replan();
             while let Some(job) = self.shared.pop() {
                 if self.shared.shutting_down.load(Ordering::Acquire) {
                     break;
                 }
                 // The budget may have changed while the previous job ran.
-                self.replan(0);
+                self.replan();
                 self.run_job(&job);
             }
             if self.shared.shutting_down.load(Ordering::Acquire) {
@@ -250,20 +253,23 @@ impl Worker {
         }
     }
 
-    /// Chooses the plan again for the budget in force and `work` bytes of activations, and moves
-    /// the model to it; a budget no plan fits unloads the model and says why. Returns the reason
-    /// when it unloaded.
-    fn replan(&mut self, work: u64) -> Option<String> {
+    /// Chooses the plan again for the budget in force and the last job's activations, and moves
+    /// the model to it; a budget no plan fits unloads the model and says why.
+    fn replan(&mut self) {
         self.shared.plan_changed.store(false, Ordering::Release);
         let Some(m) = &self.model else {
             self.publish_residency();
-            return None;
+            return;
         };
         let planner = self.planner();
         let budget = planner.budget();
-        let chosen = planner.choose(&m.bytes, work, held_host(m, self.device.is_cpu()));
+        let chosen = planner.choose(
+            &m.bytes,
+            &self.last_work,
+            held_host(m, self.device.is_cpu()),
+        );
         match chosen.and_then(|plan| self.apply_plan(plan).map_err(|e| e.to_string())) {
-            Ok(()) => None,
+            Ok(()) => {}
             Err(need) => {
                 let why = format!(
                     "the memory budget is {budget} bytes and {need}; the model was unloaded"
@@ -273,8 +279,7 @@ impl Worker {
                 self.model = None;
                 self.cache.clear();
                 self.publish_residency();
-                self.emit_residency(why.clone());
-                Some(why)
+                self.emit_residency(why);
             }
         }
     }
@@ -292,6 +297,7 @@ impl Worker {
             m.text = None;
         }
         m.transformer.set_residency(plan.blocks)?;
+        m.ae.set_tiled(plan.tiled_vae);
         m.plan = plan;
         let why = format!("residency: {}", plan.describe());
         log::info!("{why}");
@@ -419,18 +425,22 @@ impl Worker {
             let reserve = self.shared.reserve.load(Ordering::Acquire);
             self.auto_budget = (self.probe)().saturating_add(held).saturating_sub(reserve);
         }
-        let plan = self.planner().choose(&bytes, 0, 0).map_err(|need| {
-            let what = match auto {
-                true => "the memory available less the reserve",
-                false => "the memory budget",
-            };
-            Error::invalid(format!("cannot load the model: {need} ({what})"))
-        })?;
+        let plan = self
+            .planner()
+            .choose(&bytes, &Work::NONE, 0)
+            .map_err(|need| {
+                let what = match auto {
+                    true => "the memory available less the reserve",
+                    false => "the memory budget",
+                };
+                Error::invalid(format!("cannot load the model: {need} ({what})"))
+            })?;
         log::info!("residency: {}", plan.describe());
         opts.blocks = plan.blocks;
         let transformer = model::load_transformer(files, &opts)?;
         job.check_cancel()?;
         let ae = model::load_autoencoder(files, &opts)?;
+        ae.set_tiled(plan.tiled_vae);
         job.check_cancel()?;
         let text = match plan.text {
             TextPlacement::Released => None,
@@ -484,14 +494,15 @@ impl Worker {
         let (_, t5_len) = self.prompt_of(request)?;
         let m = self.model.as_ref().ok_or_else(|| self.no_model())?;
         let work = plan::job_work(&m.transformer, &m.ae, request, t5_len);
+        self.last_work = work;
         let on_cpu = self.device.is_cpu();
         let planner = self.planner();
         let budget = planner.budget();
         let plan = planner
-            .choose(&m.bytes, work, held_host(m, on_cpu))
+            .choose(&m.bytes, &work, held_host(m, on_cpu))
             .map_err(|need| {
                 Error::invalid(format!(
-                    "this job needs about {work} bytes of activations beside the model's weights, and {need} (the memory budget is {budget} bytes)"
+                    "this job needs about {} bytes of activations beside the model's weights (whole, {} with the autoencoder tiled), and {need} (the memory budget is {budget} bytes)", work.peak(false), work.peak(true)
                 ))
             })?;
         self.apply_plan(plan)?;
@@ -509,9 +520,10 @@ impl Worker {
             placement: m.plan.text,
         };
         let parts_transformer = &m.transformer;
+        let parts_ae = &m.ae;
         let parts = Parts {
             transformer: parts_transformer,
-            ae: &m.ae,
+            ae: parts_ae,
             text: &mut text,
         };
         let (bytes, info_plan) = (&m.bytes, m.plan);
@@ -554,8 +566,8 @@ impl Worker {
             if planner.budget() != seen_budget || plan_changed {
                 seen_budget = planner.budget();
                 let current = replanned.unwrap_or(info_plan);
-                let held = current.need(bytes, 0, on_cpu).host;
-                let moved = planner.choose(bytes, work, held).and_then(|p| {
+                let held = current.need(bytes, &Work::NONE, on_cpu).host;
+                let moved = planner.choose(bytes, &work, held).and_then(|p| {
                     match p.blocks == current.blocks {
                         true => Ok(p),
                         false => parts_transformer
@@ -569,6 +581,7 @@ impl Worker {
                         if p != current {
                             log::info!("residency (during the job): {}", p.describe());
                         }
+                        parts_ae.set_tiled(p.tiled_vae);
                         replanned = Some(p);
                     }
                     Err(need) => {

@@ -111,7 +111,10 @@ pub fn tiny_model(name: &str, variant: Variant, layout: Layout) -> (Scratch, Mod
 
 /// The activation bytes the engine estimates `r` needs on the model in `files`.
 #[allow(dead_code)]
-pub fn work_of(files: &ModelFiles, r: &flux_core::pipeline::TextToImage) -> u64 {
+pub fn work_of(
+    files: &ModelFiles,
+    r: &flux_core::pipeline::TextToImage,
+) -> flux_core::runtime::plan::Work {
     use flux_core::runtime::{plan, JobRequest};
     let opts = flux_core::model::LoadOptions::default();
     let m = flux_core::model::FluxModel::load(files, &opts).unwrap();
