@@ -502,10 +502,14 @@ typedef struct FluxResidencyPlan {
   uint32_t struct_size;
   // A `FluxTextPlacement` (default RESIDENT).
   int32_t text_placement;
-  // 0: every transformer block resident on the device (default). N > 0: blocks kept in host
-  // memory in their stored form, N of them on the device at a time, the next uploaded (on the
-  // CPU: expanded) on another thread while the current one computes.
+  // 0: every transformer block resident on the device (default). N > 0: blocks streamed, N of
+  // them on the device at a time, the next uploaded (on the CPU: expanded) on another thread
+  // while the current one computes.
   uint32_t stream_window;
+  // With a stream window: 0 keeps the streamed blocks in host memory in their stored form
+  // (bf16, fp8 or GGUF blocks; default); 1 reads them from the model files for every step
+  // (the system's file cache keeps what memory allows).
+  uint32_t stream_from_files;
   // 1: the autoencoder encodes and decodes images larger than 512×512 in overlapping tiles
   // blended at the seams (activations bounded by a tile's; slightly different pixels).
   // Default 0.

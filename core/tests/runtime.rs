@@ -700,14 +700,17 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
         (1_300_000_000..1_400_000_000).contains(&bytes.largest_block),
         "{bytes:?}"
     );
-    // A machine with 16 GiB available: refused before anything large is allocated.
-    let available = 16u64 << 30;
-    let engine = Engine::new(EngineOptions {
-        available_memory: Some(Arc::new(move || available)),
-        memory_reserve: 0,
-        ..EngineOptions::default()
-    })
-    .unwrap();
+    // A machine with 1 GiB available: refused before anything large is allocated.
+    let engine_with = |available: u64| {
+        Engine::new(EngineOptions {
+            available_memory: Some(Arc::new(move || available)),
+            memory_reserve: 0,
+            ..EngineOptions::default()
+        })
+        .unwrap()
+    };
+    let available = 1u64 << 30;
+    let engine = engine_with(available);
     let id = engine
         .submit(load_request(&files), PRIORITY_NORMAL)
         .unwrap();
@@ -719,6 +722,17 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
         "{error}"
     );
     assert_eq!(engine.residency().total(), 0);
+    // 16 GiB, less than the bf16 blocks: loaded with its blocks read from the file for every
+    // step, two at a time, holding a few GB.
+    let engine = engine_with(16 << 30);
+    load(&engine, &files);
+    let r = engine.residency();
+    assert_eq!(
+        r.plan.blocks,
+        BlockResidency::FromFiles { window: 2 },
+        "{r:?}"
+    );
+    assert!(r.total() < 4 << 30, "{r:?}");
     // This machine's available memory: a plan within it, or a refusal with the numbers (the
     // engine is never left to the kernel's OOM killer).
     let cpu = |budget| Limits {

@@ -1,5 +1,5 @@
-//! Transformer blocks streamed from host memory in their stored form give the same outputs as
-//! resident blocks, bit for bit on the CPU (both run the same kernels on the same expanded
+//! Transformer blocks streamed from host memory in their stored form, or read from the files for
+//! every pass, give the same outputs as resident blocks, bit for bit on the CPU (both run the same kernels on the same expanded
 //! weights): the small GGUF models' forward at every window, the tiny model's whole generation
 //! from f32 and Q8_0 files, an engine whose budget (or forced plan) keeps one block at a time, and
 //! a budget lowered in the middle of a job.
@@ -21,12 +21,14 @@ use flux_core::tiny::Layout;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn residencies() -> [BlockResidency; 4] {
+fn residencies() -> [BlockResidency; 6] {
     [
         BlockResidency::Resident,
         BlockResidency::Streamed { window: 1 },
         BlockResidency::Streamed { window: 2 },
         BlockResidency::Streamed { window: 3 },
+        BlockResidency::FromFiles { window: 1 },
+        BlockResidency::FromFiles { window: 2 },
     ]
 }
 

@@ -23,8 +23,11 @@ fn plan_to_c(p: &Plan) -> FluxResidencyPlan {
         } as i32,
         stream_window: match p.blocks {
             BlockResidency::Resident => 0,
-            BlockResidency::Streamed { window } => window as u32,
+            BlockResidency::Streamed { window } | BlockResidency::FromFiles { window } => {
+                window as u32
+            }
         },
+        stream_from_files: u32::from(matches!(p.blocks, BlockResidency::FromFiles { .. })),
         tiled_vae: u32::from(p.tiled_vae),
     }
 }
@@ -42,25 +45,32 @@ pub fn plan_from_c(p: &FluxResidencyPlan) -> FfiResult<Plan> {
             ))
         }
     };
-    let blocks = match p.stream_window {
-        0 => BlockResidency::Resident,
-        w => BlockResidency::Streamed { window: w as usize },
+    let blocks = match (
+        p.stream_window,
+        flag(p.stream_from_files, "stream_from_files")?,
+    ) {
+        (0, _) => BlockResidency::Resident,
+        (w, false) => BlockResidency::Streamed { window: w as usize },
+        (w, true) => BlockResidency::FromFiles { window: w as usize },
     };
-    let tiled_vae = match p.tiled_vae {
-        0 => false,
-        1 => true,
-        v => {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("tiled_vae must be 0 or 1, not {v}"),
-            ))
-        }
-    };
+    let tiled_vae = flag(p.tiled_vae, "tiled_vae")?;
     Ok(Plan {
         text,
         blocks,
         tiled_vae,
     })
+}
+
+/// A 0/1 field as a bool.
+fn flag(v: u32, what: &str) -> FfiResult<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(FfiError::new(
+            FluxResult::InvalidArgument,
+            format!("{what} must be 0 or 1, not {v}"),
+        )),
+    }
 }
 
 /// The C form of the engine's residency.

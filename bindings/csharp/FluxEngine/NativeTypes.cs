@@ -151,6 +151,7 @@ namespace Flux
             public uint struct_size;
             public int text_placement;
             public uint stream_window;
+            public uint stream_from_files;
             public uint tiled_vae;
         }
     }

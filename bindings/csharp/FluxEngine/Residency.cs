@@ -14,6 +14,9 @@ namespace Flux
         /// <summary>0: every block resident; N: N blocks on the device at a time.</summary>
         public uint StreamWindow { get; set; }
 
+        /// <summary>With a stream window: read the blocks from the model files for every step instead of keeping them in host memory.</summary>
+        public bool StreamFromFiles { get; set; }
+
         /// <summary>Whether the autoencoder works on images larger than 512×512 tile by tile.</summary>
         public bool TiledVae { get; set; }
 
@@ -21,6 +24,7 @@ namespace Flux
         {
             TextPlacement = (TextPlacement)p.text_placement;
             StreamWindow = p.stream_window;
+            StreamFromFiles = p.stream_from_files != 0;
             TiledVae = p.tiled_vae != 0;
         }
 
@@ -29,6 +33,7 @@ namespace Flux
             struct_size = (uint)Marshal.SizeOf(typeof(Native.FluxResidencyPlan)),
             text_placement = (int)TextPlacement,
             stream_window = StreamWindow,
+            stream_from_files = StreamFromFiles ? 1u : 0u,
             tiled_vae = TiledVae ? 1u : 0u,
         };
     }

@@ -55,12 +55,14 @@ class JobStatus:
 @dataclass(frozen=True)
 class Plan:
     """A residency plan: where the text encoders live, how many transformer blocks are on the
-    device at a time (0: all of them resident; N: streamed from host memory, N at a time), and
-    whether the autoencoder works on large images tile by tile."""
+    device at a time (0: all of them resident; N: streamed, N at a time, from host memory or with
+    ``stream_from_files`` from the model files), and whether the autoencoder works on large
+    images tile by tile."""
 
     text_placement: TextPlacement = TextPlacement.RESIDENT
     stream_window: int = 0
     tiled_vae: bool = False
+    stream_from_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -402,6 +404,7 @@ class Engine:
                 text_placement=TextPlacement(plan.text_placement),
                 stream_window=plan.stream_window,
                 tiled_vae=int(plan.tiled_vae),
+                stream_from_files=int(plan.stream_from_files),
             )
             native = ctypes.byref(native)
         check(_native.lib().flux_engine_set_residency_plan(self._handle(), native))
@@ -411,7 +414,10 @@ class Engine:
         r = _native.Residency(struct_size=ctypes.sizeof(_native.Residency))
         check(_native.lib().flux_engine_get_residency(self._handle(), ctypes.byref(r)))
         plan = Plan(
-            TextPlacement(r.plan.text_placement), r.plan.stream_window, bool(r.plan.tiled_vae)
+            TextPlacement(r.plan.text_placement),
+            r.plan.stream_window,
+            bool(r.plan.tiled_vae),
+            bool(r.plan.stream_from_files),
         )
         return Residency(
             r.budget,

@@ -266,6 +266,9 @@ pub enum BlockResidency {
     /// (at least 1) of them in working form at a time, the next built on another thread while the
     /// current one computes.
     Streamed { window: usize },
+    /// Blocks read from the model files for every forward pass (the system's file cache keeps
+    /// what memory allows), `window` of them in working form at a time as when streamed.
+    FromFiles { window: usize },
 }
 
 /// A block in working form.
@@ -278,6 +281,7 @@ enum Block {
 enum Blocks {
     Resident(Vec<Block>),
     Streamed { host: Vec<HostBlock>, window: usize },
+    FromFiles { window: usize },
 }
 
 /// A loaded FLUX transformer.
@@ -389,36 +393,30 @@ impl FluxTransformer {
         match &*self.blocks.lock() {
             Blocks::Resident(_) => BlockResidency::Resident,
             Blocks::Streamed { window, .. } => BlockResidency::Streamed { window: *window },
+            Blocks::FromFiles { window } => BlockResidency::FromFiles { window: *window },
         }
     }
 
     /// Moves the blocks to `residency` (between forward passes), one block at a time, so that
-    /// at most one block more than either residency holds is alive meanwhile. Resident blocks
-    /// come from host blocks when streamed, streamed ones are read from the files again.
+    /// at most one block more than either residency holds is alive meanwhile. Blocks are built or
+    /// read from host memory when streamed, else from the files.
     pub fn set_residency(&self, residency: BlockResidency) -> Result<()> {
         let mut blocks = self.blocks.lock();
         let n = self.block_count();
         match (&mut *blocks, residency) {
-            (Blocks::Streamed { window, .. }, BlockResidency::Streamed { window: w }) => {
-                *window = w.max(1);
-            }
-            (Blocks::Resident(resident), BlockResidency::Streamed { window }) => {
-                let mut host = Vec::with_capacity(n);
-                for i in 0..n {
-                    host.push(self.host_block(i)?);
-                    if !resident.is_empty() {
-                        resident.remove(0);
-                    }
-                }
-                *blocks = Blocks::Streamed {
-                    host,
-                    window: window.max(1),
-                };
-            }
             (Blocks::Resident(resident), BlockResidency::Resident) => {
                 for i in resident.len()..n {
                     resident.push(self.build_block(&*self.weights, i)?);
                 }
+            }
+            (Blocks::Streamed { window, .. }, BlockResidency::Streamed { window: w })
+            | (Blocks::FromFiles { window }, BlockResidency::FromFiles { window: w }) => {
+                *window = w.max(1);
+            }
+            (_, BlockResidency::FromFiles { window }) => {
+                *blocks = Blocks::FromFiles {
+                    window: window.max(1),
+                };
             }
             (Blocks::Streamed { host, .. }, BlockResidency::Resident) => {
                 let mut resident = Vec::with_capacity(n);
@@ -428,14 +426,35 @@ impl FluxTransformer {
                 }
                 *blocks = Blocks::Resident(resident);
             }
+            (old, BlockResidency::Streamed { window }) => {
+                let mut host = Vec::with_capacity(n);
+                for i in 0..n {
+                    host.push(self.host_block(i)?);
+                    if let Blocks::Resident(resident) = old {
+                        if !resident.is_empty() {
+                            resident.remove(0);
+                        }
+                    }
+                }
+                *blocks = Blocks::Streamed {
+                    host,
+                    window: window.max(1),
+                };
+            }
+            (Blocks::FromFiles { .. }, BlockResidency::Resident) => {
+                *blocks = Blocks::Resident(Vec::with_capacity(n));
+                drop(blocks);
+                return self.set_residency(residency);
+            }
         }
         Ok(())
     }
 
-    /// Calls `run` on every block in order, resident or built from host memory within the
-    /// streaming window.
+    /// Calls `run` on every block in order: resident, or built within the streaming window from
+    /// host memory or the files.
     fn each_block(&self, mut run: impl FnMut(usize, &Block) -> Result<()>) -> Result<()> {
         let blocks = self.blocks.lock();
+        let n = self.block_count();
         match &*blocks {
             Blocks::Resident(resident) => {
                 for (i, block) in resident.iter().enumerate() {
@@ -444,9 +463,15 @@ impl FluxTransformer {
                 Ok(())
             }
             Blocks::Streamed { host, window } => stream::pipelined(
-                host.len(),
+                n,
                 *window,
                 |i| self.build_block(&host[i], i),
+                |i, block| run(i, &block),
+            ),
+            Blocks::FromFiles { window } => stream::pipelined(
+                n,
+                *window,
+                |i| self.build_block(&*self.weights, i),
                 |i, block| run(i, &block),
             ),
         }

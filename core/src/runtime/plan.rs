@@ -3,8 +3,9 @@
 //!
 //! The planner tries, fastest first: everything resident; (off the CPU) the text encoders kept on
 //! the CPU; the text encoders released after encoding; then the transformer's blocks streamed
-//! from host memory with a window of [`MAX_WINDOW`] blocks, then 1 — each with the autoencoder
-//! working on the whole image, then tile by tile. The budget bounds what stays allocated through
+//! from host memory with a window of [`MAX_WINDOW`] blocks, then 1; then read from the model
+//! files for every step (the system's file cache keeps what memory allows) — each with the
+//! autoencoder working on the whole image, then tile by tile. The budget bounds what stays allocated through
 //! a job (weights and an estimate of the activations); text encoders that are released after
 //! encoding are resident only while a new prompt is encoded.
 
@@ -71,17 +72,20 @@ impl Plan {
         tiled_vae: false,
     };
 
+    /// Bytes of the transformer on the compute device, and of its blocks in host memory.
+    pub fn transformer_bytes(&self, b: &ComponentBytes) -> (u64, u64) {
+        let streamed = |window: usize| b.transformer_base + window.max(1) as u64 * b.largest_block;
+        match self.blocks {
+            BlockResidency::Resident => (b.transformer, 0),
+            BlockResidency::Streamed { window } => (streamed(window), b.stored_blocks),
+            BlockResidency::FromFiles { window } => (streamed(window), 0),
+        }
+    }
+
     /// Memory the plan keeps allocated through a job with `work`'s activations.
     pub fn need(&self, b: &ComponentBytes, work: &Work, on_cpu: bool) -> Need {
-        let mut device = b.autoencoder + work.peak(self.tiled_vae);
-        let mut host = 0;
-        device += match self.blocks {
-            BlockResidency::Resident => b.transformer,
-            BlockResidency::Streamed { window } => {
-                host += b.stored_blocks;
-                b.transformer_base + window.max(1) as u64 * b.largest_block
-            }
-        };
+        let (transformer, mut host) = self.transformer_bytes(b);
+        let mut device = transformer + b.autoencoder + work.peak(self.tiled_vae);
         match self.text {
             TextPlacement::Resident => device += b.text_encoders,
             TextPlacement::Host => host += b.text_encoders_host,
@@ -111,6 +115,9 @@ impl Plan {
             BlockResidency::Resident => format!("transformer resident, {text}{vae}"),
             BlockResidency::Streamed { window } => {
                 format!("transformer blocks streamed ({window} at a time), {text}{vae}")
+            }
+            BlockResidency::FromFiles { window } => {
+                format!("transformer blocks read from the files ({window} at a time), {text}{vae}")
             }
         }
     }
@@ -153,6 +160,10 @@ pub fn candidates(on_cpu: bool) -> Vec<Plan> {
     placements.extend(texts.iter().map(|&t| (t, BlockResidency::Resident)));
     for window in (1..=MAX_WINDOW).rev() {
         let blocks = BlockResidency::Streamed { window };
+        placements.extend(texts.iter().map(|&t| (t, blocks)));
+    }
+    for window in (1..=MAX_WINDOW).rev() {
+        let blocks = BlockResidency::FromFiles { window };
         placements.extend(texts.iter().map(|&t| (t, blocks)));
     }
     placements
@@ -321,8 +332,11 @@ mod tests {
         assert_eq!(plan.blocks, BlockResidency::Streamed { window: 2 });
         let plan = pick(53 * GB / 2).unwrap();
         assert_eq!(plan.blocks, BlockResidency::Streamed { window: 1 });
-        let err = pick(20 * GB).unwrap_err();
-        assert!(err.contains("more than the 21474836480 bytes"), "{err}");
+        // Less than the stored blocks: read from the files for every step.
+        let plan = pick(20 * GB).unwrap();
+        assert_eq!(plan.blocks, BlockResidency::FromFiles { window: 2 });
+        let err = pick(GB).unwrap_err();
+        assert!(err.contains("more than the 1073741824 bytes"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{preview, MemoryProbe, Residency, Shared, MEMORY_BUDGET_AUTO};
 use crate::error::{Error, Result};
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
-use crate::model::{self, BlockResidency, ComponentBytes, LoadOptions, ModelFiles, ModelInfo};
+use crate::model::{self, ComponentBytes, LoadOptions, ModelFiles, ModelInfo};
 use crate::pipeline::{self, edit, Generated, Parts, PromptEncoder};
 use crate::text::{PromptEmbedding, TextEncoders};
 
@@ -139,18 +139,11 @@ impl Planner<'_> {
 /// What a loaded model holds under `plan`.
 fn residency_of(m: &Loaded, plan: Plan, budget: u64, on_cpu: bool) -> Residency {
     let b = &m.bytes;
-    let transformer = match plan.blocks {
-        BlockResidency::Resident => b.transformer,
-        BlockResidency::Streamed { window } => b.transformer_base + window as u64 * b.largest_block,
-    };
+    let (transformer, blocks_host) = plan.transformer_bytes(b);
     let (text_device, text_host) = match (&m.text, plan.text) {
         (None, _) => (0, 0),
         (Some(_), TextPlacement::Host) => (0, b.text_encoders_host),
         (Some(_), _) => (b.text_encoders, 0),
-    };
-    let blocks_host = match plan.blocks {
-        BlockResidency::Resident => 0,
-        BlockResidency::Streamed { .. } => b.stored_blocks,
     };
     // On the CPU there is one memory: host-held parts count with their component.
     let (transformer, text_encoders, host) = match on_cpu {
