@@ -28,28 +28,6 @@ use flux_core::text::TextEncoders;
 use flux_core::tiny::{self, Layout};
 use support::{peak_rss_mib, BoxError};
 
-/// T5-XXL encoder tensors in llama.cpp's names, PyTorch shapes.
-fn t5_xxl() -> Vec<(String, Vec<usize>)> {
-    let (d, ff, vocab, buckets, heads) = (4096, 10240, 32128, 32, 64);
-    let mut t = vec![
-        ("token_embd.weight".to_string(), vec![vocab, d]),
-        ("enc.output_norm.weight".into(), vec![d]),
-        ("enc.blk.0.attn_rel_b.weight".into(), vec![buckets, heads]),
-    ];
-    for i in 0..24 {
-        let b = format!("enc.blk.{i}");
-        for m in ["attn_q", "attn_k", "attn_v", "attn_o"] {
-            t.push((format!("{b}.{m}.weight"), vec![d, d]));
-        }
-        t.push((format!("{b}.ffn_gate.weight"), vec![ff, d]));
-        t.push((format!("{b}.ffn_up.weight"), vec![ff, d]));
-        t.push((format!("{b}.ffn_down.weight"), vec![d, ff]));
-        t.push((format!("{b}.attn_norm.weight"), vec![d]));
-        t.push((format!("{b}.ffn_norm.weight"), vec![d]));
-    }
-    t
-}
-
 /// Random values for every tensor: slices of one pool of N(0, 0.02) values (independence does
 /// not matter for memory and time, and drawing 12 billion normals would take longer than the
 /// rest); norm scales are 1.
@@ -287,7 +265,7 @@ fn ensure(dir: &Path, what: &str, values: &Values) -> Result<PathBuf, BoxError> 
         _ => write_gguf(
             &partial,
             "t5encoder",
-            &t5_xxl(),
+            &flux_core::sparse::t5_llama(),
             |n, s| match s.len() == 2 && !n.contains("attn_rel_b") {
                 true => GgmlDType::Q8_0,
                 false => GgmlDType::F32,

@@ -21,14 +21,24 @@ use flux_core::tiny::Layout;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn residencies() -> [BlockResidency; 6] {
+fn residencies() -> [BlockResidency; 7] {
     [
         BlockResidency::Resident,
-        BlockResidency::Streamed { window: 1 },
-        BlockResidency::Streamed { window: 2 },
-        BlockResidency::Streamed { window: 3 },
-        BlockResidency::FromFiles { window: 1 },
-        BlockResidency::FromFiles { window: 2 },
+        BlockResidency::streamed(1),
+        BlockResidency::streamed(2),
+        BlockResidency::streamed(3),
+        BlockResidency::Streamed {
+            window: 2,
+            resident: 1,
+        },
+        BlockResidency::FromFiles {
+            window: 1,
+            resident: 0,
+        },
+        BlockResidency::FromFiles {
+            window: 2,
+            resident: 2,
+        },
     ]
 }
 
@@ -152,7 +162,7 @@ fn a_budget_that_fits_one_block_streams_and_gives_the_same_image() {
     // Room for one block at a time (and the job's activations), not two.
     let one_block = Plan {
         text: TextPlacement::Released,
-        blocks: BlockResidency::Streamed { window: 1 },
+        blocks: BlockResidency::streamed(1),
         tiled_vae: false,
     };
     let work = work_of(&files, &fox(4));
@@ -168,7 +178,9 @@ fn a_budget_that_fits_one_block_streams_and_gives_the_same_image() {
     assert!(r.total() <= budget, "{r:?}");
     let reasons = residency_reasons(&engine);
     assert!(
-        reasons.iter().any(|r| r.contains("streamed (1 at a time)")),
+        reasons
+            .iter()
+            .any(|r| r.contains("streamed from host memory (1 at a time")),
         "{reasons:?}"
     );
 
@@ -195,7 +207,7 @@ fn a_budget_lowered_during_a_job_takes_effect_before_the_next_step() {
     // After the first step the callback lowers the budget to streaming, one block at a time.
     let streamed = Plan {
         text: TextPlacement::Released,
-        blocks: BlockResidency::Streamed { window: 1 },
+        blocks: BlockResidency::streamed(1),
         tiled_vae: false,
     };
     let work = work_of(&files, &fox(6));

@@ -23,11 +23,16 @@ fn plan_to_c(p: &Plan) -> FluxResidencyPlan {
         } as i32,
         stream_window: match p.blocks {
             BlockResidency::Resident => 0,
-            BlockResidency::Streamed { window } | BlockResidency::FromFiles { window } => {
+            BlockResidency::Streamed { window, .. } | BlockResidency::FromFiles { window, .. } => {
                 window as u32
             }
         },
         stream_from_files: u32::from(matches!(p.blocks, BlockResidency::FromFiles { .. })),
+        resident_blocks: match p.blocks {
+            BlockResidency::Resident => 0,
+            BlockResidency::Streamed { resident, .. }
+            | BlockResidency::FromFiles { resident, .. } => resident as u32,
+        },
         tiled_vae: u32::from(p.tiled_vae),
     }
 }
@@ -45,13 +50,11 @@ pub fn plan_from_c(p: &FluxResidencyPlan) -> FfiResult<Plan> {
             ))
         }
     };
-    let blocks = match (
-        p.stream_window,
-        flag(p.stream_from_files, "stream_from_files")?,
-    ) {
+    let (window, resident) = (p.stream_window as usize, p.resident_blocks as usize);
+    let blocks = match (window, flag(p.stream_from_files, "stream_from_files")?) {
         (0, _) => BlockResidency::Resident,
-        (w, false) => BlockResidency::Streamed { window: w as usize },
-        (w, true) => BlockResidency::FromFiles { window: w as usize },
+        (_, false) => BlockResidency::Streamed { window, resident },
+        (_, true) => BlockResidency::FromFiles { window, resident },
     };
     let tiled_vae = flag(p.tiled_vae, "tiled_vae")?;
     Ok(Plan {

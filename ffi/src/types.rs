@@ -376,6 +376,9 @@ pub struct FluxResidencyPlan {
     /// (bf16, fp8 or GGUF blocks; default); 1 reads them from the model files for every step
     /// (the system's file cache keeps what memory allows).
     pub stream_from_files: u32,
+    /// With a stream window: how many of the first blocks stay resident on the device, the others
+    /// being streamed (default 0; the automatic plan keeps as many as the budget allows).
+    pub resident_blocks: u32,
     /// 1: the autoencoder encodes and decodes images larger than 512×512 in overlapping tiles
     /// blended at the seams (activations bounded by a tile's; slightly different pixels).
     /// Default 0.

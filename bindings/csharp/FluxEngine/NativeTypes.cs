@@ -152,6 +152,7 @@ namespace Flux
             public int text_placement;
             public uint stream_window;
             public uint stream_from_files;
+            public uint resident_blocks;
             public uint tiled_vae;
         }
     }

@@ -17,6 +17,9 @@ namespace Flux
         /// <summary>With a stream window: read the blocks from the model files for every step instead of keeping them in host memory.</summary>
         public bool StreamFromFiles { get; set; }
 
+        /// <summary>With a stream window: how many of the first blocks stay resident.</summary>
+        public uint ResidentBlocks { get; set; }
+
         /// <summary>Whether the autoencoder works on images larger than 512×512 tile by tile.</summary>
         public bool TiledVae { get; set; }
 
@@ -25,6 +28,7 @@ namespace Flux
             TextPlacement = (TextPlacement)p.text_placement;
             StreamWindow = p.stream_window;
             StreamFromFiles = p.stream_from_files != 0;
+            ResidentBlocks = p.resident_blocks;
             TiledVae = p.tiled_vae != 0;
         }
 
@@ -34,6 +38,7 @@ namespace Flux
             text_placement = (int)TextPlacement,
             stream_window = StreamWindow,
             stream_from_files = StreamFromFiles ? 1u : 0u,
+            resident_blocks = ResidentBlocks,
             tiled_vae = TiledVae ? 1u : 0u,
         };
     }

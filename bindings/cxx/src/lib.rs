@@ -206,6 +206,7 @@ impl Engine {
             E::Failed { job, error } => (out.kind, out.job, out.message) = (5, job.0, error),
             E::Cancelled { job } => (out.kind, out.job) = (6, job.0),
             E::Log { message, .. } => (out.kind, out.message) = (7, message),
+            E::Residency { reason, .. } => (out.kind, out.message) = (8, reason),
         }
         true
     }

@@ -121,6 +121,7 @@ class ResidencyPlan(ctypes.Structure):
         ("text_placement", ctypes.c_int32),
         ("stream_window", ctypes.c_uint32),
         ("stream_from_files", ctypes.c_uint32),
+        ("resident_blocks", ctypes.c_uint32),
         ("tiled_vae", ctypes.c_uint32),
     ]
 

@@ -56,13 +56,14 @@ class JobStatus:
 class Plan:
     """A residency plan: where the text encoders live, how many transformer blocks are on the
     device at a time (0: all of them resident; N: streamed, N at a time, from host memory or with
-    ``stream_from_files`` from the model files), and whether the autoencoder works on large
-    images tile by tile."""
+    ``stream_from_files`` from the model files, the first ``resident_blocks`` kept resident), and
+    whether the autoencoder works on large images tile by tile."""
 
     text_placement: TextPlacement = TextPlacement.RESIDENT
     stream_window: int = 0
     tiled_vae: bool = False
     stream_from_files: bool = False
+    resident_blocks: int = 0
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,7 @@ class Engine:
                 stream_window=plan.stream_window,
                 tiled_vae=int(plan.tiled_vae),
                 stream_from_files=int(plan.stream_from_files),
+                resident_blocks=plan.resident_blocks,
             )
             native = ctypes.byref(native)
         check(_native.lib().flux_engine_set_residency_plan(self._handle(), native))
@@ -418,6 +420,7 @@ class Engine:
             r.plan.stream_window,
             bool(r.plan.tiled_vae),
             bool(r.plan.stream_from_files),
+            r.plan.resident_blocks,
         )
         return Residency(
             r.budget,

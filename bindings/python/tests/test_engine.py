@@ -117,7 +117,7 @@ def test_a_streamed_plan_gives_the_same_image_and_is_reported(model_dir, expecte
         r = engine.residency()
         assert r.plan == plan and r.release_text_encoders and r.text_encoders == 0
         reasons = [e.message for e in engine.events() if e.kind == fe.EventType.RESIDENCY]
-        assert any("streamed (1 at a time)" in m for m in reasons), reasons
+        assert any("streamed from host memory (1 at a time" in m for m in reasons), reasons
         engine.set_plan(None)
         with engine.text_to_image(**REFERENCE) as job:
             assert job.result(fe.PixelFormat.RGB8, timeout=120).data == expected_rgb

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_transformers::models::flux::autoencoder::{Config, Decoder, Encoder};
+pub use candle_transformers::models::flux::autoencoder::Config;
+use candle_transformers::models::flux::autoencoder::{Decoder, Encoder};
 
 use super::tiles::{self, Blend};
 use super::weights::ModelWeights;
@@ -47,6 +48,19 @@ pub const TILE: usize = 64;
 /// Latent cells consecutive tiles share, blended across (128 pixels for FLUX).
 pub const TILE_OVERLAP: usize = 16;
 
+/// An estimate of the activation bytes a `c` autoencoder keeps alive at once encoding or
+/// decoding a `pixels`-pixel image in `dtype` (tiled: a [`TILE`]'s): about 16 full-resolution
+/// feature maps of the first level's width (measured: 12 on the CPU, where each 3×3 convolution
+/// unfolds 9 copies of its input).
+pub fn activation_bytes(c: &Config, dtype: DType, pixels: usize, tiled: bool) -> u64 {
+    let side = TILE << (c.ch_mult.len() - 1);
+    let pixels = match tiled {
+        true => pixels.min(side * side),
+        false => pixels,
+    };
+    16 * pixels as u64 * c.ch as u64 * dtype.size_in_bytes() as u64
+}
+
 /// A loaded autoencoder.
 pub struct AutoEncoder {
     encoder: Encoder,
@@ -85,17 +99,10 @@ impl AutoEncoder {
         1 << (self.config.ch_mult.len() - 1)
     }
 
-    /// An estimate of the activation bytes decoding or encoding a `pixels`-pixel image keeps
-    /// alive at once (tiled: a [`TILE`]'s): about 16 full-resolution feature maps of the first
-    /// level's width (measured: 12 on the CPU, where each 3×3 convolution unfolds 9 copies of its
-    /// input).
+    /// An estimate of the activation bytes encoding or decoding a `pixels`-pixel image keeps
+    /// alive at once (see [`activation_bytes`]).
     pub fn activation_bytes(&self, pixels: usize, dtype: DType, tiled: bool) -> u64 {
-        let side = TILE * self.downsample();
-        let pixels = match tiled {
-            true => pixels.min(side * side),
-            false => pixels,
-        };
-        16 * pixels as u64 * self.config.ch as u64 * dtype.size_in_bytes() as u64
+        activation_bytes(&self.config, dtype, pixels, tiled)
     }
 
     /// Encodes and decodes images larger than a tile ([`TILE`] latent cells a side) tile by tile,

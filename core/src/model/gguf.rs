@@ -475,19 +475,12 @@ pub enum Meta {
     String(String),
 }
 
-/// Writes a GGUF v3 file of `tensors` (name, PyTorch shape, stored type) whose values
-/// `values(i)` gives one tensor at a time (quantized here, then dropped), so a file of any size is
-/// written in the memory of its largest tensor. candle's writer needs every tensor quantized in
-/// memory at once, which a full-size FLUX file (12.7 GB in Q8_0) cannot afford.
-pub fn write(
-    path: &Path,
+/// A GGUF v3 header for `tensors` (name, PyTorch shape, stored type) and `metadata`, padded to
+/// the data alignment, with each tensor's data length and the alignment.
+fn header(
     metadata: &[(&str, Meta)],
     tensors: &[(String, Vec<usize>, GgmlDType)],
-    mut values: impl FnMut(usize) -> Result<Tensor>,
-) -> Result<()> {
-    use std::io::Write;
-    let io = |e| Error::io(path, e);
-    let mut out = std::io::BufWriter::new(File::create(path).map_err(io)?);
+) -> Result<(Vec<u8>, Vec<u64>, u64)> {
     // GGUF's default data alignment, or the `general.alignment` the metadata declares.
     let alignment = match metadata.iter().find(|(k, _)| *k == "general.alignment") {
         Some((_, Meta::U32(a))) if a.is_power_of_two() => *a as u64,
@@ -535,6 +528,23 @@ pub fn write(
         (header.len() as u64).div_ceil(alignment) as usize * alignment as usize,
         0,
     );
+    Ok((header, lens, alignment))
+}
+
+/// Writes a GGUF v3 file of `tensors` (name, PyTorch shape, stored type) whose values
+/// `values(i)` gives one tensor at a time (quantized here, then dropped), so a file of any size is
+/// written in the memory of its largest tensor. candle's writer needs every tensor quantized in
+/// memory at once, which a full-size FLUX file (12.7 GB in Q8_0) cannot afford.
+pub fn write(
+    path: &Path,
+    metadata: &[(&str, Meta)],
+    tensors: &[(String, Vec<usize>, GgmlDType)],
+    mut values: impl FnMut(usize) -> Result<Tensor>,
+) -> Result<()> {
+    use std::io::Write;
+    let io = |e| Error::io(path, e);
+    let (header, lens, alignment) = header(metadata, tensors)?;
+    let mut out = std::io::BufWriter::new(File::create(path).map_err(io)?);
     out.write_all(&header).map_err(io)?;
     for (i, ((name, shape, dtype), len)) in tensors.iter().zip(lens).enumerate() {
         let t = values(i)?;
@@ -551,4 +561,20 @@ pub fn write(
         out.write_all(&vec![0u8; pad as usize]).map_err(io)?;
     }
     out.flush().map_err(io)
+}
+
+/// Writes the header of a GGUF file of `tensors` and leaves their data a hole of the right
+/// length (zeros, no disk used on file systems with sparse files): a full-size model's layout
+/// for planning and loading tests.
+pub fn write_sparse(
+    path: &Path,
+    metadata: &[(&str, Meta)],
+    tensors: &[(String, Vec<usize>, GgmlDType)],
+) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let (header, lens, alignment) = header(metadata, tensors)?;
+    let data: u64 = lens.iter().map(|l| l.div_ceil(alignment) * alignment).sum();
+    let file = File::create(path).map_err(io)?;
+    std::io::Write::write_all(&mut &file, &header).map_err(io)?;
+    file.set_len(header.len() as u64 + data).map_err(io)
 }

@@ -550,7 +550,7 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
 }
 
 /// Bytes each component occupies once loaded, from the file headers alone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ComponentBytes {
     /// The transformer with every block resident, in working form: at the compute dtype (on
     /// the CPU, compact weights expanded); on other devices, compact weights at their stored size.
@@ -561,6 +561,8 @@ pub struct ComponentBytes {
     pub largest_block: u64,
     /// Every block in its stored form in host memory, as streaming keeps them.
     pub stored_blocks: u64,
+    /// Each block (double blocks, then single blocks): (working form, stored form).
+    pub blocks: Vec<(u64, u64)>,
     pub autoencoder: u64,
     /// T5 and CLIP together on the compute device (T5's compact weights at their stored size).
     pub text_encoders: u64,
@@ -622,6 +624,7 @@ pub fn component_bytes_on(
         b.transformer += working;
         b.largest_block = b.largest_block.max(working);
         b.stored_blocks += stored;
+        b.blocks.push((working, stored));
     }
     let all = transformer::tensor_shapes(&config);
     for (name, shape) in all.iter().filter(|(n, _)| !n.contains("blocks.")) {
@@ -634,6 +637,16 @@ pub fn component_bytes_on(
     b.text_encoders = text(dtype)?;
     b.text_encoders_host = text(DType::F32)?;
     Ok(b)
+}
+
+/// The transformer's and the autoencoder's configs, from the file headers alone.
+pub fn configs(files: &ModelFiles) -> Result<(transformer::Config, autoencoder::Config)> {
+    let w = transformer_weights(open_component("transformer", &files.transformer)?)?;
+    let ae = ae_weights(open_component("autoencoder", &files.ae)?)?;
+    Ok((
+        transformer::infer_config(&w, None)?,
+        autoencoder::infer_config(&ae, None)?,
+    ))
 }
 
 impl FluxModel {

@@ -73,10 +73,10 @@ impl Blend {
                 }
             }
         }
-        for y in 0..th {
+        for (y, wyi) in wy.iter().enumerate() {
             let dst = &mut self.weight[(y0 + y) * w + x0..][..tw];
             for (d, wxi) in dst.iter_mut().zip(&wx) {
-                *d += wy[y] * wxi;
+                *d += wyi * wxi;
             }
         }
         Ok(())

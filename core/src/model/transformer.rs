@@ -262,26 +262,55 @@ impl SingleBlock {
 pub enum BlockResidency {
     /// Every block in working form on the compute device.
     Resident,
-    /// Blocks kept in host memory in their stored form (bf16, fp8 or GGUF blocks); `window`
-    /// (at least 1) of them in working form at a time, the next built on another thread while the
-    /// current one computes.
-    Streamed { window: usize },
-    /// Blocks read from the model files for every forward pass (the system's file cache keeps
-    /// what memory allows), `window` of them in working form at a time as when streamed.
-    FromFiles { window: usize },
+    /// The first `resident` blocks in working form; the others kept in host memory in their
+    /// stored form (bf16, fp8 or GGUF blocks), `window` (at least 1) of them in working form at
+    /// a time, the next built on another thread while the current one computes.
+    Streamed { window: usize, resident: usize },
+    /// As streamed, but the streamed blocks are read from the model files for every forward
+    /// pass (the system's file cache keeps what memory allows).
+    FromFiles { window: usize, resident: usize },
 }
 
-/// A block in working form.
+impl BlockResidency {
+    /// Blocks streamed with `window`, none kept resident.
+    pub fn streamed(window: usize) -> Self {
+        Self::Streamed {
+            window,
+            resident: 0,
+        }
+    }
+
+    /// How many of `n` blocks stay resident, and the window of the others.
+    fn split(self, n: usize) -> (usize, usize) {
+        match self {
+            Self::Resident => (n, 1),
+            Self::Streamed { window, resident } | Self::FromFiles { window, resident } => {
+                (resident.min(n), window.max(1))
+            }
+        }
+    }
+}
+
+/// A block in working form (boxed: the two kinds differ much in size, and slots move them).
 enum Block {
-    Double(DoubleBlock),
-    Single(SingleBlock),
+    Double(Box<DoubleBlock>),
+    Single(Box<SingleBlock>),
 }
 
-/// The blocks, as their residency has them.
-enum Blocks {
-    Resident(Vec<Block>),
-    Streamed { host: Vec<HostBlock>, window: usize },
-    FromFiles { window: usize },
+/// Where one block is.
+enum Slot {
+    /// In working form.
+    Working(Block),
+    /// In host memory in its stored form.
+    Host(HostBlock),
+    /// In the model files.
+    Files,
+}
+
+/// The blocks: resident ones first, then streamed ones (from host memory or the files).
+struct Blocks {
+    slots: Vec<Slot>,
+    residency: BlockResidency,
 }
 
 /// A loaded FLUX transformer.
@@ -333,7 +362,10 @@ impl FluxTransformer {
             time_in: MlpEmbedder::load(&l, "time_in", TIME_DIM, h)?,
             vector_in: MlpEmbedder::load(&l, "vector_in", c.vec_in_dim, h)?,
             guidance_in,
-            blocks: Mutex::new(Blocks::Resident(Vec::new())),
+            blocks: Mutex::new(Blocks {
+                slots: Vec::new(),
+                residency: BlockResidency::Resident,
+            }),
             final_linear: l.linear("final_layer.linear", h, c.in_channels, true)?,
             final_modulation: l.linear("final_layer.adaLN_modulation.1", h, 2 * h, true)?,
             variant: if c.guidance_embed {
@@ -370,12 +402,16 @@ impl FluxTransformer {
         Ok(match i.checked_sub(c.depth) {
             None => {
                 let p = format!("double_blocks.{i}");
-                Block::Double(DoubleBlock {
+                Block::Double(Box::new(DoubleBlock {
                     img: StreamWeights::load(&l, &format!("{p}.img"), c)?,
                     txt: StreamWeights::load(&l, &format!("{p}.txt"), c)?,
-                })
+                }))
             }
-            Some(j) => Block::Single(SingleBlock::load(&l, &format!("single_blocks.{j}"), c)?),
+            Some(j) => Block::Single(Box::new(SingleBlock::load(
+                &l,
+                &format!("single_blocks.{j}"),
+                c,
+            )?)),
         })
     }
 
@@ -390,63 +426,29 @@ impl FluxTransformer {
 
     /// Where the blocks live now.
     pub fn residency(&self) -> BlockResidency {
-        match &*self.blocks.lock() {
-            Blocks::Resident(_) => BlockResidency::Resident,
-            Blocks::Streamed { window, .. } => BlockResidency::Streamed { window: *window },
-            Blocks::FromFiles { window } => BlockResidency::FromFiles { window: *window },
-        }
+        self.blocks.lock().residency
     }
 
-    /// Moves the blocks to `residency` (between forward passes), one block at a time, so that
-    /// at most one block more than either residency holds is alive meanwhile. Blocks are built or
-    /// read from host memory when streamed, else from the files.
+    /// Moves the blocks to `residency` (between forward passes) one block at a time, so that at
+    /// most one block more than either residency holds is alive meanwhile. A block is built from
+    /// its host copy when it has one, else from the files.
     pub fn set_residency(&self, residency: BlockResidency) -> Result<()> {
         let mut blocks = self.blocks.lock();
         let n = self.block_count();
-        match (&mut *blocks, residency) {
-            (Blocks::Resident(resident), BlockResidency::Resident) => {
-                for i in resident.len()..n {
-                    resident.push(self.build_block(&*self.weights, i)?);
-                }
-            }
-            (Blocks::Streamed { window, .. }, BlockResidency::Streamed { window: w })
-            | (Blocks::FromFiles { window }, BlockResidency::FromFiles { window: w }) => {
-                *window = w.max(1);
-            }
-            (_, BlockResidency::FromFiles { window }) => {
-                *blocks = Blocks::FromFiles {
-                    window: window.max(1),
-                };
-            }
-            (Blocks::Streamed { host, .. }, BlockResidency::Resident) => {
-                let mut resident = Vec::with_capacity(n);
-                for i in 0..n {
-                    resident.push(self.build_block(&host[0], i)?);
-                    host.remove(0);
-                }
-                *blocks = Blocks::Resident(resident);
-            }
-            (old, BlockResidency::Streamed { window }) => {
-                let mut host = Vec::with_capacity(n);
-                for i in 0..n {
-                    host.push(self.host_block(i)?);
-                    if let Blocks::Resident(resident) = old {
-                        if !resident.is_empty() {
-                            resident.remove(0);
-                        }
-                    }
-                }
-                *blocks = Blocks::Streamed {
-                    host,
-                    window: window.max(1),
-                };
-            }
-            (Blocks::FromFiles { .. }, BlockResidency::Resident) => {
-                *blocks = Blocks::Resident(Vec::with_capacity(n));
-                drop(blocks);
-                return self.set_residency(residency);
-            }
+        let (resident, _) = residency.split(n);
+        blocks.slots.resize_with(n, || Slot::Files);
+        for i in 0..n {
+            let old = std::mem::replace(&mut blocks.slots[i], Slot::Files);
+            blocks.slots[i] = match (old, i < resident, residency) {
+                (Slot::Working(b), true, _) => Slot::Working(b),
+                (Slot::Host(h), true, _) => Slot::Working(self.build_block(&h, i)?),
+                (Slot::Files, true, _) => Slot::Working(self.build_block(&*self.weights, i)?),
+                (_, false, BlockResidency::FromFiles { .. }) => Slot::Files,
+                (Slot::Host(h), false, _) => Slot::Host(h),
+                (_, false, _) => Slot::Host(self.host_block(i)?),
+            };
         }
+        blocks.residency = residency;
         Ok(())
     }
 
@@ -454,27 +456,23 @@ impl FluxTransformer {
     /// host memory or the files.
     fn each_block(&self, mut run: impl FnMut(usize, &Block) -> Result<()>) -> Result<()> {
         let blocks = self.blocks.lock();
-        let n = self.block_count();
-        match &*blocks {
-            Blocks::Resident(resident) => {
-                for (i, block) in resident.iter().enumerate() {
-                    run(i, block)?;
-                }
-                Ok(())
+        let (resident, window) = blocks.residency.split(blocks.slots.len());
+        let (kept, streamed) = blocks.slots.split_at(resident);
+        for (i, slot) in kept.iter().enumerate() {
+            match slot {
+                Slot::Working(block) => run(i, block)?,
+                _ => return Err(Error::invalid(format!("block {i} is not resident"))),
             }
-            Blocks::Streamed { host, window } => stream::pipelined(
-                n,
-                *window,
-                |i| self.build_block(&host[i], i),
-                |i, block| run(i, &block),
-            ),
-            Blocks::FromFiles { window } => stream::pipelined(
-                n,
-                *window,
-                |i| self.build_block(&*self.weights, i),
-                |i, block| run(i, &block),
-            ),
         }
+        stream::pipelined(
+            streamed.len(),
+            window,
+            |j| match &streamed[j] {
+                Slot::Host(h) => self.build_block(h, resident + j),
+                _ => self.build_block(&*self.weights, resident + j),
+            },
+            |j, block| run(resident + j, &block),
+        )
     }
 
     /// The model's config.
@@ -497,17 +495,15 @@ impl FluxTransformer {
         self.dtype
     }
 
-    /// An estimate of the activation bytes a forward pass over `tokens` (text and image) keeps
-    /// alive at once: about 16 hidden-wide values per token through a block, and off the CPU,
-    /// where attention may build the whole score matrix, that matrix.
+    /// The compute device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// An estimate of the activation bytes a forward pass over `tokens` keeps alive at once
+    /// (see [`activation_bytes`]).
     pub fn activation_bytes(&self, tokens: usize) -> u64 {
-        let size = self.dtype.size_in_bytes() as u64;
-        let (n, h) = (tokens as u64, self.config.hidden_size as u64);
-        let scores = match self.device.is_cpu() {
-            true => 0,
-            false => self.config.num_heads as u64 * n * n,
-        };
-        (16 * n * h + scores) * size
+        activation_bytes(&self.config, self.dtype, self.device.is_cpu(), tokens)
     }
 
     /// The conditioning vector: time + guidance (dev) + pooled-text embeddings, (B, hidden).
@@ -590,6 +586,18 @@ impl FluxTransformer {
         self.final_linear
             .forward(&layers::modulate(&x, &m[0], &m[1])?)
     }
+}
+
+/// An estimate of the activation bytes a forward pass of a `c` transformer over `tokens` (text
+/// and image) keeps alive at once in `dtype`: about 16 hidden-wide values per token through a
+/// block, and off the CPU, where attention may build the whole score matrix, that matrix.
+pub fn activation_bytes(c: &Config, dtype: DType, on_cpu: bool, tokens: usize) -> u64 {
+    let (n, h) = (tokens as u64, c.hidden_size as u64);
+    let scores = match on_cpu {
+        true => 0,
+        false => c.num_heads as u64 * n * n,
+    };
+    (16 * n * h + scores) * dtype.size_in_bytes() as u64
 }
 
 /// The tensors of block `i` (double blocks first, then single blocks) with `c`'s shapes.

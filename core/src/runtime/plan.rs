@@ -9,9 +9,11 @@
 //! a job (weights and an estimate of the activations); text encoders that are released after
 //! encoding are resident only while a new prompt is encoded.
 
+use candle_core::DType;
+
 use super::job::JobRequest;
-use crate::model::autoencoder::AutoEncoder;
-use crate::model::transformer::FluxTransformer;
+use crate::model::autoencoder::{self, AutoEncoder};
+use crate::model::transformer::{self, FluxTransformer};
 use crate::model::{BlockResidency, ComponentBytes};
 
 /// Where the text encoders live.
@@ -74,12 +76,32 @@ impl Plan {
 
     /// Bytes of the transformer on the compute device, and of its blocks in host memory.
     pub fn transformer_bytes(&self, b: &ComponentBytes) -> (u64, u64) {
-        let streamed = |window: usize| b.transformer_base + window.max(1) as u64 * b.largest_block;
-        match self.blocks {
-            BlockResidency::Resident => (b.transformer, 0),
-            BlockResidency::Streamed { window } => (streamed(window), b.stored_blocks),
-            BlockResidency::FromFiles { window } => (streamed(window), 0),
-        }
+        let (window, resident, host) = match self.blocks {
+            BlockResidency::Resident => return (b.transformer, 0),
+            BlockResidency::Streamed { window, resident } => (window, resident, true),
+            BlockResidency::FromFiles { window, resident } => (window, resident, false),
+        };
+        let (kept, streamed) = b.blocks.split_at(resident.min(b.blocks.len()));
+        let largest = streamed.iter().map(|s| s.0).max().unwrap_or(0);
+        let device = b.transformer_base
+            + kept.iter().map(|s| s.0).sum::<u64>()
+            + window.max(1) as u64 * largest;
+        let stored = streamed.iter().map(|s| s.1).sum::<u64>();
+        (device, if host { stored } else { 0 })
+    }
+
+    /// The same plan with `resident` blocks kept resident (when it streams).
+    fn with_resident(self, resident: usize) -> Plan {
+        let blocks = match self.blocks {
+            BlockResidency::Streamed { window, .. } => {
+                BlockResidency::Streamed { window, resident }
+            }
+            BlockResidency::FromFiles { window, .. } => {
+                BlockResidency::FromFiles { window, resident }
+            }
+            b => b,
+        };
+        Plan { blocks, ..self }
     }
 
     /// Memory the plan keeps allocated through a job with `work`'s activations.
@@ -113,12 +135,12 @@ impl Plan {
         };
         match self.blocks {
             BlockResidency::Resident => format!("transformer resident, {text}{vae}"),
-            BlockResidency::Streamed { window } => {
-                format!("transformer blocks streamed ({window} at a time), {text}{vae}")
-            }
-            BlockResidency::FromFiles { window } => {
-                format!("transformer blocks read from the files ({window} at a time), {text}{vae}")
-            }
+            BlockResidency::Streamed { window, resident } => format!(
+                "transformer blocks streamed from host memory ({window} at a time, {resident} kept resident), {text}{vae}"
+            ),
+            BlockResidency::FromFiles { window, resident } => format!(
+                "transformer blocks read from the files ({window} at a time, {resident} kept resident), {text}{vae}"
+            ),
         }
     }
 }
@@ -159,11 +181,14 @@ pub fn candidates(on_cpu: bool) -> Vec<Plan> {
     let mut placements = vec![(TextPlacement::Resident, BlockResidency::Resident)];
     placements.extend(texts.iter().map(|&t| (t, BlockResidency::Resident)));
     for window in (1..=MAX_WINDOW).rev() {
-        let blocks = BlockResidency::Streamed { window };
+        let blocks = BlockResidency::streamed(window);
         placements.extend(texts.iter().map(|&t| (t, blocks)));
     }
     for window in (1..=MAX_WINDOW).rev() {
-        let blocks = BlockResidency::FromFiles { window };
+        let blocks = BlockResidency::FromFiles {
+            window,
+            resident: 0,
+        };
         placements.extend(texts.iter().map(|&t| (t, blocks)));
     }
     placements
@@ -189,9 +214,9 @@ pub fn smallest(plans: &[Plan], b: &ComponentBytes, work: &Work, on_cpu: bool) -
         .expect("at least one plan")
 }
 
-/// The fastest plan that fits `limits` with `work` bytes of activations, or `forced` when the
-/// host chose one (which must fit too). The error states what the smallest plan needs and what
-/// is available.
+/// The fastest plan that fits `limits` with `work` bytes of activations, keeping as many
+/// streamed blocks resident as fit, or `forced` when the host chose one (which must fit too). The
+/// error states what the smallest plan needs and what is available.
 pub fn choose(
     b: &ComponentBytes,
     work: &Work,
@@ -203,8 +228,17 @@ pub fn choose(
         Some(p) => vec![p],
         None => candidates(on_cpu),
     };
-    if let Some(p) = plans.iter().find(|p| limits.fits(p.need(b, work, on_cpu))) {
-        return Ok(*p);
+    let fits = |p: &Plan| limits.fits(p.need(b, work, on_cpu));
+    if let Some(p) = plans.iter().find(|p| fits(p)) {
+        if forced.is_some() || p.blocks == BlockResidency::Resident {
+            return Ok(*p);
+        }
+        let most = (0..b.blocks.len())
+            .rev()
+            .map(|k| p.with_resident(k))
+            .find(fits)
+            .unwrap_or(*p);
+        return Ok(most);
     }
     let smallest = smallest(&plans, b, work, on_cpu);
     let need = smallest.need(b, work, on_cpu);
@@ -230,8 +264,8 @@ pub fn choose(
     })
 }
 
-/// An estimate of the activation bytes `request` needs, with `t5_len` text tokens: the
-/// transformer over its text and image tokens, the autoencoder over its pixels, whole or tiled.
+/// An estimate of the activation bytes `request` needs, with `t5_len` text tokens (see
+/// [`work_estimate`]).
 pub fn job_work(
     transformer: &FluxTransformer,
     ae: &AutoEncoder,
@@ -248,14 +282,34 @@ pub fn job_work(
         }
         _ => (0, 0),
     };
+    let configs = (transformer.config(), ae.config());
+    let on_cpu = transformer.device().is_cpu();
+    work_estimate(
+        configs,
+        transformer.dtype(),
+        on_cpu,
+        (pixels, references),
+        t5_len,
+    )
+}
+
+/// An estimate of the activation bytes of a job making a `pixels`-pixel image (beside
+/// `references` pixels of reference images) with `t5_len` text tokens: the transformer over its
+/// text and image tokens, the autoencoder over its pixels, whole or tiled.
+pub fn work_estimate(
+    (transformer, ae): (&transformer::Config, &autoencoder::Config),
+    dtype: DType,
+    on_cpu: bool,
+    (pixels, references): (usize, usize),
+    t5_len: usize,
+) -> Work {
     // One token per 16×16 pixels (8× the autoencoder, 2×2 packing).
     let tokens = t5_len + (pixels + references) / 256;
     let largest = pixels.max(references);
-    let dtype = transformer.dtype();
     Work {
-        transformer: transformer.activation_bytes(tokens),
-        vae: ae.activation_bytes(largest, dtype, false),
-        vae_tiled: ae.activation_bytes(largest, dtype, true),
+        transformer: transformer::activation_bytes(transformer, dtype, on_cpu, tokens),
+        vae: autoencoder::activation_bytes(ae, dtype, largest, false),
+        vae_tiled: autoencoder::activation_bytes(ae, dtype, largest, true),
     }
 }
 
@@ -265,114 +319,151 @@ mod tests {
 
     const GB: u64 = 1 << 30;
 
-    /// FLUX.1-dev-like figures: 24 GB of bf16 transformer in 57 blocks, 9.5 GB of encoders.
-    fn bytes() -> ComponentBytes {
-        ComponentBytes {
-            transformer: 24 * GB,
-            transformer_base: GB / 4,
-            largest_block: GB * 7 / 10,
-            stored_blocks: 24 * GB - GB / 4,
+    /// FLUX.1-dev-like figures: 19 double blocks of `double` bytes and 38 single blocks of
+    /// `single` in working form, `stored` of that in their stored form; 9.5 GB of encoders.
+    fn flux_like(double: u64, single: u64, stored: f64, base: u64) -> ComponentBytes {
+        let mut b = ComponentBytes {
+            transformer_base: base,
             autoencoder: GB / 6,
             text_encoders: 19 * GB / 2,
             text_encoders_host: 5 * GB,
+            ..ComponentBytes::default()
+        };
+        let sizes = std::iter::repeat_n(double, 19).chain(std::iter::repeat_n(single, 38));
+        for w in sizes {
+            let st = (w as f64 * stored) as u64;
+            b.blocks.push((w, st));
+            b.stored_blocks += st;
+            b.largest_block = b.largest_block.max(w);
         }
+        b.transformer = base + b.blocks.iter().map(|x| x.0).sum::<u64>();
+        b
     }
 
-    fn pick(budget: u64, host: u64, on_cpu: bool) -> Result<Plan, String> {
-        let limits = Limits {
+    /// A GPU's bf16 transformer: 24.95 GB.
+    fn gpu_bytes() -> ComponentBytes {
+        flux_like(GB * 7 / 10, GB * 3 / 10, 1.0, GB / 4)
+    }
+
+    /// The same on the CPU: f32 blocks, stored bf16.
+    fn cpu_bytes() -> ComponentBytes {
+        flux_like(GB * 14 / 10, GB * 6 / 10, 0.5, GB / 2)
+    }
+
+    fn limits(budget: u64, host: u64, on_cpu: bool) -> Limits {
+        Limits {
             budget,
             host,
             on_cpu,
-        };
-        choose(&bytes(), &Work::NONE, limits, None)
+        }
+    }
+
+    /// The plan for `b` within `l`, checked to fit and, when it streams, to keep as many blocks
+    /// resident as fit.
+    fn pick(b: &ComponentBytes, l: Limits) -> Result<Plan, String> {
+        let p = choose(b, &Work::NONE, l, None)?;
+        assert!(l.fits(p.need(b, &Work::NONE, l.on_cpu)), "{p:?}");
+        if let BlockResidency::Streamed { resident, .. }
+        | BlockResidency::FromFiles { resident, .. } = p.blocks
+        {
+            let more = p.with_resident(resident + 1);
+            assert!(
+                !l.fits(more.need(b, &Work::NONE, l.on_cpu)),
+                "{p:?} keeps too few"
+            );
+        }
+        Ok(p)
     }
 
     #[test]
     fn the_fastest_plan_that_fits_is_chosen() {
-        let gpu = |budget| pick(budget, 64 * GB, false).unwrap();
+        let b = gpu_bytes();
+        let gpu = |budget| pick(&b, limits(budget, 64 * GB, false)).unwrap();
         assert_eq!(gpu(40 * GB), Plan::RESIDENT);
-        let host_text = Plan {
+        let host_resident = Plan {
             text: TextPlacement::Host,
             blocks: BlockResidency::Resident,
             tiled_vae: false,
         };
-        assert_eq!(gpu(25 * GB), host_text);
-        let streamed = |window| Plan {
-            text: TextPlacement::Host,
-            blocks: BlockResidency::Streamed { window },
-            tiled_vae: false,
-        };
-        assert_eq!(gpu(8 * GB), streamed(2));
-        assert_eq!(gpu(GB * 6 / 5), streamed(1));
+        assert_eq!(gpu(26 * GB), host_resident);
+        // Streamed two at a time, the encoders on the CPU, as many blocks resident as fit.
+        let p = gpu(8 * GB);
+        assert_eq!(p.text, TextPlacement::Host);
+        assert!(
+            matches!(p.blocks, BlockResidency::Streamed { window: 2, resident } if resident > 5),
+            "{p:?}"
+        );
+        // Room for one block: one at a time.
+        let p = gpu(GB * 6 / 5);
+        assert_eq!(p.blocks, BlockResidency::streamed(1));
         // Too little host memory for the encoders there: released after encoding instead.
-        let plan = pick(8 * GB, 25 * GB, false).unwrap();
-        assert_eq!(plan.text, TextPlacement::Released);
-        let err = pick(GB / 2, 64 * GB, false).unwrap_err();
+        let p = pick(&b, limits(8 * GB, 25 * GB, false)).unwrap();
+        assert_eq!(p.text, TextPlacement::Released);
+        let err = pick(&b, limits(GB / 2, 64 * GB, false)).unwrap_err();
         assert!(err.contains("bytes of device memory"), "{err}");
-        // On the CPU everything counts against one budget, and blocks work in f32 (twice
-        // their bf16 stored size).
-        let cpu = ComponentBytes {
-            transformer: 48 * GB,
-            transformer_base: GB / 2,
-            largest_block: GB * 14 / 10,
-            stored_blocks: 24 * GB,
-            ..bytes()
-        };
-        let limits = |budget| Limits {
-            budget,
-            host: 0,
-            on_cpu: true,
-        };
-        let pick = |budget| choose(&cpu, &Work::NONE, limits(budget), None);
-        assert_eq!(pick(60 * GB), Ok(Plan::RESIDENT));
-        let plan = pick(50 * GB).unwrap();
-        assert_eq!(plan.blocks, BlockResidency::Resident);
-        assert_eq!(plan.text, TextPlacement::Released);
-        let plan = pick(30 * GB).unwrap();
-        assert_eq!(plan.blocks, BlockResidency::Streamed { window: 2 });
-        let plan = pick(53 * GB / 2).unwrap();
-        assert_eq!(plan.blocks, BlockResidency::Streamed { window: 1 });
-        // Less than the stored blocks: read from the files for every step.
-        let plan = pick(20 * GB).unwrap();
-        assert_eq!(plan.blocks, BlockResidency::FromFiles { window: 2 });
-        let err = pick(GB).unwrap_err();
+
+        // On the CPU everything counts against one budget, and blocks work in f32 (twice their
+        // bf16 stored size).
+        let b = cpu_bytes();
+        let cpu = |budget| pick(&b, limits(budget, 0, true));
+        assert_eq!(cpu(61 * GB), Ok(Plan::RESIDENT));
+        let p = cpu(51 * GB).unwrap();
+        assert_eq!(p.blocks, BlockResidency::Resident);
+        assert_eq!(p.text, TextPlacement::Released);
+        let p = cpu(30 * GB).unwrap();
+        assert!(
+            matches!(p.blocks, BlockResidency::Streamed { window: 2, .. }),
+            "{p:?}"
+        );
+        // Less than the stored blocks: the others read from the files for every step.
+        let p = cpu(20 * GB).unwrap();
+        assert!(
+            matches!(p.blocks, BlockResidency::FromFiles { window: 2, resident } if resident > 0),
+            "{p:?}"
+        );
+        let err = cpu(GB).unwrap_err();
         assert!(err.contains("more than the 1073741824 bytes"), "{err}");
     }
 
     #[test]
     fn a_forced_plan_is_kept_or_refused_with_numbers() {
-        let limits = Limits {
-            budget: 40 * GB,
-            host: 64 * GB,
-            on_cpu: false,
-        };
+        let b = gpu_bytes();
+        let l = limits(40 * GB, 64 * GB, false);
         let streamed = Plan {
             text: TextPlacement::Released,
-            blocks: BlockResidency::Streamed { window: 1 },
+            blocks: BlockResidency::streamed(1),
             tiled_vae: false,
         };
         let none = &Work::NONE;
-        assert_eq!(choose(&bytes(), none, limits, Some(streamed)), Ok(streamed));
-        let small = Limits {
-            budget: 8 * GB,
-            ..limits
-        };
-        let err = choose(&bytes(), none, small, Some(Plan::RESIDENT)).unwrap_err();
-        assert!(err.contains("the plan the host chose"), "{err}");
-        // Activations count: a plan that fits the weights alone may not fit with them.
+        assert_eq!(choose(&b, none, l, Some(streamed)), Ok(streamed));
+        let err = choose(
+            &b,
+            none,
+            limits(8 * GB, 64 * GB, false),
+            Some(Plan::RESIDENT),
+        );
+        assert!(err.unwrap_err().contains("the plan the host chose"));
+        // Activations count: the whole-image autoencoder's, or a tile's.
         let work = Work {
             transformer: 3 * GB,
             vae: 5 * GB,
             vae_tiled: GB,
         };
-        let need = streamed.need(&bytes(), &work, false);
-        assert_eq!(need.device, GB / 4 + GB * 7 / 10 + GB / 6 + 5 * GB);
+        let weights = GB / 4 + GB * 7 / 10 + GB / 6;
+        assert_eq!(streamed.need(&b, &work, false).device, weights + 5 * GB);
         let tiled = Plan {
             tiled_vae: true,
             ..streamed
         };
-        let need = tiled.need(&bytes(), &work, false);
-        assert_eq!(need.device, GB / 4 + GB * 7 / 10 + GB / 6 + 3 * GB);
+        assert_eq!(tiled.need(&b, &work, false).device, weights + 3 * GB);
+        // Kept-resident blocks count at their working size, the window at the largest other.
+        let kept = streamed.with_resident(19);
+        let need = kept.need(&b, none, false);
+        assert_eq!(
+            need.device,
+            GB / 4 + 19 * (GB * 7 / 10) + GB * 3 / 10 + GB / 6
+        );
+        assert_eq!(need.host, 38 * (GB * 3 / 10));
     }
 
     #[test]
@@ -382,12 +473,7 @@ mod tests {
             vae: 12 * GB,
             vae_tiled: GB,
         };
-        let limits = Limits {
-            budget: 40 * GB,
-            host: 64 * GB,
-            on_cpu: false,
-        };
-        let plan = choose(&bytes(), &work, limits, None).unwrap();
+        let plan = choose(&gpu_bytes(), &work, limits(40 * GB, 64 * GB, false), None).unwrap();
         assert_eq!(plan.blocks, BlockResidency::Resident);
         assert!(plan.tiled_vae);
     }

@@ -2,16 +2,19 @@
 //! model when no folder is given; write the tiny model in either real layout.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use candle_core::quantized::GgmlDType;
+use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 use flux_core::image::export;
-use flux_core::model::{FluxModel, LoadOptions, Variant};
+use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::edit::{self, KontextEdit};
 use flux_core::pipeline::{self, TextToImage};
+use flux_core::runtime::plan::{self, Limits};
+use flux_core::sparse::{self, Storage};
 use flux_core::tiny::{self, Layout};
 
 #[derive(Parser)]
@@ -72,6 +75,18 @@ impl QuantArg {
             QuantArg::Bf16 => GgmlDType::BF16,
         }
     }
+}
+
+/// How a sparse model's transformer is stored.
+#[derive(Clone, Copy, ValueEnum)]
+#[allow(non_camel_case_types)]
+enum StorageArg {
+    Bf16,
+    Fp8,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_k")]
+    Q4_K,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -152,6 +167,35 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value = "q8_0")]
         r#type: QuantArg,
+    },
+    /// Show the residency plan the engine picks for a model at each memory budget (from the
+    /// file headers; nothing is loaded).
+    Plan {
+        /// Model folder (diffusers or BFL/ComfyUI single files).
+        #[arg(long)]
+        model: PathBuf,
+        /// Plan for a GPU (bf16) instead of this CPU (f32).
+        #[arg(long)]
+        gpu: bool,
+        /// Budgets in GB (10^9 bytes), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "24,16,12,8,6")]
+        budget: Vec<f64>,
+        /// Host memory in GB beside a GPU (default: this machine's available memory).
+        #[arg(long)]
+        host_memory: Option<f64>,
+        /// The image the job makes.
+        #[arg(long, default_value_t = 1024)]
+        width: usize,
+        #[arg(long, default_value_t = 1024)]
+        height: usize,
+    },
+    /// Write FLUX.1-dev at full size with its data a hole (no disk used): the transformer as
+    /// downloaded in `storage`, T5-XXL, CLIP-L and the autoencoder beside it, for `plan`.
+    SparseModel {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "bf16")]
+        storage: StorageArg,
     },
     /// Write the tiny random-weight model (the reference fixtures' weights) in a real layout.
     TinyModel {
@@ -239,8 +283,83 @@ fn save(job: &JobArgs, result: &pipeline::Generated) -> flux_core::Result<()> {
     Ok(())
 }
 
+/// Prints the plan for the model in `dir` at each budget.
+fn print_plans(
+    dir: &Path,
+    gpu: bool,
+    budgets: &[f64],
+    host: Option<f64>,
+    size: (usize, usize),
+) -> flux_core::Result<()> {
+    let files = ModelFiles::from_folder(dir)?;
+    let dtype = if gpu { DType::BF16 } else { DType::F32 };
+    let bytes = flux_core::model::component_bytes_on(&files, dtype, !gpu)?;
+    let (tc, ac) = flux_core::model::configs(&files)?;
+    let work = plan::work_estimate((&tc, &ac), dtype, !gpu, (size.0 * size.1, 0), 512);
+    let gb = |b: u64| b as f64 / 1e9;
+    let host = host.map_or_else(flux_core::runtime::system_available_memory, |h| {
+        (h * 1e9) as u64
+    });
+    println!(
+        "{} on the {}, {}x{}: transformer {:.2} GB resident, {:.2} GB stored blocks, largest block {:.2} GB; autoencoder {:.2} GB; text encoders {:.2} GB ({:.2} GB on the CPU); activations {:.2} GB ({:.2} GB with the autoencoder tiled)",
+        dir.display(),
+        if gpu { "GPU" } else { "CPU" },
+        size.0,
+        size.1,
+        gb(bytes.transformer),
+        gb(bytes.stored_blocks),
+        gb(bytes.largest_block),
+        gb(bytes.autoencoder),
+        gb(bytes.text_encoders),
+        gb(bytes.text_encoders_host),
+        gb(work.peak(false)),
+        gb(work.peak(true)),
+    );
+    for &budget in budgets {
+        let limits = Limits {
+            budget: (budget * 1e9) as u64,
+            host,
+            on_cpu: !gpu,
+        };
+        match plan::choose(&bytes, &work, limits, None) {
+            Ok(p) => {
+                let need = p.need(&bytes, &work, !gpu);
+                println!(
+                    "{budget:>5} GB: {} ({:.2} GB on the device, {:.2} GB of host memory)",
+                    p.describe(),
+                    gb(need.device),
+                    gb(need.host)
+                );
+            }
+            Err(e) => println!("{budget:>5} GB: refused: {e}"),
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> flux_core::Result<()> {
     match cli.command {
+        Command::Plan {
+            model,
+            gpu,
+            budget,
+            host_memory,
+            width,
+            height,
+        } => print_plans(&model, gpu, &budget, host_memory, (width, height))?,
+        Command::SparseModel { out, storage } => {
+            let storage = match storage {
+                StorageArg::Bf16 => Storage::Bf16,
+                StorageArg::Fp8 => Storage::Fp8,
+                StorageArg::Q8_0 => Storage::Gguf(GgmlDType::Q8_0),
+                StorageArg::Q4_K => Storage::Gguf(GgmlDType::Q4K),
+            };
+            sparse::write_flux1_dev_folder(&out, storage)?;
+            eprintln!(
+                "wrote a sparse FLUX.1-dev ({storage:?}) to {}",
+                out.display()
+            );
+        }
         Command::Quantize { input, out, r#type } => {
             let start = Instant::now();
             flux_core::model::quantize_transformer(&input, &out, r#type.dtype())?;
