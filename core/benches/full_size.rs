@@ -7,8 +7,8 @@
 //! real names and shapes: FLUX.1-dev transformers as city96's Q8_0 / Q4_K_S GGUF and as an fp8
 //! e4m3fn safetensors file (2-D weights fp8, the rest bf16), and city96's T5-XXL encoder in Q8_0
 //! (llama.cpp names). Each is then measured in a child process of its own (so each peak RSS is
-//! its own): a transformer is loaded, then runs one forward at 256² (256 image tokens) with 512
-//! text tokens; the T5 encoder is loaded and encodes 512 tokens; `both` loads T5 and the Q8_0
+//! its own): a transformer is loaded with its blocks streamed from their stored form (two
+//! expanded at a time), then runs one forward at 256² (256 image tokens) with 512 text tokens; the T5 encoder is loaded and encodes 512 tokens; `both` loads T5 and the Q8_0
 //! transformer in one process and runs the encode and the step on its output.
 
 mod support;
@@ -23,7 +23,9 @@ use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use flux_core::model::gguf::{self, Meta};
 use flux_core::model::transformer::FluxTransformer;
 use flux_core::model::transformer::{tensor_shapes, Config};
-use flux_core::model::{load_text_encoders, load_transformer, LoadOptions, ModelFiles, Variant};
+use flux_core::model::{
+    load_text_encoders, load_transformer, BlockResidency, LoadOptions, ModelFiles, Variant,
+};
 use flux_core::text::TextEncoders;
 use flux_core::tiny::{self, Layout};
 use support::{peak_rss_mib, BoxError};
@@ -194,14 +196,20 @@ fn step(m: &FluxTransformer, txt: &Tensor) -> Result<(), BoxError> {
 /// The child: measures `kind` (transformer, t5, both) on `paths`.
 fn child(kind: &str, paths: &[PathBuf]) -> Result<(), BoxError> {
     let scratch = std::env::temp_dir().join(format!("flux-full-size-{}", std::process::id()));
-    let transformer = |path: &Path| {
+    // Blocks kept in their stored form, two (one beside T5) expanded at a time: resident, the
+    // f32 working form would need 47.6 GB.
+    let transformer = |path: &Path, window| {
         let files = ModelFiles::transformer_only(path.to_path_buf());
-        load_transformer(&files, &LoadOptions::default())
+        let opts = LoadOptions {
+            blocks: BlockResidency::streamed(window),
+            ..LoadOptions::default()
+        };
+        load_transformer(&files, &opts)
     };
     match (kind, paths) {
         ("transformer", [path]) => {
             let start = Instant::now();
-            let m = transformer(path)?;
+            let m = transformer(path, 2)?;
             report("load", start);
             let txt = Tensor::randn(0f32, 1.0, (1, 512, 4096), &Device::Cpu)?;
             let start = Instant::now();
@@ -219,7 +227,7 @@ fn child(kind: &str, paths: &[PathBuf]) -> Result<(), BoxError> {
         ("both", [flux, t5]) => {
             let start = Instant::now();
             let mut text = load_t5(t5, &scratch)?;
-            let m = transformer(flux)?;
+            let m = transformer(flux, 1)?;
             report("load T5 and transformer", start);
             let start = Instant::now();
             let txt = encode(&mut text)?;

@@ -3,9 +3,10 @@
 //! Writes vs_torch's small config (hidden 1536, 12 heads of 128, 2 double + 4 single blocks,
 //! guidance on) with random weights as an f32 safetensors file and as Q8_0, Q4_K and BF16 GGUF
 //! files (city96's rules: in/out layers F16; BF16 takes the path of bf16 checkpoints on the CPU),
-//! loads them through the production loader, then runs alternating forward rounds at 1024 image
-//! and 128 text tokens (512²) and prints each type's median time ratio to f32, its relative L2
-//! distance to the f32 output, the bytes its weights occupy, and the peak RSS.
+//! loads them through the production loader — the quantized ones with their blocks kept in their
+//! stored form and expanded two at a time (streamed) — then runs alternating forward rounds at
+//! 1024 image and 128 text tokens (512²) and prints each type's median time ratio to f32, its
+//! relative L2 distance to the f32 output, the bytes its weights occupy, and the peak RSS.
 //! `cargo bench -p flux-core --bench quantized [-- ROUNDS]`.
 
 mod support;
@@ -18,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use flux_core::model::gguf::{self, dtype_name};
 use flux_core::model::store::WeightSet;
 use flux_core::model::transformer::{tensor_shapes, Config, FluxTransformer};
-use flux_core::model::{load_transformer, LoadOptions, ModelFiles};
+use flux_core::model::{load_transformer, BlockResidency, LoadOptions, ModelFiles};
 use support::{median, peak_rss_mib, BoxError};
 
 fn small_config() -> Config {
@@ -129,9 +130,16 @@ fn main() -> Result<(), BoxError> {
     }
     drop(tensors);
 
-    let opts = LoadOptions::default();
     let mut models = Vec::new();
     for (name, path) in &paths {
+        let blocks = match *name {
+            "f32" => BlockResidency::Resident,
+            _ => BlockResidency::streamed(2),
+        };
+        let opts = LoadOptions {
+            blocks,
+            ..LoadOptions::default()
+        };
         let set = WeightSet::open(name, std::slice::from_ref(path))?;
         let bytes = set.loaded_bytes(DType::F32, true) as f64 / (1 << 20) as f64;
         let file = std::fs::metadata(path)?.len() as f64 / (1 << 20) as f64;

@@ -51,6 +51,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// Held by each test: the counters see every thread of the binary, so tests run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tiny_ae() -> AutoEncoder {
     let path = reference("ae_tiny.weights.safetensors");
     let set = WeightSet::open("autoencoder", &[path]).unwrap();
@@ -76,6 +79,7 @@ fn relative_mean_error(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn tiled_decode_and_encode_stay_close_to_the_whole_image() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ae = tiny_ae();
     // 48×40 latent cells: 384×320 pixels, tiles of 32 cells, uneven overlaps.
     let latent = randn(1, &[1, 16, 48, 40]);
@@ -113,6 +117,7 @@ fn peak_during(f: impl FnOnce() -> Tensor) -> (usize, Tensor) {
 
 #[test]
 fn tiled_decode_peak_memory_stays_a_tiles_as_the_image_grows() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ae = tiny_ae();
     let cells = 16;
     ae.set_tile(cells);

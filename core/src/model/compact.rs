@@ -178,14 +178,6 @@ impl CompactWeight {
         }
     }
 
-    /// Bytes the weight occupies.
-    pub fn bytes(&self) -> u64 {
-        match &self.data {
-            Data::Ggml(q) => q.storage_size_in_bytes() as u64,
-            Data::Fp8 { .. } => (self.outputs * self.inputs) as u64,
-        }
-    }
-
     /// A copy on `device` (the stored bytes uploaded as they are).
     pub fn to_device(&self, device: &Device) -> Result<Self> {
         let data = match &self.data {

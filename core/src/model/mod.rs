@@ -598,7 +598,16 @@ pub fn component_bytes_on(
     let text = |dtype| -> Result<u64> {
         Ok(bytes("T5", &files.t5, dtype, true)? + bytes("CLIP", &files.clip, dtype, false)?)
     };
-    let w = transformer_weights(open_component("transformer", &files.transformer)?)?;
+    let mut b = transformer_bytes(&files.transformer, dtype, on_cpu)?;
+    b.autoencoder = bytes("autoencoder", &files.ae, dtype, false)?;
+    b.text_encoders = text(dtype)?;
+    b.text_encoders_host = text(DType::F32)?;
+    Ok(b)
+}
+
+/// The transformer's fields of [`ComponentBytes`] for the transformer at `path` (the others 0).
+pub fn transformer_bytes(path: &Path, dtype: DType, on_cpu: bool) -> Result<ComponentBytes> {
+    let w = transformer_weights(open_component("transformer", path)?)?;
     let config = transformer::infer_config(&w, None)?;
     let size = dtype.size_in_bytes() as u64;
     // (working form, stored form) of a tensor.
@@ -612,8 +621,7 @@ pub fn component_bytes_on(
         (working, compact.unwrap_or(plain))
     };
     let mut b = ComponentBytes::default();
-    let blocks = config.depth + config.depth_single_blocks;
-    for i in 0..blocks {
+    for i in 0..config.depth + config.depth_single_blocks {
         let (mut working, mut stored) = (0, 0);
         for (name, shape) in transformer::block_tensors(&config, i) {
             if w.contains(&name) {
@@ -633,9 +641,6 @@ pub fn component_bytes_on(
         }
     }
     b.transformer += b.transformer_base;
-    b.autoencoder = bytes("autoencoder", &files.ae, dtype, false)?;
-    b.text_encoders = text(dtype)?;
-    b.text_encoders_host = text(DType::F32)?;
     Ok(b)
 }
 

@@ -261,20 +261,25 @@ impl Worker {
             &self.last_work,
             held_host(m, self.device.is_cpu()),
         );
-        match chosen.and_then(|plan| self.apply_plan(plan).map_err(|e| e.to_string())) {
-            Ok(()) => {}
-            Err(need) => {
-                let why = format!(
-                    "the memory budget is {budget} bytes and {need}; the model was unloaded"
-                );
-                log::warn!("{why}");
-                self.unloaded = Some(why.clone());
-                self.model = None;
-                self.cache.clear();
-                self.publish_residency();
-                self.emit_residency(why);
+        match chosen {
+            Ok(plan) => {
+                // A failure unloads the model and says why.
+                let _ = self.apply_plan(plan);
             }
+            Err(need) => self.unload(format!(
+                "the memory budget is {budget} bytes and {need}; the model was unloaded"
+            )),
         }
+    }
+
+    /// Unloads the model for `why`, which a residency event and later jobs' errors repeat.
+    fn unload(&mut self, why: String) {
+        log::warn!("{why}");
+        self.unloaded = Some(why.clone());
+        self.model = None;
+        self.cache.clear();
+        self.publish_residency();
+        self.emit_residency(why);
     }
 
     /// Moves the loaded model to `plan`, reporting a change.
@@ -289,7 +294,14 @@ impl Worker {
             log::info!("releasing the text encoders (residency plan)");
             m.text = None;
         }
-        m.transformer.set_residency(plan.blocks)?;
+        if let Err(e) = m.transformer.set_residency(plan.blocks) {
+            let why = format!(
+                "moving the model to a new residency plan ({}) failed: {e}; the model was unloaded",
+                plan.describe()
+            );
+            self.unload(why.clone());
+            return Err(Error::invalid(why));
+        }
         m.ae.set_tiled(plan.tiled_vae);
         m.plan = plan;
         let why = format!("residency: {}", plan.describe());
@@ -599,13 +611,19 @@ impl Worker {
             JobRequest::ImageToImage(r) => edit::img2img(parts, r, &mut hook),
             _ => Err(Error::invalid("not an image job")),
         };
-        if let Some(plan) = replanned {
-            // The blocks are there already; this records the plan and reports it.
-            self.apply_plan(plan)?;
-        }
         match refused {
-            Some(why) => Err(Error::invalid(why)),
-            None => result,
+            Some(why) => {
+                // The blocks may be part-way to another plan: settle them (or unload).
+                self.replan();
+                Err(Error::invalid(why))
+            }
+            None => {
+                if let Some(plan) = replanned {
+                    // The blocks are there already; this records the plan and reports it.
+                    self.apply_plan(plan)?;
+                }
+                result
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Dense layers on gemm directly (CPUs without AVX-512, see [`super::packed`]): the weight
-//! stored transposed (in, out), which gemm's packing prefers, and the bias written into the
-//! output before the product accumulates onto it (no second pass).
+//! kept as its (out, in) rows, which gemm reads transposed through strides, and the bias written
+//! into the output before the product accumulates onto it (no second pass).
 
 use candle_core::{bail, Result, Tensor};
 use gemm::Parallelism;
@@ -69,19 +69,19 @@ pub(super) unsafe fn dense_output(
     tensor(out, shape)
 }
 
-/// `cat(parts, −1) · w_t + bias` with `w_t` (in, out) in rows (contiguous, or a slice of the
-/// columns of a wider weight), without building the concatenation: each part (…, in_i), which
-/// may be a slice of columns, multiplies its own block of rows of `w_t` and accumulates into the
-/// output.
-pub fn linear_parts(parts: &[&Tensor], w_t: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let (k, n) = w_t.dims2()?;
-    let w_t = as_rows(w_t)?;
-    let w = Rows::require(&w_t)?;
-    linear_slice(parts, w.data(), (k, n), (w.stride, 1), bias)
+/// `cat(parts, −1) · wᵀ + bias` with `w` (out, in) in rows (contiguous, or a slice of the rows
+/// of a larger weight), which gemm reads transposed through strides.
+pub fn linear_rows(parts: &[&Tensor], w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (n, k) = w.dims2()?;
+    let w = as_rows(w)?;
+    let view = Rows::require(&w)?;
+    linear_slice(parts, view.data(), (k, n), (1, view.stride), bias)
 }
 
-/// [`linear_parts`] with the weight's k×n values in `w`, element (i, j) at
-/// `i·strides.0 + j·strides.1` (so an (out, in) weight serves without a transpose).
+/// `cat(parts, −1) · W + bias` with the weight's k×n values in `w`, element (i, j) at
+/// `i·strides.0 + j·strides.1` (so an (out, in) weight serves without a transpose), without
+/// building the concatenation: each part (…, in_i), which may be a slice of columns, multiplies
+/// its own block of rows of W and accumulates into the output.
 pub(super) fn linear_slice(
     parts: &[&Tensor],
     w: &[f32],
@@ -145,31 +145,4 @@ pub(super) fn linear_slice(
     // SAFETY: the column blocks cover all n columns of all m rows, each written by the bias
     // copy or the first part's product (k > 0, so some part is non-empty).
     unsafe { dense_output(parts, (k, n), bias, product) }
-}
-
-/// `w` (rows, cols) transposed into a new contiguous (cols, rows), tile by tile in parallel
-/// (a strided copy of a large weight is several times slower).
-pub fn transpose(w: &Tensor) -> Result<Tensor> {
-    const TILE: usize = 32;
-    let (rows, cols) = w.dims2()?;
-    let w = as_rows(w)?;
-    let src = Rows::require(&w)?;
-    let mut out = vec![0f32; rows * cols];
-    if rows > 0 {
-        out.par_chunks_mut(TILE * rows)
-            .enumerate()
-            .for_each(|(tile, block)| {
-                let c0 = tile * TILE;
-                for r0 in (0..rows).step_by(TILE) {
-                    for r in r0..(r0 + TILE).min(rows) {
-                        let row = &src.row(r)[c0..];
-                        for (c, &x) in row.iter().take(block.len() / rows).enumerate() {
-                            block[c * rows + r] = x;
-                        }
-                    }
-                }
-            });
-    }
-    drop(src);
-    tensor(out, (cols, rows))
 }

@@ -5,7 +5,7 @@
 //! kernels do each job in one pass over rows, vectorised for the widest ISA the CPU has, and are
 //! used by the model code whenever a tensor is f32 on the CPU (other devices and dtypes keep the
 //! generic candle ops, which the GPU path fuses its own way). Dense layers run on weights packed
-//! at load for the AVX-512 kernel of [`packed`], or on gemm with a transposed weight elsewhere.
+//! at load for the AVX-512 kernel of [`packed`], or on gemm reading (out, in) rows elsewhere.
 
 mod attention;
 pub mod expand;
@@ -15,7 +15,7 @@ pub mod packed;
 mod rows;
 
 pub use attention::{attention, prepare_qkv, QkvSegment};
-pub use linear::{linear_parts, transpose};
+pub use linear::linear_rows;
 pub use rows::{gated_residual, gelu, modulate};
 
 use candle_core::{DType, Tensor};
