@@ -291,10 +291,7 @@ fn ensure(dir: &Path, what: &str, values: &Values) -> Result<PathBuf, BoxError> 
 }
 
 fn main() -> Result<(), BoxError> {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = support::args();
     if args.first().map(String::as_str) == Some("child") {
         let paths: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
         return child(&args[1], &paths);

@@ -18,7 +18,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use flux_core::model::gguf::{self, dtype_name};
 use flux_core::model::store::WeightSet;
-use flux_core::model::transformer::{tensor_shapes, Config, FluxTransformer};
+use flux_core::model::transformer::{Config, FluxTransformer};
 use flux_core::model::{load_transformer, BlockResidency, LoadOptions, ModelFiles};
 use support::{median, peak_rss_mib, BoxError};
 
@@ -96,17 +96,7 @@ fn main() -> Result<(), BoxError> {
     let c = small_config();
     let dir = std::env::temp_dir().join(format!("flux-bench-quantized-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let tensors: Vec<(String, Tensor)> = tensor_shapes(&c)
-        .into_iter()
-        .map(|(name, shape)| {
-            let x = Tensor::randn(0f32, 0.02, shape, &Device::Cpu)?;
-            let x = match name.ends_with(".scale") {
-                true => (x + 1.0)?,
-                false => x,
-            };
-            Ok((name, x))
-        })
-        .collect::<Result<_, candle_core::Error>>()?;
+    let tensors = support::random_transformer(&c)?;
     let f32_path = dir.join("small.safetensors");
     let map: HashMap<String, Tensor> = tensors.iter().cloned().collect();
     candle_core::safetensors::save(&map, &f32_path)?;

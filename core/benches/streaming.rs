@@ -18,7 +18,7 @@ use std::time::Instant;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use flux_core::model::gguf;
-use flux_core::model::transformer::{tensor_shapes, Config};
+use flux_core::model::transformer::Config;
 use flux_core::model::{load_transformer, transformer_bytes, LoadOptions, ModelFiles};
 use flux_core::runtime::plan::{self, Limits, Plan, Work};
 use flux_core::runtime::system_available_memory;
@@ -35,17 +35,7 @@ fn narrow_config() -> Config {
 /// Writes the narrow config as f32, Q8_0 and Q4_K files into `dir`.
 fn narrow_files(dir: &Path) -> Result<Vec<PathBuf>, BoxError> {
     let c = narrow_config();
-    let tensors: Vec<(String, Tensor)> = tensor_shapes(&c)
-        .into_iter()
-        .map(|(name, shape)| {
-            let x = Tensor::randn(0f32, 0.02, shape, &Device::Cpu)?;
-            let x = match name.ends_with(".scale") {
-                true => (x + 1.0)?,
-                false => x,
-            };
-            Ok((name, x))
-        })
-        .collect::<Result<_, candle_core::Error>>()?;
+    let tensors = support::random_transformer(&c)?;
     let f32_path = dir.join("narrow-f32.safetensors");
     let map: HashMap<String, Tensor> = tensors.iter().cloned().collect();
     candle_core::safetensors::save(&map, &f32_path)?;
@@ -120,10 +110,7 @@ fn child(path: &Path, fraction: f64, rounds: usize) -> Result<(), BoxError> {
 }
 
 fn main() -> Result<(), BoxError> {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = support::args();
     if args.first().map(String::as_str) == Some("child") {
         return child(Path::new(&args[1]), args[2].parse()?, args[3].parse()?);
     }

@@ -79,3 +79,30 @@ pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+/// This bench's arguments, without the `--bench` cargo adds.
+pub fn args() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect()
+}
+
+/// Every tensor of a transformer of `c` with random values (N(0, 0.02); norm scales near 1).
+pub fn random_transformer(
+    c: &flux_core::model::transformer::Config,
+) -> Result<Vec<(String, candle_core::Tensor)>, BoxError> {
+    use candle_core::{Device, Tensor};
+    let tensors = flux_core::model::transformer::tensor_shapes(c)
+        .into_iter()
+        .map(|(name, shape)| {
+            let x = Tensor::randn(0f32, 0.02, shape, &Device::Cpu)?;
+            let x = match name.ends_with(".scale") {
+                true => (x + 1.0)?,
+                false => x,
+            };
+            Ok((name, x))
+        })
+        .collect::<Result<_, candle_core::Error>>()?;
+    Ok(tensors)
+}
