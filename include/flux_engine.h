@@ -531,11 +531,16 @@ typedef struct FluxResidency {
   uint64_t text_encoders;
   // 1 when the budget makes the engine release the text encoders after encoding.
   uint32_t release_text_encoders;
-  // The plan in force (while a model is loaded).
-  struct FluxResidencyPlan plan;
   // Bytes held in host memory besides the compute device: streamed blocks in their stored
   // form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
   uint64_t host;
+  // The plan in force (while a model is loaded), as the fields of `FluxResidencyPlan` (kept
+  // flat: a nested struct could not grow without moving what follows it).
+  int32_t text_placement;
+  uint32_t stream_window;
+  uint32_t stream_from_files;
+  uint32_t resident_blocks;
+  uint32_t tiled_vae;
 } FluxResidency;
 
 // The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The

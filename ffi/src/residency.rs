@@ -78,6 +78,7 @@ fn flag(v: u32, what: &str) -> FfiResult<bool> {
 
 /// The C form of the engine's residency.
 pub fn to_c(r: &Residency) -> FluxResidency {
+    let plan = plan_to_c(&r.plan);
     FluxResidency {
         struct_size: 0,
         budget: r.budget,
@@ -85,7 +86,11 @@ pub fn to_c(r: &Residency) -> FluxResidency {
         autoencoder: r.autoencoder,
         text_encoders: r.text_encoders,
         release_text_encoders: u32::from(r.release_text_encoders),
-        plan: plan_to_c(&r.plan),
         host: r.host,
+        text_placement: plan.text_placement,
+        stream_window: plan.stream_window,
+        stream_from_files: plan.stream_from_files,
+        resident_blocks: plan.resident_blocks,
+        tiled_vae: plan.tiled_vae,
     }
 }

@@ -398,11 +398,16 @@ pub struct FluxResidency {
     pub text_encoders: u64,
     /// 1 when the budget makes the engine release the text encoders after encoding.
     pub release_text_encoders: u32,
-    /// The plan in force (while a model is loaded).
-    pub plan: FluxResidencyPlan,
     /// Bytes held in host memory besides the compute device: streamed blocks in their stored
     /// form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
     pub host: u64,
+    /// The plan in force (while a model is loaded), as the fields of `FluxResidencyPlan` (kept
+    /// flat: a nested struct could not grow without moving what follows it).
+    pub text_placement: i32,
+    pub stream_window: u32,
+    pub stream_from_files: u32,
+    pub resident_blocks: u32,
+    pub tiled_vae: u32,
 }
 
 /// What the memory of a `FluxGpuImageDesc` is.

@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
   ROW(flux_engine_set_memory_budget(dead, 1), FLUX_RESULT_INVALID_HANDLE);
   ROW(flux_engine_get_residency(e, &res), FLUX_RESULT_OK);
   EXPECT(res.transformer > 0 && res.text_encoders > 0);
-  EXPECT(res.plan.stream_window == 0 && res.plan.text_placement == FLUX_TEXT_PLACEMENT_RESIDENT);
+  EXPECT(res.stream_window == 0 && res.text_placement == FLUX_TEXT_PLACEMENT_RESIDENT);
   ROW(flux_engine_set_memory_reserve(dead, 1), FLUX_RESULT_INVALID_HANDLE);
   FluxResidencyPlan plan;
   flux_residency_plan_init(&plan);
@@ -291,7 +291,7 @@ int main(int argc, char **argv) {
   CHECK(flux_job_wait(e, job, 60000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   CHECK(flux_engine_get_residency(e, &res));
-  EXPECT(res.plan.stream_window == 1 && res.release_text_encoders == 1);
+  EXPECT(res.stream_window == 1 && res.release_text_encoders == 1);
   ROW(flux_engine_set_residency_plan(e, NULL), FLUX_RESULT_OK);
   CHECK(flux_engine_destroy(e));
   printf("bad_inputs: %d rows, %d failures\n", rows, failures);

@@ -141,8 +141,12 @@ namespace Flux
             public ulong autoencoder;
             public ulong text_encoders;
             public uint release_text_encoders;
-            public FluxResidencyPlan plan;
             public ulong host;
+            public int text_placement;
+            public uint stream_window;
+            public uint stream_from_files;
+            public uint resident_blocks;
+            public uint tiled_vae;
         }
 
         [StructLayout(LayoutKind.Sequential)]

@@ -74,7 +74,14 @@ namespace Flux
             Autoencoder = r.autoencoder;
             TextEncoders = r.text_encoders;
             ReleasesTextEncoders = r.release_text_encoders != 0;
-            Plan = new ResidencyPlan(r.plan);
+            Plan = new ResidencyPlan(new Native.FluxResidencyPlan
+            {
+                text_placement = r.text_placement,
+                stream_window = r.stream_window,
+                stream_from_files = r.stream_from_files,
+                resident_blocks = r.resident_blocks,
+                tiled_vae = r.tiled_vae,
+            });
             Host = r.host;
         }
     }

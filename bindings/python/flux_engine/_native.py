@@ -134,8 +134,12 @@ class Residency(ctypes.Structure):
         ("autoencoder", ctypes.c_uint64),
         ("text_encoders", ctypes.c_uint64),
         ("release_text_encoders", ctypes.c_uint32),
-        ("plan", ResidencyPlan),
         ("host", ctypes.c_uint64),
+        ("text_placement", ctypes.c_int32),
+        ("stream_window", ctypes.c_uint32),
+        ("stream_from_files", ctypes.c_uint32),
+        ("resident_blocks", ctypes.c_uint32),
+        ("tiled_vae", ctypes.c_uint32),
     ]
 
 

@@ -416,11 +416,11 @@ class Engine:
         r = _native.Residency(struct_size=ctypes.sizeof(_native.Residency))
         check(_native.lib().flux_engine_get_residency(self._handle(), ctypes.byref(r)))
         plan = Plan(
-            TextPlacement(r.plan.text_placement),
-            r.plan.stream_window,
-            bool(r.plan.tiled_vae),
-            bool(r.plan.stream_from_files),
-            r.plan.resident_blocks,
+            TextPlacement(r.text_placement),
+            r.stream_window,
+            bool(r.tiled_vae),
+            bool(r.stream_from_files),
+            r.resident_blocks,
         )
         return Residency(
             r.budget,
