@@ -216,12 +216,16 @@ fn a_budget_lowered_during_a_job_takes_effect_before_the_next_step() {
     let hook = slot.clone();
     let lowered = Arc::new(std::sync::atomic::AtomicU64::new(budget));
     let to = lowered.clone();
-    let callback = Box::new(move |e: &Event| {
-        if let Event::Progress { step: 1, .. } = e {
+    let reasons: Arc<parking_lot::Mutex<Vec<String>>> = Default::default();
+    let seen = reasons.clone();
+    let callback = Box::new(move |e: &Event| match e {
+        Event::Progress { step: 1, .. } => {
             if let Some(engine) = hook.lock().as_ref() {
                 engine.set_memory_budget(to.load(std::sync::atomic::Ordering::SeqCst));
             }
         }
+        Event::Residency { reason, .. } => seen.lock().push(reason.clone()),
+        _ => {}
     });
     let engine = Arc::new(
         Engine::new(EngineOptions {
@@ -233,6 +237,13 @@ fn a_budget_lowered_during_a_job_takes_effect_before_the_next_step() {
     *slot.lock() = Some(engine.clone());
     assert!(engine_image(&engine, &files, 6) == want);
     assert_eq!(engine.residency().plan, streamed);
+    let during: Vec<String> = reasons.lock().clone();
+    assert!(
+        during
+            .iter()
+            .any(|r| r.contains("during the job") && r.contains("1 at a time")),
+        "{during:?}"
+    );
 
     // Lowered below every plan during a job: the job fails saying so, the engine stays usable.
     engine.set_memory_budget(u64::MAX);

@@ -136,14 +136,19 @@ impl Planner<'_> {
     }
 }
 
-/// What a loaded model holds under `plan`.
-fn residency_of(m: &Loaded, plan: Plan, budget: u64, on_cpu: bool) -> Residency {
-    let b = &m.bytes;
+/// What a model of `b` holds under `plan`, its text encoders loaded or not.
+fn residency_of(
+    b: &ComponentBytes,
+    text_loaded: bool,
+    plan: Plan,
+    budget: u64,
+    on_cpu: bool,
+) -> Residency {
     let (transformer, blocks_host) = plan.transformer_bytes(b);
-    let (text_device, text_host) = match (&m.text, plan.text) {
-        (None, _) => (0, 0),
-        (Some(_), TextPlacement::Host) => (0, b.text_encoders_host),
-        (Some(_), _) => (b.text_encoders, 0),
+    let (text_device, text_host) = match (text_loaded, plan.text) {
+        (false, _) => (0, 0),
+        (true, TextPlacement::Host) => (0, b.text_encoders_host),
+        (true, _) => (b.text_encoders, 0),
     };
     // On the CPU there is one memory: host-held parts count with their component.
     let (transformer, text_encoders, host) = match on_cpu {
@@ -264,7 +269,7 @@ impl Worker {
         match chosen {
             Ok(plan) => {
                 // A failure unloads the model and says why.
-                let _ = self.apply_plan(plan);
+                let _ = self.apply_plan(plan, true);
             }
             Err(need) => self.unload(format!(
                 "the memory budget is {budget} bytes and {need}; the model was unloaded"
@@ -282,8 +287,8 @@ impl Worker {
         self.emit_residency(why);
     }
 
-    /// Moves the loaded model to `plan`, reporting a change.
-    fn apply_plan(&mut self, plan: Plan) -> Result<()> {
+    /// Moves the loaded model to `plan`, reporting a change (with an event when `announce`).
+    fn apply_plan(&mut self, plan: Plan, announce: bool) -> Result<()> {
         let Some(m) = &mut self.model else {
             return Ok(());
         };
@@ -304,10 +309,12 @@ impl Worker {
         }
         m.ae.set_tiled(plan.tiled_vae);
         m.plan = plan;
-        let why = format!("residency: {}", plan.describe());
-        log::info!("{why}");
         self.publish_residency();
-        self.emit_residency(why);
+        if announce {
+            let why = format!("residency: {}", plan.describe());
+            log::info!("{why}");
+            self.emit_residency(why);
+        }
         Ok(())
     }
 
@@ -321,7 +328,13 @@ impl Worker {
     fn publish_residency(&self) {
         let budget = self.planner().budget();
         let r = match &self.model {
-            Some(m) => residency_of(m, m.plan, budget, self.device.is_cpu()),
+            Some(m) => residency_of(
+                &m.bytes,
+                m.text.is_some(),
+                m.plan,
+                budget,
+                self.device.is_cpu(),
+            ),
             None => Residency {
                 budget,
                 ..Residency::default()
@@ -510,7 +523,7 @@ impl Worker {
                     "this job needs about {} bytes of activations beside the model's weights (whole, {} with the autoencoder tiled), and {need} (the memory budget is {budget} bytes)", work.peak(false), work.peak(true)
                 ))
             })?;
-        self.apply_plan(plan)?;
+        self.apply_plan(plan, true)?;
         let auto_budget = self.auto_budget;
         let m = self.model.as_mut().expect("checked above");
         // A plan the budget forces between steps, applied to the model once the job ends, or
@@ -584,7 +597,16 @@ impl Worker {
                 match moved {
                     Ok(p) => {
                         if p != current {
-                            log::info!("residency (during the job): {}", p.describe());
+                            // The encoders are loaded while denoising unless released.
+                            let text = info_plan.text != TextPlacement::Released;
+                            let r = residency_of(bytes, text, p, seen_budget, on_cpu);
+                            *shared.residency.lock() = r;
+                            let reason = format!("residency (during the job): {}", p.describe());
+                            log::info!("{reason}");
+                            shared.events.emit(Event::Residency {
+                                residency: r,
+                                reason,
+                            });
                         }
                         parts_ae.set_tiled(p.tiled_vae);
                         replanned = Some(p);
@@ -619,8 +641,8 @@ impl Worker {
             }
             None => {
                 if let Some(plan) = replanned {
-                    // The blocks are there already; this records the plan and reports it.
-                    self.apply_plan(plan)?;
+                    // The blocks are there already and the change was reported: this records it.
+                    self.apply_plan(plan, false)?;
                 }
                 result
             }
