@@ -523,8 +523,8 @@ typedef struct FluxResidencyPlan {
 typedef struct FluxResidency {
   uint32_t struct_size;
   uint64_t budget;
-  // Bytes of the transformer on the compute device (streamed: outside the blocks plus the
-  // window's blocks; on the CPU device, the stored blocks too).
+  // Bytes of the transformer on the compute device (streamed: the blocks kept resident, the
+  // window's and what lies outside the blocks; on the CPU device, the stored blocks too).
   uint64_t transformer;
   uint64_t autoencoder;
   // 0 while released.

@@ -390,8 +390,8 @@ pub struct FluxResidencyPlan {
 pub struct FluxResidency {
     pub struct_size: u32,
     pub budget: u64,
-    /// Bytes of the transformer on the compute device (streamed: outside the blocks plus the
-    /// window's blocks; on the CPU device, the stored blocks too).
+    /// Bytes of the transformer on the compute device (streamed: the blocks kept resident, the
+    /// window's and what lies outside the blocks; on the CPU device, the stored blocks too).
     pub transformer: u64,
     pub autoencoder: u64,
     /// 0 while released.

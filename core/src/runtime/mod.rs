@@ -122,8 +122,8 @@ pub struct Residency {
     pub budget: u64,
     /// The plan in force (meaningful while a model is loaded).
     pub plan: Plan,
-    /// Bytes of the transformer on the compute device (streamed: outside the blocks plus the
-    /// window's blocks).
+    /// Bytes of the transformer on the compute device (streamed: the blocks kept resident, the
+    /// window's and what lies outside the blocks).
     pub transformer: u64,
     pub autoencoder: u64,
     /// Bytes of text encoders on the compute device (0 while released or on the CPU).
