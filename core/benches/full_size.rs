@@ -123,8 +123,7 @@ fn write_fp8(
     values: &Values,
 ) -> Result<(), BoxError> {
     let lazy = tensors.iter().enumerate().map(|(index, (name, shape))| {
-        let fp8 =
-            shape.len() == 2 && gguf::flux_type(name, shape, GgmlDType::Q8_0) == GgmlDType::Q8_0;
+        let fp8 = flux_core::sparse::fp8_in_checkpoint(name, shape);
         let view = Lazy {
             values,
             index,
@@ -274,10 +273,7 @@ fn ensure(dir: &Path, what: &str, values: &Values) -> Result<PathBuf, BoxError> 
             &partial,
             "t5encoder",
             &flux_core::sparse::t5_llama(),
-            |n, s| match s.len() == 2 && !n.contains("attn_rel_b") {
-                true => GgmlDType::Q8_0,
-                false => GgmlDType::F32,
-            },
+            flux_core::sparse::t5_q8_0_type,
             values,
         )?,
     }

@@ -33,30 +33,52 @@ pub enum Storage {
     Gguf(GgmlDType),
 }
 
+/// Whether ComfyUI's fp8 FLUX.1 checkpoints store `name` of `shape` in fp8 e4m3fn: the 2-D
+/// weights city96's Q8_0 files quantize (the others stay bf16).
+pub fn fp8_in_checkpoint(name: &str, shape: &[usize]) -> bool {
+    shape.len() == 2 && gguf::flux_type(name, shape, GgmlDType::Q8_0) == GgmlDType::Q8_0
+}
+
+/// The type city96's Q8_0 T5-XXL GGUF stores `name` of `shape` in (llama.cpp names): Q8_0 for
+/// the 2-D weights but the relative attention bias, F32 for the rest.
+pub fn t5_q8_0_type(name: &str, shape: &[usize]) -> GgmlDType {
+    match shape.len() == 2 && !name.contains("attn_rel_b") {
+        true => GgmlDType::Q8_0,
+        false => GgmlDType::F32,
+    }
+}
+
+/// Writes a GGUF header of `arch` for `tensors` stored as `dtype(name, shape)`, the data a hole.
+fn write_gguf(
+    path: &Path,
+    arch: &str,
+    tensors: Tensors,
+    dtype: impl Fn(&str, &[usize]) -> GgmlDType,
+) -> Result<()> {
+    let plan: Vec<(String, Vec<usize>, GgmlDType)> = tensors
+        .into_iter()
+        .map(|(n, s)| {
+            let t = dtype(&n, &s);
+            (n, s, t)
+        })
+        .collect();
+    let metadata = [("general.architecture", Meta::String(arch.into()))];
+    gguf::write_sparse(path, &metadata, &plan)
+}
+
 /// Writes FLUX.1-dev's transformer stored as `storage` to `path`, its data a hole.
 pub fn write_flux1_dev(path: &Path, storage: Storage) -> Result<()> {
     let tensors = tensor_shapes(&Config::flux1_dev());
-    let fp8 = |name: &str, shape: &[usize]| {
-        storage == Storage::Fp8
-            && shape.len() == 2
-            && gguf::flux_type(name, shape, GgmlDType::Q8_0) == GgmlDType::Q8_0
-    };
-    if let Storage::Gguf(dtype) = storage {
-        let plan: Vec<(String, Vec<usize>, GgmlDType)> = tensors
-            .into_iter()
-            .map(|(n, s)| {
-                let t = gguf::flux_type(&n, &s, dtype);
-                (n, s, t)
-            })
-            .collect();
-        let metadata = [("general.architecture", Meta::String("flux".into()))];
-        return gguf::write_sparse(path, &metadata, &plan);
+    match storage {
+        Storage::Gguf(dtype) => {
+            write_gguf(path, "flux", tensors, |n, s| gguf::flux_type(n, s, dtype))
+        }
+        Storage::Fp8 => write_safetensors(path, &tensors, |n, s| match fp8_in_checkpoint(n, s) {
+            true => "F8_E4M3",
+            false => "BF16",
+        }),
+        Storage::Bf16 => write_safetensors(path, &tensors, |_, _| "BF16"),
     }
-    let dtype = |name: &str, shape: &[usize]| match fp8(name, shape) {
-        true => "F8_E4M3",
-        false => "BF16",
-    };
-    write_safetensors(path, &tensors, dtype)
 }
 
 /// Bytes per value of a safetensors dtype name.
@@ -218,20 +240,12 @@ pub fn write_flux1_dev_folder(dir: &Path, storage: Storage) -> Result<ModelFiles
                 false => "F16",
             },
         )?,
-        Storage::Gguf(_) => {
-            let plan: Vec<(String, Vec<usize>, GgmlDType)> = t5_llama()
-                .into_iter()
-                .map(|(n, s)| {
-                    let t = match s.len() == 2 && !n.contains("attn_rel_b") {
-                        true => GgmlDType::Q8_0,
-                        false => GgmlDType::F32,
-                    };
-                    (n, s, t)
-                })
-                .collect();
-            let metadata = [("general.architecture", Meta::String("t5encoder".into()))];
-            gguf::write_sparse(&dir.join("t5-v1_1-xxl-encoder-Q8_0.gguf"), &metadata, &plan)?
-        }
+        Storage::Gguf(_) => write_gguf(
+            &dir.join("t5-v1_1-xxl-encoder-Q8_0.gguf"),
+            "t5encoder",
+            t5_llama(),
+            t5_q8_0_type,
+        )?,
     }
     write_safetensors(&dir.join("clip_l.safetensors"), &clip_l(), |_, _| "F16")?;
     write_safetensors(&dir.join("ae.safetensors"), &autoencoder()?, |_, _| "F32")?;
