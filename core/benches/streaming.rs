@@ -56,7 +56,7 @@ fn narrow_files(dir: &Path) -> Result<Vec<PathBuf>, BoxError> {
 /// bytes (no text encoders or autoencoder beside it, no activations counted).
 fn plan_for(path: &Path, fraction: f64) -> Result<(Plan, u64), BoxError> {
     let bytes = transformer_bytes(path, DType::F32, true)?;
-    let budget = (bytes.transformer as f64 * fraction) as u64;
+    let budget = (bytes.transformer() as f64 * fraction) as u64;
     let limits = Limits {
         budget,
         host: 0,
@@ -131,15 +131,15 @@ fn main() -> Result<(), BoxError> {
     );
     for path in &files {
         let bytes = transformer_bytes(path, DType::F32, true)?;
-        let full = bytes.transformer > 16 << 30;
+        let full = bytes.transformer() > 16 << 30;
         println!(
             "{}: resident {:.2} GiB, stored blocks {:.2} GiB",
             path.display(),
-            bytes.transformer as f64 / (1u64 << 30) as f64,
-            bytes.stored_blocks as f64 / (1u64 << 30) as f64
+            bytes.transformer() as f64 / (1u64 << 30) as f64,
+            bytes.stored_blocks() as f64 / (1u64 << 30) as f64
         );
         for fraction in [1.0, 0.5, 0.25] {
-            let budget = (bytes.transformer as f64 * fraction) as u64;
+            let budget = (bytes.transformer() as f64 * fraction) as u64;
             if budget > system_available_memory() {
                 println!(
                     "  {:>3.0}%: skipped, more than this machine's available memory",

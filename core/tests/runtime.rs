@@ -405,7 +405,8 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
     assert_eq!(r_full.text_encoders, bytes.text_encoders);
     assert_eq!(r_full.plan, Plan::RESIDENT);
     assert!(!r_full.release_text_encoders);
-    let tight = bytes.transformer + bytes.autoencoder + work.peak(false) + bytes.text_encoders / 2;
+    let tight =
+        bytes.transformer() + bytes.autoencoder + work.peak(false) + bytes.text_encoders / 2;
     let (small, r_small, engine) = generate(tight, 9);
     assert_eq!(small, full, "releasing the encoders changed the image");
     assert!(r_small.release_text_encoders);
@@ -415,7 +416,7 @@ fn memory_budget_releases_text_encoders_and_gives_the_same_images() {
         r_small.text_encoders, 0,
         "encoders still resident: {r_small:?}"
     );
-    assert_eq!(r_small.total(), bytes.transformer + bytes.autoencoder);
+    assert_eq!(r_small.total(), bytes.transformer() + bytes.autoencoder);
     // Lowering the budget below every plan unloads the model, with an event and the next job's
     // error saying why, with the numbers.
     drain(&engine);
@@ -647,7 +648,8 @@ fn the_default_budget_is_the_memory_available_when_a_model_loads() {
     // Room for the transformer, autoencoder and the job's activations but not the encoders:
     // they are released after encoding, as with an explicit budget of that size.
     let work = work_of(&files, &request("a castle", 3, 1, 16));
-    let tight = bytes.transformer + bytes.autoencoder + work.peak(false) + bytes.text_encoders / 2;
+    let tight =
+        bytes.transformer() + bytes.autoencoder + work.peak(false) + bytes.text_encoders / 2;
     let engine = engine_with(tight + reserve);
     load(&engine, &files);
     let id = submit(&engine, "a castle", 3, 1, 16);
@@ -667,15 +669,15 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
     // 11.9 G parameters: 47.6 GB once expanded to f32 on the CPU, 23.8 GB kept bf16 when
     // streamed, 1.4 GB for the largest (double) block in f32.
     assert!(
-        (47_000_000_000..48_000_000_000).contains(&bytes.transformer),
+        (47_000_000_000..48_000_000_000).contains(&bytes.transformer()),
         "{bytes:?}"
     );
     assert!(
-        (23_000_000_000..24_000_000_000).contains(&bytes.stored_blocks),
+        (23_000_000_000..24_000_000_000).contains(&bytes.stored_blocks()),
         "{bytes:?}"
     );
     assert!(
-        (1_300_000_000..1_400_000_000).contains(&bytes.largest_block),
+        (1_300_000_000..1_400_000_000).contains(&bytes.largest_block()),
         "{bytes:?}"
     );
     // A machine with 1 GiB available: refused before anything large is allocated.

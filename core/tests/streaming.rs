@@ -31,10 +31,7 @@ fn residencies() -> [BlockResidency; 7] {
             window: 2,
             resident: 1,
         },
-        BlockResidency::FromFiles {
-            window: 1,
-            resident: 0,
-        },
+        BlockResidency::from_files(1),
         BlockResidency::FromFiles {
             window: 2,
             resident: 2,
@@ -166,7 +163,7 @@ fn a_budget_that_fits_one_block_streams_and_gives_the_same_image() {
         tiled_vae: false,
     };
     let work = work_of(&files, &fox(4));
-    let budget = one_block.need(&bytes, &work, true).device + bytes.largest_block / 2;
+    let budget = one_block.need(&bytes, &work, true).device + bytes.largest_block() / 2;
     let engine = Engine::new(EngineOptions {
         memory_budget: budget,
         ..EngineOptions::default()
@@ -211,7 +208,7 @@ fn a_budget_lowered_during_a_job_takes_effect_before_the_next_step() {
         tiled_vae: false,
     };
     let work = work_of(&files, &fox(6));
-    let budget = streamed.need(&bytes, &work, true).device + bytes.largest_block / 2;
+    let budget = streamed.need(&bytes, &work, true).device + bytes.largest_block() / 2;
     let slot: Arc<parking_lot::Mutex<Option<Arc<Engine>>>> = Default::default();
     let hook = slot.clone();
     let lowered = Arc::new(std::sync::atomic::AtomicU64::new(budget));

@@ -172,9 +172,9 @@ impl AutoEncoder {
         let tile = self.tile.load(Ordering::Acquire);
         let overlap = tile * TILE_OVERLAP / TILE;
         let mut blend = Blend::new(out, overlap * out_cell);
+        let (th, tw) = (tile.min(lh), tile.min(lw));
         for y in tiles::starts(lh, tile, overlap) {
             for x0 in tiles::starts(lw, tile, overlap) {
-                let (th, tw) = (tile.min(lh), tile.min(lw));
                 let tile = x
                     .narrow(2, y * x_cell, th * x_cell)?
                     .narrow(3, x0 * x_cell, tw * x_cell)?

@@ -552,16 +552,12 @@ pub fn load_text_encoders(files: &ModelFiles, opts: &LoadOptions) -> Result<Text
 /// Bytes each component occupies once loaded, from the file headers alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ComponentBytes {
-    /// The transformer with every block resident, in working form: at the compute dtype (on
-    /// the CPU, compact weights expanded); on other devices, compact weights at their stored size.
-    pub transformer: u64,
     /// The transformer outside its blocks (embedders, final layer), in working form.
     pub transformer_base: u64,
-    /// The largest block in working form.
-    pub largest_block: u64,
-    /// Every block in its stored form in host memory, as streaming keeps them.
-    pub stored_blocks: u64,
-    /// Each block (double blocks, then single blocks): (working form, stored form).
+    /// Each block (double blocks, then single blocks): (working form, stored form). The working
+    /// form is at the compute dtype (on the CPU, compact weights expanded); on other devices
+    /// compact weights stay at their stored size. The stored form is what streaming keeps in
+    /// host memory.
     pub blocks: Vec<(u64, u64)>,
     pub autoencoder: u64,
     /// T5 and CLIP together on the compute device (T5's compact weights at their stored size).
@@ -571,9 +567,24 @@ pub struct ComponentBytes {
 }
 
 impl ComponentBytes {
+    /// The transformer with every block resident, in working form.
+    pub fn transformer(&self) -> u64 {
+        self.transformer_base + self.blocks.iter().map(|b| b.0).sum::<u64>()
+    }
+
+    /// The largest block in working form.
+    pub fn largest_block(&self) -> u64 {
+        self.blocks.iter().map(|b| b.0).max().unwrap_or(0)
+    }
+
+    /// Every block in its stored form, as streaming keeps them in host memory.
+    pub fn stored_blocks(&self) -> u64 {
+        self.blocks.iter().map(|b| b.1).sum()
+    }
+
     /// Everything resident together.
     pub fn total(&self) -> u64 {
-        self.transformer + self.autoencoder + self.text_encoders
+        self.transformer() + self.autoencoder + self.text_encoders
     }
 }
 
@@ -620,27 +631,23 @@ pub fn transformer_bytes(path: &Path, dtype: DType, on_cpu: bool) -> Result<Comp
         };
         (working, compact.unwrap_or(plain))
     };
-    let mut b = ComponentBytes::default();
-    for i in 0..config.depth + config.depth_single_blocks {
-        let (mut working, mut stored) = (0, 0);
-        for (name, shape) in transformer::block_tensors(&config, i) {
-            if w.contains(&name) {
-                let (wk, st) = tensor(&name, &shape);
-                (working, stored) = (working + wk, stored + st);
+    let mut b = ComponentBytes {
+        blocks: vec![(0, 0); config.depth + config.depth_single_blocks],
+        ..ComponentBytes::default()
+    };
+    for (name, shape) in transformer::tensor_shapes(&config) {
+        if !w.contains(&name) {
+            continue;
+        }
+        let (working, stored) = tensor(&name, &shape);
+        match transformer::block_of(&config, &name) {
+            Some(i) => {
+                b.blocks[i].0 += working;
+                b.blocks[i].1 += stored;
             }
-        }
-        b.transformer += working;
-        b.largest_block = b.largest_block.max(working);
-        b.stored_blocks += stored;
-        b.blocks.push((working, stored));
-    }
-    let all = transformer::tensor_shapes(&config);
-    for (name, shape) in all.iter().filter(|(n, _)| !n.contains("blocks.")) {
-        if w.contains(name) {
-            b.transformer_base += tensor(name, shape).0;
+            None => b.transformer_base += working,
         }
     }
-    b.transformer += b.transformer_base;
     Ok(b)
 }
 

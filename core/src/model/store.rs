@@ -468,8 +468,8 @@ impl WeightSet {
     /// The stored size of `name` when it is a 2-D weight stored compactly for `compute` (see
     /// [`Self::load_compact`]); `None` otherwise.
     pub fn compact_len(&self, name: &str, compute: DType) -> Option<u64> {
-        let l = self.locate(name)?;
-        let info = l.file.info(&format!("{}{name}", self.prefix))?;
+        let full = format!("{}{name}", self.prefix);
+        let info = self.files.iter().find_map(|f| f.info(&full))?;
         (info.shape.len() == 2 && info.stored.is_compact(compute)).then_some(info.len)
     }
 

@@ -272,9 +272,17 @@ pub enum BlockResidency {
 }
 
 impl BlockResidency {
-    /// Blocks streamed with `window`, none kept resident.
+    /// Blocks streamed from host memory with `window`, none kept resident.
     pub fn streamed(window: usize) -> Self {
         Self::Streamed {
+            window,
+            resident: 0,
+        }
+    }
+
+    /// Blocks read from the files with `window`, none kept resident.
+    pub fn from_files(window: usize) -> Self {
+        Self::FromFiles {
             window,
             resident: 0,
         }
@@ -600,15 +608,20 @@ pub fn activation_bytes(c: &Config, dtype: DType, on_cpu: bool, tokens: usize) -
     (16 * n * h + scores) * dtype.size_in_bytes() as u64
 }
 
+/// The block (double blocks first, then single blocks) a BFL tensor name belongs to.
+pub fn block_of(c: &Config, name: &str) -> Option<usize> {
+    let index = |rest: &str| rest.split('.').next()?.parse::<usize>().ok();
+    if let Some(rest) = name.strip_prefix("double_blocks.") {
+        return index(rest);
+    }
+    Some(c.depth + index(name.strip_prefix("single_blocks.")?)?)
+}
+
 /// The tensors of block `i` (double blocks first, then single blocks) with `c`'s shapes.
 pub fn block_tensors(c: &Config, i: usize) -> Vec<(String, Vec<usize>)> {
-    let prefix = match i.checked_sub(c.depth) {
-        None => format!("double_blocks.{i}."),
-        Some(j) => format!("single_blocks.{j}."),
-    };
     tensor_shapes(c)
         .into_iter()
-        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter(|(name, _)| block_of(c, name) == Some(i))
         .collect()
 }
 

@@ -5,9 +5,9 @@
 //! the CPU; the text encoders released after encoding; then the transformer's blocks streamed
 //! from host memory with a window of [`MAX_WINDOW`] blocks, then 1; then read from the model
 //! files for every step (the system's file cache keeps what memory allows) — each with the
-//! autoencoder working on the whole image, then tile by tile. The budget bounds what stays allocated through
-//! a job (weights and an estimate of the activations); text encoders that are released after
-//! encoding are resident only while a new prompt is encoded.
+//! autoencoder working on the whole image, then tile by tile. The budget bounds what stays
+//! allocated through a job (weights and an estimate of the activations); text encoders that are
+//! released after encoding are resident only while a new prompt is encoded.
 
 use candle_core::DType;
 
@@ -77,7 +77,7 @@ impl Plan {
     /// Bytes of the transformer on the compute device, and of its blocks in host memory.
     pub fn transformer_bytes(&self, b: &ComponentBytes) -> (u64, u64) {
         let (window, resident, host) = match self.blocks {
-            BlockResidency::Resident => return (b.transformer, 0),
+            BlockResidency::Resident => return (b.transformer(), 0),
             BlockResidency::Streamed { window, resident } => (window, resident, true),
             BlockResidency::FromFiles { window, resident } => (window, resident, false),
         };
@@ -180,16 +180,12 @@ pub fn candidates(on_cpu: bool) -> Vec<Plan> {
     }
     let mut placements = vec![(TextPlacement::Resident, BlockResidency::Resident)];
     placements.extend(texts.iter().map(|&t| (t, BlockResidency::Resident)));
-    for window in (1..=MAX_WINDOW).rev() {
-        let blocks = BlockResidency::streamed(window);
-        placements.extend(texts.iter().map(|&t| (t, blocks)));
-    }
-    for window in (1..=MAX_WINDOW).rev() {
-        let blocks = BlockResidency::FromFiles {
-            window,
-            resident: 0,
-        };
-        placements.extend(texts.iter().map(|&t| (t, blocks)));
+    let streams: [fn(usize) -> BlockResidency; 2] =
+        [BlockResidency::streamed, BlockResidency::from_files];
+    for stream in streams {
+        for window in (1..=MAX_WINDOW).rev() {
+            placements.extend(texts.iter().map(|&t| (t, stream(window))));
+        }
     }
     placements
         .into_iter()
@@ -322,22 +318,14 @@ mod tests {
     /// FLUX.1-dev-like figures: 19 double blocks of `double` bytes and 38 single blocks of
     /// `single` in working form, `stored` of that in their stored form; 9.5 GB of encoders.
     fn flux_like(double: u64, single: u64, stored: f64, base: u64) -> ComponentBytes {
-        let mut b = ComponentBytes {
+        let sizes = std::iter::repeat_n(double, 19).chain(std::iter::repeat_n(single, 38));
+        ComponentBytes {
             transformer_base: base,
+            blocks: sizes.map(|w| (w, (w as f64 * stored) as u64)).collect(),
             autoencoder: GB / 6,
             text_encoders: 19 * GB / 2,
             text_encoders_host: 5 * GB,
-            ..ComponentBytes::default()
-        };
-        let sizes = std::iter::repeat_n(double, 19).chain(std::iter::repeat_n(single, 38));
-        for w in sizes {
-            let st = (w as f64 * stored) as u64;
-            b.blocks.push((w, st));
-            b.stored_blocks += st;
-            b.largest_block = b.largest_block.max(w);
         }
-        b.transformer = base + b.blocks.iter().map(|x| x.0).sum::<u64>();
-        b
     }
 
     /// A GPU's bf16 transformer: 24.95 GB.

@@ -124,13 +124,15 @@ impl Planner<'_> {
         }
     }
 
-    /// The plan for `bytes` with `work` bytes of activations.
+    /// The plan for `bytes` with `work`'s activations, the model holding `held` now (whose
+    /// host memory it may reuse).
     fn choose(
         &self,
         bytes: &ComponentBytes,
         work: &Work,
-        held_host: u64,
+        held: Option<Plan>,
     ) -> std::result::Result<Plan, String> {
+        let held_host = held.map_or(0, |p| p.need(bytes, &Work::NONE, self.device_is_cpu).host);
         let forced = *self.shared.forced_plan.lock();
         plan::choose(bytes, work, self.limits(held_host), forced)
     }
@@ -180,14 +182,6 @@ pub(crate) struct Worker {
     unloaded: Option<String>,
     /// The activations of the last image job, which a budget change plans for.
     last_work: Work,
-}
-
-/// Host bytes a loaded model holds under its plan (off the CPU).
-fn held_host(m: &Loaded, on_cpu: bool) -> u64 {
-    match on_cpu {
-        true => 0,
-        false => m.plan.need(&m.bytes, &Work::NONE, false).host,
-    }
 }
 
 impl Worker {
@@ -261,11 +255,7 @@ impl Worker {
         };
         let planner = self.planner();
         let budget = planner.budget();
-        let chosen = planner.choose(
-            &m.bytes,
-            &self.last_work,
-            held_host(m, self.device.is_cpu()),
-        );
+        let chosen = planner.choose(&m.bytes, &self.last_work, Some(m.plan));
         match chosen {
             Ok(plan) => {
                 // A failure unloads the model and says why.
@@ -445,7 +435,7 @@ impl Worker {
         }
         let plan = self
             .planner()
-            .choose(&bytes, &Work::NONE, 0)
+            .choose(&bytes, &Work::NONE, None)
             .map_err(|need| {
                 let what = match auto {
                     true => "the memory available less the reserve",
@@ -517,7 +507,7 @@ impl Worker {
         let planner = self.planner();
         let budget = planner.budget();
         let plan = planner
-            .choose(&m.bytes, &work, held_host(m, on_cpu))
+            .choose(&m.bytes, &work, Some(m.plan))
             .map_err(|need| {
                 Error::invalid(format!(
                     "this job needs about {} bytes of activations beside the model's weights (whole, {} with the autoencoder tiled), and {need} (the memory budget is {budget} bytes)", work.peak(false), work.peak(true)
@@ -584,15 +574,10 @@ impl Worker {
             if planner.budget() != seen_budget || plan_changed {
                 seen_budget = planner.budget();
                 let current = replanned.unwrap_or(info_plan);
-                let held = current.need(bytes, &Work::NONE, on_cpu).host;
-                let moved = planner.choose(bytes, &work, held).and_then(|p| {
-                    match p.blocks == current.blocks {
-                        true => Ok(p),
-                        false => parts_transformer
-                            .set_residency(p.blocks)
-                            .map(|_| p)
-                            .map_err(|e| e.to_string()),
-                    }
+                // Moving to the residency the blocks have already costs nothing.
+                let moved = planner.choose(bytes, &work, Some(current)).and_then(|p| {
+                    let set = parts_transformer.set_residency(p.blocks);
+                    set.map(|_| p).map_err(|e| e.to_string())
                 });
                 match moved {
                     Ok(p) => {
