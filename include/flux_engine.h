@@ -23,9 +23,9 @@
 #define FLUX_EVENT_QUEUE_CAPACITY 1024
 
 // The memory budget that follows the machine: the memory available when a model loads (on the
-// CPU, the system's available RAM; on CUDA, the device's free memory) less the reserve, plus
-// what the engine already holds. A model that fits no residency plan is refused with the bytes
-// needed and available in the error.
+// CPU, the available RAM within the process's cgroup and `ulimit` limits; on CUDA, the
+// device's free memory) less the reserve, plus what the engine already holds. A model that fits
+// no residency plan is refused with the bytes needed and available in the error.
 #define FLUX_MEMORY_BUDGET_AUTO UINT64_MAX
 
 // The default reserve `FLUX_MEMORY_BUDGET_AUTO` leaves free: 512 MiB.

@@ -21,7 +21,6 @@ use flux_core::model::gguf;
 use flux_core::model::transformer::Config;
 use flux_core::model::{load_transformer, transformer_bytes, LoadOptions, ModelFiles};
 use flux_core::runtime::plan::{self, Limits, Plan, Work};
-use flux_core::runtime::system_available_memory;
 use support::{median, peak_rss_mib, BoxError};
 
 fn narrow_config() -> Config {
@@ -140,7 +139,7 @@ fn main() -> Result<(), BoxError> {
         );
         for fraction in [1.0, 0.5, 0.25] {
             let budget = (bytes.transformer() as f64 * fraction) as u64;
-            if budget > system_available_memory() {
+            if budget > flux_core::memory::available() {
                 println!(
                     "  {:>3.0}%: skipped, more than this machine's available memory",
                     fraction * 100.0

@@ -46,6 +46,9 @@ pub enum Error {
     Unsupported(String),
     /// Something the engine waits on (a host's GPU semaphore) did not happen in time.
     Timeout(String),
+    /// The machine could not give `bytes` bytes for `what` (host memory, or device memory on the
+    /// GPU); the job fails and the engine stays usable.
+    OutOfMemory { what: String, bytes: u64 },
 }
 
 impl Error {
@@ -67,6 +70,9 @@ impl std::fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Timeout(m) => write!(f, "timed out: {m}"),
+            Error::OutOfMemory { what, bytes } => {
+                write!(f, "out of memory: cannot allocate {bytes} bytes for {what}")
+            }
             Error::Io { path, source } => write!(f, "cannot read '{}': {source}", path.display()),
             Error::CorruptFile { path, reason } => {
                 let format = match path.extension().and_then(|e| e.to_str()) {

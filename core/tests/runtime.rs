@@ -717,7 +717,7 @@ fn a_full_size_checkpoint_is_planned_within_the_memory_or_refused_with_numbers()
     assert!(p.need(&bytes, &Work::NONE, true).device <= 16 << 30);
     // This machine's available memory: a plan within it, or a refusal with the numbers (the
     // engine is never left to the kernel's OOM killer).
-    let here = flux_core::runtime::system_available_memory();
+    let here = flux_core::memory::available();
     match plan::choose(&bytes, &Work::NONE, cpu(here), None) {
         Ok(p) => assert!(p.need(&bytes, &Work::NONE, true).device <= here, "{p:?}"),
         Err(e) => assert!(e.contains(&needed) && e.contains(&here.to_string()), "{e}"),

@@ -41,7 +41,7 @@ impl From<flux_core::Error> for FfiError {
             E::UnknownLayout(_) => FluxResult::UnknownLayout,
             E::Tokenizer { .. } => FluxResult::Tokenizer,
             E::Cancelled => FluxResult::Cancelled,
-            E::Compute(_) | E::Image(_) => FluxResult::Compute,
+            E::Compute(_) | E::Image(_) | E::OutOfMemory { .. } => FluxResult::Compute,
             E::Unsupported(_) => FluxResult::Unsupported,
             E::Timeout(_) => FluxResult::Timeout,
         };

@@ -154,9 +154,9 @@ pub const FLUX_PRIORITY_BATCH: i32 = -100;
 pub const FLUX_EVENT_QUEUE_CAPACITY: u32 = 1024;
 
 /// The memory budget that follows the machine: the memory available when a model loads (on the
-/// CPU, the system's available RAM; on CUDA, the device's free memory) less the reserve, plus
-/// what the engine already holds. A model that fits no residency plan is refused with the bytes
-/// needed and available in the error.
+/// CPU, the available RAM within the process's cgroup and `ulimit` limits; on CUDA, the
+/// device's free memory) less the reserve, plus what the engine already holds. A model that fits
+/// no residency plan is refused with the bytes needed and available in the error.
 pub const FLUX_MEMORY_BUDGET_AUTO: u64 = u64::MAX;
 
 /// The default reserve `FLUX_MEMORY_BUDGET_AUTO` leaves free: 512 MiB.

@@ -156,11 +156,11 @@ impl WeightFile {
         }
     }
 
-    /// The stored bytes of a tensor.
-    fn read(&self, entry: &Entry) -> Result<Vec<u8>> {
-        let mut bytes = vec![0u8; entry.len as usize];
-        self.read_into(entry, &mut bytes)?;
-        Ok(bytes)
+    /// The stored bytes of tensor `name`, in a buffer allocated fallibly.
+    fn read(&self, name: &str, entry: &Entry) -> Result<Vec<u8>> {
+        crate::memory::read_exact_at(&self.path, entry.start, entry.len, || {
+            format!("tensor '{name}' of '{}'", self.path.display())
+        })
     }
 
     /// Reads a tensor's stored bytes into `dst`, which must be their size.
@@ -181,7 +181,7 @@ impl WeightFile {
 
     /// Reads a tensor in its stored dtype on the CPU (GGUF blocks dequantized to f32).
     fn load_stored(&self, name: &str, entry: &Entry) -> Result<Tensor> {
-        let bytes = self.read(entry)?;
+        let bytes = self.read(name, entry)?;
         let t = match entry.stored {
             Stored::Safetensors(None, d) => {
                 return Err(self.bad(name, format!("unsupported dtype {d:?}")))
@@ -405,6 +405,10 @@ impl WeightSet {
         let &[outputs, inputs] = info.shape.as_slice() else {
             return Ok(None);
         };
+        // The compact forms are allocated infallibly (candle's block types): check first.
+        crate::memory::ensure_free(info.len, || {
+            format!("tensor '{full}' of '{}'", f.path.display())
+        })?;
         let read = |dst: &mut [u8]| f.read_into(info, dst).map_err(candle_core::Error::wrap);
         let weight = match info.stored {
             s if !s.is_compact(compute) => return Ok(None),

@@ -6,9 +6,9 @@
 //! denoising step or before decoding. Dropping the engine cancels everything and joins the worker.
 //!
 //! Memory budget: the host states how many bytes of device memory the engine may keep, or leaves
-//! it at [`MEMORY_BUDGET_AUTO`]: the memory available when a model loads (the system's available
-//! RAM on the CPU, free device memory on CUDA), less a reserve the host sets, plus what the engine
-//! already holds. A residency plan ([`plan`]) then decides where each part lives: everything
+//! it at [`MEMORY_BUDGET_AUTO`]: the memory available when a model loads (on the CPU what the
+//! process can still get, [`crate::memory::available`]; free device memory on CUDA), less a
+//! reserve the host sets, plus what the engine already holds. A residency plan ([`plan`]) then decides where each part lives: everything
 //! resident, text encoders on the CPU or released after encoding, transformer blocks streamed
 //! from host memory. A model that fits no plan is refused before anything large is allocated,
 //! with an error stating the bytes needed and available. The plan is chosen again when the budget
@@ -41,9 +41,9 @@ pub use job::{CancelOutcome, JobId, JobOutput, JobRequest, JobState, JobStatus};
 pub use plan::{Plan, TextPlacement};
 use worker::{Msg, Worker};
 
-/// The budget that follows the machine: the memory available when a model loads (CPU: the
-/// kernel's `MemAvailable`; CUDA: the device's free memory), less the reserve, plus what the
-/// engine already holds.
+/// The budget that follows the machine: the memory available when a model loads (CPU:
+/// [`crate::memory::available`], which heeds cgroup and `ulimit` limits; CUDA: the device's free
+/// memory), less the reserve, plus what the engine already holds.
 pub const MEMORY_BUDGET_AUTO: u64 = u64::MAX;
 
 /// The default memory reserve: what [`MEMORY_BUDGET_AUTO`] leaves to the host and the device's
@@ -60,7 +60,7 @@ pub struct EngineOptions {
     pub memory_budget: u64,
     /// Bytes [`MEMORY_BUDGET_AUTO`] leaves free (default: [`MEMORY_RESERVE_DEFAULT`]).
     pub memory_reserve: u64,
-    /// What [`MEMORY_BUDGET_AUTO`] measures (default: the system's available memory on the CPU,
+    /// What [`MEMORY_BUDGET_AUTO`] measures (default: [`crate::memory::available`] on the CPU,
     /// free device memory on CUDA; tests inject smaller machines).
     pub available_memory: Option<MemoryProbe>,
     /// A residency plan the host forces (default `None`: chosen for the budget).
@@ -92,24 +92,11 @@ impl Default for EngineOptions {
     }
 }
 
-/// The memory the system has available, in bytes: Linux's `MemAvailable`; unlimited where it
-/// cannot be read.
-pub fn system_available_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(u64::MAX)
-}
-
-/// Free memory on `device`: the system's available memory on the CPU, the device's free memory
+/// Free memory on `device`: the process's available memory ([`crate::memory::available`]) on the CPU, the device's free memory
 /// on CUDA; unlimited where it cannot be measured.
 fn device_available_memory(device: &candle_core::Device) -> u64 {
     match device {
-        candle_core::Device::Cpu => system_available_memory(),
+        candle_core::Device::Cpu => crate::memory::available(),
         #[cfg(feature = "cuda")]
         candle_core::Device::Cuda(d) => crate::interop::cuda::free_memory(d).unwrap_or(u64::MAX),
         _ => u64::MAX,

@@ -115,7 +115,7 @@ impl Planner<'_> {
     fn limits(&self, held_host: u64) -> Limits {
         let host = match self.device_is_cpu {
             true => 0,
-            false => super::system_available_memory().saturating_add(held_host),
+            false => crate::memory::available().saturating_add(held_host),
         };
         Limits {
             budget: self.budget(),
@@ -444,6 +444,14 @@ impl Worker {
                 Error::invalid(format!("cannot load the model: {need} ({what})"))
             })?;
         log::info!("residency: {}", plan.describe());
+        let need = plan.need(&bytes, &Work::NONE, self.device.is_cpu());
+        let host = match self.device.is_cpu() {
+            true => need.device,
+            false => need.host,
+        };
+        crate::memory::ensure_free(host, || {
+            format!("the model in host memory ({})", plan.describe())
+        })?;
         opts.blocks = plan.blocks;
         let transformer = model::load_transformer(files, &opts)?;
         job.check_cancel()?;
@@ -514,6 +522,11 @@ impl Worker {
                 ))
             })?;
         self.apply_plan(plan, true)?;
+        if on_cpu {
+            crate::memory::ensure_free(work.peak(plan.tiled_vae), || {
+                "this job's activations".into()
+            })?;
+        }
         let auto_budget = self.auto_budget;
         let m = self.model.as_mut().expect("checked above");
         // A plan the budget forces between steps, applied to the model once the job ends, or

@@ -297,9 +297,7 @@ fn print_plans(
     let (tc, ac) = flux_core::model::configs(&files)?;
     let work = plan::work_estimate((&tc, &ac), dtype, !gpu, (size.0 * size.1, 0), 512);
     let gb = |b: u64| b as f64 / 1e9;
-    let host = host.map_or_else(flux_core::runtime::system_available_memory, |h| {
-        (h * 1e9) as u64
-    });
+    let host = host.map_or_else(flux_core::memory::available, |h| (h * 1e9) as u64);
     println!(
         "{} on the {}, {}x{}: transformer {:.2} GB resident, {:.2} GB stored blocks, largest block {:.2} GB; autoencoder {:.2} GB; text encoders {:.2} GB ({:.2} GB on the CPU); activations {:.2} GB ({:.2} GB with the autoencoder tiled)",
         dir.display(),
