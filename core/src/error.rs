@@ -49,6 +49,8 @@ pub enum Error {
     /// The machine could not give `bytes` bytes for `what` (host memory, or device memory on the
     /// GPU); the job fails and the engine stays usable.
     OutOfMemory { what: String, bytes: u64 },
+    /// A computation turned NaN or infinite (named: which output, which step).
+    NonFinite(String),
 }
 
 impl Error {
@@ -70,6 +72,10 @@ impl std::fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Timeout(m) => write!(f, "timed out: {m}"),
+            Error::NonFinite(what) => write!(
+                f,
+                "{what} is not finite (NaN or infinite values): the weights may be corrupt or badly converted, or the guidance too extreme"
+            ),
             Error::OutOfMemory { what, bytes } => {
                 write!(f, "out of memory: cannot allocate {bytes} bytes for {what}")
             }

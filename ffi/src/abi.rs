@@ -41,7 +41,9 @@ impl From<flux_core::Error> for FfiError {
             E::UnknownLayout(_) => FluxResult::UnknownLayout,
             E::Tokenizer { .. } => FluxResult::Tokenizer,
             E::Cancelled => FluxResult::Cancelled,
-            E::Compute(_) | E::Image(_) | E::OutOfMemory { .. } => FluxResult::Compute,
+            E::Compute(_) | E::Image(_) | E::OutOfMemory { .. } | E::NonFinite(_) => {
+                FluxResult::Compute
+            }
             E::Unsupported(_) => FluxResult::Unsupported,
             E::Timeout(_) => FluxResult::Timeout,
         };

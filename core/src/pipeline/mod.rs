@@ -27,6 +27,22 @@ pub const MAX_PIXELS: usize = 2048 * 2048;
 /// Most denoising steps accepted in one run.
 pub const MAX_STEPS: usize = 1000;
 
+/// Fails unless every value of `t` is finite, at the cost of one reduction: NaN or infinity
+/// (corrupt or badly converted weights, an fp16 overflow, an extreme guidance) would otherwise
+/// go on to decode as a black or noise image.
+pub(crate) fn ensure_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<()> {
+    // A sum in f32 is NaN or infinite as soon as one value is (and cannot overflow for finite
+    // values of a latent's size).
+    let sum = t
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
+    match sum.is_finite() {
+        true => Ok(()),
+        false => Err(Error::NonFinite(what())),
+    }
+}
+
 /// The defaults users know from the reference CLI for each variant.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VariantDefaults {
@@ -267,12 +283,15 @@ pub fn run_timed(
 ) -> Result<Generated> {
     let start = Instant::now();
     let emb = parts.text.embed(prompt, r.t5_len)?;
+    ensure_finite(&emb.txt, || "the T5 encoder's output".into())?;
+    ensure_finite(&emb.vec, || "the CLIP encoder's output".into())?;
     let text_encoding = start.elapsed();
     let start = Instant::now();
     let latent = denoise(parts.transformer, parts.ae, &emb, hook)?;
     let denoising = start.elapsed();
     let start = Instant::now();
     let decoded = parts.ae.decode(&latent)?;
+    ensure_finite(&decoded, || "the autoencoder's decoded image".into())?;
     let gpu_pixels = crate::interop::GpuPixels::keep(&decoded)?;
     let image = match &gpu_pixels {
         Some(pixels) => pixels.to_rgb()?,

@@ -100,6 +100,7 @@ pub fn denoise(
             pred
         };
         x = (x + (pred * f64::from(t_next - t_cur))?)?;
+        super::ensure_finite(&x, || format!("the latent after step {} of {total}", i + 1))?;
         let info = StepInfo {
             step: i + 1,
             total,
