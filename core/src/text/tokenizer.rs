@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tokenizers::models::bpe::BPE;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::{Lowercase, Replace, Sequence as NormSeq, NFC};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreSeq;
@@ -129,14 +129,42 @@ impl PromptTokenizer {
     }
 }
 
+/// A BPE vocabulary: a JSON object of pieces and their ids.
+fn read_vocab(path: &Path) -> Result<Vocab> {
+    let text = std::fs::read(path).map_err(|e| tok_err(path, e))?;
+    let pieces: std::collections::HashMap<String, u32> = serde_json::from_slice(&text)
+        .map_err(|e| tok_err(path, format!("not a vocabulary: {e}")))?;
+    Ok(pieces.into_iter().collect())
+}
+
+/// BPE merges: one pair of pieces per line, after an optional `#version` line.
+fn read_merges(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| tok_err(path, e))?;
+    let lines = text.lines().enumerate();
+    lines
+        .filter(|(i, l)| !(*i == 0 && l.starts_with("#version")) && !l.is_empty())
+        .map(|(i, line)| match line.split_once(' ') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
+                Ok((a.to_string(), b.to_string()))
+            }
+            _ => Err(tok_err(
+                path,
+                format!("line {}: a merge is two pieces separated by a space", i + 1),
+            )),
+        })
+        .collect()
+}
+
 /// Builds CLIP's byte-level BPE tokenizer from its vocabulary and merges. The real vocabulary
 /// covers every byte; pieces missing from a smaller one are dropped rather than mapped to
 /// `<|endoftext|>`, which would move the pooled position.
 fn clip_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
-    let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
+    let bpe = BPE::builder()
+        .vocab_and_merges(read_vocab(vocab)?, read_merges(merges)?)
         .end_of_word_suffix("</w>".into())
         .build()
-        .map_err(|e| tok_err(vocab, e))?;
+        // The vocabulary parsed: what fails now is a merge of pieces it does not have.
+        .map_err(|e| tok_err(merges, e))?;
     let mut t = Tokenizer::new(bpe);
     let spaces = Replace::new(
         tokenizers::normalizers::replace::ReplacePattern::Regex(r"\s+".into()),
@@ -160,4 +188,38 @@ fn clip_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
     ])));
     t.with_decoder(Some(ByteLevel::default()));
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broken CLIP file is reported under its own name.
+    #[test]
+    fn clip_errors_name_the_broken_file() {
+        let dir = std::env::temp_dir().join(format!("flux-clip-tok-{}", std::process::id()));
+        crate::tiny::write_clip_tokenizer(&dir).unwrap();
+        PromptTokenizer::clip(&dir).unwrap();
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        let good_merges = std::fs::read_to_string(&merges).unwrap();
+        let cases = [
+            (
+                &merges,
+                "#version: 0.2\nth e</w>\nnot-a-pair\n",
+                "merges.txt",
+                "line 3",
+            ),
+            (&merges, "zz qq\n", "merges.txt", "zz"),
+            (&vocab, "{\"a\": ", "vocab.json", "not a vocabulary"),
+        ];
+        for (file, text, name, detail) in cases {
+            std::fs::write(&merges, &good_merges).unwrap();
+            let good = std::fs::read(file).unwrap();
+            std::fs::write(file, text).unwrap();
+            let e = PromptTokenizer::clip(&dir).err().unwrap().to_string();
+            std::fs::write(file, good).unwrap();
+            assert!(e.contains(name) && e.contains(detail), "{name}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
