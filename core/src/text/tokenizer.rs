@@ -142,7 +142,7 @@ fn read_merges(path: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).map_err(|e| tok_err(path, e))?;
     let lines = text.lines().enumerate();
     lines
-        .filter(|(i, l)| !(*i == 0 && l.starts_with("#version")) && !l.is_empty())
+        .filter(|(i, l)| !(l.is_empty() || *i == 0 && l.starts_with("#version")))
         .map(|(i, line)| match line.split_once(' ') {
             Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
                 Ok((a.to_string(), b.to_string()))
