@@ -491,6 +491,11 @@ fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
     let outcome: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let (s2, o2) = (slot.clone(), outcome.clone());
     let callback = Box::new(move |e: &Event| {
+        match e {
+            Event::Started { job } => o2.lock().unwrap().push(format!("started {}", job.0)),
+            Event::Cancelled { job } => o2.lock().unwrap().push(format!("cancelled {}", job.0)),
+            _ => {}
+        }
         if let Event::Progress { job, .. } = e {
             if let Ok(mut guard) = s2.try_lock() {
                 if let Some(engine) = guard.as_ref() {
@@ -512,16 +517,33 @@ fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
             ..EngineOptions::default()
         },
     );
-    submit(&engine, "x", 0, 2, 16);
+    let first = submit(&engine, "x", 0, 2, 16);
+    // Queued behind it: the engine dropped in the callback must stop rather than run them.
+    let queued = [1, 2].map(|seed| submit(&engine, "x", seed, 50, 64));
     *slot.lock().unwrap() = Some(engine);
     let deadline = Instant::now() + WAIT;
-    while outcome.lock().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "callback never ran");
+    let want: Vec<String> = queued
+        .iter()
+        .map(|j| format!("cancelled {}", j.0))
+        .collect();
+    while !want.iter().all(|w| outcome.lock().unwrap().contains(w)) {
+        assert!(
+            Instant::now() < deadline,
+            "the queued jobs were not cancelled: {:?}",
+            outcome.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The load job, then `first`, whose progress drops the engine; nothing else starts.
     let o = outcome.lock().unwrap();
-    assert!(o[0].contains("Err") && o[0].contains("callback"), "{o:?}");
-    assert_eq!(o[1], "dropped");
+    assert_eq!(o[1], format!("started {}", first.0), "{o:?}");
+    assert!(o[2].contains("Err") && o[2].contains("callback"), "{o:?}");
+    assert_eq!(o[3], "dropped");
+    assert_eq!(
+        o.iter().filter(|e| e.starts_with("started")).count(),
+        2,
+        "{o:?}"
+    );
 }
 
 #[test]

@@ -171,8 +171,10 @@ pub unsafe extern "C" fn flux_engine_create(
 }
 
 /// Cancels every job, joins the worker (within one denoising step, or one model component of a
-/// load) and frees the engine.
-/// NULL is accepted. Returns WRONG_THREAD from inside the event callback (nothing is freed).
+/// load) and frees the engine. When it returns no event callback is running or will run, even
+/// if another thread is inside a call on this engine (a `flux_job_wait` then returns).
+/// NULL is accepted. Returns WRONG_THREAD from inside the event callback, on any thread
+/// (nothing is freed).
 ///
 /// # Safety
 /// `engine` must be NULL or a handle from `flux_engine_create` (a destroyed one is detected).
@@ -183,16 +185,16 @@ pub unsafe extern "C" fn flux_engine_destroy(engine: *mut FluxEngine) -> FluxRes
             return Ok(());
         }
         let handle = abi::engine(engine)?;
-        if handle.engine.on_worker_thread() {
+        if handle.engine.in_callback() {
             return Err(FfiError::new(
                 FluxResult::WrongThread,
                 "an engine cannot be destroyed from its own event callback",
             ));
         }
         drop(abi::unregister(engine));
-        // The last reference (here, unless another thread is inside a call) joins the worker.
-        drop(handle);
-        Ok(())
+        // Stopped here even while another thread is inside a call (a wait) and holds the
+        // handle: no callback runs after destroy returns.
+        handle.engine.shutdown().map_err(FfiError::from)
     })
 }
 

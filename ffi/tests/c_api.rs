@@ -31,12 +31,13 @@ fn build(name: &str, dir: &Path) -> [PathBuf; 2] {
     let cc = || {
         let mut c = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
         c.args([
-            "-std=c99",
+            "-std=c11",
             "-Wall",
             "-Wextra",
             "-Werror",
             "-pedantic",
             "-D_POSIX_C_SOURCE=200809L",
+            "-pthread",
             "-g",
         ])
         .arg("-I")

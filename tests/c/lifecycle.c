@@ -1,7 +1,10 @@
 /* The C ABI end to end on the tiny model: load, generate (pixels written for comparison with
  * the Rust API), events in order, copies in every format, a Kontext edit, cancel of a queued
- * and a running job, destroy with jobs in flight.
+ * and a running job, destroy with jobs in flight and while another thread waits on the engine.
+ * C11 (atomics, threads through pthreads): the callback runs on the worker and on host threads.
  * Usage: lifecycle MODEL_DIR GENERATED_RGB_OUT EDITED_RGB_OUT */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,34 +26,101 @@ static void sleep_ms(long ms) {
 
 /* The event callback records every event (with a callback the engine queues none for polling)
  * and tries what is forbidden there: destroying the engine or waiting. */
-static FluxEngine *g_engine = NULL;
-static volatile int g_destroy_result = -1, g_wait_result = -1;
+static FluxEngine *_Atomic g_engine = NULL;
+static atomic_int g_destroy_result = -1, g_wait_result = -1;
 enum { MAX_EVENTS = 256 };
 static FluxJob g_event_jobs[MAX_EVENTS];
 static int32_t g_event_kinds[MAX_EVENTS];
-static volatile int g_event_count = 0;
+static atomic_int g_event_count = 0;
 
 static void on_event(const FluxEvent *ev, void *user_data) {
-  int *counter = (int *)user_data;
-  (*counter)++;
-  if (g_event_count < MAX_EVENTS) {
-    g_event_jobs[g_event_count] = ev->job;
-    g_event_kinds[g_event_count] = ev->kind;
-    g_event_count++;
+  atomic_fetch_add((atomic_int *)user_data, 1);
+  int slot = atomic_fetch_add(&g_event_count, 1);
+  if (slot < MAX_EVENTS) {
+    g_event_jobs[slot] = ev->job;
+    g_event_kinds[slot] = ev->kind;
   }
-  if (ev->kind == FLUX_EVENT_TYPE_PROGRESS && g_destroy_result == -1 && g_engine != NULL) {
-    g_destroy_result = flux_engine_destroy(g_engine);
-    g_wait_result = flux_job_wait(g_engine, ev->job, 10, NULL);
+  int untried = -1;
+  FluxEngine *engine = atomic_load(&g_engine);
+  if (ev->kind == FLUX_EVENT_TYPE_PROGRESS && engine != NULL &&
+      atomic_compare_exchange_strong(&g_destroy_result, &untried, -2)) {
+    atomic_store(&g_destroy_result, flux_engine_destroy(engine));
+    atomic_store(&g_wait_result, flux_job_wait(engine, ev->job, 10, NULL));
   }
 }
 
 /* The kinds of the recorded events of `job`, in order. `flux_job_wait` returns only after the
  * job's terminal event was delivered, so after it the record is complete. */
 static int events_of(FluxJob job, int32_t *kinds, int max) {
-  int n = 0;
-  for (int i = 0; i < g_event_count; i++)
+  int n = 0, count = atomic_load(&g_event_count);
+  for (int i = 0; i < count && i < MAX_EVENTS; i++)
     if (g_event_jobs[i] == job && n < max) kinds[n++] = g_event_kinds[i];
   return n;
+}
+
+/* Destroying an engine while another thread waits on one of its jobs (holding the engine inside
+ * a call): when destroy returns the worker has stopped, and no event arrives after it. */
+static atomic_int g_destroyed = 0, g_late_events = 0;
+
+static void count_late_events(const FluxEvent *ev, void *user_data) {
+  (void)ev;
+  (void)user_data;
+  if (atomic_load(&g_destroyed)) atomic_fetch_add(&g_late_events, 1);
+}
+
+struct waiter {
+  FluxEngine *engine;
+  FluxJob job;
+  FluxResult result;
+};
+
+static void *wait_for_job(void *arg) {
+  struct waiter *w = arg;
+  int32_t state;
+  w->result = flux_job_wait(w->engine, w->job, 120000, &state);
+  return NULL;
+}
+
+static int destroy_while_another_thread_waits(const char *model_dir) {
+  FluxEngineDesc ed;
+  flux_engine_desc_init(&ed);
+  ed.callback = count_late_events;
+  FluxEngine *e = NULL;
+  CHECK(flux_engine_create(&ed, &e));
+  FluxModelDesc md;
+  flux_model_desc_init(&md);
+  md.folder = model_dir;
+  FluxJob job;
+  int32_t state = -1;
+  CHECK(flux_engine_load_model(e, &md, &job));
+  CHECK(flux_job_wait(e, job, 120000, &state));
+  EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  FluxTextToImageDesc td;
+  flux_text_to_image_desc_init(&td);
+  td.prompt = "a long night";
+  td.width = 256;
+  td.height = 256;
+  td.steps = 500;
+  td.t5_len = 16;
+  CHECK(flux_engine_submit_text_to_image(e, &td, &job));
+  FluxJobStatus st;
+  st.struct_size = sizeof st;
+  do {
+    sleep_ms(2);
+    CHECK(flux_job_status(e, job, &st));
+  } while (st.step < 1);
+  struct waiter w = {e, job, FLUX_RESULT_OK};
+  pthread_t thread;
+  EXPECT(pthread_create(&thread, NULL, wait_for_job, &w) == 0);
+  sleep_ms(20); /* the waiter is inside flux_job_wait */
+  CHECK(flux_engine_destroy(e));
+  atomic_store(&g_destroyed, 1);
+  EXPECT(pthread_join(thread, NULL) == 0);
+  sleep_ms(50);
+  EXPECT(atomic_load(&g_late_events) == 0);
+  /* The waiter saw its job cancelled, or the engine already gone. */
+  EXPECT(w.result == FLUX_RESULT_OK || w.result == FLUX_RESULT_INVALID_HANDLE);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -58,7 +128,7 @@ int main(int argc, char **argv) {
   FluxEngineDesc ed;
   flux_engine_desc_init(&ed);
   ed.preview_every = 1;
-  int user_counter = 0;
+  atomic_int user_counter = 0;
   ed.callback = on_event;
   ed.user_data = &user_counter;
   FluxEngine *e = NULL;
@@ -95,13 +165,13 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++) EXPECT(kinds[i] == want[i]);
 
   /* The callback saw the events with its user data, and was refused destroy and wait. */
-  EXPECT(user_counter > 0 && user_counter == g_event_count);
+  EXPECT(atomic_load(&user_counter) > 0 && atomic_load(&user_counter) == atomic_load(&g_event_count));
   FluxEvent polled;
   polled.struct_size = sizeof polled;
   FluxResult polled_result = flux_engine_poll_event(e, &polled);
   EXPECT(polled_result == FLUX_RESULT_NO_EVENT);
-  EXPECT(g_destroy_result == FLUX_RESULT_WRONG_THREAD);
-  EXPECT(g_wait_result == FLUX_RESULT_WRONG_THREAD);
+  EXPECT(atomic_load(&g_destroy_result) == FLUX_RESULT_WRONG_THREAD);
+  EXPECT(atomic_load(&g_wait_result) == FLUX_RESULT_WRONG_THREAD);
 
   FluxJobStatus st;
   st.struct_size = sizeof st;
@@ -178,6 +248,7 @@ int main(int argc, char **argv) {
   sleep_ms(20);
   CHECK(flux_engine_destroy(e));
   EXPECT(flux_job_status(e, job, &st) == FLUX_RESULT_INVALID_HANDLE);
+  if (destroy_while_another_thread_waits(argv[1]) != 0) return 1;
 
   free(rgb);
   free(rgba);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 lib=target/debug/deps
 out=target/valgrind
 mkdir -p "$out"
-cc -std=c99 -D_POSIX_C_SOURCE=200809L -g -Iinclude tests/c/lifecycle.c -L"$lib" -lflux_engine \
+cc -std=c11 -pthread -D_POSIX_C_SOURCE=200809L -g -Iinclude tests/c/lifecycle.c -L"$lib" -lflux_engine \
   -Wl,-rpath,"$PWD/$lib" -o "$out/lifecycle"
 # Built with the workspace's features, so the dependencies `cargo test --workspace` built are
 # reused (`cargo run -p flux-cli` would unify features for flux-cli alone and rebuild candle).

@@ -1,10 +1,12 @@
 //! Per-engine events: passed to the host's callback when it gave one, otherwise queued to be
 //! polled, at most [`QUEUE_CAPACITY`] at a time.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::RwLock;
 
 use super::job::JobId;
 use crate::image::RgbImage;
@@ -72,8 +74,15 @@ pub const QUEUE_CAPACITY: usize = 1024;
 pub(crate) struct Events {
     tx: Sender<Event>,
     rx: Receiver<Event>,
-    callback: Option<EventCallback>,
+    /// The host's callback; `None` once closed. Read-locked while it runs, so that closing
+    /// waits for a running call.
+    callback: RwLock<Option<EventCallback>>,
     dropped: AtomicU64,
+}
+
+thread_local! {
+    /// The events (by address) whose callback this thread is inside.
+    static INSIDE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Events {
@@ -82,7 +91,7 @@ impl Events {
         Self {
             tx,
             rx,
-            callback,
+            callback: RwLock::new(callback),
             dropped: AtomicU64::new(0),
         }
     }
@@ -91,9 +100,23 @@ impl Events {
     /// otherwise queues it for [`poll`](Self::poll), dropping the oldest queued event when the
     /// queue is full: a host listening only through the callback never accumulates unread events.
     pub fn emit(&self, e: Event) {
-        if let Some(cb) = &self.callback {
+        // Recursive: a callback may cause events itself (cancelling a queued job) even while
+        // `close` waits for the lock.
+        let callback = self.callback.read_recursive();
+        if let Some(cb) = callback.as_ref() {
+            let id = self as *const Self as usize;
+            INSIDE.with(|v| v.borrow_mut().push(id));
+            // Popped on unwind too: a panicking callback is caught further up.
+            struct Pop;
+            impl Drop for Pop {
+                fn drop(&mut self) {
+                    INSIDE.with(|v| v.borrow_mut().pop());
+                }
+            }
+            let _pop = Pop;
             return cb(&e);
         }
+        drop(callback);
         let mut e = e;
         // The receiver lives as long as `self`, so the only failure is a full queue.
         while let Err(TrySendError::Full(back)) = self.tx.try_send(e) {
@@ -105,6 +128,19 @@ impl Events {
             }
             e = back;
         }
+    }
+
+    /// Stops calling the callback, once any call running on another thread has returned: after
+    /// this no callback starts. Must not be called from inside the callback (it would wait for
+    /// itself): see [`in_callback`](Self::in_callback).
+    pub fn close(&self) {
+        self.callback.write().take();
+    }
+
+    /// True on a thread that is inside this engine's callback.
+    pub fn in_callback(&self) -> bool {
+        let id = self as *const Self as usize;
+        INSIDE.with(|v| v.borrow().contains(&id))
     }
 
     /// Events dropped so far because the queue was full.

@@ -205,7 +205,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     device: candle_core::Device,
     tx: Sender<Msg>,
-    worker: Option<JoinHandle<()>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
     worker_id: ThreadId,
 }
 
@@ -256,7 +256,7 @@ impl Engine {
             shared,
             device,
             tx,
-            worker: Some(handle),
+            worker: Mutex::new(Some(handle)),
             worker_id,
         })
     }
@@ -402,24 +402,34 @@ impl Engine {
         std::thread::current().id() == self.worker_id
     }
 
-    /// Cancels queued and running jobs and joins the worker (within one denoising step, or one
-    /// model component of a load).
-    /// Refused from the event callback, where it would wait for itself.
-    pub fn shutdown(&mut self) -> Result<()> {
-        if std::thread::current().id() == self.worker_id {
-            return Err(Error::invalid(
-                "the engine cannot be destroyed from its own event callback",
-            ));
-        }
+    /// True inside the event callback, on the worker thread or on a host thread (a `submit` or
+    /// `cancel` that emits), where [`shutdown`](Self::shutdown) would wait for itself.
+    pub fn in_callback(&self) -> bool {
+        self.on_worker_thread() || self.shared.events.in_callback()
+    }
+
+    /// Cancels queued and running jobs, joins the worker (within one denoising step, or one
+    /// model component of a load) and stops the callback: when it returns, no callback runs or
+    /// starts, whatever other references to the engine remain. Later submits are refused.
+    /// From inside the callback it cannot wait for itself: it stops the engine (the worker ends
+    /// after the callback returns) and returns an error.
+    pub fn shutdown(&self) -> Result<()> {
         self.shared.shutting_down.store(true, Ordering::Release);
         for job in self.shared.jobs.lock().values() {
             job.cancel.store(true, Ordering::Release);
         }
         let _ = self.tx.send(Msg::Shutdown);
-        if let Some(handle) = self.worker.take() {
+        if self.in_callback() {
+            return Err(Error::invalid(
+                "the engine cannot be destroyed from its own event callback",
+            ));
+        }
+        if let Some(handle) = self.worker.lock().take() {
             let _ = handle.join();
         }
-        // Jobs cancelled while running reported it; anything still queued was cancelled by the worker.
+        // Jobs cancelled while running reported it; anything still queued was cancelled by the
+        // worker. A submit that raced with this may still be emitting: close waits for it.
+        self.shared.events.close();
         Ok(())
     }
 }

@@ -211,10 +211,9 @@ impl Worker {
                 break;
             }
             self.replan();
-            while let Some(job) = self.shared.pop() {
-                if self.shared.shutting_down.load(Ordering::Acquire) {
-                    break;
-                }
+            // Checked before taking a job: one taken and then left would never end.
+            while !self.shared.shutting_down.load(Ordering::Acquire) {
+                let Some(job) = self.shared.pop() else { break };
                 // The budget may have changed while the previous job ran.
                 self.replan();
                 self.run_job(&job);
