@@ -584,8 +584,8 @@ const char *flux_version(void);
 // The ABI version the library implements (`FLUX_ABI_VERSION` of its header).
 uint32_t flux_abi_version(void);
 
-// The calling thread's last error message: valid until the next failing call on this thread.
-// Never NULL (empty when nothing failed).
+// The message of the calling thread's last call into the library: why it failed, or empty when
+// it succeeded. Valid until the next call on this thread; never NULL.
 const char *flux_last_error_message(void);
 
 // Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: CPU,
@@ -605,8 +605,10 @@ void flux_engine_desc_defaults(struct FluxEngineDesc *desc, uint32_t struct_size
 FluxResult flux_engine_create(const struct FluxEngineDesc *desc, struct FluxEngine **out_engine);
 
 // Cancels every job, joins the worker (within one denoising step, or one model component of a
-// load) and frees the engine.
-// NULL is accepted. Returns WRONG_THREAD from inside the event callback (nothing is freed).
+// load) and frees the engine. When it returns no event callback is running or will run, even
+// if another thread is inside a call on this engine (a `flux_job_wait` then returns).
+// NULL is accepted. Returns WRONG_THREAD from inside the event callback, on any thread
+// (nothing is freed).
 //
 // # Safety
 // `engine` must be NULL or a handle from `flux_engine_create` (a destroyed one is detected).

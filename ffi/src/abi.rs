@@ -62,15 +62,19 @@ fn set_last_error(message: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
 
-/// The calling thread's last error message (valid until the next failing call on this thread).
+/// The calling thread's last error message (valid until the next call on this thread).
 pub fn last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// Runs an export: errors become codes with a message, panics become `INTERNAL`.
+/// Runs an export: errors become codes with a message, panics become `INTERNAL`; success clears
+/// the message (so it always belongs to the last call).
 pub fn guard(f: impl FnOnce() -> FfiResult) -> FluxResult {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => FluxResult::Ok,
+        Ok(Ok(())) => {
+            set_last_error("");
+            FluxResult::Ok
+        }
         Ok(Err(e)) => {
             set_last_error(&e.message);
             e.code

@@ -53,8 +53,8 @@ pub extern "C" fn flux_abi_version() -> u32 {
     FLUX_ABI_VERSION
 }
 
-/// The calling thread's last error message: valid until the next failing call on this thread.
-/// Never NULL (empty when nothing failed).
+/// The message of the calling thread's last call into the library: why it failed, or empty when
+/// it succeeded. Valid until the next call on this thread; never NULL.
 #[no_mangle]
 pub extern "C" fn flux_last_error_message() -> *const c_char {
     abi::last_error()
@@ -375,8 +375,15 @@ fn check_counts(steps: u32, t5_len: u32) -> FfiResult {
     Ok(())
 }
 
-fn opt_guidance(g: f32) -> Option<f32> {
-    (g >= 0.0).then_some(g)
+/// A guidance from a desc: negative is the default; NaN and infinity are refused.
+fn opt_guidance(g: f32) -> FfiResult<Option<f32>> {
+    match g.is_finite() {
+        true => Ok((g >= 0.0).then_some(g)),
+        false => Err(FfiError::new(
+            FluxResult::InvalidArgument,
+            format!("guidance {g} is not a finite number (negative: the default)"),
+        )),
+    }
 }
 
 /// Validates sizes early (so the caller gets the error at submit, naming the nearest valid size).
@@ -414,7 +421,7 @@ pub unsafe extern "C" fn flux_engine_submit_text_to_image(
             height,
             seed: d.seed,
             steps: opt_u(d.steps),
-            guidance: opt_guidance(d.guidance),
+            guidance: opt_guidance(d.guidance)?,
             t5_len: opt_u(d.t5_len),
         };
         submit(&h, JobRequest::TextToImage(req), d.priority, out_job)
@@ -444,7 +451,8 @@ unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
         ))
         .into());
     }
-    let len = stride * (h - 1) + w * bpp;
+    // Bounded by the checks above (at most 4096 rows of 64 KiB).
+    let len = flux_core::image::strided_len(stride, h, w * bpp).unwrap_or(usize::MAX);
     let data = std::slice::from_raw_parts(v.data, len);
     Ok(ImageView {
         width: w,
@@ -561,7 +569,7 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
             },
             seed: d.seed,
             steps: opt_u(d.steps),
-            guidance: opt_guidance(d.guidance),
+            guidance: opt_guidance(d.guidance)?,
             t5_len: opt_u(d.t5_len),
         };
         submit(&h, JobRequest::Edit(req), d.priority, out_job)
@@ -642,7 +650,7 @@ pub unsafe extern "C" fn flux_engine_submit_image_to_image(
             height,
             seed: d.seed,
             steps: opt_u(d.steps),
-            guidance: opt_guidance(d.guidance),
+            guidance: opt_guidance(d.guidance)?,
             t5_len: opt_u(d.t5_len),
         };
         submit(
@@ -859,7 +867,12 @@ pub unsafe extern "C" fn flux_job_copy_image(
                 format!("dst_stride {dst_stride} is smaller than a row ({row} bytes)"),
             ));
         }
-        let needed = dst_stride * (img.height - 1) + row;
+        let Some(needed) = flux_core::image::strided_len(dst_stride, img.height, row) else {
+            return Err(FfiError::new(
+                FluxResult::InvalidArgument,
+                format!("dst_stride {dst_stride} × {} rows overflows", img.height),
+            ));
+        };
         if dst_size < needed {
             return Err(FfiError::new(
                 FluxResult::BufferTooSmall,

@@ -1,7 +1,10 @@
-/* A table of bad inputs through the C ABI: each row asserts its documented code and a non-empty
- * message; afterwards the engine still generates an image.
+/* A table of bad inputs through the C ABI: each row asserts its documented code and its own
+ * message (non-empty after a failure, empty after a success: every call sets or clears it);
+ * afterwards the engine still generates an image.
  * Usage: bad_inputs MODEL_DIR EMPTY_DIR TRUNCATED_MODEL_DIR */
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +20,9 @@ static int rows = 0, failures = 0;
       fprintf(stderr, "row %d: %s -> %d, expected %d (%s)\n", rows, #expr, (int)r_, (int)(code), \
               flux_last_error_message());                                                        \
       failures++;                                                                                \
-    } else if ((code) != FLUX_RESULT_OK && flux_last_error_message()[0] == '\0') {              \
-      fprintf(stderr, "row %d: %s gave no message\n", rows, #expr);                              \
+    } else if (((code) != FLUX_RESULT_OK) != (flux_last_error_message()[0] != '\0')) {          \
+      fprintf(stderr, "row %d: %s left the message \"%s\"\n", rows, #expr,                       \
+              flux_last_error_message());                                                        \
       failures++;                                                                                \
     }                                                                                            \
   } while (0)
@@ -136,6 +140,12 @@ int main(int argc, char **argv) {
   td.t5_len = 100000;
   ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
   td = t2i();
+  td.guidance = NAN; /* not the default (that is a negative value) */
+  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
+  EXPECT(strstr(flux_last_error_message(), "guidance") != NULL);
+  td.guidance = INFINITY;
+  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
+  td = t2i();
   td.struct_size = 0;
   ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_BAD_STRUCT_SIZE);
   /* An older, smaller struct: fields past struct_size take defaults (1024 x 1024, not 70). */
@@ -246,6 +256,8 @@ int main(int argc, char **argv) {
   ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGB8, NULL, 16 * 3, sizeof out), FLUX_RESULT_NULL_POINTER);
   ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGB8, out, 16 * 3, 16 * 3 * 15), FLUX_RESULT_BUFFER_TOO_SMALL);
   ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGBA8, out, 16 * 3, sizeof out), FLUX_RESULT_INVALID_ARGUMENT);
+  /* A stride whose 15 row offsets wrap around to 14 bytes. */
+  ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGB8, out, SIZE_MAX / 15 + 1, sizeof out), FLUX_RESULT_INVALID_ARGUMENT);
   uint32_t w, h;
   ROW(flux_job_image_size(e, 123456, &w, &h), FLUX_RESULT_UNKNOWN_JOB);
   ROW(flux_job_image_size(e, done, NULL, &h), FLUX_RESULT_NULL_POINTER);

@@ -91,6 +91,14 @@ pub struct ImageView<'a> {
     pub data: &'a [u8],
 }
 
+/// Bytes `height` rows of `row` bytes take at `stride` bytes apart (the last row unpadded);
+/// `None` when that overflows, which no real buffer can hold.
+pub fn strided_len(stride: usize, height: usize, row: usize) -> Option<usize> {
+    stride
+        .checked_mul(height.saturating_sub(1))?
+        .checked_add(row)
+}
+
 impl ImageView<'_> {
     /// Validates the buffer and copies it to tightly packed RGB8 (alpha dropped).
     pub fn to_rgb(&self) -> Result<RgbImage> {
@@ -112,7 +120,7 @@ impl ImageView<'_> {
                 self.stride
             )));
         }
-        let needed = self.stride * (h - 1) + row;
+        let needed = strided_len(self.stride, h, row).unwrap_or(usize::MAX);
         if self.data.len() < needed {
             return Err(Error::invalid(format!(
                 "the image buffer holds {} bytes but {h} rows of stride {} need {needed}",
