@@ -345,6 +345,7 @@ fn device_peak_mib(device: &candle_core::Device) -> f64 {
         use candle_core::cuda_backend::cudarc::driver::sys;
         let mut bytes = 0u64;
         let attr = sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH;
+        // SAFETY: a live pool; the attribute is a u64 written to a live local.
         unsafe { sys::cuMemPoolGetAttribute(pool, attr, &mut bytes as *mut u64 as *mut _) };
         return bytes as f64 / (1 << 20) as f64;
     }
@@ -359,6 +360,7 @@ fn reset_device_peak(device: &candle_core::Device) {
         use candle_core::cuda_backend::cudarc::driver::sys;
         let mut zero = 0u64;
         let attr = sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH;
+        // SAFETY: a live pool; the attribute is a u64 read from a live local.
         unsafe { sys::cuMemPoolSetAttribute(pool, attr, &mut zero as *mut u64 as *mut _) };
     }
     let _ = device;
@@ -374,6 +376,8 @@ fn cuda_pool(
     };
     let ctx = d.cuda_stream().context().clone();
     let mut pool = std::mem::MaybeUninit::uninit();
+    // SAFETY: the device of a live context; `pool` receives the handle.
     let r = unsafe { sys::cuDeviceGetDefaultMemPool(pool.as_mut_ptr(), ctx.cu_device()) };
+    // SAFETY: on success the driver wrote the handle.
     (r == sys::CUresult::CUDA_SUCCESS).then(|| unsafe { pool.assume_init() })
 }

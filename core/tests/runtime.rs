@@ -547,6 +547,46 @@ fn waiting_or_destroying_from_the_callback_is_refused_without_deadlock() {
 }
 
 #[test]
+fn a_callback_that_panics_outside_a_job_does_not_stop_the_worker() {
+    // It panics on warnings: a budget lowered below every plan unloads the model with one, on
+    // the worker between jobs.
+    let callback = Box::new(|e: &Event| {
+        if let Event::Log {
+            level: log::Level::Warn,
+            ..
+        } = e
+        {
+            panic!("the host's callback failed");
+        }
+    });
+    let (s, engine) = loaded_engine(
+        "rt-panic-outside",
+        Variant::Schnell,
+        EngineOptions {
+            callback: Some(callback),
+            ..EngineOptions::default()
+        },
+    );
+    engine.set_memory_budget(1);
+    let deadline = Instant::now() + WAIT;
+    while engine.residency().total() != 0 {
+        assert!(Instant::now() < deadline, "the model was not unloaded");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.set_memory_budget(flux_core::runtime::MEMORY_BUDGET_AUTO);
+    let files = ModelFiles::from_folder(&s.0.join("model")).unwrap();
+    let id = engine
+        .submit(load_request(&files), PRIORITY_NORMAL)
+        .unwrap();
+    assert_eq!(
+        engine.wait(id, Duration::from_secs(60)).unwrap(),
+        JobState::Succeeded
+    );
+    let id = submit(&engine, "still here", 1, 1, 16);
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+}
+
+#[test]
 fn same_prompt_new_seed_skips_text_encoding() {
     let (_s, engine) = loaded_engine("rt-cache", Variant::Schnell, EngineOptions::default());
     let a = submit(&engine, "a blue house", 1, 1, 16);

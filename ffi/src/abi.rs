@@ -105,7 +105,8 @@ pub fn non_null<T>(p: *const T, what: &str) -> FfiResult {
 /// `p` must be NULL or point to a NUL-terminated string.
 pub unsafe fn string(p: *const c_char, what: &str) -> FfiResult<String> {
     non_null(p, what)?;
-    let bytes = CStr::from_ptr(p);
+    // SAFETY: not NULL, so a NUL-terminated string (the caller's promise).
+    let bytes = unsafe { CStr::from_ptr(p) };
     bytes.to_str().map(str::to_string).map_err(|e| {
         FfiError::new(
             FluxResult::InvalidUtf8,
@@ -122,7 +123,8 @@ pub unsafe fn opt_string(p: *const c_char, what: &str) -> FfiResult<Option<Strin
     if p.is_null() {
         Ok(None)
     } else {
-        string(p, what).map(Some)
+        // SAFETY: the caller's promise, which is `string`'s.
+        unsafe { string(p, what) }.map(Some)
     }
 }
 
@@ -143,7 +145,8 @@ pub unsafe fn read_desc<T>(
     what: &str,
 ) -> FfiResult<T> {
     non_null(p, what)?;
-    let size = std::ptr::read_unaligned(p as *const u32);
+    // SAFETY: not NULL, so it starts with a readable u32 (the caller's promise).
+    let size = unsafe { std::ptr::read_unaligned(p as *const u32) };
     if (size as usize) < min_size || size > MAX_STRUCT_SIZE {
         return Err(FfiError::new(
             FluxResult::BadStructSize,
@@ -155,7 +158,9 @@ pub unsafe fn read_desc<T>(
     }
     let mut out = defaults();
     let n = (size as usize).min(std::mem::size_of::<T>());
-    std::ptr::copy_nonoverlapping(p as *const u8, &mut out as *mut T as *mut u8, n);
+    // SAFETY: the caller's `struct_size` bytes are readable and `out` has room for `n`; the
+    // ABI's structs are plain data (integers, floats, pointers) valid for any bytes.
+    unsafe { std::ptr::copy_nonoverlapping(p as *const u8, &mut out as *mut T as *mut u8, n) };
     Ok(out)
 }
 
@@ -165,7 +170,8 @@ pub unsafe fn read_desc<T>(
 /// `p` must be NULL or point to at least `struct_size` writable bytes starting with a `u32` size.
 pub unsafe fn write_out<T>(p: *mut T, value: &T, what: &str) -> FfiResult {
     non_null(p, what)?;
-    let size = std::ptr::read_unaligned(p as *const u32);
+    // SAFETY: not NULL, so it starts with a readable u32 (the caller's promise).
+    let size = unsafe { std::ptr::read_unaligned(p as *const u32) };
     if !(4..=MAX_STRUCT_SIZE).contains(&size) {
         return Err(FfiError::new(
             FluxResult::BadStructSize,
@@ -174,11 +180,14 @@ pub unsafe fn write_out<T>(p: *mut T, value: &T, what: &str) -> FfiResult {
     }
     let n = (size as usize).min(std::mem::size_of::<T>());
     // Skip the caller's struct_size (the first 4 bytes), fill the rest of what fits.
-    std::ptr::copy_nonoverlapping(
-        (value as *const T as *const u8).add(4),
-        (p as *mut u8).add(4),
-        n - 4,
-    );
+    // SAFETY: 4 ≤ n ≤ both the caller's writable `struct_size` bytes and `size_of::<T>()`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (value as *const T as *const u8).add(4),
+            (p as *mut u8).add(4),
+            n - 4,
+        )
+    };
     Ok(())
 }
 
@@ -192,9 +201,11 @@ pub unsafe fn write_defaults<T>(p: *mut T, struct_size: u32, defaults: T) {
         return;
     }
     let n = (struct_size as usize).min(std::mem::size_of::<T>());
-    std::ptr::copy_nonoverlapping(&defaults as *const T as *const u8, p as *mut u8, n);
+    // SAFETY: `p` is writable for `struct_size` ≥ n bytes, and `defaults` has n.
+    unsafe { std::ptr::copy_nonoverlapping(&defaults as *const T as *const u8, p as *mut u8, n) };
     if n >= 4 {
-        std::ptr::write_unaligned(p as *mut u32, struct_size);
+        // SAFETY: the first field is a u32 within the n bytes written above.
+        unsafe { std::ptr::write_unaligned(p as *mut u32, struct_size) };
     }
 }
 
@@ -204,7 +215,8 @@ pub unsafe fn write_defaults<T>(p: *mut T, struct_size: u32, defaults: T) {
 /// `p` must be NULL or valid for a write of `T`.
 pub unsafe fn write_opt<T>(p: *mut T, v: T) {
     if !p.is_null() {
-        p.write(v);
+        // SAFETY: not NULL, so valid for a write of `T` (the caller's promise).
+        unsafe { p.write(v) };
     }
 }
 

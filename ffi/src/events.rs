@@ -112,6 +112,7 @@ struct UserData(*mut c_void);
 // SAFETY: the pointer is only handed back to the host's callback, which documents the thread it
 // runs on; the library never dereferences it.
 unsafe impl Send for UserData {}
+// SAFETY: as above: shared only to be handed back.
 unsafe impl Sync for UserData {}
 
 impl UserData {

@@ -40,7 +40,8 @@ pub unsafe extern "C" fn flux_gpu_image_desc_defaults(
     desc: *mut FluxGpuImageDesc,
     struct_size: u32,
 ) {
-    write_defaults(desc, struct_size, desc_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(desc, struct_size, desc_defaults()) };
 }
 
 fn desc_defaults() -> FluxGpuImageDesc {
@@ -139,7 +140,8 @@ pub unsafe extern "C" fn flux_engine_device_uuid(
         let h = abi::engine(engine)?;
         non_null(out_uuid, "out_uuid")?;
         let uuid = interop::device_uuid(h.engine.device())?;
-        std::ptr::copy_nonoverlapping(uuid.as_ptr(), out_uuid, 16);
+        // SAFETY: not NULL, so writable for 16 bytes (the contract above).
+        unsafe { std::ptr::copy_nonoverlapping(uuid.as_ptr(), out_uuid, 16) };
         Ok(())
     })
 }
@@ -160,7 +162,8 @@ pub unsafe extern "C" fn flux_gpu_image_create(
         let h = abi::engine(engine)?;
         non_null(out_image, "out_image")?;
         let min = offset_of!(FluxGpuImageDesc, semaphore_handle) + size_of::<i64>();
-        let d = read_desc(desc, min, desc_defaults, "desc")?;
+        // SAFETY: `desc` is NULL or a struct whose `struct_size` is set (the contract above).
+        let d = unsafe { read_desc(desc, min, desc_defaults, "desc") }?;
         let image = GpuImage::import(h.engine.device(), core_desc(&d)?)?;
         let token = NEXT_IMAGE.fetch_add(16, Ordering::Relaxed);
         let entry = Registered {
@@ -168,7 +171,8 @@ pub unsafe extern "C" fn flux_gpu_image_create(
             engine: engine as usize,
         };
         IMAGES.lock().insert(token, Arc::new(entry));
-        out_image.write(token as *mut FluxGpuImage);
+        // SAFETY: checked not NULL above, and valid for a write (the contract above).
+        unsafe { out_image.write(token as *mut FluxGpuImage) };
         Ok(())
     })
 }
@@ -222,8 +226,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub unsafe extern "C" fn flux_gpu_image_destroy(image: *mut FluxGpuImage) -> FluxResult {
     guard(|| {
         non_null(image, "image")?;
-        match IMAGES.lock().remove(&(image as usize)) {
-            Some(_) => Ok(()),
+        // Taken out under the lock, torn down (CUDA calls) after it is released.
+        let removed = IMAGES.lock().remove(&(image as usize));
+        match removed {
+            Some(image) => {
+                drop(image);
+                Ok(())
+            }
             None => Err(not_live("image")),
         }
     })

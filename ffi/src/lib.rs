@@ -31,12 +31,14 @@ use types::*;
 
 /// End offset of a field: the smallest `struct_size` that still covers it.
 macro_rules! end_of {
-    ($t:ty, $f:ident) => {{
-        let probe = std::mem::MaybeUninit::<$t>::uninit();
-        // SAFETY: only the field's address is taken, never read.
-        let field_size = unsafe { std::mem::size_of_val(&(*probe.as_ptr()).$f) };
-        offset_of!($t, $f) + field_size
-    }};
+    ($t:ty, $f:ident) => {
+        offset_of!($t, $f) + size_of_field(|s: &$t| &s.$f)
+    };
+}
+
+/// The size of the field `field` projects to.
+fn size_of_field<T, F>(_field: impl Fn(&T) -> &F) -> usize {
+    std::mem::size_of::<F>()
 }
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -69,7 +71,8 @@ pub extern "C" fn flux_last_error_message() -> *const c_char {
 /// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn flux_engine_desc_defaults(desc: *mut FluxEngineDesc, struct_size: u32) {
-    write_defaults(desc, struct_size, engine_desc_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(desc, struct_size, engine_desc_defaults()) };
 }
 
 fn engine_desc_defaults() -> FluxEngineDesc {
@@ -138,12 +141,15 @@ pub unsafe extern "C" fn flux_engine_create(
 ) -> FluxResult {
     guard(|| {
         non_null(out_engine, "out_engine")?;
-        let d = read_desc(
-            desc,
-            end_of!(FluxEngineDesc, abi_version),
-            engine_desc_defaults,
-            "desc",
-        )?;
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        let d = unsafe {
+            read_desc(
+                desc,
+                end_of!(FluxEngineDesc, abi_version),
+                engine_desc_defaults,
+                "desc",
+            )
+        }?;
         if d.abi_version != FLUX_ABI_VERSION {
             return Err(FfiError::new(
                 FluxResult::AbiMismatch,
@@ -162,10 +168,12 @@ pub unsafe extern "C" fn flux_engine_create(
             callback: events::callback(d.callback, d.user_data),
         };
         let engine = flux_core::runtime::Engine::new(opts)?;
-        out_engine.write(abi::register(Handle {
+        let handle = abi::register(Handle {
             engine,
             polled: Default::default(),
-        }));
+        });
+        // SAFETY: checked not NULL above, and valid for a write (the contract above).
+        unsafe { out_engine.write(handle) };
         Ok(())
     })
 }
@@ -207,7 +215,8 @@ pub unsafe extern "C" fn flux_engine_destroy(engine: *mut FluxEngine) -> FluxRes
 /// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn flux_model_desc_defaults(desc: *mut FluxModelDesc, struct_size: u32) {
-    write_defaults(desc, struct_size, model_desc_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(desc, struct_size, model_desc_defaults()) };
 }
 
 fn model_desc_defaults() -> FluxModelDesc {
@@ -228,10 +237,12 @@ fn model_desc_defaults() -> FluxModelDesc {
 }
 
 unsafe fn model_files(d: &FluxModelDesc) -> FfiResult<ModelFiles> {
-    if let Some(folder) = opt_string(d.folder, "desc.folder")? {
+    // SAFETY: the desc's strings are NULL or NUL-terminated (the contract above).
+    if let Some(folder) = unsafe { opt_string(d.folder, "desc.folder") }? {
         return Ok(ModelFiles::from_folder(folder.as_ref())?);
     }
-    let path = |p, what| string(p, what).map(std::path::PathBuf::from);
+    // SAFETY: as above.
+    let path = |p, what| unsafe { string(p, what) }.map(std::path::PathBuf::from);
     Ok(ModelFiles {
         transformer: path(d.transformer, "desc.transformer (or desc.folder)")?,
         ae: path(d.ae, "desc.ae")?,
@@ -264,12 +275,15 @@ pub unsafe extern "C" fn flux_engine_load_model(
     guard(|| {
         let h = abi::engine(engine)?;
         non_null(out_job, "out_job")?;
-        let d = read_desc(
-            desc,
-            end_of!(FluxModelDesc, folder),
-            model_desc_defaults,
-            "desc",
-        )?;
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        let d = unsafe {
+            read_desc(
+                desc,
+                end_of!(FluxModelDesc, folder),
+                model_desc_defaults,
+                "desc",
+            )
+        }?;
         let dtype = match d.dtype {
             0 => None,
             1 => Some(candle_core::DType::F32),
@@ -293,7 +307,8 @@ pub unsafe extern "C" fn flux_engine_load_model(
                 ))
             }
         };
-        let files = model_files(&d)?;
+        // SAFETY: the desc's strings are NULL or NUL-terminated (the contract above).
+        let files = unsafe { model_files(&d) }?;
         submit(
             &h,
             JobRequest::LoadModel {
@@ -336,7 +351,8 @@ pub unsafe extern "C" fn flux_text_to_image_desc_defaults(
     desc: *mut FluxTextToImageDesc,
     struct_size: u32,
 ) {
-    write_defaults(desc, struct_size, text_to_image_desc_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(desc, struct_size, text_to_image_desc_defaults()) };
 }
 
 fn text_to_image_desc_defaults() -> FluxTextToImageDesc {
@@ -406,13 +422,17 @@ pub unsafe extern "C" fn flux_engine_submit_text_to_image(
     guard(|| {
         let h = abi::engine(engine)?;
         non_null(out_job, "out_job")?;
-        let d = read_desc(
-            desc,
-            end_of!(FluxTextToImageDesc, prompt),
-            text_to_image_desc_defaults,
-            "desc",
-        )?;
-        let prompt = string(d.prompt, "desc.prompt")?;
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        let d = unsafe {
+            read_desc(
+                desc,
+                end_of!(FluxTextToImageDesc, prompt),
+                text_to_image_desc_defaults,
+                "desc",
+            )
+        }?;
+        // SAFETY: NULL or NUL-terminated (the contract above).
+        let prompt = unsafe { string(d.prompt, "desc.prompt") }?;
         let (width, height) = size(d.width, d.height)?;
         check_counts(d.steps, d.t5_len)?;
         let req = TextToImage {
@@ -453,7 +473,8 @@ unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
     }
     // Bounded by the checks above (at most 4096 rows of 64 KiB).
     let len = flux_core::image::strided_len(stride, h, w * bpp).unwrap_or(usize::MAX);
-    let data = std::slice::from_raw_parts(v.data, len);
+    // SAFETY: `data` (not NULL) holds `stride × (height − 1) + row` bytes (the contract above).
+    let data = unsafe { std::slice::from_raw_parts(v.data, len) };
     Ok(ImageView {
         width: w,
         height: h,
@@ -473,7 +494,8 @@ unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
 /// `desc` must be NULL or point to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn flux_edit_desc_defaults(desc: *mut FluxEditDesc, struct_size: u32) {
-    write_defaults(desc, struct_size, edit_desc_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(desc, struct_size, edit_desc_defaults()) };
 }
 
 fn edit_desc_defaults() -> FluxEditDesc {
@@ -512,13 +534,17 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
     guard(|| {
         let h = abi::engine(engine)?;
         non_null(out_job, "out_job")?;
-        let d = read_desc(
-            desc,
-            end_of!(FluxEditDesc, image_count),
-            edit_desc_defaults,
-            "desc",
-        )?;
-        let prompt = string(d.prompt, "desc.prompt")?;
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        let d = unsafe {
+            read_desc(
+                desc,
+                end_of!(FluxEditDesc, image_count),
+                edit_desc_defaults,
+                "desc",
+            )
+        }?;
+        // SAFETY: NULL or NUL-terminated (the contract above).
+        let prompt = unsafe { string(d.prompt, "desc.prompt") }?;
         check_counts(d.steps, d.t5_len)?;
         let max = flux_core::pipeline::edit::MAX_REFERENCES;
         let (hosts, gpus) = (d.image_count as usize, d.gpu_image_count as usize);
@@ -531,20 +557,24 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
         let mut references = Vec::with_capacity(hosts + gpus);
         if hosts > 0 {
             non_null(d.images, "desc.images")?;
-            for (i, v) in std::slice::from_raw_parts(d.images, hosts)
+            // SAFETY: `images` (not NULL) holds `image_count` views (the contract above).
+            for (i, v) in unsafe { std::slice::from_raw_parts(d.images, hosts) }
                 .iter()
                 .enumerate()
             {
-                references.push(image(v, &format!("desc.images[{i}]"))?);
+                // SAFETY: each view's data holds its rows (the contract above).
+                references.push(unsafe { image(v, &format!("desc.images[{i}]")) }?);
             }
         }
         if gpus > 0 {
             non_null(d.gpu_images, "desc.gpu_images")?;
-            let images = std::slice::from_raw_parts(d.gpu_images, gpus);
+            // SAFETY: `gpu_images` (not NULL) holds `gpu_image_count` handles (the contract).
+            let images = unsafe { std::slice::from_raw_parts(d.gpu_images, gpus) };
             for (i, &g) in images.iter().enumerate() {
                 let wait = match d.gpu_wait_values.is_null() {
                     true => 0,
-                    false => *d.gpu_wait_values.add(i),
+                    // SAFETY: `gpu_wait_values`, when not NULL, holds one value per GPU image.
+                    false => unsafe { *d.gpu_wait_values.add(i) },
                 };
                 references.push(gpu::read(
                     engine,
@@ -588,7 +618,8 @@ pub unsafe extern "C" fn flux_image_to_image_desc_defaults(
     desc: *mut FluxImageToImageDesc,
     struct_size: u32,
 ) {
-    write_defaults(desc, struct_size, image_to_image_desc_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(desc, struct_size, image_to_image_desc_defaults()) };
 }
 
 fn image_to_image_desc_defaults() -> FluxImageToImageDesc {
@@ -626,15 +657,20 @@ pub unsafe extern "C" fn flux_engine_submit_image_to_image(
     guard(|| {
         let h = abi::engine(engine)?;
         non_null(out_job, "out_job")?;
-        let d = read_desc(
-            desc,
-            end_of!(FluxImageToImageDesc, strength),
-            image_to_image_desc_defaults,
-            "desc",
-        )?;
-        let prompt = string(d.prompt, "desc.prompt")?;
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        let d = unsafe {
+            read_desc(
+                desc,
+                end_of!(FluxImageToImageDesc, strength),
+                image_to_image_desc_defaults,
+                "desc",
+            )
+        }?;
+        // SAFETY: NULL or NUL-terminated (the contract above).
+        let prompt = unsafe { string(d.prompt, "desc.prompt") }?;
         check_counts(d.steps, d.t5_len)?;
-        let init = image(&d.init, "desc.init")?;
+        // SAFETY: the view's data holds its rows (the contract above).
+        let init = unsafe { image(&d.init, "desc.init") }?;
         flux_core::pipeline::edit::img2img_start(1, d.strength)?;
         let (w, hh) = match (d.width, d.height) {
             (0, 0) => (
@@ -705,7 +741,8 @@ pub unsafe extern "C" fn flux_job_cancel(
             CancelOutcome::Requested => FluxCancelOutcome::Requested,
             CancelOutcome::AlreadyFinished => FluxCancelOutcome::AlreadyFinished,
         };
-        write_opt(out_outcome, code as i32);
+        // SAFETY: NULL or valid for a write (the contract above).
+        unsafe { write_opt(out_outcome, code as i32) };
         Ok(())
     })
 }
@@ -731,7 +768,8 @@ pub unsafe extern "C" fn flux_job_status(
             total: s.total as u32,
             has_result: u32::from(s.has_result),
         };
-        write_out(out, &v, "out")
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        unsafe { write_out(out, &v, "out") }
     })
 }
 
@@ -760,7 +798,8 @@ pub unsafe extern "C" fn flux_job_wait(
             .engine
             .wait(JobId(job), Duration::from_millis(timeout_ms as u64))
             .map_err(job_err)?;
-        write_opt(out_state, state_code(state));
+        // SAFETY: NULL or valid for a write (the contract above).
+        unsafe { write_opt(out_state, state_code(state)) };
         if !state.is_terminal() {
             return Err(FfiError::new(
                 FluxResult::Timeout,
@@ -819,8 +858,11 @@ pub unsafe extern "C" fn flux_job_image_size(
         non_null(out_height, "out_height")?;
         let g = finished(&h, job)?;
         let img = &g.image;
-        out_width.write(img.width as u32);
-        out_height.write(img.height as u32);
+        // SAFETY: both checked not NULL above, and valid for writes (the contract above).
+        unsafe {
+            out_width.write(img.width as u32);
+            out_height.write(img.height as u32);
+        }
         Ok(())
     })
 }
@@ -879,7 +921,8 @@ pub unsafe extern "C" fn flux_job_copy_image(
                 format!("dst_size {dst_size} < {needed} bytes needed"),
             ));
         }
-        let out = std::slice::from_raw_parts_mut(dst, needed);
+        // SAFETY: `dst` (not NULL) is writable for `dst_size` ≥ `needed` bytes (the contract).
+        let out = unsafe { std::slice::from_raw_parts_mut(dst, needed) };
         for (y, src) in img.data.chunks_exact(img.width * 3).enumerate() {
             let line = &mut out[y * dst_stride..y * dst_stride + row];
             for (px, d) in src.chunks_exact(3).zip(line.chunks_exact_mut(bpp)) {
@@ -917,7 +960,8 @@ pub unsafe extern "C" fn flux_job_save_image(
 ) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        let path = string(path, "path")?;
+        // SAFETY: NULL or NUL-terminated (the contract above).
+        let path = unsafe { string(path, "path") }?;
         let g = finished(&h, job)?;
         Ok(flux_core::image::export::save(
             path.as_ref(),
@@ -959,7 +1003,8 @@ pub unsafe extern "C" fn flux_engine_poll_event(
         };
         let mut store = h.polled.lock();
         let fe = store.convert(&e);
-        write_out(out, &fe, "out")
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        unsafe { write_out(out, &fe, "out") }
     })
 }
 
@@ -1007,7 +1052,8 @@ pub unsafe extern "C" fn flux_residency_plan_defaults(
     plan: *mut FluxResidencyPlan,
     struct_size: u32,
 ) {
-    write_defaults(plan, struct_size, residency::plan_defaults());
+    // SAFETY: the contract above, which is `write_defaults`'.
+    unsafe { write_defaults(plan, struct_size, residency::plan_defaults()) };
 }
 
 /// Forces a residency plan (NULL: chosen for the budget again, the default). It applies before
@@ -1025,12 +1071,12 @@ pub unsafe extern "C" fn flux_engine_set_residency_plan(
         let h = abi::engine(engine)?;
         let plan = match plan.is_null() {
             true => None,
-            false => Some(residency::plan_from_c(&read_desc(
-                plan,
-                end_of!(FluxResidencyPlan, struct_size),
-                residency::plan_defaults,
-                "plan",
-            )?)?),
+            false => {
+                let min = end_of!(FluxResidencyPlan, struct_size);
+                // SAFETY: a struct whose `struct_size` is set (the contract above).
+                let d = unsafe { read_desc(plan, min, residency::plan_defaults, "plan") }?;
+                Some(residency::plan_from_c(&d)?)
+            }
         };
         h.engine.set_plan(plan);
         Ok(())
@@ -1048,6 +1094,7 @@ pub unsafe extern "C" fn flux_engine_get_residency(
 ) -> FluxResult {
     guard(|| {
         let r = abi::engine(engine)?.engine.residency();
-        write_out(out, &residency::to_c(&r), "out")
+        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
+        unsafe { write_out(out, &residency::to_c(&r), "out") }
     })
 }

@@ -37,6 +37,7 @@ fn cuda_runs_the_pipeline_or_fails_cleanly_while_the_cpu_works() {
         }
         Ok(gpu) => {
             let got = render(gpu, &model);
+            // SAFETY: the C ABI as documented: live handles, pointers to live locals.
             assert_eq!(unsafe { flux_engine_destroy(gpu) }, FluxResult::Ok);
             // f32 on both devices; kernels differ in summation order, so a few RGB8 levels
             // may flip at rounding boundaries.
@@ -51,5 +52,6 @@ fn cuda_runs_the_pipeline_or_fails_cleanly_while_the_cpu_works() {
     }
     let cpu = engine(FluxDevice::Cpu).expect("the CPU device always works");
     assert_eq!(render(cpu, &model), want);
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     assert_eq!(unsafe { flux_engine_destroy(cpu) }, FluxResult::Ok);
 }

@@ -23,6 +23,7 @@ use c_abi::{copy_pixels as host_pixels, engine, last_error, render_reference as 
 
 fn gpu_desc() -> FluxGpuImageDesc {
     let mut d = MaybeUninit::<FluxGpuImageDesc>::uninit();
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         flux_gpu_image_desc_defaults(d.as_mut_ptr(), size_of::<FluxGpuImageDesc>() as u32);
         d.assume_init()
@@ -33,6 +34,7 @@ fn gpu_desc() -> FluxGpuImageDesc {
 fn gpu_images_refuse_bad_input_and_cpu_engines() {
     let e = engine(FluxDevice::Cpu).unwrap();
     let mut image = ptr::null_mut();
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         let mut uuid = [0u8; 16];
         assert_eq!(
@@ -116,6 +118,7 @@ fn gpu_images_refuse_bad_input_and_cpu_engines() {
 /// An edit desc for `prompt` with no references.
 fn edit_desc(prompt: &CString) -> FluxEditDesc {
     let mut d = MaybeUninit::<FluxEditDesc>::uninit();
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         flux_edit_desc_defaults(d.as_mut_ptr(), size_of::<FluxEditDesc>() as u32);
         let mut d = d.assume_init();
@@ -130,6 +133,7 @@ fn edits_take_gpu_references_only_as_live_images() {
     let prompt = CString::new("make it blue").unwrap();
     let bogus = [0x42 as *mut FluxGpuImage];
     let mut job = 0;
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         let submit = |d: &FluxEditDesc, job: &mut FluxJob| flux_engine_submit_edit(e, d, job);
         let mut d = edit_desc(&prompt);
@@ -164,16 +168,22 @@ fn opaque_fd(b: &mut FluxGpuImageDesc) {
 }
 
 /// RGBA16F is for GPU images only; the host-memory copy says so.
+///
+/// # Safety
+/// `e` is NULL or an engine handle.
 unsafe fn copy_image_rgba16f_is_refused(e: *mut FluxEngine) -> FluxResult {
     let mut buf = [0u8; 8];
-    let r = flux_job_copy_image(
-        e,
-        1,
-        FluxPixelFormat::Rgba16f as i32,
-        buf.as_mut_ptr(),
-        8,
-        8,
-    );
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
+    let r = unsafe {
+        flux_job_copy_image(
+            e,
+            1,
+            FluxPixelFormat::Rgba16f as i32,
+            buf.as_mut_ptr(),
+            8,
+            8,
+        )
+    };
     assert!(last_error().contains("GPU images"), "{}", last_error());
     r
 }
@@ -188,6 +198,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
     };
     let mut uuid = [0u8; 16];
     assert_eq!(
+        // SAFETY: the C ABI as documented: live handles, pointers to live locals.
         unsafe { flux_engine_device_uuid(e, uuid.as_mut_ptr()) },
         FluxResult::Ok
     );
@@ -195,6 +206,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
         Ok(vk) => vk,
         Err(why) => {
             eprintln!("SKIPPED: no Vulkan device for the engine's GPU: {why}");
+            // SAFETY: the C ABI as documented: live handles, pointers to live locals.
             unsafe { flux_engine_destroy(e) };
             return;
         }
@@ -223,6 +235,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
         d.semaphore_type = FluxGpuSemaphoreType::OpaqueFd as i32;
         d.semaphore_handle = exported.semaphore_fd as i64;
         let mut image = ptr::null_mut();
+        // SAFETY: the C ABI as documented: live handles, pointers to live locals.
         unsafe {
             assert_eq!(
                 flux_gpu_image_create(e, &d, &mut image),
@@ -253,6 +266,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
             data: rgba8.as_ptr(),
         };
         assert_eq!(from_gpu, edit(e, &[view], &[]));
+        // SAFETY: the C ABI as documented: live handles, pointers to live locals.
         unsafe { assert_eq!(flux_gpu_image_destroy(image), FluxResult::Ok) };
         let rows = got.chunks(pitch).map(|r| &r[..w * bpp]);
         let got: Vec<u8> = rows.flatten().copied().collect();
@@ -275,6 +289,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
         }
         vk.free(exported);
     }
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe { assert_eq!(flux_engine_destroy(e), FluxResult::Ok) };
 }
 
@@ -286,6 +301,7 @@ fn edit(e: *mut FluxEngine, views: &[FluxImageView], gpu: &[*mut FluxGpuImage]) 
     (d.gpu_images, d.gpu_image_count) = (gpu.as_ptr(), gpu.len() as u32);
     (d.snap, d.steps, d.t5_len, d.seed) = (0, 2, 16, 7);
     let (mut job, mut state) = (0, -1);
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         assert_eq!(
             flux_engine_submit_edit(e, &d, &mut job),
@@ -297,6 +313,7 @@ fn edit(e: *mut FluxEngine, views: &[FluxImageView], gpu: &[*mut FluxGpuImage]) 
         assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
     }
     let pixels = host_pixels(e, job, FluxPixelFormat::Rgb8, 3);
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe { assert_eq!(flux_job_release(e, job), FluxResult::Ok) };
     pixels
 }
@@ -319,6 +336,7 @@ fn vulkan_exports_reach_a_cpu_engine_untouched() {
     d.semaphore_type = FluxGpuSemaphoreType::OpaqueFd as i32;
     d.semaphore_handle = exported.semaphore_fd as i64;
     let mut image = ptr::null_mut();
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     let r = unsafe { flux_gpu_image_create(e, &d, &mut image) };
     assert_eq!(r, FluxResult::Unsupported, "{}", last_error());
     assert!(image.is_null());
@@ -330,6 +348,7 @@ fn vulkan_exports_reach_a_cpu_engine_untouched() {
     }
     exported.close_fds();
     vk.free(exported);
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe { assert_eq!(flux_engine_destroy(e), FluxResult::Ok) };
 }
 
@@ -369,6 +388,7 @@ struct Exported {
 impl Exported {
     fn close_fds(&self) {
         use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: the C ABI as documented: live handles, pointers to live locals.
         unsafe {
             drop(OwnedFd::from_raw_fd(self.fd));
             drop(OwnedFd::from_raw_fd(self.semaphore_fd));
@@ -379,6 +399,7 @@ impl Exported {
 impl Vulkan {
     /// A device on the GPU with `uuid`, or on the first Vulkan device there is.
     fn on_device(uuid: Option<[u8; 16]>) -> Result<Self, String> {
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             let entry = ash::Entry::load().map_err(|e| format!("no Vulkan loader: {e}"))?;
             let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_1);
@@ -439,6 +460,7 @@ impl Vulkan {
     }
 
     fn memory_type(&self, bits: u32, flags: vk::MemoryPropertyFlags) -> u32 {
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         let props = unsafe {
             self.instance
                 .get_physical_device_memory_properties(self.physical)
@@ -468,6 +490,7 @@ impl Vulkan {
         if export {
             info = info.push_next(&mut external);
         }
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             let buffer = self.device.create_buffer(&info, None).unwrap();
             let req = self.device.get_buffer_memory_requirements(buffer);
@@ -486,6 +509,7 @@ impl Vulkan {
 
     fn exportable_buffer(&self, size: usize) -> Exported {
         let (buffer, memory, size) = self.buffer(size, vk::MemoryPropertyFlags::DEVICE_LOCAL, true);
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             let fd = self
                 .memory_fd
@@ -528,6 +552,7 @@ impl Vulkan {
     fn read_after_semaphore(&self, exported: &Exported, size: usize) -> Vec<u8> {
         let host = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
         let (staging, staging_memory, _) = self.buffer(size, host, false);
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             let d = &self.device;
             let pool = d
@@ -579,6 +604,7 @@ impl Vulkan {
     fn signal(&self, exported: &Exported) {
         let signals = [exported.semaphore];
         let submit = vk::SubmitInfo::default().signal_semaphores(&signals);
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             let d = &self.device;
             let fence = d
@@ -592,6 +618,7 @@ impl Vulkan {
     }
 
     fn free(&self, exported: Exported) {
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             self.device.destroy_semaphore(exported.semaphore, None);
             self.device.destroy_buffer(exported.buffer, None);
@@ -602,6 +629,7 @@ impl Vulkan {
 
 impl Drop for Vulkan {
     fn drop(&mut self) {
+        // SAFETY: Vulkan calls on this test's live instance and device, with valid create infos.
         unsafe {
             self.device.destroy_device(None);
             self.instance.destroy_instance(None);

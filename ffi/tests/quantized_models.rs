@@ -34,6 +34,7 @@ fn a_folder_of_gguf_files_renders_through_the_c_abi_as_through_rust() {
     let e = c_abi::engine(FluxDevice::Cpu).unwrap();
     let job = c_abi::render_reference(e, &CString::new(dir.to_str().unwrap()).unwrap());
     let got = c_abi::copy_pixels(e, job, FluxPixelFormat::Rgb8, 3);
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe { flux_engine_destroy(e) };
     assert_eq!(got, want, "C ABI pixels differ from the Rust API's");
 }

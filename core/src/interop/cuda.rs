@@ -24,8 +24,9 @@ pub(super) struct Target {
     semaphore: Option<(sys::CUexternalSemaphore, GpuSemaphore)>,
 }
 
-// The handles are plain driver handles, usable from any thread bound to the context.
+// SAFETY: the handles are plain driver handles, usable from any thread bound to the context.
 unsafe impl Send for Target {}
+// SAFETY: as above; the driver serialises use of one handle from several threads.
 unsafe impl Sync for Target {}
 
 fn driver(what: &str, r: sys::CUresult) -> Result<()> {
@@ -38,8 +39,26 @@ fn wrap(e: DriverError) -> Error {
     Error::Compute(candle_core::Error::wrap(e))
 }
 
-/// A zeroed driver descriptor (their reserved fields must be zero).
-fn zeroed<T>() -> T {
+/// A driver type made only of integers, pointers and unions of them (no Rust enum, whose zero
+/// may be no variant: the descriptors holding `CUmemorytype` or a handle type are built field
+/// by field instead), so all zero bytes is a valid value.
+///
+/// # Safety
+/// Only for types valid when zeroed.
+unsafe trait Zeroable: Sized {}
+
+// SAFETY: integers and unions of an integer and a pointer, nested in plain structs.
+unsafe impl Zeroable for sys::CUDA_EXTERNAL_SEMAPHORE_SIGNAL_PARAMS {}
+// SAFETY: as above.
+unsafe impl Zeroable for sys::CUDA_EXTERNAL_SEMAPHORE_WAIT_PARAMS {}
+// SAFETY: a union of an int, two pointers and a pointer.
+unsafe impl Zeroable for sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC_st__bindgen_ty_1 {}
+// SAFETY: as above.
+unsafe impl Zeroable for sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC_st__bindgen_ty_1 {}
+
+/// A zeroed driver value (the driver asks for reserved fields to be zero).
+fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: `Zeroable` types are valid when all bytes are zero.
     unsafe { MaybeUninit::<T>::zeroed().assume_init() }
 }
 
@@ -128,6 +147,7 @@ impl Target {
             if kind.counts() {
                 params.params.fence.value = value;
             }
+            // SAFETY: a live imported semaphore, params built above, the stream of our context.
             unsafe {
                 driver(
                     "signalling the semaphore",
@@ -158,6 +178,7 @@ impl Target {
             if kind.counts() {
                 params.params.fence.value = value;
             }
+            // SAFETY: as for the signal: a live semaphore, params built above, our stream.
             unsafe {
                 driver(
                     "waiting for the semaphore",
@@ -178,6 +199,7 @@ impl Target {
         // Poll rather than synchronize: a host that never signals gets an error, not a hang.
         let start = Instant::now();
         loop {
+            // SAFETY: querying a live stream of our context (bound to this thread above).
             match unsafe { sys::cuStreamQuery(stream) } {
                 sys::CUresult::CUDA_SUCCESS => break,
                 sys::CUresult::CUDA_ERROR_NOT_READY if start.elapsed() < timeout => {
@@ -206,15 +228,26 @@ fn copy_rows(
     height: usize,
     stream: sys::CUstream,
 ) -> Result<()> {
-    let mut copy: sys::CUDA_MEMCPY2D = zeroed();
-    copy.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-    copy.srcDevice = src;
-    copy.srcPitch = src_pitch;
-    copy.dstMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-    copy.dstDevice = dst;
-    copy.dstPitch = dst_pitch;
-    copy.WidthInBytes = row;
-    copy.Height = height;
+    let copy = sys::CUDA_MEMCPY2D {
+        srcXInBytes: 0,
+        srcY: 0,
+        srcMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+        srcHost: std::ptr::null(),
+        srcDevice: src,
+        srcArray: std::ptr::null_mut(),
+        srcPitch: src_pitch,
+        dstXInBytes: 0,
+        dstY: 0,
+        dstMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+        dstHost: std::ptr::null_mut(),
+        dstDevice: dst,
+        dstArray: std::ptr::null_mut(),
+        dstPitch: dst_pitch,
+        WidthInBytes: row,
+        Height: height,
+    };
+    // SAFETY: the copy's pointers are device memory of at least `height` rows of its pitches
+    // (checked at import), on a live stream.
     unsafe {
         driver(
             "copying the GPU image's rows",
@@ -226,6 +259,7 @@ fn copy_rows(
 impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.ctx.bind_to_thread();
+        // SAFETY: the handles were imported by this target and are destroyed once, here.
         unsafe {
             if let Some((sem, _)) = self.semaphore {
                 let _ = sys::cuDestroyExternalSemaphore(sem);
@@ -242,6 +276,7 @@ impl Drop for Target {
 fn check_pointer(ptr: u64, desc: &GpuImageDesc, ctx: &CudaContext) -> Result<()> {
     let invalid = |why: String| Error::invalid(format!("cuda_pointer {ptr:#x} {why}"));
     let mut kind: u32 = 0;
+    // SAFETY: the attribute is a u32 written to a live local.
     let r = unsafe {
         sys::cuPointerGetAttribute(
             &mut kind as *mut u32 as *mut _,
@@ -253,6 +288,7 @@ fn check_pointer(ptr: u64, desc: &GpuImageDesc, ctx: &CudaContext) -> Result<()>
         return Err(invalid("is not CUDA device memory".into()));
     }
     let mut ordinal: i32 = -1;
+    // SAFETY: the attribute is an i32 written to a live local.
     let r = unsafe {
         sys::cuPointerGetAttribute(
             &mut ordinal as *mut i32 as *mut _,
@@ -267,6 +303,7 @@ fn check_pointer(ptr: u64, desc: &GpuImageDesc, ctx: &CudaContext) -> Result<()>
         )));
     }
     let (mut base, mut size) = (0, 0usize);
+    // SAFETY: writes the range of a pointer the driver knows into two live locals.
     unsafe {
         driver(
             "cuMemGetAddressRange",
@@ -287,49 +324,70 @@ fn check_pointer(ptr: u64, desc: &GpuImageDesc, ctx: &CudaContext) -> Result<()>
 /// Imports the host's allocation and maps all of it; returns the handle and the mapping.
 fn import_memory(memory: &GpuMemory) -> Result<(sys::CUexternalMemory, sys::CUdeviceptr)> {
     use sys::CUexternalMemoryHandleType as T;
-    let mut h: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC = zeroed();
-    let (size, dedicated) = match *memory {
+    let mut handle: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC_st__bindgen_ty_1 = zeroed();
+    let (type_, size, dedicated) = match *memory {
         GpuMemory::OpaqueFd {
             fd,
             size,
             dedicated,
         } => {
-            h.type_ = T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
-            h.handle.fd = duplicate(fd)?;
-            (size, dedicated)
+            handle.fd = duplicate(fd)?;
+            (T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD, size, dedicated)
         }
         GpuMemory::OpaqueWin32 {
-            handle,
+            handle: win32,
             size,
             dedicated,
         } => {
-            h.type_ = T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_WIN32;
-            h.handle.win32.handle = handle as *mut _;
-            (size, dedicated)
+            handle.win32.handle = win32 as *mut _;
+            (
+                T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_WIN32,
+                size,
+                dedicated,
+            )
         }
-        GpuMemory::D3D12Resource { handle, size } => {
-            h.type_ = T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_D3D12_RESOURCE;
-            h.handle.win32.handle = handle as *mut _;
-            (size, true) // D3D12 resources are always dedicated
+        GpuMemory::D3D12Resource {
+            handle: win32,
+            size,
+        } => {
+            handle.win32.handle = win32 as *mut _;
+            // D3D12 resources are always dedicated.
+            (T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_D3D12_RESOURCE, size, true)
         }
         GpuMemory::CudaPointer(_) => unreachable!("CUDA pointers are not imported"),
     };
-    h.size = size;
-    if dedicated {
-        h.flags = sys::CUDA_EXTERNAL_MEMORY_DEDICATED;
-    }
+    let h = sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC {
+        type_,
+        handle,
+        size,
+        flags: match dedicated {
+            true => sys::CUDA_EXTERNAL_MEMORY_DEDICATED,
+            false => 0,
+        },
+        reserved: [0; 16],
+    };
     let mut mem = MaybeUninit::uninit();
+    // SAFETY: `h` is a complete descriptor; `mem` receives the handle.
     let r = unsafe { sys::cuImportExternalMemory(mem.as_mut_ptr(), &h) };
     if h.type_ == T::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD {
-        released_on(r, unsafe { h.handle.fd });
+        // SAFETY: an fd descriptor's union holds the fd.
+        let fd = unsafe { h.handle.fd };
+        released_on(r, fd);
     }
     driver("importing the host's memory", r)?;
+    // SAFETY: the import succeeded, so the driver wrote the handle.
     let mem = unsafe { mem.assume_init() };
-    let mut b: sys::CUDA_EXTERNAL_MEMORY_BUFFER_DESC = zeroed();
-    b.size = size;
+    let b = sys::CUDA_EXTERNAL_MEMORY_BUFFER_DESC {
+        offset: 0,
+        size,
+        flags: 0,
+        reserved: [0; 16],
+    };
     let mut ptr = 0;
+    // SAFETY: `mem` is the live import, `b` a complete descriptor, `ptr` a live local.
     let mapped = unsafe { sys::cuExternalMemoryGetMappedBuffer(&mut ptr, mem, &b) };
     if let Err(e) = driver("mapping the host's memory", mapped) {
+        // SAFETY: the import is ours and unused (the mapping failed).
         unsafe { sys::cuDestroyExternalMemory(mem) };
         return Err(e);
     }
@@ -338,36 +396,47 @@ fn import_memory(memory: &GpuMemory) -> Result<(sys::CUexternalMemory, sys::CUde
 
 fn import_semaphore(sem: GpuSemaphore) -> Result<sys::CUexternalSemaphore> {
     use sys::CUexternalSemaphoreHandleType as T;
-    let mut h: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC = zeroed();
-    match sem {
+    let mut handle: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC_st__bindgen_ty_1 = zeroed();
+    let type_ = match sem {
         GpuSemaphore::OpaqueFd(fd) => {
-            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD;
-            h.handle.fd = duplicate(fd)?;
+            handle.fd = duplicate(fd)?;
+            T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD
         }
         GpuSemaphore::TimelineFd(fd) => {
-            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD;
-            h.handle.fd = duplicate(fd)?;
+            handle.fd = duplicate(fd)?;
+            T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD
         }
-        GpuSemaphore::OpaqueWin32(handle) => {
-            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_WIN32;
-            h.handle.win32.handle = handle as *mut _;
+        GpuSemaphore::OpaqueWin32(win32) => {
+            handle.win32.handle = win32 as *mut _;
+            T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_WIN32
         }
-        GpuSemaphore::TimelineWin32(handle) => {
-            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_WIN32;
-            h.handle.win32.handle = handle as *mut _;
+        GpuSemaphore::TimelineWin32(win32) => {
+            handle.win32.handle = win32 as *mut _;
+            T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_WIN32
         }
-        GpuSemaphore::D3D12Fence(handle) => {
-            h.type_ = T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_D3D12_FENCE;
-            h.handle.win32.handle = handle as *mut _;
+        GpuSemaphore::D3D12Fence(win32) => {
+            handle.win32.handle = win32 as *mut _;
+            T::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_D3D12_FENCE
         }
-    }
+    };
+    let h = sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC {
+        type_,
+        handle,
+        flags: 0,
+        reserved: [0; 16],
+    };
     let mut out = MaybeUninit::uninit();
+    // SAFETY: `h` is a complete descriptor; `out` receives the handle.
     let r = unsafe { sys::cuImportExternalSemaphore(out.as_mut_ptr(), &h) };
     if matches!(sem, GpuSemaphore::OpaqueFd(_) | GpuSemaphore::TimelineFd(_)) {
-        released_on(r, unsafe { h.handle.fd });
+        // SAFETY: an fd descriptor's union holds the fd.
+        let fd = unsafe { h.handle.fd };
+        released_on(r, fd);
     }
     driver("importing the host's semaphore", r)?;
-    Ok(unsafe { out.assume_init() })
+    // SAFETY: the import succeeded, so the driver wrote the handle.
+    let handle = unsafe { out.assume_init() };
+    Ok(handle)
 }
 
 /// The engine imports a duplicate of the host's fd, so the host keeps (and closes) its own
@@ -378,6 +447,7 @@ fn duplicate(fd: i32) -> Result<i32> {
     if fd < 0 {
         return Err(Error::invalid(format!("{fd} is not a file descriptor")));
     }
+    // SAFETY: the host's fd is open for the duration of this call (the API's contract).
     let dup = unsafe { BorrowedFd::borrow_raw(fd) }
         .try_clone_to_owned()
         .map_err(|e| Error::invalid(format!("file descriptor {fd}: {e}")))?;
@@ -396,6 +466,7 @@ fn released_on(r: sys::CUresult, fd: i32) {
     #[cfg(unix)]
     if r != sys::CUresult::CUDA_SUCCESS {
         use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: CUDA did not take our duplicate, which nothing else owns.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
     }
     #[cfg(not(unix))]

@@ -93,7 +93,7 @@ pub struct CompactWeight {
 
 enum Data {
     /// GGUF blocks, rows of `inputs` values.
-    Ggml(QTensor),
+    Ggml(Box<QTensor>),
     /// fp8 e4m3fn values times a per-tensor scale (1 for unscaled files).
     Fp8 { values: Fp8Values, scale: f32 },
 }
@@ -126,7 +126,7 @@ impl CompactWeight {
             }
         };
         Ok(Self {
-            data: Data::Ggml(QTensor::new(storage, shape)?),
+            data: Data::Ggml(Box::new(QTensor::new(storage, shape)?)),
             outputs: shape.0,
             inputs: shape.1,
         })
@@ -184,7 +184,10 @@ impl CompactWeight {
             Data::Ggml(q) => {
                 let bytes = q.data()?;
                 let storage = QStorage::from_data(bytes, device, q.dtype())?;
-                Data::Ggml(QTensor::new(storage, (self.outputs, self.inputs))?)
+                Data::Ggml(Box::new(QTensor::new(
+                    storage,
+                    (self.outputs, self.inputs),
+                )?))
             }
             Data::Fp8 { values, scale } => {
                 let values = match (values, device) {

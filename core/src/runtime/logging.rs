@@ -36,7 +36,9 @@ impl log::Log for Router {
         let sink = SINK.with(|s| s.borrow().as_ref().map(|(e, _)| e.clone()));
         if let Some(events) = sink {
             FORWARDING.with(|f| f.set(true));
-            events.emit(Event::Log {
+            // Guarded: a callback that panics on a log line (anywhere on the worker, in or out
+            // of a job) is caught, not unwound through the engine.
+            events.emit_guarded(Event::Log {
                 level: record.level(),
                 message: format!("{}: {}", record.target(), record.args()),
             });

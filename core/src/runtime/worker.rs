@@ -206,6 +206,25 @@ impl Worker {
     }
 
     pub fn run(mut self) {
+        // A panic outside a job (while planning, or in the host's callback) must not end the
+        // worker, or every later job would wait forever: the model is dropped and work goes on.
+        while let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| self.serve())) {
+            let what = crate::error::panic_message(panic.as_ref());
+            let why =
+                format!("internal error (panic) outside a job: {what}; the model was unloaded");
+            self.unloaded = Some(why.clone());
+            self.model = None;
+            self.cache.clear();
+            self.publish_residency();
+            self.emit_residency(why);
+        }
+        self.shared.cancel_all_queued();
+        self.model = None;
+        self.publish_residency();
+    }
+
+    /// Runs queued jobs as messages arrive, until shutdown.
+    fn serve(&mut self) {
         while let Ok(msg) = self.rx.recv() {
             if matches!(msg, Msg::Shutdown) {
                 break;
@@ -222,9 +241,6 @@ impl Worker {
                 break;
             }
         }
-        self.shared.cancel_all_queued();
-        self.model = None;
-        self.publish_residency();
     }
 
     fn planner(&self) -> Planner<'_> {

@@ -16,7 +16,7 @@ use crate::model::weights::ModelWeights;
 /// The token embedding, compact when its file stores it so (a row is read per token).
 enum Embedding {
     Dense(Tensor),
-    Compact(CompactWeight),
+    Compact(Box<CompactWeight>),
 }
 
 impl Embedding {
@@ -105,7 +105,7 @@ impl T5Stack {
             false => "encoder.embed_tokens.weight",
         };
         let embedding = match w.load_compact(emb_name, &[cfg.vocab_size, d], dtype, device)? {
-            Some(c) => Embedding::Compact(c),
+            Some(c) => Embedding::Compact(Box::new(c)),
             None => Embedding::Dense(l.tensor(emb_name, &[cfg.vocab_size, d])?),
         };
         let gated = cfg.feed_forward_proj.gated;

@@ -12,6 +12,7 @@ use crate::support;
 
 /// The calling thread's last error message.
 pub fn last_error() -> String {
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe { CStr::from_ptr(flux_last_error_message()) }
         .to_string_lossy()
         .into_owned()
@@ -21,6 +22,7 @@ pub fn last_error() -> String {
 pub fn engine(device: FluxDevice) -> Result<*mut FluxEngine, (FluxResult, String)> {
     let mut desc = MaybeUninit::<FluxEngineDesc>::uninit();
     let mut out = ptr::null_mut();
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         flux_engine_desc_defaults(desc.as_mut_ptr(), size_of::<FluxEngineDesc>() as u32);
         let mut desc = desc.assume_init();
@@ -38,6 +40,7 @@ pub fn render_reference(e: *mut FluxEngine, model: &CString) -> FluxJob {
     let req = support::reference_request();
     let prompt = CString::new(req.prompt.clone()).unwrap();
     let (mut job, mut state) = (0, -1);
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
         let mut md = MaybeUninit::<FluxModelDesc>::uninit();
         flux_model_desc_defaults(md.as_mut_ptr(), size_of::<FluxModelDesc>() as u32);
@@ -72,6 +75,7 @@ pub fn copy_pixels(
 ) -> Vec<u8> {
     let req = support::reference_request();
     let mut out = vec![0u8; req.width * req.height * bpp];
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     let r = unsafe {
         flux_job_copy_image(
             e,

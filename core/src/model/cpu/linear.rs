@@ -51,9 +51,11 @@ pub(super) unsafe fn dense_output(
     let bias = bias_view.as_ref().map(|b| &b.data()[..n]);
     let write = |out: Out| match (k, bias) {
         _ if m == 0 || n == 0 => {}
-        // SAFETY (both arms): out holds m·n values; the bias n.
-        (0, Some(b)) => (0..m)
-            .for_each(|r| unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out.at(r * n), n) }),
+        (0, Some(b)) => (0..m).for_each(|r| {
+            // SAFETY: out holds m·n values; the bias n.
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out.at(r * n), n) }
+        }),
+        // SAFETY: out holds m·n values.
         (0, None) => unsafe { std::ptr::write_bytes(out.at(0), 0, m * n) },
         _ => product(&views, bias, out),
     };

@@ -64,27 +64,30 @@ unsafe fn matmul(
     rhs: Operand,
     parallelism: gemm::Parallelism,
 ) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_row_stride as isize,
-        accumulate,
-        lhs.ptr,
-        lhs.col_stride as isize,
-        lhs.row_stride as isize,
-        rhs.ptr,
-        rhs.col_stride as isize,
-        rhs.row_stride as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        parallelism,
-    )
+    // SAFETY: the caller's promise, which is gemm's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.ptr,
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
 }
 
 /// The output buffer, written by tasks at disjoint places.

@@ -321,30 +321,37 @@ impl Tile {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut a, mut w) = (self.a, self.w);
         for _ in 0..self.kc {
-            let wv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(w.add(16 * v)));
+            // SAFETY: `w` holds the NR values of this input (the caller's promise: kc·NR in all).
+            let wv: [__m512; NV] =
+                std::array::from_fn(|v| unsafe { _mm512_loadu_ps(w.add(16 * v)) });
             // The panel streams from L2: ask for it six inputs ahead.
             for v in 0..NV {
                 _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(6 * NR + 16 * v) as *const i8);
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add(r));
+                // SAFETY: `a` holds the MR values of this input (kc·MR in all).
+                let x = _mm512_set1_ps(unsafe { *a.add(r) });
                 for (v, acc) in row.iter_mut().enumerate() {
                     *acc = _mm512_fmadd_ps(x, wv[v], *acc);
                 }
             }
-            a = a.add(MR);
-            w = w.add(NR);
+            // SAFETY: one input further, at most one past the end of the panels.
+            (a, w) = unsafe { (a.add(MR), w.add(NR)) };
         }
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             let c = self.c.wrapping_add(r * self.ldc);
             for (v, &acc) in row.iter().enumerate() {
                 let (at, mask) = (c.wrapping_add(16 * v), masks[v]);
-                let base = match self.init {
-                    Init::Zero => _mm512_setzero_ps(),
-                    Init::Bias(b) => _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v)),
-                    Init::Accumulate => _mm512_maskz_loadu_ps(mask, at),
-                };
-                _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(acc, base));
+                // SAFETY: the masked lanes are in `lanes`, whose outputs (and bias values) are
+                // valid and this tile's alone.
+                unsafe {
+                    let base = match self.init {
+                        Init::Zero => _mm512_setzero_ps(),
+                        Init::Bias(b) => _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v)),
+                        Init::Accumulate => _mm512_maskz_loadu_ps(mask, at),
+                    };
+                    _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(acc, base));
+                }
             }
         }
     }
