@@ -164,21 +164,34 @@ pub unsafe fn read_desc<T>(
     Ok(out)
 }
 
-/// Writes an output struct: as many bytes as the caller's `struct_size` covers.
+/// The caller's `struct_size` of an output struct, checked before anything is taken to fill it
+/// (an event is not polled into a struct that cannot receive it).
+///
+/// # Safety
+/// `p` must be NULL or point to at least `struct_size` writable bytes starting with a `u32` size.
+pub unsafe fn out_size<T>(p: *mut T, what: &str) -> FfiResult<usize> {
+    non_null(p, what)?;
+    // SAFETY: not NULL, so it starts with a readable u32 (the caller's promise).
+    let size = unsafe { std::ptr::read_unaligned(p as *const u32) };
+    match (4..=MAX_STRUCT_SIZE).contains(&size) {
+        true => Ok(size as usize),
+        false => Err(FfiError::new(
+            FluxResult::BadStructSize,
+            format!("{what}.struct_size is {size}"),
+        )),
+    }
+}
+
+/// Writes an output struct: as many bytes as the caller's `struct_size` covers, and zeros past
+/// the fields this library knows (a newer caller's fields read as zero, never as garbage).
 ///
 /// # Safety
 /// `p` must be NULL or point to at least `struct_size` writable bytes starting with a `u32` size.
 pub unsafe fn write_out<T>(p: *mut T, value: &T, what: &str) -> FfiResult {
-    non_null(p, what)?;
-    // SAFETY: not NULL, so it starts with a readable u32 (the caller's promise).
-    let size = unsafe { std::ptr::read_unaligned(p as *const u32) };
-    if !(4..=MAX_STRUCT_SIZE).contains(&size) {
-        return Err(FfiError::new(
-            FluxResult::BadStructSize,
-            format!("{what}.struct_size is {size}"),
-        ));
-    }
-    let n = (size as usize).min(std::mem::size_of::<T>());
+    // SAFETY: the caller's promise, which is `out_size`'s.
+    let size = unsafe { out_size(p, what) }?;
+    let known = std::mem::size_of::<T>();
+    let n = size.min(known);
     // Skip the caller's struct_size (the first 4 bytes), fill the rest of what fits.
     // SAFETY: 4 ≤ n ≤ both the caller's writable `struct_size` bytes and `size_of::<T>()`.
     unsafe {
@@ -188,6 +201,10 @@ pub unsafe fn write_out<T>(p: *mut T, value: &T, what: &str) -> FfiResult {
             n - 4,
         )
     };
+    if size > known {
+        // SAFETY: bytes `known..size` are within the caller's writable `struct_size`.
+        unsafe { std::ptr::write_bytes((p as *mut u8).add(known), 0, size - known) };
+    }
     Ok(())
 }
 

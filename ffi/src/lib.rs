@@ -997,7 +997,9 @@ pub unsafe extern "C" fn flux_engine_poll_event(
 ) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        non_null(out, "out")?;
+        // SAFETY: a struct whose `struct_size` is set (the contract above). Checked before the
+        // event is taken, so a bad size loses nothing.
+        unsafe { abi::out_size(out, "out") }?;
         let Some(e) = h.engine.poll_event() else {
             return Err(FfiError::new(FluxResult::NoEvent, "no event"));
         };

@@ -10,7 +10,7 @@ use flux_engine::*;
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
-use support::{reference_rgb, tiny_dev_model, Scratch};
+use support::{reference_rgb, skip_without_gpu, tiny_dev_model, Scratch};
 mod c_abi;
 use c_abi::{copy_pixels, engine, render_reference};
 
@@ -28,7 +28,7 @@ fn cuda_runs_the_pipeline_or_fails_cleanly_while_the_cpu_works() {
     let model = CString::new(s.0.join("model").to_str().unwrap()).unwrap();
     match engine(FluxDevice::Cuda) {
         Err((code, message)) => {
-            eprintln!("SKIPPED (GPU part): no usable CUDA device: {message}");
+            skip_without_gpu(&format!("(GPU part) no usable CUDA device: {message}"));
             assert_eq!(code, FluxResult::Compute);
             assert!(
                 message.contains("CUDA device 0 is unavailable"),

@@ -17,7 +17,7 @@ use flux_engine::*;
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
-use support::{tiny_dev_model, Scratch};
+use support::{skip_without_gpu, tiny_dev_model, Scratch};
 mod c_abi;
 use c_abi::{copy_pixels as host_pixels, engine, last_error, render_reference as render};
 
@@ -193,7 +193,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
     let Ok(e) = engine(FluxDevice::Cuda) else {
         let why = last_error();
         vulkan_exports_reach_a_cpu_engine_untouched();
-        eprintln!("SKIPPED (GPU part): no CUDA engine ({why})");
+        skip_without_gpu(&format!("(GPU part) no CUDA engine ({why})"));
         return;
     };
     let mut uuid = [0u8; 16];
@@ -205,7 +205,7 @@ fn a_vulkan_buffer_receives_the_pixels_and_the_semaphore() {
     let vk = match Vulkan::on_device(Some(uuid)) {
         Ok(vk) => vk,
         Err(why) => {
-            eprintln!("SKIPPED: no Vulkan device for the engine's GPU: {why}");
+            skip_without_gpu(&format!("no Vulkan device for the engine's GPU: {why}"));
             // SAFETY: the C ABI as documented: live handles, pointers to live locals.
             unsafe { flux_engine_destroy(e) };
             return;

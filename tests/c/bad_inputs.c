@@ -272,6 +272,31 @@ int main(int argc, char **argv) {
   while (flux_engine_poll_event(e, &ev) == FLUX_RESULT_OK) {
   }
   ROW(flux_engine_poll_event(e, &ev), FLUX_RESULT_NO_EVENT);
+  /* A bad struct_size is refused before the event is taken: the next poll still gets it. */
+  CHECK(flux_engine_submit_text_to_image(e, &td, &job));
+  CHECK(flux_job_wait(e, job, 60000, &state));
+  ev.struct_size = 2;
+  ROW(flux_engine_poll_event(e, &ev), FLUX_RESULT_BAD_STRUCT_SIZE);
+  /* A newer caller's larger struct: the fields this library does not know read as zero. */
+  struct {
+    FluxEvent ev;
+    unsigned char newer[24];
+  } newer_event;
+  memset(&newer_event, 0xab, sizeof newer_event);
+  newer_event.ev.struct_size = sizeof newer_event;
+  ROW(flux_engine_poll_event(e, &newer_event.ev), FLUX_RESULT_OK);
+  EXPECT(newer_event.ev.job == job && newer_event.ev.kind == FLUX_EVENT_TYPE_QUEUED);
+  for (size_t i = 0; i < sizeof newer_event.newer; i++) EXPECT(newer_event.newer[i] == 0);
+  FluxJobStatus big_status[2];
+  memset(big_status, 0xab, sizeof big_status);
+  big_status[0].struct_size = sizeof big_status;
+  ROW(flux_job_status(e, job, &big_status[0]), FLUX_RESULT_OK);
+  EXPECT(big_status[0].state == FLUX_JOB_STATE_SUCCEEDED);
+  for (size_t i = 0; i < sizeof big_status[1]; i++) EXPECT(((unsigned char *)&big_status[1])[i] == 0);
+  CHECK(flux_job_release(e, job));
+  ev.struct_size = sizeof ev;
+  while (flux_engine_poll_event(e, &ev) == FLUX_RESULT_OK) {
+  }
   FluxResidency res;
   res.struct_size = sizeof res;
   ROW(flux_engine_get_residency(NULL, &res), FLUX_RESULT_NULL_POINTER);

@@ -11,6 +11,17 @@ use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::{self, TextToImage};
 use flux_core::tiny::{self, Layout};
 
+/// A GPU test that cannot run here says SKIPPED on stderr; with `FLUX_REQUIRE_GPU=1` (set on a
+/// machine that has a GPU) it fails instead, so a broken driver setup cannot pass as a skip.
+pub fn skip_without_gpu(why: &str) {
+    let required = std::env::var("FLUX_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "FLUX_REQUIRE_GPU=1 but the GPU test cannot run: {why}"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
 /// The repository root (the workspace folder holding `Cargo.lock`).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

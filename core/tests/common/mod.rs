@@ -10,7 +10,7 @@ use flux_core::tiny::{self, Layout};
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
-pub use support::Scratch;
+pub use support::{skip_without_gpu, Scratch};
 
 /// `tests/fixtures` of this repository.
 pub fn fixtures() -> PathBuf {
