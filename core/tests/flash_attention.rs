@@ -11,7 +11,7 @@ use flux_core::model::layers::attention;
 fn flash_attention_matches_the_cpu_attention() {
     let gpu = match Device::new_cuda(0) {
         Ok(d) => d,
-        Err(e) => return common::skip_without_gpu(&format!("needs a CUDA device: {e}")),
+        Err(e) => return common::support::skip_without_gpu(&format!("needs a CUDA device: {e}")),
     };
     // A sequence that is not a multiple of the kernel's 128-row tiles; FLUX's head dim.
     let (b, h, n, d) = (2, 3, 300, 128);

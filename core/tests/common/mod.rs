@@ -9,8 +9,8 @@ use flux_core::model::{ModelFiles, Variant};
 use flux_core::tiny::{self, Layout};
 
 #[path = "../../../tests/support/mod.rs"]
-mod support;
-pub use support::{skip_without_gpu, Scratch};
+pub mod support;
+pub use support::Scratch;
 
 /// `tests/fixtures` of this repository.
 pub fn fixtures() -> PathBuf {
