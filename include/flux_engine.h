@@ -355,6 +355,9 @@ typedef struct FluxEvent {
   double denoise_ms;
   double decode_ms;
   uint32_t embedding_cached;
+  // Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+  // later always changes `sizeof` (and `struct_size` tells the versions apart).
+  uint32_t reserved;
 } FluxEvent;
 
 // Receives every event of an engine (which then queues none for `flux_engine_poll_event`).
@@ -408,6 +411,9 @@ typedef struct FluxModelDesc {
   int32_t kontext;
   // Job priority.
   int32_t priority;
+  // Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+  // later always changes `sizeof` (and `struct_size` tells the versions apart).
+  uint32_t reserved;
 } FluxModelDesc;
 
 // A text-to-image job. 0 / negative values mean "the variant's default".
@@ -467,6 +473,9 @@ typedef struct FluxEditDesc {
   struct FluxGpuImage *const *gpu_images;
   const uint64_t *gpu_wait_values;
   uint32_t gpu_image_count;
+  // Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+  // later always changes `sizeof` (and `struct_size` tells the versions apart).
+  uint32_t reserved;
 } FluxEditDesc;
 
 // An image-to-image job (any variant).
@@ -541,6 +550,9 @@ typedef struct FluxResidency {
   uint32_t stream_from_files;
   uint32_t resident_blocks;
   uint32_t tiled_vae;
+  // Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+  // later always changes `sizeof` (and `struct_size` tells the versions apart).
+  uint32_t reserved;
 } FluxResidency;
 
 // The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The

@@ -43,6 +43,7 @@ impl EventStore {
             denoise_ms: 0.0,
             decode_ms: 0.0,
             embedding_cached: 0,
+            reserved: 0,
         };
         let mut text = |s: &str| {
             let c = CString::new(s.replace('\0', " ")).unwrap_or_default();

@@ -233,6 +233,7 @@ fn model_desc_defaults() -> FluxModelDesc {
         dtype: FluxDType::Default as i32,
         kontext: -1,
         priority: FLUX_PRIORITY_NORMAL,
+        reserved: 0,
     }
 }
 
@@ -515,6 +516,7 @@ fn edit_desc_defaults() -> FluxEditDesc {
         gpu_images: std::ptr::null(),
         gpu_wait_values: std::ptr::null(),
         gpu_image_count: 0,
+        reserved: 0,
     }
 }
 

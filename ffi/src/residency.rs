@@ -92,5 +92,6 @@ pub fn to_c(r: &Residency) -> FluxResidency {
         stream_from_files: plan.stream_from_files,
         resident_blocks: plan.resident_blocks,
         tiled_vae: plan.tiled_vae,
+        reserved: 0,
     }
 }

@@ -229,6 +229,9 @@ pub struct FluxModelDesc {
     pub kontext: i32,
     /// Job priority.
     pub priority: i32,
+    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
+    pub reserved: u32,
 }
 
 /// A text-to-image job. 0 / negative values mean "the variant's default".
@@ -292,6 +295,9 @@ pub struct FluxEditDesc {
     pub gpu_images: *const *mut FluxGpuImage,
     pub gpu_wait_values: *const u64,
     pub gpu_image_count: u32,
+    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
+    pub reserved: u32,
 }
 
 /// An image-to-image job (any variant).
@@ -349,6 +355,9 @@ pub struct FluxEvent {
     pub denoise_ms: f64,
     pub decode_ms: f64,
     pub embedding_cached: u32,
+    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
+    pub reserved: u32,
 }
 
 /// Where the text encoders live.
@@ -408,6 +417,9 @@ pub struct FluxResidency {
     pub stream_from_files: u32,
     pub resident_blocks: u32,
     pub tiled_vae: u32,
+    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
+    pub reserved: u32,
 }
 
 /// What the memory of a `FluxGpuImageDesc` is.

@@ -134,6 +134,20 @@ fn bad_input_table() {
 fn header_compiles_as_c99_and_cpp17_included_twice() {
     let s = Scratch::new("header");
     let src = root().join("tests/c/header_twice.c");
+    // Every struct of the header has its tail-padding check there.
+    let header = std::fs::read_to_string(root().join("include/flux_engine.h")).unwrap();
+    let checks = std::fs::read_to_string(&src).unwrap();
+    for line in header.lines() {
+        if let Some(name) = line
+            .strip_prefix("typedef struct ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            assert!(
+                checks.contains(&format!("NO_TAIL_PADDING({name},")),
+                "{name} has no NO_TAIL_PADDING check in tests/c/header_twice.c"
+            );
+        }
+    }
     let inc = root().join("include");
     let flags = ["-Wall", "-Wextra", "-Werror", "-pedantic"];
     let lib = lib_dir();
