@@ -230,7 +230,7 @@ fn model_desc_defaults() -> FluxModelDesc {
         clip: null,
         t5_tokenizer: null,
         clip_tokenizer: null,
-        dtype: FluxDType::Default as i32,
+        dtype: FluxDtype::Default as i32,
         kontext: -1,
         priority: FLUX_PRIORITY_NORMAL,
         reserved: 0,
@@ -293,7 +293,7 @@ pub unsafe extern "C" fn flux_engine_load_model(
             v => {
                 return Err(FfiError::new(
                     FluxResult::InvalidArgument,
-                    format!("dtype {v} is not a FluxDType"),
+                    format!("dtype {v} is not a FluxDtype"),
                 ))
             }
         };

@@ -70,7 +70,7 @@ pub enum FluxDevice {
 
 /// Weight dtype in memory.
 #[repr(i32)]
-pub enum FluxDType {
+pub enum FluxDtype {
     /// f32 on the CPU, bf16 on CUDA.
     Default = 0,
     F32 = 1,
@@ -223,7 +223,7 @@ pub struct FluxModelDesc {
     pub clip: *const c_char,
     pub t5_tokenizer: *const c_char,
     pub clip_tokenizer: *const c_char,
-    /// A `FluxDType`.
+    /// A `FluxDtype`.
     pub dtype: i32,
     /// 1: Kontext-trained, 0: not, -1 (default): detect from the file name / model_index.json.
     pub kontext: i32,

@@ -46,7 +46,7 @@ pub fn render_reference(e: *mut FluxEngine, model: &CString) -> FluxJob {
         flux_model_desc_defaults(md.as_mut_ptr(), size_of::<FluxModelDesc>() as u32);
         let mut md = md.assume_init();
         md.folder = model.as_ptr();
-        md.dtype = FluxDType::F32 as i32;
+        md.dtype = FluxDtype::F32 as i32;
         assert_eq!(flux_engine_load_model(e, &md, &mut job), FluxResult::Ok);
         assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
         assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
