@@ -10,7 +10,7 @@ use std::process::Command;
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
-use support::{deps_dir, reference_rgb, root, run, tiny_dev_model, Scratch};
+use support::{abi_layout, deps_dir, reference_rgb, root, run, tiny_dev_model, Scratch};
 
 /// Whether `program args…` runs; otherwise skips (or fails, when hosts are required).
 fn available(program: &str, args: &[&str]) -> bool {
@@ -57,6 +57,7 @@ impl Fixture {
             .env("FLUX_TEST_MODEL", self.dir().join("model"))
             .env("FLUX_TEST_EXPECTED", self.dir().join("expected.rgb"))
             .env("FLUX_TEST_OUT", out)
+            .env("FLUX_ABI_LAYOUT", abi_layout(self.dir()))
     }
 }
 

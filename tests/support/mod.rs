@@ -98,3 +98,59 @@ pub fn reference_rgb(files: &ModelFiles) -> Vec<u8> {
         .image
         .data
 }
+
+/// The ABI as a C compiler lays it out, for the bindings' mirrors to be checked against: a C
+/// probe generated from `include/flux_engine.h` is compiled and run, and its lines written to
+/// `dir/abi-layout.txt` — `struct NAME SIZE`, then `field NAME FIELD OFFSET` per field in order,
+/// and `enum CONSTANT VALUE` per enum value.
+pub fn abi_layout(dir: &Path) -> PathBuf {
+    let header = std::fs::read_to_string(root().join("include/flux_engine.h")).unwrap();
+    let mut probe = String::from(
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"flux_engine.h\"\nint main(void) {\n",
+    );
+    let mut current: Option<String> = None;
+    let mut in_enum = false;
+    for line in header.lines() {
+        let trimmed = line.trim();
+        if let Some(name) = line
+            .strip_prefix("typedef struct ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            probe += &format!("  printf(\"struct {name} %zu\\n\", sizeof({name}));\n");
+            current = Some(name.to_string());
+        } else if line.starts_with('}') {
+            (current, in_enum) = (None, false);
+        } else if line.starts_with("enum ") {
+            in_enum = true;
+        } else if let Some(name) = &current {
+            // `  type field;` or `  type *field;` (doc comments and blank lines skipped).
+            if let Some(decl) = trimmed
+                .strip_suffix(';')
+                .filter(|_| !trimmed.starts_with('*'))
+            {
+                let field = decl.rsplit([' ', '*']).next().unwrap();
+                let field = field.split('[').next().unwrap();
+                probe += &format!(
+                    "  printf(\"field {name} {field} %zu\\n\", offsetof({name}, {field}));\n"
+                );
+            }
+        } else if in_enum && trimmed.starts_with("FLUX_") {
+            let constant = trimmed.split([' ', ',']).next().unwrap();
+            probe += &format!("  printf(\"enum {constant} %lld\\n\", (long long){constant});\n");
+        }
+    }
+    probe += "  return 0;\n}\n";
+    let (src, exe) = (dir.join("abi_probe.c"), dir.join("abi_probe"));
+    std::fs::write(&src, probe).unwrap();
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-std=c99", "-Wall", "-Werror", "-I"])
+            .arg(root().join("include"))
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe),
+    );
+    let layout = dir.join("abi-layout.txt");
+    std::fs::write(&layout, run(&mut Command::new(&exe))).unwrap();
+    layout
+}

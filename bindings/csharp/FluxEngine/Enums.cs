@@ -31,6 +31,8 @@ namespace Flux
         Rgba8 = 1,
         /// <summary>4 floats per pixel in [0, 1]; output only.</summary>
         Rgba32F = 2,
+        /// <summary>4 half floats per pixel in [0, 1]; for GPU images only (host copies refuse it).</summary>
+        Rgba16F = 3,
     }
 
     /// <summary>States of a job; the last three are terminal and each job reaches exactly one.</summary>

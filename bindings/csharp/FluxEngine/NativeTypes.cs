@@ -31,6 +31,7 @@ namespace Flux
             public double denoise_ms;
             public double decode_ms;
             public uint embedding_cached;
+            public uint reserved;
         }
 
         [StructLayout(LayoutKind.Sequential)]
@@ -63,6 +64,7 @@ namespace Flux
             public int dtype;
             public int kontext;
             public int priority;
+            public uint reserved;
         }
 
         [StructLayout(LayoutKind.Sequential)]
@@ -104,6 +106,11 @@ namespace Flux
             public float guidance;
             public uint t5_len;
             public int priority;
+            // GPU references (a CUDA engine's flux_gpu_image_create); this binding passes none.
+            public IntPtr gpu_images;
+            public IntPtr gpu_wait_values;
+            public uint gpu_image_count;
+            public uint reserved;
         }
 
         [StructLayout(LayoutKind.Sequential)]
@@ -147,6 +154,7 @@ namespace Flux
             public uint stream_from_files;
             public uint resident_blocks;
             public uint tiled_vae;
+            public uint reserved;
         }
 
         [StructLayout(LayoutKind.Sequential)]

@@ -45,6 +45,7 @@ static class SmokeTest
                 "library ABI " + FluxLibrary.AbiVersion + ", binding ABI " + FluxLibrary.BindingAbiVersion);
         });
         Check("defaults never write past the struct", CheckStructSizes);
+        Check("mirrors match the C layout", CheckAbiLayout);
 
         using (var engine = Engine.Create(new EngineOptions { PreviewEvery = 1 }))
         {
@@ -276,6 +277,56 @@ static class SmokeTest
             bool untouched = true;
             for (int i = size; i < buffer.Length; i++) untouched &= buffer[i] == 0xEE;
             Expect(untouched, d.Key + ": the library wrote past the size it was given");
+        }
+    }
+
+    /// <summary>
+    /// Every struct mirror in Flux.Native has the header's fields, in order, at the offsets a C
+    /// compiler gives them, and its size; every enum has the header's values. FLUX_ABI_LAYOUT is
+    /// the C probe's output: "struct NAME SIZE", "field NAME FIELD OFFSET", "enum CONSTANT VALUE".
+    /// </summary>
+    static void CheckAbiLayout()
+    {
+        string path = Environment.GetEnvironmentVariable("FLUX_ABI_LAYOUT");
+        Expect(path != null, "FLUX_ABI_LAYOUT is not set");
+        var sizes = new Dictionary<string, int>();
+        var fields = new Dictionary<string, List<string>>();
+        var enums = new Dictionary<string, long>();
+        foreach (string line in File.ReadAllLines(path))
+        {
+            string[] w = line.Split(' ');
+            if (w[0] == "struct") { sizes[w[1]] = int.Parse(w[2]); fields[w[1]] = new List<string>(); }
+            else if (w[0] == "field") fields[w[1]].Add(w[2] + "@" + w[3]);
+            else if (w[0] == "enum") enums[w[1]] = long.Parse(w[2]);
+        }
+        var flags = System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public;
+        int mirrors = 0;
+        foreach (Type t in typeof(Engine).Assembly.GetType("Flux.Native", true).GetNestedTypes(System.Reflection.BindingFlags.NonPublic))
+        {
+            if (!t.IsValueType || t.IsEnum || !t.Name.StartsWith("Flux")) continue;
+            Expect(sizes.ContainsKey(t.Name), t.Name + " is not in the header");
+            var got = t.GetFields(flags).Select(f => f.Name + "@" + Marshal.OffsetOf(t, f.Name)).ToList();
+            Expect(got.SequenceEqual(fields[t.Name]), t.Name + ": fields " + string.Join(",", got) + " but the header has " + string.Join(",", fields[t.Name]));
+            Expect(Marshal.SizeOf(t) == sizes[t.Name], t.Name + ": size " + Marshal.SizeOf(t) + " but the header's is " + sizes[t.Name]);
+            mirrors++;
+        }
+        Expect(mirrors >= 10, "only " + mirrors + " struct mirrors found");
+        var prefixes = new Dictionary<Type, string>
+        {
+            { typeof(FluxResult), "FLUX_RESULT_" }, { typeof(Device), "FLUX_DEVICE_" }, { typeof(DType), "FLUX_DTYPE_" },
+            { typeof(PixelFormat), "FLUX_PIXEL_FORMAT_" }, { typeof(JobState), "FLUX_JOB_STATE_" },
+            { typeof(CancelOutcome), "FLUX_CANCEL_OUTCOME_" }, { typeof(FluxEventType), "FLUX_EVENT_TYPE_" },
+            { typeof(TextPlacement), "FLUX_TEXT_PLACEMENT_" }, { typeof(LogLevel), "FLUX_LOG_LEVEL_" },
+        };
+        foreach (KeyValuePair<Type, string> e in prefixes)
+        {
+            // C names compared without case or underscores: FLUX_CANCEL_OUTCOME_ALREADY_FINISHED is AlreadyFinished.
+            var want = enums.Where(c => c.Key.StartsWith(e.Value))
+                .ToDictionary(c => c.Key.Substring(e.Value.Length).Replace("_", "").ToLowerInvariant(), c => c.Value);
+            var have = Enum.GetValues(e.Key).Cast<object>()
+                .ToDictionary(v => v.ToString().ToLowerInvariant(), v => Convert.ToInt64(v));
+            Expect(want.Count == have.Count && want.All(c => have.ContainsKey(c.Key) && have[c.Key] == c.Value),
+                e.Key.Name + ": " + string.Join(",", have.Select(c => c.Key + "=" + c.Value)) + " but the header has " + string.Join(",", want.Select(c => c.Key + "=" + c.Value)));
         }
     }
 

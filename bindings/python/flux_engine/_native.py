@@ -45,6 +45,7 @@ class ModelDesc(ctypes.Structure):
         ("dtype", ctypes.c_int32),
         ("kontext", ctypes.c_int32),
         ("priority", ctypes.c_int32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
@@ -86,6 +87,11 @@ class EditDesc(ctypes.Structure):
         ("guidance", ctypes.c_float),
         ("t5_len", ctypes.c_uint32),
         ("priority", ctypes.c_int32),
+        # GPU references (a CUDA engine's `flux_gpu_image_create`); this binding passes none.
+        ("gpu_images", ctypes.POINTER(ctypes.c_void_p)),
+        ("gpu_wait_values", ctypes.POINTER(ctypes.c_uint64)),
+        ("gpu_image_count", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
@@ -140,6 +146,7 @@ class Residency(ctypes.Structure):
         ("stream_from_files", ctypes.c_uint32),
         ("resident_blocks", ctypes.c_uint32),
         ("tiled_vae", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
@@ -161,6 +168,7 @@ class Event(ctypes.Structure):
         ("denoise_ms", ctypes.c_double),
         ("decode_ms", ctypes.c_double),
         ("embedding_cached", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 

@@ -54,10 +54,12 @@ class PixelFormat(IntEnum):
     RGB8 = 0
     RGBA8 = 1
     RGBA32F = 2
+    #: Half floats: for GPU images only (a host-memory copy refuses it).
+    RGBA16F = 3
 
     @property
     def bytes_per_pixel(self):
-        return (3, 4, 16)[self]
+        return (3, 4, 16, 8)[self]
 
 
 class JobState(IntEnum):

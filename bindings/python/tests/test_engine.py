@@ -1,6 +1,7 @@
 """End to end on the tiny model through libflux_engine: generate, edit, cancel, events."""
 
 import ctypes
+import os
 import threading
 
 import pytest
@@ -8,6 +9,44 @@ from conftest import REFERENCE
 
 import flux_engine as fe
 from flux_engine import _native
+
+
+def _abi_layout():
+    """The header's structs (size, fields and offsets in order) and enum values as a C compiler
+    lays them out: FLUX_ABI_LAYOUT, written by the Rust driver's C probe."""
+    structs, enums = {}, {}
+    for line in open(os.environ["FLUX_ABI_LAYOUT"]).read().splitlines():
+        kind, *rest = line.split()
+        if kind == "struct":
+            structs[rest[0]] = (int(rest[1]), [])
+        elif kind == "field":
+            structs[rest[0]][1].append((rest[1], int(rest[2])))
+        elif kind == "enum":
+            enums[rest[0]] = int(rest[1])
+    return structs, enums
+
+
+def test_mirrors_match_the_c_layout():
+    structs, enums = _abi_layout()
+    mirrors = [
+        v for v in vars(_native).values()
+        if isinstance(v, type) and issubclass(v, ctypes.Structure) and v is not ctypes.Structure
+    ]
+    assert len(mirrors) >= 10
+    for mirror in mirrors:
+        size, fields = structs["Flux" + mirror.__name__]
+        got = [(name, getattr(mirror, name).offset) for name, _ in mirror._fields_]
+        assert got == fields, mirror.__name__
+        assert ctypes.sizeof(mirror) == size, mirror.__name__
+    prefixes = {
+        fe.Result: "FLUX_RESULT_", fe.Device: "FLUX_DEVICE_", fe.DType: "FLUX_DTYPE_",
+        fe.PixelFormat: "FLUX_PIXEL_FORMAT_", fe.JobState: "FLUX_JOB_STATE_",
+        fe.CancelOutcome: "FLUX_CANCEL_OUTCOME_", fe.EventType: "FLUX_EVENT_TYPE_",
+        fe.TextPlacement: "FLUX_TEXT_PLACEMENT_", fe.LogLevel: "FLUX_LOG_LEVEL_",
+    }
+    for enum, prefix in prefixes.items():
+        want = {k[len(prefix):]: v for k, v in enums.items() if k.startswith(prefix)}
+        assert {m.name: m.value for m in enum} == want, enum.__name__
 
 
 def test_library_and_struct_layouts_match_the_header():
