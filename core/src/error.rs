@@ -51,6 +51,10 @@ pub enum Error {
     OutOfMemory { what: String, bytes: u64 },
     /// A computation turned NaN or infinite (named: which output, which step).
     NonFinite(String),
+    /// No such job on the engine: never submitted, or released.
+    UnknownJob(u64),
+    /// A caller's buffer holds `given` bytes where `needed` are written.
+    BufferTooSmall { needed: usize, given: usize },
 }
 
 impl Error {
@@ -72,6 +76,10 @@ impl std::fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Timeout(m) => write!(f, "timed out: {m}"),
+            Error::UnknownJob(id) => write!(f, "unknown or released job {id}"),
+            Error::BufferTooSmall { needed, given } => {
+                write!(f, "the buffer holds {given} bytes and {needed} are needed")
+            }
             Error::NonFinite(what) => write!(
                 f,
                 "{what} is not finite (NaN or infinite values): the weights may be corrupt or badly converted, or the guidance too extreme"

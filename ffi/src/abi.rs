@@ -46,6 +46,8 @@ impl From<flux_core::Error> for FfiError {
             }
             E::Unsupported(_) => FluxResult::Unsupported,
             E::Timeout(_) => FluxResult::Timeout,
+            E::UnknownJob(_) => FluxResult::UnknownJob,
+            E::BufferTooSmall { .. } => FluxResult::BufferTooSmall,
         };
         Self::new(code, e.to_string())
     }

@@ -13,6 +13,7 @@ use flux_core::interop::{self, GpuImage, GpuImageDesc, GpuMemory, GpuPixelFormat
 use parking_lot::Mutex;
 
 use crate::abi::{self, guard, non_null, read_desc, write_defaults, FfiError, FfiResult};
+use crate::enums::c_enum;
 use crate::types::*;
 
 /// An imported image and the engine it was imported on (its device's context).
@@ -69,48 +70,43 @@ fn core_desc(d: &FluxGpuImageDesc) -> FfiResult<GpuImageDesc> {
         i32::try_from(h).map_err(|_| invalid(format!("{what} {h} is not a file descriptor")))
     };
     let (size, dedicated) = (d.memory_size, d.dedicated != 0);
-    let memory = match d.memory_type {
-        0 => GpuMemory::CudaPointer(d.cuda_pointer),
-        1 => GpuMemory::OpaqueFd {
+    let memory = match c_enum(d.memory_type, "memory_type")? {
+        FluxGpuMemoryType::CudaPointer => GpuMemory::CudaPointer(d.cuda_pointer),
+        FluxGpuMemoryType::OpaqueFd => GpuMemory::OpaqueFd {
             fd: fd(handle, "memory_handle")?,
             size,
             dedicated,
         },
-        2 => GpuMemory::OpaqueWin32 {
+        FluxGpuMemoryType::OpaqueWin32 => GpuMemory::OpaqueWin32 {
             handle: handle as isize,
             size,
             dedicated,
         },
-        3 => GpuMemory::D3D12Resource {
+        FluxGpuMemoryType::D3D12Resource => GpuMemory::D3D12Resource {
             handle: handle as isize,
             size,
         },
-        t => {
-            return Err(invalid(format!(
-                "memory_type {t} is not a FluxGpuMemoryType"
-            )))
-        }
     };
     let sem = d.semaphore_handle;
-    let semaphore = match d.semaphore_type {
-        0 => None,
-        1 => Some(GpuSemaphore::OpaqueFd(fd(sem, "semaphore_handle")?)),
-        2 => Some(GpuSemaphore::OpaqueWin32(sem as isize)),
-        3 => Some(GpuSemaphore::TimelineFd(fd(sem, "semaphore_handle")?)),
-        4 => Some(GpuSemaphore::TimelineWin32(sem as isize)),
-        5 => Some(GpuSemaphore::D3D12Fence(sem as isize)),
-        t => {
-            return Err(invalid(format!(
-                "semaphore_type {t} is not a FluxGpuSemaphoreType"
-            )))
+    let semaphore = match c_enum(d.semaphore_type, "semaphore_type")? {
+        FluxGpuSemaphoreType::None => None,
+        FluxGpuSemaphoreType::OpaqueFd => {
+            Some(GpuSemaphore::OpaqueFd(fd(sem, "semaphore_handle")?))
         }
+        FluxGpuSemaphoreType::OpaqueWin32 => Some(GpuSemaphore::OpaqueWin32(sem as isize)),
+        FluxGpuSemaphoreType::TimelineFd => {
+            Some(GpuSemaphore::TimelineFd(fd(sem, "semaphore_handle")?))
+        }
+        FluxGpuSemaphoreType::TimelineWin32 => Some(GpuSemaphore::TimelineWin32(sem as isize)),
+        FluxGpuSemaphoreType::D3D12Fence => Some(GpuSemaphore::D3D12Fence(sem as isize)),
     };
-    let format = match d.format {
-        1 => GpuPixelFormat::Rgba8,
-        3 => GpuPixelFormat::Rgba16F,
-        f => {
+    let format = match c_enum(d.format, "format")? {
+        FluxPixelFormat::Rgba8 => GpuPixelFormat::Rgba8,
+        FluxPixelFormat::Rgba16f => GpuPixelFormat::Rgba16F,
+        FluxPixelFormat::Rgb8 | FluxPixelFormat::Rgba32f => {
             return Err(invalid(format!(
-                "format {f}: GPU images are FLUX_PIXEL_FORMAT_RGBA8 or FLUX_PIXEL_FORMAT_RGBA16F"
+                "format {}: GPU images are FLUX_PIXEL_FORMAT_RGBA8 or FLUX_PIXEL_FORMAT_RGBA16F",
+                d.format
             )))
         }
     };

@@ -7,6 +7,7 @@
 //! the library's; results are copied into caller buffers.
 
 mod abi;
+mod enums;
 mod events;
 pub mod gpu;
 pub mod install;
@@ -22,7 +23,8 @@ use abi::{
     guard, non_null, opt_string, read_desc, string, write_defaults, write_opt, write_out, FfiError,
     FfiResult, Handle,
 };
-use flux_core::image::{ImageView, PixelFormat, RgbImage};
+use enums::c_enum;
+use flux_core::image::{ImageView, OutputFormat, PixelFormat, RgbImage};
 use flux_core::model::ModelFiles;
 use flux_core::pipeline::edit::{ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS};
 use flux_core::pipeline::TextToImage;
@@ -93,26 +95,20 @@ fn engine_desc_defaults() -> FluxEngineDesc {
 
 fn level_filter(v: i32) -> FfiResult<log::LevelFilter> {
     use log::LevelFilter as L;
-    Ok(match v {
-        0 => L::Off,
-        1 => L::Error,
-        2 => L::Warn,
-        3 => L::Info,
-        4 => L::Debug,
-        5 => L::Trace,
-        _ => {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("log_level {v} is not a FluxLogLevel"),
-            ))
-        }
+    Ok(match c_enum(v, "log_level")? {
+        FluxLogLevel::Off => L::Off,
+        FluxLogLevel::Error => L::Error,
+        FluxLogLevel::Warn => L::Warn,
+        FluxLogLevel::Info => L::Info,
+        FluxLogLevel::Debug => L::Debug,
+        FluxLogLevel::Trace => L::Trace,
     })
 }
 
 fn device(kind: i32, index: u32) -> FfiResult<candle_core::Device> {
-    match kind {
-        0 => Ok(candle_core::Device::Cpu),
-        1 => candle_core::Device::new_cuda(index as usize).map_err(|e| {
+    match c_enum(kind, "device")? {
+        FluxDevice::Cpu => Ok(candle_core::Device::Cpu),
+        FluxDevice::Cuda => candle_core::Device::new_cuda(index as usize).map_err(|e| {
             let build = if cfg!(feature = "cuda") { "" } else { "not " };
             FfiError::new(
                 FluxResult::Compute,
@@ -122,10 +118,6 @@ fn device(kind: i32, index: u32) -> FfiResult<candle_core::Device> {
                 ),
             )
         }),
-        _ => Err(FfiError::new(
-            FluxResult::InvalidArgument,
-            format!("device {kind} is not a FluxDevice"),
-        )),
     }
 }
 
@@ -285,17 +277,11 @@ pub unsafe extern "C" fn flux_engine_load_model(
                 "desc",
             )
         }?;
-        let dtype = match d.dtype {
-            0 => None,
-            1 => Some(candle_core::DType::F32),
-            2 => Some(candle_core::DType::BF16),
-            3 => Some(candle_core::DType::F16),
-            v => {
-                return Err(FfiError::new(
-                    FluxResult::InvalidArgument,
-                    format!("dtype {v} is not a FluxDtype"),
-                ))
-            }
+        let dtype = match c_enum(d.dtype, "dtype")? {
+            FluxDtype::Default => None,
+            FluxDtype::F32 => Some(candle_core::DType::F32),
+            FluxDtype::Bf16 => Some(candle_core::DType::BF16),
+            FluxDtype::F16 => Some(candle_core::DType::F16),
         };
         let kontext = match d.kontext {
             -1 => None,
@@ -451,13 +437,13 @@ pub unsafe extern "C" fn flux_engine_submit_text_to_image(
 
 /// Copies a caller image (validating size, stride and buffer length).
 unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
-    let format = match v.format {
-        0 => PixelFormat::Rgb8,
-        1 => PixelFormat::Rgba8,
-        f => {
+    let format = match c_enum(v.format, &format!("{what}.format"))? {
+        FluxPixelFormat::Rgb8 => PixelFormat::Rgb8,
+        FluxPixelFormat::Rgba8 => PixelFormat::Rgba8,
+        FluxPixelFormat::Rgba32f | FluxPixelFormat::Rgba16f => {
             return Err(FfiError::new(
                 FluxResult::InvalidArgument,
-                format!("{what}.format {f} is not RGB8 or RGBA8"),
+                format!("{what}.format {} is not RGB8 or RGBA8", v.format),
             ))
         }
     };
@@ -704,15 +690,6 @@ pub unsafe extern "C" fn flux_engine_submit_image_to_image(
     })
 }
 
-fn job_err(e: flux_core::Error) -> FfiError {
-    match e {
-        flux_core::Error::InvalidArgument(m) if m.starts_with("unknown or released job") => {
-            FfiError::new(FluxResult::UnknownJob, m)
-        }
-        other => other.into(),
-    }
-}
-
 fn state_code(s: JobState) -> i32 {
     (match s {
         JobState::Queued => FluxJobState::Queued,
@@ -737,7 +714,7 @@ pub unsafe extern "C" fn flux_job_cancel(
 ) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        let outcome = h.engine.cancel(JobId(job)).map_err(job_err)?;
+        let outcome = h.engine.cancel(JobId(job))?;
         let code = match outcome {
             CancelOutcome::Dequeued => FluxCancelOutcome::Dequeued,
             CancelOutcome::Requested => FluxCancelOutcome::Requested,
@@ -762,7 +739,7 @@ pub unsafe extern "C" fn flux_job_status(
     guard(|| {
         let h = abi::engine(engine)?;
         non_null(out, "out")?;
-        let s = h.engine.status(JobId(job)).map_err(job_err)?;
+        let s = h.engine.status(JobId(job))?;
         let v = FluxJobStatus {
             struct_size: 0,
             state: state_code(s.state),
@@ -798,8 +775,7 @@ pub unsafe extern "C" fn flux_job_wait(
         }
         let state = h
             .engine
-            .wait(JobId(job), Duration::from_millis(timeout_ms as u64))
-            .map_err(job_err)?;
+            .wait(JobId(job), Duration::from_millis(timeout_ms as u64))?;
         // SAFETY: NULL or valid for a write (the contract above).
         unsafe { write_opt(out_state, state_code(state)) };
         if !state.is_terminal() {
@@ -821,7 +797,7 @@ pub unsafe extern "C" fn flux_job_wait(
 pub unsafe extern "C" fn flux_job_error(engine: *mut FluxEngine, job: FluxJob) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        match h.engine.status(JobId(job)).map_err(job_err)?.error {
+        match h.engine.status(JobId(job))?.error {
             Some(e) => Err(FfiError::new(FluxResult::JobFailed, e)),
             None => Ok(()),
         }
@@ -837,7 +813,7 @@ pub(crate) fn finished(h: &Handle, job: FluxJob) -> FfiResult<Arc<flux_core::pip
             format!("job {job} did not produce an image"),
         )),
         Err(e) => match h.engine.status(JobId(job)) {
-            Err(_) => Err(job_err(e)),
+            Err(_) => Err(e.into()),
             Ok(_) => Err(FfiError::new(FluxResult::NotReady, e.to_string())),
         },
     }
@@ -886,65 +862,22 @@ pub unsafe extern "C" fn flux_job_copy_image(
 ) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        let bpp = match format {
-            0 => 3,
-            1 => 4,
-            2 => 16,
-            f => {
-                let why = match f {
-                    3 => "RGBA16F is for GPU images (flux_job_write_gpu_image); use RGBA32F",
-                    _ => "not a FluxPixelFormat",
-                };
+        let format = match c_enum(format, "format")? {
+            FluxPixelFormat::Rgb8 => OutputFormat::Rgb8,
+            FluxPixelFormat::Rgba8 => OutputFormat::Rgba8,
+            FluxPixelFormat::Rgba32f => OutputFormat::Rgba32F,
+            FluxPixelFormat::Rgba16f => {
                 return Err(FfiError::new(
                     FluxResult::InvalidArgument,
-                    format!("format {f}: {why}"),
+                    "format 3: RGBA16F is for GPU images (flux_job_write_gpu_image); use RGBA32F",
                 ));
             }
         };
         non_null(dst, "dst")?;
         let g = finished(&h, job)?;
-        let img = &g.image;
-        let row = img.width * bpp;
-        if dst_stride < row {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("dst_stride {dst_stride} is smaller than a row ({row} bytes)"),
-            ));
-        }
-        let Some(needed) = flux_core::image::strided_len(dst_stride, img.height, row) else {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("dst_stride {dst_stride} × {} rows overflows", img.height),
-            ));
-        };
-        if dst_size < needed {
-            return Err(FfiError::new(
-                FluxResult::BufferTooSmall,
-                format!("dst_size {dst_size} < {needed} bytes needed"),
-            ));
-        }
-        // SAFETY: `dst` (not NULL) is writable for `dst_size` ≥ `needed` bytes (the contract).
-        let out = unsafe { std::slice::from_raw_parts_mut(dst, needed) };
-        for (y, src) in img.data.chunks_exact(img.width * 3).enumerate() {
-            let line = &mut out[y * dst_stride..y * dst_stride + row];
-            for (px, d) in src.chunks_exact(3).zip(line.chunks_exact_mut(bpp)) {
-                match format {
-                    0 => d.copy_from_slice(px),
-                    1 => d.copy_from_slice(&[px[0], px[1], px[2], 255]),
-                    _ => {
-                        let f = [
-                            px[0] as f32 / 255.0,
-                            px[1] as f32 / 255.0,
-                            px[2] as f32 / 255.0,
-                            1.0,
-                        ];
-                        for (c, v) in d.chunks_exact_mut(4).zip(f) {
-                            c.copy_from_slice(&v.to_ne_bytes());
-                        }
-                    }
-                }
-            }
-        }
+        // SAFETY: `dst` (not NULL) is writable for `dst_size` bytes (the contract above).
+        let out = unsafe { std::slice::from_raw_parts_mut(dst, dst_size) };
+        g.image.copy_to(format, out, dst_stride)?;
         Ok(())
     })
 }
@@ -981,7 +914,7 @@ pub unsafe extern "C" fn flux_job_save_image(
 pub unsafe extern "C" fn flux_job_release(engine: *mut FluxEngine, job: FluxJob) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        h.engine.release(JobId(job)).map_err(job_err)
+        Ok(h.engine.release(JobId(job))?)
     })
 }
 

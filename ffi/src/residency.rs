@@ -6,6 +6,7 @@ use flux_core::model::BlockResidency;
 use flux_core::runtime::{Plan, Residency, TextPlacement};
 
 use crate::abi::{FfiError, FfiResult};
+use crate::enums::c_enum;
 use crate::types::{FluxResidency, FluxResidencyPlan, FluxResult, FluxTextPlacement};
 
 /// The default plan: everything resident.
@@ -39,16 +40,10 @@ fn plan_to_c(p: &Plan) -> FluxResidencyPlan {
 
 /// The plan a C struct describes.
 pub fn plan_from_c(p: &FluxResidencyPlan) -> FfiResult<Plan> {
-    let text = match p.text_placement {
-        0 => TextPlacement::Resident,
-        1 => TextPlacement::Released,
-        2 => TextPlacement::Host,
-        v => {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("text_placement {v} is not a FluxTextPlacement"),
-            ))
-        }
+    let text = match c_enum(p.text_placement, "text_placement")? {
+        FluxTextPlacement::Resident => TextPlacement::Resident,
+        FluxTextPlacement::Released => TextPlacement::Released,
+        FluxTextPlacement::Host => TextPlacement::Host,
     };
     let (window, resident) = (p.stream_window as usize, p.resident_blocks as usize);
     let blocks = match (window, flag(p.stream_from_files, "stream_from_files")?) {

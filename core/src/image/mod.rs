@@ -78,6 +78,27 @@ impl PixelFormat {
     }
 }
 
+/// Pixel layouts a result can be copied out as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Rgb8,
+    /// Alpha 255.
+    Rgba8,
+    /// Native-endian floats in [0, 1] (the RGB8 values / 255), alpha 1.
+    Rgba32F,
+}
+
+impl OutputFormat {
+    /// Bytes per pixel.
+    pub fn bytes(self) -> usize {
+        match self {
+            OutputFormat::Rgb8 => 3,
+            OutputFormat::Rgba8 => 4,
+            OutputFormat::Rgba32F => 16,
+        }
+    }
+}
+
 /// Largest accepted input image side (a larger capture is an error, not an allocation).
 pub const MAX_INPUT_SIDE: usize = 16384;
 
@@ -144,6 +165,46 @@ impl ImageView<'_> {
 }
 
 impl RgbImage {
+    /// Copies the pixels into `dst` as `format`, rows `stride` bytes apart, top row first; bytes
+    /// between rows are left as they are. Refuses a stride shorter than a row or one whose rows
+    /// overflow, and a `dst` too small ([`Error::BufferTooSmall`]).
+    pub fn copy_to(&self, format: OutputFormat, dst: &mut [u8], stride: usize) -> Result<()> {
+        let row = self.width * format.bytes();
+        if stride < row {
+            return Err(Error::invalid(format!(
+                "stride {stride} is smaller than a row ({row} bytes)"
+            )));
+        }
+        let needed = strided_len(stride, self.height, row).ok_or_else(|| {
+            Error::invalid(format!("stride {stride} × {} rows overflows", self.height))
+        })?;
+        if dst.len() < needed {
+            return Err(Error::BufferTooSmall {
+                needed,
+                given: dst.len(),
+            });
+        }
+        let rows = self.data.chunks_exact(self.width * 3);
+        for (src, line) in rows.zip(dst.chunks_mut(stride)) {
+            let pixels = src
+                .chunks_exact(3)
+                .zip(line[..row].chunks_exact_mut(format.bytes()));
+            for (px, d) in pixels {
+                match format {
+                    OutputFormat::Rgb8 => d.copy_from_slice(px),
+                    OutputFormat::Rgba8 => d.copy_from_slice(&[px[0], px[1], px[2], 255]),
+                    OutputFormat::Rgba32F => {
+                        let f = [px[0], px[1], px[2], 255].map(|v| v as f32 / 255.0);
+                        for (c, v) in d.chunks_exact_mut(4).zip(f) {
+                            c.copy_from_slice(&v.to_ne_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A view of this image for the APIs that take caller buffers.
     pub fn view(&self) -> ImageView<'_> {
         ImageView {

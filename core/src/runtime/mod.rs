@@ -174,7 +174,7 @@ impl Shared {
             .lock()
             .get(&id)
             .cloned()
-            .ok_or_else(|| Error::invalid(format!("unknown or released job {}", id.0)))
+            .ok_or(Error::UnknownJob(id.0))
     }
 
     /// The next queued job, highest priority first.
