@@ -600,6 +600,151 @@ typedef struct FluxEngineDesc {
 } FluxEngineDesc;
 
 /**
+ * A residency plan: where the parts of a model live. Fill with `flux_residency_plan_init`.
+ */
+typedef struct FluxResidencyPlan {
+  uint32_t struct_size;
+  /**
+   * A `FluxTextPlacement` (default RESIDENT).
+   */
+  int32_t text_placement;
+  /**
+   * 0: every transformer block resident on the device (default). N > 0: blocks streamed, N of
+   * them on the device at a time, the next uploaded (on the CPU: expanded) on another thread
+   * while the current one computes.
+   */
+  uint32_t stream_window;
+  /**
+   * With a stream window: 0 keeps the streamed blocks in host memory in their stored form
+   * (bf16, fp8 or GGUF blocks; default); 1 reads them from the model files for every step
+   * (the system's file cache keeps what memory allows).
+   */
+  uint32_t stream_from_files;
+  /**
+   * With a stream window: how many of the first blocks stay resident on the device, the others
+   * being streamed (default 0; the automatic plan keeps as many as the budget allows).
+   */
+  uint32_t resident_blocks;
+  /**
+   * 1: the autoencoder encodes and decodes images larger than 512×512 in overlapping tiles
+   * blended at the seams (activations bounded by a tile's; slightly different pixels).
+   * Default 0.
+   */
+  uint32_t tiled_vae;
+} FluxResidencyPlan;
+
+/**
+ * What an engine holds and the plan that placed it (output).
+ */
+typedef struct FluxResidency {
+  uint32_t struct_size;
+  uint64_t budget;
+  /**
+   * Bytes of the transformer on the compute device (streamed: the blocks kept resident, the
+   * window's and what lies outside the blocks; on the CPU device, the stored blocks too).
+   */
+  uint64_t transformer;
+  uint64_t autoencoder;
+  /**
+   * 0 while released.
+   */
+  uint64_t text_encoders;
+  /**
+   * 1 when the budget makes the engine release the text encoders after encoding.
+   */
+  uint32_t release_text_encoders;
+  /**
+   * Bytes held in host memory besides the compute device: streamed blocks in their stored
+   * form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
+   */
+  uint64_t host;
+  /**
+   * The plan in force (while a model is loaded), as the fields of `FluxResidencyPlan` (kept
+   * flat: a nested struct could not grow without moving what follows it).
+   */
+  int32_t text_placement;
+  uint32_t stream_window;
+  uint32_t stream_from_files;
+  uint32_t resident_blocks;
+  uint32_t tiled_vae;
+  /**
+   * Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+   * later always changes `sizeof` (and `struct_size` tells the versions apart).
+   */
+  uint32_t reserved;
+} FluxResidency;
+
+/**
+ * The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
+ * engine never takes the host's handles: it imports duplicates (fds) or uses them only during
+ * `flux_gpu_image_create` (Win32), so close them whenever you like after that call.
+ */
+typedef struct FluxGpuImageDesc {
+  uint32_t struct_size;
+  /**
+   * A `FluxGpuMemoryType`.
+   */
+  int32_t memory_type;
+  /**
+   * CUDA_POINTER: the device pointer (a `CUdeviceptr`).
+   */
+  uint64_t cuda_pointer;
+  /**
+   * Imported memory: the fd or HANDLE.
+   */
+  int64_t memory_handle;
+  /**
+   * Imported memory: the allocation's size in bytes (`VkMemoryAllocateInfo::allocationSize`).
+   */
+  uint64_t memory_size;
+  /**
+   * Imported memory: 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`).
+   */
+  uint32_t dedicated;
+  /**
+   * Bytes from the start of the memory to the first pixel.
+   */
+  uint64_t offset;
+  uint32_t width;
+  uint32_t height;
+  /**
+   * Bytes from one row to the next (at least width · bytes per pixel).
+   */
+  uint64_t row_pitch;
+  /**
+   * `FLUX_PIXEL_FORMAT_RGBA8` or `FLUX_PIXEL_FORMAT_RGBA16F`; alpha is opaque.
+   */
+  int32_t format;
+  /**
+   * The device the memory lives on (Vulkan's `VkPhysicalDeviceIDProperties::deviceUUID`);
+   * required for imported memory; all zero = not given.
+   */
+  uint8_t device_uuid[16];
+  /**
+   * A `FluxGpuSemaphoreType` (default NONE) and its fd or HANDLE.
+   */
+  int32_t semaphore_type;
+  int64_t semaphore_handle;
+} FluxGpuImageDesc;
+
+/**
+ * A job snapshot (output: set `struct_size`, the library fills what fits).
+ */
+typedef struct FluxJobStatus {
+  uint32_t struct_size;
+  /**
+   * A `FluxJobState`.
+   */
+  int32_t state;
+  uint32_t step;
+  uint32_t total;
+  /**
+   * 1 while a result is held.
+   */
+  uint32_t has_result;
+} FluxJobStatus;
+
+/**
  * Which model to load: a `folder` (layout detected), or explicit paths (each a .safetensors
  * file, a shard index or a component folder). UTF-8, NUL-terminated; NULL = not given.
  */
@@ -748,151 +893,6 @@ typedef struct FluxImageToImageDesc {
   int32_t priority;
 } FluxImageToImageDesc;
 
-/**
- * A job snapshot (output: set `struct_size`, the library fills what fits).
- */
-typedef struct FluxJobStatus {
-  uint32_t struct_size;
-  /**
-   * A `FluxJobState`.
-   */
-  int32_t state;
-  uint32_t step;
-  uint32_t total;
-  /**
-   * 1 while a result is held.
-   */
-  uint32_t has_result;
-} FluxJobStatus;
-
-/**
- * A residency plan: where the parts of a model live. Fill with `flux_residency_plan_init`.
- */
-typedef struct FluxResidencyPlan {
-  uint32_t struct_size;
-  /**
-   * A `FluxTextPlacement` (default RESIDENT).
-   */
-  int32_t text_placement;
-  /**
-   * 0: every transformer block resident on the device (default). N > 0: blocks streamed, N of
-   * them on the device at a time, the next uploaded (on the CPU: expanded) on another thread
-   * while the current one computes.
-   */
-  uint32_t stream_window;
-  /**
-   * With a stream window: 0 keeps the streamed blocks in host memory in their stored form
-   * (bf16, fp8 or GGUF blocks; default); 1 reads them from the model files for every step
-   * (the system's file cache keeps what memory allows).
-   */
-  uint32_t stream_from_files;
-  /**
-   * With a stream window: how many of the first blocks stay resident on the device, the others
-   * being streamed (default 0; the automatic plan keeps as many as the budget allows).
-   */
-  uint32_t resident_blocks;
-  /**
-   * 1: the autoencoder encodes and decodes images larger than 512×512 in overlapping tiles
-   * blended at the seams (activations bounded by a tile's; slightly different pixels).
-   * Default 0.
-   */
-  uint32_t tiled_vae;
-} FluxResidencyPlan;
-
-/**
- * What an engine holds and the plan that placed it (output).
- */
-typedef struct FluxResidency {
-  uint32_t struct_size;
-  uint64_t budget;
-  /**
-   * Bytes of the transformer on the compute device (streamed: the blocks kept resident, the
-   * window's and what lies outside the blocks; on the CPU device, the stored blocks too).
-   */
-  uint64_t transformer;
-  uint64_t autoencoder;
-  /**
-   * 0 while released.
-   */
-  uint64_t text_encoders;
-  /**
-   * 1 when the budget makes the engine release the text encoders after encoding.
-   */
-  uint32_t release_text_encoders;
-  /**
-   * Bytes held in host memory besides the compute device: streamed blocks in their stored
-   * form and text encoders on the CPU (0 on the CPU device, where everything is counted above).
-   */
-  uint64_t host;
-  /**
-   * The plan in force (while a model is loaded), as the fields of `FluxResidencyPlan` (kept
-   * flat: a nested struct could not grow without moving what follows it).
-   */
-  int32_t text_placement;
-  uint32_t stream_window;
-  uint32_t stream_from_files;
-  uint32_t resident_blocks;
-  uint32_t tiled_vae;
-  /**
-   * Reserved, 0, never reused: it fills what would be tail padding, so that a field added
-   * later always changes `sizeof` (and `struct_size` tells the versions apart).
-   */
-  uint32_t reserved;
-} FluxResidency;
-
-/**
- * The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
- * engine never takes the host's handles: it imports duplicates (fds) or uses them only during
- * `flux_gpu_image_create` (Win32), so close them whenever you like after that call.
- */
-typedef struct FluxGpuImageDesc {
-  uint32_t struct_size;
-  /**
-   * A `FluxGpuMemoryType`.
-   */
-  int32_t memory_type;
-  /**
-   * CUDA_POINTER: the device pointer (a `CUdeviceptr`).
-   */
-  uint64_t cuda_pointer;
-  /**
-   * Imported memory: the fd or HANDLE.
-   */
-  int64_t memory_handle;
-  /**
-   * Imported memory: the allocation's size in bytes (`VkMemoryAllocateInfo::allocationSize`).
-   */
-  uint64_t memory_size;
-  /**
-   * Imported memory: 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`).
-   */
-  uint32_t dedicated;
-  /**
-   * Bytes from the start of the memory to the first pixel.
-   */
-  uint64_t offset;
-  uint32_t width;
-  uint32_t height;
-  /**
-   * Bytes from one row to the next (at least width · bytes per pixel).
-   */
-  uint64_t row_pitch;
-  /**
-   * `FLUX_PIXEL_FORMAT_RGBA8` or `FLUX_PIXEL_FORMAT_RGBA16F`; alpha is opaque.
-   */
-  int32_t format;
-  /**
-   * The device the memory lives on (Vulkan's `VkPhysicalDeviceIDProperties::deviceUUID`);
-   * required for imported memory; all zero = not given.
-   */
-  uint8_t device_uuid[16];
-  /**
-   * A `FluxGpuSemaphoreType` (default NONE) and its fd or HANDLE.
-   */
-  int32_t semaphore_type;
-  int64_t semaphore_handle;
-} FluxGpuImageDesc;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -944,185 +944,6 @@ FluxResult flux_engine_create(const struct FluxEngineDesc *desc, struct FluxEngi
  * `engine` must be NULL or a handle from `flux_engine_create` (a destroyed one is detected).
  */
 FluxResult flux_engine_destroy(struct FluxEngine *engine);
-
-/**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: no
- * paths, default dtype, Kontext detected, normal priority. Call it through the header's inline
- * `flux_model_desc_init`, which passes the caller's `sizeof` (so a newer library never writes
- * past an older caller's struct).
- *
- * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
- */
-void flux_model_desc_defaults(struct FluxModelDesc *desc, uint32_t struct_size);
-
-/**
- * Queues loading a model (replacing the current one). Files are located now (a missing folder
- * or unknown layout fails here); weights load on the worker (watch the job).
- *
- * # Safety
- * Pointers must be NULL or valid; strings NUL-terminated.
- */
-FluxResult flux_engine_load_model(struct FluxEngine *engine,
-                                  const struct FluxModelDesc *desc,
-                                  FluxJob *out_job);
-
-/**
- * Queues unloading the model.
- *
- * # Safety
- * Pointers must be NULL or valid.
- */
-FluxResult flux_engine_unload_model(struct FluxEngine *engine, int32_t priority, FluxJob *out_job);
-
-/**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
- * 1024×1024, seed 0, the variant's steps/guidance/T5 length. Call it through the header's inline
- * `flux_text_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
- * writes past an older caller's struct).
- *
- * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
- */
-void flux_text_to_image_desc_defaults(struct FluxTextToImageDesc *desc, uint32_t struct_size);
-
-/**
- * Queues a text-to-image job.
- *
- * # Safety
- * Pointers must be NULL or valid; strings NUL-terminated.
- */
-FluxResult flux_engine_submit_text_to_image(struct FluxEngine *engine,
-                                            const struct FluxTextToImageDesc *desc,
-                                            FluxJob *out_job);
-
-/**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: snap
- * on, size from the first image, 30 steps, guidance 2.5. Call it through the header's inline
- * `flux_edit_desc_init`, which passes the caller's `sizeof` (so a newer library never writes past
- * an older caller's struct).
- *
- * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
- */
-void flux_edit_desc_defaults(struct FluxEditDesc *desc, uint32_t struct_size);
-
-/**
- * Queues a Kontext edit of 1 to 4 reference images (copied now), from host memory and/or GPU
- * images.
- *
- * # Safety
- * Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
- * `stride × (height − 1) + width × bytes-per-pixel` bytes; `gpu_images` (and
- * `gpu_wait_values` unless NULL) must hold `gpu_image_count` entries.
- */
-FluxResult flux_engine_submit_edit(struct FluxEngine *engine,
-                                   const struct FluxEditDesc *desc,
-                                   FluxJob *out_job);
-
-/**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
- * strength 0.8, size from the init image. Call it through the header's inline
- * `flux_image_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
- * writes past an older caller's struct).
- *
- * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
- */
-void flux_image_to_image_desc_defaults(struct FluxImageToImageDesc *desc, uint32_t struct_size);
-
-/**
- * Queues an image-to-image job (the init image is copied now).
- *
- * # Safety
- * As `flux_engine_submit_edit`.
- */
-FluxResult flux_engine_submit_image_to_image(struct FluxEngine *engine,
-                                             const struct FluxImageToImageDesc *desc,
-                                             FluxJob *out_job);
-
-/**
- * Cancels a job: a queued one never starts, a running one stops within one step (a model load:
- * after the component it is reading). Cancelling a finished job is harmless
- * (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
- *
- * # Safety
- * Pointers must be NULL or valid.
- */
-FluxResult flux_job_cancel(struct FluxEngine *engine, FluxJob job, int32_t *out_outcome);
-
-/**
- * A job's state and progress.
- *
- * # Safety
- * `out` must point to a `FluxJobStatus` whose `struct_size` is set.
- */
-FluxResult flux_job_status(struct FluxEngine *engine, FluxJob job, struct FluxJobStatus *out);
-
-/**
- * Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). `out_state`
- * (may be NULL) then holds the job's `FluxJobState`: the terminal one on success, QUEUED or
- * RUNNING on TIMEOUT. WRONG_THREAD in the callback.
- *
- * # Safety
- * Pointers must be NULL or valid.
- */
-FluxResult flux_job_wait(struct FluxEngine *engine,
-                         FluxJob job,
-                         uint32_t timeout_ms,
-                         int32_t *out_state);
-
-/**
- * OK for a job that has not failed; JOB_FAILED (with its error as the last error message) for
- * one that has.
- *
- * # Safety
- * `engine` must be NULL or a handle.
- */
-FluxResult flux_job_error(struct FluxEngine *engine, FluxJob job);
-
-/**
- * Size of a finished job's image.
- *
- * # Safety
- * Pointers must be NULL or valid.
- */
-FluxResult flux_job_image_size(struct FluxEngine *engine,
-                               FluxJob job,
-                               uint32_t *out_width,
-                               uint32_t *out_height);
-
-/**
- * Copies a finished job's image into `dst` as `format` (a `FluxPixelFormat`), rows `dst_stride`
- * bytes apart; `dst_size` is the buffer's length. The engine keeps the result until
- * `flux_job_release`.
- *
- * # Safety
- * `dst` must be NULL or writable for `dst_size` bytes.
- */
-FluxResult flux_job_copy_image(struct FluxEngine *engine,
-                               FluxJob job,
-                               int32_t format,
-                               uint8_t *dst,
-                               size_t dst_stride,
-                               size_t dst_size);
-
-/**
- * Writes a finished job's image to `path`: JPEG for `.jpg`/`.jpeg` (quality 95), otherwise
- * PNG carrying the generation parameters (prompt, seed, steps, guidance, size, variant).
- *
- * # Safety
- * `path` must be NULL or a NUL-terminated string.
- */
-FluxResult flux_job_save_image(struct FluxEngine *engine, FluxJob job, const char *path);
-
-/**
- * Forgets a job (cancelling it if it is still queued or running); its handle becomes invalid.
- *
- * # Safety
- * `engine` must be NULL or a handle.
- */
-FluxResult flux_job_release(struct FluxEngine *engine, FluxJob job);
 
 /**
  * The next event, or NO_EVENT (always, for an engine with a callback). Never blocks.
@@ -1233,6 +1054,185 @@ FluxResult flux_job_write_gpu_image(struct FluxEngine *engine,
  * `image` must be NULL or a handle.
  */
 FluxResult flux_gpu_image_destroy(struct FluxGpuImage *image);
+
+/**
+ * Cancels a job: a queued one never starts, a running one stops within one step (a model load:
+ * after the component it is reading). Cancelling a finished job is harmless
+ * (`FLUX_CANCEL_OUTCOME_ALREADY_FINISHED`). `out_outcome` may be NULL.
+ *
+ * # Safety
+ * Pointers must be NULL or valid.
+ */
+FluxResult flux_job_cancel(struct FluxEngine *engine, FluxJob job, int32_t *out_outcome);
+
+/**
+ * A job's state and progress.
+ *
+ * # Safety
+ * `out` must point to a `FluxJobStatus` whose `struct_size` is set.
+ */
+FluxResult flux_job_status(struct FluxEngine *engine, FluxJob job, struct FluxJobStatus *out);
+
+/**
+ * Blocks until the job ends or `timeout_ms` passes (TIMEOUT; the job goes on). `out_state`
+ * (may be NULL) then holds the job's `FluxJobState`: the terminal one on success, QUEUED or
+ * RUNNING on TIMEOUT. WRONG_THREAD in the callback.
+ *
+ * # Safety
+ * Pointers must be NULL or valid.
+ */
+FluxResult flux_job_wait(struct FluxEngine *engine,
+                         FluxJob job,
+                         uint32_t timeout_ms,
+                         int32_t *out_state);
+
+/**
+ * OK for a job that has not failed; JOB_FAILED (with its error as the last error message) for
+ * one that has.
+ *
+ * # Safety
+ * `engine` must be NULL or a handle.
+ */
+FluxResult flux_job_error(struct FluxEngine *engine, FluxJob job);
+
+/**
+ * Size of a finished job's image.
+ *
+ * # Safety
+ * Pointers must be NULL or valid.
+ */
+FluxResult flux_job_image_size(struct FluxEngine *engine,
+                               FluxJob job,
+                               uint32_t *out_width,
+                               uint32_t *out_height);
+
+/**
+ * Copies a finished job's image into `dst` as `format` (a `FluxPixelFormat`), rows `dst_stride`
+ * bytes apart; `dst_size` is the buffer's length. The engine keeps the result until
+ * `flux_job_release`.
+ *
+ * # Safety
+ * `dst` must be NULL or writable for `dst_size` bytes.
+ */
+FluxResult flux_job_copy_image(struct FluxEngine *engine,
+                               FluxJob job,
+                               int32_t format,
+                               uint8_t *dst,
+                               size_t dst_stride,
+                               size_t dst_size);
+
+/**
+ * Writes a finished job's image to `path`: JPEG for `.jpg`/`.jpeg` (quality 95), otherwise
+ * PNG carrying the generation parameters (prompt, seed, steps, guidance, size, variant).
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string.
+ */
+FluxResult flux_job_save_image(struct FluxEngine *engine, FluxJob job, const char *path);
+
+/**
+ * Forgets a job (cancelling it if it is still queued or running); its handle becomes invalid.
+ *
+ * # Safety
+ * `engine` must be NULL or a handle.
+ */
+FluxResult flux_job_release(struct FluxEngine *engine, FluxJob job);
+
+/**
+ * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: no
+ * paths, default dtype, Kontext detected, normal priority. Call it through the header's inline
+ * `flux_model_desc_init`, which passes the caller's `sizeof` (so a newer library never writes
+ * past an older caller's struct).
+ *
+ * # Safety
+ * `desc` must be NULL or point to `struct_size` writable bytes.
+ */
+void flux_model_desc_defaults(struct FluxModelDesc *desc, uint32_t struct_size);
+
+/**
+ * Queues loading a model (replacing the current one). Files are located now (a missing folder
+ * or unknown layout fails here); weights load on the worker (watch the job).
+ *
+ * # Safety
+ * Pointers must be NULL or valid; strings NUL-terminated.
+ */
+FluxResult flux_engine_load_model(struct FluxEngine *engine,
+                                  const struct FluxModelDesc *desc,
+                                  FluxJob *out_job);
+
+/**
+ * Queues unloading the model.
+ *
+ * # Safety
+ * Pointers must be NULL or valid.
+ */
+FluxResult flux_engine_unload_model(struct FluxEngine *engine, int32_t priority, FluxJob *out_job);
+
+/**
+ * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+ * 1024×1024, seed 0, the variant's steps/guidance/T5 length. Call it through the header's inline
+ * `flux_text_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
+ * writes past an older caller's struct).
+ *
+ * # Safety
+ * `desc` must be NULL or point to `struct_size` writable bytes.
+ */
+void flux_text_to_image_desc_defaults(struct FluxTextToImageDesc *desc, uint32_t struct_size);
+
+/**
+ * Queues a text-to-image job.
+ *
+ * # Safety
+ * Pointers must be NULL or valid; strings NUL-terminated.
+ */
+FluxResult flux_engine_submit_text_to_image(struct FluxEngine *engine,
+                                            const struct FluxTextToImageDesc *desc,
+                                            FluxJob *out_job);
+
+/**
+ * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: snap
+ * on, size from the first image, 30 steps, guidance 2.5. Call it through the header's inline
+ * `flux_edit_desc_init`, which passes the caller's `sizeof` (so a newer library never writes past
+ * an older caller's struct).
+ *
+ * # Safety
+ * `desc` must be NULL or point to `struct_size` writable bytes.
+ */
+void flux_edit_desc_defaults(struct FluxEditDesc *desc, uint32_t struct_size);
+
+/**
+ * Queues a Kontext edit of 1 to 4 reference images (copied now), from host memory and/or GPU
+ * images.
+ *
+ * # Safety
+ * Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
+ * `stride × (height − 1) + width × bytes-per-pixel` bytes; `gpu_images` (and
+ * `gpu_wait_values` unless NULL) must hold `gpu_image_count` entries.
+ */
+FluxResult flux_engine_submit_edit(struct FluxEngine *engine,
+                                   const struct FluxEditDesc *desc,
+                                   FluxJob *out_job);
+
+/**
+ * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+ * strength 0.8, size from the init image. Call it through the header's inline
+ * `flux_image_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
+ * writes past an older caller's struct).
+ *
+ * # Safety
+ * `desc` must be NULL or point to `struct_size` writable bytes.
+ */
+void flux_image_to_image_desc_defaults(struct FluxImageToImageDesc *desc, uint32_t struct_size);
+
+/**
+ * Queues an image-to-image job (the init image is copied now).
+ *
+ * # Safety
+ * As `flux_engine_submit_edit`.
+ */
+FluxResult flux_engine_submit_image_to_image(struct FluxEngine *engine,
+                                             const struct FluxImageToImageDesc *desc,
+                                             FluxJob *out_job);
 
 #ifdef __cplusplus
 }  // extern "C"

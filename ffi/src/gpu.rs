@@ -189,7 +189,7 @@ pub unsafe extern "C" fn flux_job_write_gpu_image(
     guard(|| {
         let h = abi::engine(engine)?;
         let target = registered(image, engine, "image")?;
-        let g = crate::finished(&h, job)?;
+        let g = crate::jobs::finished(&h, job)?;
         let pixels = g.gpu_pixels.as_ref().ok_or_else(|| {
             FfiError::new(
                 FluxResult::Unsupported,

@@ -180,8 +180,9 @@ fn header_compiles_as_c99_and_cpp17_included_twice() {
 fn installed_package_builds_the_c_sample_with_cmake_and_pkg_config() {
     let s = Scratch::new("install");
     let prefix = s.0.join("prefix");
-    flux_engine::install::install(&prefix, &lib_dir(), &flux_engine::install::source_header())
-        .unwrap();
+    run(Command::new(env!("CARGO_BIN_EXE_flux-install"))
+        .arg(&prefix)
+        .arg(lib_dir()));
     let pc = run(Command::new("pkg-config")
         .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
         .args(["--cflags", "--libs", "flux_engine"]));
