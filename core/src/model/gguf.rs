@@ -348,6 +348,10 @@ pub fn read_header(path: &Path) -> Result<GgufHeader> {
             .try_fold(1u64, |a, &d| a.checked_mul(d))
             .filter(|&n| n <= usize::MAX as u64 / 4)
             .ok_or_else(|| c.corrupt(format!("tensor '{name}': shape {ne:?} overflows")))?;
+        // No model has an empty tensor, and candle cannot view empty data as blocks.
+        if elements == 0 {
+            return Err(c.corrupt(format!("tensor '{name}': shape {ne:?} has no elements")));
+        }
         let block = dtype.block_size() as u64;
         if ne[0] % block != 0 {
             return Err(c.corrupt(format!(

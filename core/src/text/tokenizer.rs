@@ -57,7 +57,7 @@ impl PromptTokenizer {
     /// Loads a T5 `tokenizer.json`.
     pub fn t5(path: &Path) -> Result<Self> {
         require(path)?;
-        let inner = Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
+        let inner = tokenizer_json(path)?;
         let specials = Specials {
             bos: None,
             eos: token_id(&inner, path, "</s>")?,
@@ -73,7 +73,7 @@ impl PromptTokenizer {
     /// Loads a CLIP tokenizer: a `tokenizer.json`, or a folder / `vocab.json` path with `merges.txt` beside it.
     pub fn clip(path: &Path) -> Result<Self> {
         let inner = if path.is_file() && path.file_name().is_some_and(|n| n == "tokenizer.json") {
-            Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?
+            tokenizer_json(path)?
         } else {
             let dir = if path.is_dir() {
                 path
@@ -83,7 +83,7 @@ impl PromptTokenizer {
             let json = dir.join("tokenizer.json");
             let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
             if !vocab.is_file() && json.is_file() {
-                Tokenizer::from_file(&json).map_err(|e| tok_err(&json, e))?
+                tokenizer_json(&json)?
             } else {
                 require(&vocab)?;
                 require(&merges)?;
@@ -127,6 +127,15 @@ impl PromptTokenizer {
         ids.resize(len, self.specials.pad);
         Ok(ids)
     }
+}
+
+/// A `tokenizer.json`. Its JSON syntax is checked first: the tokenizers crate panics on some
+/// malformed files (its decoder section unwraps a parse error) instead of failing.
+fn tokenizer_json(path: &Path) -> Result<Tokenizer> {
+    let text = std::fs::read_to_string(path).map_err(|e| tok_err(path, e))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| tok_err(path, format!("not JSON: {e}")))?;
+    text.parse::<Tokenizer>().map_err(|e| tok_err(path, e))
 }
 
 /// A BPE vocabulary: a JSON object of pieces and their ids.
