@@ -62,6 +62,54 @@ fn zeroed<T: Zeroable>() -> T {
     unsafe { MaybeUninit::<T>::zeroed().assume_init() }
 }
 
+/// Host memory page-locked for the device's copies (`cuMemHostRegister`): copies from it are
+/// DMA transfers that need no staging buffer and can overlap compute. Unlocked when dropped.
+pub(crate) struct Pinned {
+    ctx: Arc<CudaContext>,
+    ptr: *mut std::ffi::c_void,
+}
+
+// SAFETY: the guard only holds an address and the context to unregister it with; the driver
+// accepts both from any thread bound to the context.
+unsafe impl Send for Pinned {}
+// SAFETY: as above; the guard has no methods that use it through a shared reference.
+unsafe impl Sync for Pinned {}
+
+impl Pinned {
+    /// Page-locks `bytes` for copies to `device`; `None` when the driver refuses (too much
+    /// locked memory, an empty region): the copies then go through pageable memory, only slower.
+    ///
+    /// # Safety
+    /// `bytes` must stay allocated, and not move, until the guard is dropped.
+    pub(crate) unsafe fn new(device: &CudaDevice, bytes: &[u8]) -> Option<Pinned> {
+        if bytes.is_empty() {
+            return None;
+        }
+        let ctx = device.cuda_stream().context().clone();
+        ctx.bind_to_thread().ok()?;
+        let ptr = bytes.as_ptr() as *mut std::ffi::c_void;
+        // SAFETY: `bytes` is live host memory that the caller keeps in place past the guard;
+        // flags 0: portable to this context only.
+        let r = unsafe { sys::cuMemHostRegister_v2(ptr, bytes.len(), 0) };
+        match r {
+            sys::CUresult::CUDA_SUCCESS => Some(Pinned { ctx, ptr }),
+            r => {
+                log::debug!("page-locking {} bytes failed: {r:?}", bytes.len());
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        // SAFETY: `ptr` was registered by `new` and is unregistered once, here, while the memory
+        // is still allocated (the caller's promise).
+        let _ = unsafe { sys::cuMemHostUnregister(self.ptr) };
+    }
+}
+
 /// Free memory on `device`, in bytes.
 pub(crate) fn free_memory(device: &CudaDevice) -> Result<u64> {
     let ctx = device.cuda_stream().context().clone();

@@ -306,6 +306,29 @@ fn rgb_of(pixels: &[u8], desc: &GpuImageDesc) -> Result<RgbImage> {
     })
 }
 
+/// Host memory page-locked for copies to a CUDA device (streamed transformer blocks); never made
+/// for other devices or in a build without CUDA.
+#[cfg(feature = "cuda")]
+pub(crate) use cuda::Pinned;
+#[cfg(not(feature = "cuda"))]
+pub(crate) enum Pinned {}
+
+/// Page-locks `bytes` for copies to `device` when it is a CUDA device and the driver agrees.
+///
+/// # Safety
+/// `bytes` must stay allocated, and not move, until the guard is dropped.
+pub(crate) unsafe fn pin(device: &Device, bytes: &[u8]) -> Option<Pinned> {
+    match device {
+        #[cfg(feature = "cuda")]
+        // SAFETY: the caller's promise, which is `Pinned::new`'s.
+        Device::Cuda(d) => unsafe { Pinned::new(d, bytes) },
+        _ => {
+            let _ = bytes;
+            None
+        }
+    }
+}
+
 /// The UUID of the engine's CUDA device, to match the host's (Vulkan `deviceUUID`).
 pub fn device_uuid(device: &Device) -> Result<[u8; 16]> {
     let cuda = cuda_device(device)?;

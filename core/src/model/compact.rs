@@ -240,6 +240,21 @@ impl CompactWeight {
         }
     }
 
+    /// The stored bytes, when the weight is in host memory.
+    pub fn host_bytes(&self) -> Option<&[u8]> {
+        match &self.data {
+            Data::Ggml(q) => match q.data().ok()? {
+                Cow::Borrowed(b) => Some(b),
+                Cow::Owned(_) => None,
+            },
+            Data::Fp8 {
+                values: Fp8Values::Host(b),
+                ..
+            } => Some(b),
+            Data::Fp8 { .. } => None,
+        }
+    }
+
     /// A reader of the weight's rows as f32; the weight must be on the CPU.
     pub fn rows(&self) -> Result<RowReader<'_>> {
         let source = match &self.data {

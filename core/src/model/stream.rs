@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 /// One block's tensors in host memory: compact weights in their stored form, the others at the
 /// compute dtype.
 pub struct HostBlock {
+    /// Page-locked regions of `tensors` (streaming to CUDA). Declared first: dropped, and
+    /// unlocked, before the memory they lock is freed.
+    pinned: Vec<crate::interop::Pinned>,
     tensors: HashMap<String, Held>,
 }
 
@@ -44,7 +47,31 @@ impl HostBlock {
             };
             tensors.insert(name.clone(), held);
         }
-        Ok(Self { tensors })
+        Ok(Self {
+            pinned: Vec::new(),
+            tensors,
+        })
+    }
+
+    /// Page-locks the block's buffers for copies to `device` (CUDA: uploads are then DMA
+    /// transfers straight from them); nothing on other devices, or for a buffer the driver
+    /// refuses to lock (it is then copied from pageable memory, only slower).
+    pub fn pin_for(&mut self, device: &Device) {
+        if device.is_cpu() {
+            return;
+        }
+        for held in self.tensors.values() {
+            let region = match held {
+                Held::Compact(c) => c.host_bytes().map(|b| (b.as_ptr(), b.len())),
+                Held::Tensor(t) => host_region(t),
+            };
+            // SAFETY: the region is the heap buffer of a tensor or weight this block owns and
+            // never changes; `pinned` is dropped before `tensors`, so it is unlocked first.
+            let pinned = region.and_then(|(ptr, len)| unsafe {
+                crate::interop::pin(device, std::slice::from_raw_parts(ptr, len))
+            });
+            self.pinned.extend(pinned);
+        }
     }
 
     fn held(&self, name: &str) -> Result<&Held> {
@@ -78,6 +105,25 @@ impl WeightSource for HostBlock {
             Held::Compact(c) => Some(Arc::new(c.to_device(device)?)),
             Held::Tensor(_) => None,
         })
+    }
+}
+
+/// The heap buffer of a host tensor (its whole storage).
+fn host_region(t: &Tensor) -> Option<(*const u8, usize)> {
+    use candle_core::{CpuStorage as C, Storage};
+    let (storage, _) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return None;
+    };
+    fn bytes<T>(v: &[T]) -> Option<(*const u8, usize)> {
+        Some((v.as_ptr() as *const u8, std::mem::size_of_val(v)))
+    }
+    match cpu {
+        C::F32(v) => bytes(v),
+        C::BF16(v) => bytes(v),
+        C::F16(v) => bytes(v),
+        C::U8(v) => bytes(v),
+        _ => None,
     }
 }
 

@@ -423,13 +423,16 @@ impl FluxTransformer {
         })
     }
 
-    /// Block `i`'s tensors in host memory in their stored form.
+    /// Block `i`'s tensors in host memory in their stored form, page-locked when the blocks
+    /// are uploaded to a CUDA device.
     fn host_block(&self, i: usize) -> Result<HostBlock> {
         let names = block_tensors(&self.config, i)
             .into_iter()
             .filter(|(name, _)| self.weights.contains(name))
             .collect::<Vec<_>>();
-        HostBlock::read(&self.weights, &names, self.dtype)
+        let mut block = HostBlock::read(&self.weights, &names, self.dtype)?;
+        block.pin_for(self.device());
+        Ok(block)
     }
 
     /// Where the blocks live now.
