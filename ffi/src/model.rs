@@ -5,11 +5,9 @@ use std::mem::{offset_of, size_of};
 use flux_core::model::ModelFiles;
 use flux_core::runtime::JobRequest;
 
-use crate::abi::{
-    self, guard, non_null, opt_string, read_desc, string, write_defaults, FfiError, FfiResult,
-};
+use crate::abi::{self, guard, non_null, opt_string, string, write_defaults, FfiError, FfiResult};
 use crate::enums::c_enum;
-use crate::requests::submit;
+use crate::requests::{submission, submit};
 use crate::types::*;
 
 /// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: no
@@ -73,15 +71,14 @@ pub unsafe extern "C" fn flux_engine_load_model(
     out_job: *mut FluxJob,
 ) -> FluxResult {
     guard(|| {
-        let h = abi::engine(engine)?;
-        non_null(out_job, "out_job")?;
         // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let d = unsafe {
-            read_desc(
+        let (h, d) = unsafe {
+            submission(
+                engine,
                 desc,
                 end_of!(FluxModelDesc, folder),
                 model_desc_defaults,
-                "desc",
+                out_job,
             )
         }?;
         let dtype = match c_enum(d.dtype, "dtype")? {

@@ -2,6 +2,7 @@
 //! made at submit.
 
 use std::mem::{offset_of, size_of};
+use std::sync::Arc;
 
 use flux_core::image::{ImageView, PixelFormat, RgbImage};
 use flux_core::pipeline::edit::{ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS};
@@ -96,15 +97,14 @@ pub unsafe extern "C" fn flux_engine_submit_text_to_image(
     out_job: *mut FluxJob,
 ) -> FluxResult {
     guard(|| {
-        let h = abi::engine(engine)?;
-        non_null(out_job, "out_job")?;
         // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let d = unsafe {
-            read_desc(
+        let (h, d) = unsafe {
+            submission(
+                engine,
                 desc,
                 end_of!(FluxTextToImageDesc, prompt),
                 text_to_image_desc_defaults,
-                "desc",
+                out_job,
             )
         }?;
         // SAFETY: NULL or NUL-terminated (the contract above).
@@ -209,15 +209,14 @@ pub unsafe extern "C" fn flux_engine_submit_edit(
     out_job: *mut FluxJob,
 ) -> FluxResult {
     guard(|| {
-        let h = abi::engine(engine)?;
-        non_null(out_job, "out_job")?;
         // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let d = unsafe {
-            read_desc(
+        let (h, d) = unsafe {
+            submission(
+                engine,
                 desc,
                 end_of!(FluxEditDesc, image_count),
                 edit_desc_defaults,
-                "desc",
+                out_job,
             )
         }?;
         // SAFETY: NULL or NUL-terminated (the contract above).
@@ -332,15 +331,14 @@ pub unsafe extern "C" fn flux_engine_submit_image_to_image(
     out_job: *mut FluxJob,
 ) -> FluxResult {
     guard(|| {
-        let h = abi::engine(engine)?;
-        non_null(out_job, "out_job")?;
         // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let d = unsafe {
-            read_desc(
+        let (h, d) = unsafe {
+            submission(
+                engine,
                 desc,
                 end_of!(FluxImageToImageDesc, strength),
                 image_to_image_desc_defaults,
-                "desc",
+                out_job,
             )
         }?;
         // SAFETY: NULL or NUL-terminated (the contract above).
@@ -389,4 +387,23 @@ pub(crate) fn submit(
     // SAFETY: checked non-null by the caller of `submit`.
     unsafe { out_job.write(id.0) };
     Ok(())
+}
+
+/// The start every submit shares: the live engine, `out_job` checked, and the caller's desc read
+/// over its defaults (`min`: the smallest `struct_size` accepted).
+///
+/// # Safety
+/// `desc` must be NULL or a struct whose `struct_size` is set.
+pub(crate) unsafe fn submission<T>(
+    engine: *mut FluxEngine,
+    desc: *const T,
+    min: usize,
+    defaults: fn() -> T,
+    out_job: *mut FluxJob,
+) -> FfiResult<(Arc<Handle>, T)> {
+    let h = abi::engine(engine)?;
+    non_null(out_job, "out_job")?;
+    // SAFETY: the caller's promise, which is `read_desc`'s.
+    let d = unsafe { read_desc(desc, min, defaults, "desc") }?;
+    Ok((h, d))
 }
