@@ -1,0 +1,432 @@
+//! Random sequences of C ABI calls with hostile arguments, on the tiny model: engines created with
+//! bad descs and destroyed (twice, or while jobs run), loads of missing folders, submits with
+//! sizes, steps and guidance out of range, cancels, waits, polls and copies into structs and
+//! buffers of the wrong size, releases of unknown jobs, budgets that unload the model. Every call
+//! must end in a result code — never INTERNAL (a caught panic) — every job in one terminal
+//! state, and the whole run within the watchdog's time (no hang).
+//!
+//! `FLUX_ABI_FUZZ_OPS` (default 1500) and `FLUX_ABI_FUZZ_SEED` make longer or other runs.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::ffi::{c_char, CString};
+use std::mem::size_of;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use flux_engine::types::*;
+use flux_engine::*;
+use support::{tiny_dev_model, Scratch};
+
+/// Stands in for a handle the library never gave out.
+const FORGED: usize = 0x10;
+
+#[test]
+fn random_call_sequences_end_in_codes_never_in_panics_or_hangs() {
+    let s = Scratch::new("abi-sequences");
+    tiny_dev_model(&s.0.join("model"));
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (ops, seed) = (env("FLUX_ABI_FUZZ_OPS", 1500), env("FLUX_ABI_FUZZ_SEED", 7));
+    let model = CString::new(s.0.join("model").to_str().unwrap()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let summary = Sequence::new(seed, model).run(ops as usize);
+        tx.send(summary).unwrap();
+    });
+    let summary = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("the call sequence hung (watchdog: 600 s)");
+    runner.join().unwrap();
+    let (calls, succeeded, codes) = summary;
+    eprintln!("{calls} calls, {succeeded} jobs seen to succeed, result codes {codes:?}");
+    assert!(calls >= ops as usize, "{calls} calls");
+    assert!(succeeded > 0, "no job ran to the end among {calls} calls");
+    // The hostile arguments were refused, and some jobs did run.
+    assert!(codes.contains(&FluxResult::InvalidArgument), "{codes:?}");
+    assert!(codes.contains(&FluxResult::Ok), "{codes:?}");
+}
+
+struct Sequence {
+    rng: fastrand::Rng,
+    model: CString,
+    bad_utf8: Vec<u8>,
+    /// Live engines and the jobs submitted to each.
+    engines: Vec<(*mut FluxEngine, Vec<FluxJob>)>,
+    /// Destroyed engines' handles, passed again on purpose.
+    dead: Vec<*mut FluxEngine>,
+    calls: usize,
+    codes: Vec<FluxResult>,
+    /// Jobs seen to succeed (by a wait).
+    succeeded: usize,
+}
+
+impl Sequence {
+    fn new(seed: u64, model: CString) -> Self {
+        Self {
+            rng: fastrand::Rng::with_seed(seed),
+            model,
+            bad_utf8: vec![0xff, 0xfe, b'x', 0],
+            engines: Vec::new(),
+            dead: Vec::new(),
+            calls: 0,
+            codes: Vec::new(),
+            succeeded: 0,
+        }
+    }
+
+    /// Records a call's result; a caught panic fails the test with the message.
+    fn check(&mut self, what: &str, r: FluxResult) {
+        self.calls += 1;
+        if r == FluxResult::Internal {
+            // SAFETY: the library's own message string, valid until the next call.
+            let msg = unsafe { std::ffi::CStr::from_ptr(flux_last_error_message()) };
+            panic!("{what} panicked inside the library: {msg:?}");
+        }
+        if !self.codes.contains(&r) {
+            self.codes.push(r);
+        }
+    }
+
+    /// A handle to call with: mostly a live engine, sometimes a dead, forged or NULL one.
+    fn engine(&mut self) -> (*mut FluxEngine, Option<usize>) {
+        match self.rng.u8(..10) {
+            0 => (std::ptr::null_mut(), None),
+            1 => (FORGED as *mut FluxEngine, None),
+            2 if !self.dead.is_empty() => (self.dead[self.rng.usize(..self.dead.len())], None),
+            _ if !self.engines.is_empty() => {
+                let i = self.rng.usize(..self.engines.len());
+                (self.engines[i].0, Some(i))
+            }
+            _ => (std::ptr::null_mut(), None),
+        }
+    }
+
+    /// A job id to call with: mostly one of the engine's, sometimes an unknown one.
+    fn job(&mut self, engine: Option<usize>) -> FluxJob {
+        let jobs = engine.map(|i| &self.engines[i].1).filter(|j| !j.is_empty());
+        match (jobs, self.rng.u8(..5)) {
+            (Some(jobs), 1..) => jobs[self.rng.usize(..jobs.len())],
+            _ => self.rng.u64(..1_000_000),
+        }
+    }
+
+    /// `good` four times in five, otherwise one of `bad`: each field of a call is hostile alone
+    /// often enough, and whole calls still succeed often enough to run jobs.
+    fn pick<T: Copy>(&mut self, good: T, bad: &[T]) -> T {
+        match self.rng.u8(..5) {
+            0 => bad[self.rng.usize(..bad.len())],
+            _ => good,
+        }
+    }
+
+    /// A struct size: mostly right, sometimes too small, larger (a newer caller) or absurd.
+    fn struct_size<T>(&mut self) -> u32 {
+        let real = size_of::<T>() as u32;
+        self.pick(real, &[0, 3, real + 8, 1 << 20])
+    }
+
+    fn run(mut self, ops: usize) -> (usize, usize, Vec<FluxResult>) {
+        while self.calls < ops {
+            // Engines live long enough for their models to load and jobs to run.
+            match self.rng.u8(..40) {
+                0 => self.create(),
+                1 => self.destroy(),
+                2..=4 => self.load(),
+                5..=14 => self.submit(),
+                15..=17 => self.cancel(),
+                18..=21 => self.status(),
+                22..=25 => self.wait(),
+                26..=29 => self.poll(),
+                30..=33 => self.copy(),
+                34..=36 => self.release(),
+                _ => self.settings(),
+            }
+        }
+        // Every job of a live engine ends in exactly one terminal state.
+        for (e, jobs) in std::mem::take(&mut self.engines) {
+            for job in jobs {
+                let mut state = -1;
+                // SAFETY: a live engine; `state` is a live local.
+                let r = unsafe { flux_job_wait(e, job, 60_000, &mut state) };
+                if r == FluxResult::Ok {
+                    assert!((2..=4).contains(&state), "job {job} ended in state {state}");
+                    self.succeeded += usize::from(state == 2);
+                }
+            }
+            // SAFETY: a live engine, destroyed once.
+            assert_eq!(unsafe { flux_engine_destroy(e) }, FluxResult::Ok);
+        }
+        (self.calls, self.succeeded, self.codes)
+    }
+
+    fn create(&mut self) {
+        if self.engines.len() >= 2 {
+            return self.destroy();
+        }
+        // 1 MiB, 8-byte aligned: more than any struct size given.
+        let mut buf = vec![0u64; 1 << 17];
+        let d = buf.as_mut_ptr() as *mut FluxEngineDesc;
+        // SAFETY: `buf` holds 1 MiB, more than any struct size given.
+        unsafe { flux_engine_desc_defaults(d, size_of::<FluxEngineDesc>() as u32) };
+        let size = self.struct_size::<FluxEngineDesc>();
+        // SAFETY: `d` points into `buf`, large and aligned enough for the struct.
+        unsafe {
+            (*d).struct_size = size;
+            (*d).abi_version = self.pick(FLUX_ABI_VERSION, &[0, 99]);
+            (*d).device = self.pick(0, &[1, 7]);
+            (*d).log_level = self.pick(3, &[0, 9]);
+            (*d).preview_every = self.rng.u32(..3);
+            (*d).memory_budget = self.pick(FLUX_MEMORY_BUDGET_AUTO, &[1 << 40, 1000]);
+        }
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `d` is a desc in `buf`; `out` a live local.
+        let r = unsafe { flux_engine_create(d, &mut out) };
+        self.check("create", r);
+        if r == FluxResult::Ok {
+            self.engines.push((out, Vec::new()));
+        }
+    }
+
+    fn destroy(&mut self) {
+        let (e, live) = self.engine();
+        // SAFETY: live, dead, forged or NULL handles are all detected by the library.
+        let r = unsafe { flux_engine_destroy(e) };
+        self.check("destroy", r);
+        if let Some(i) = live {
+            self.engines.remove(i);
+            self.dead.push(e);
+        }
+    }
+
+    fn load(&mut self) {
+        let (e, live) = self.engine();
+        let mut d = FluxModelDesc {
+            struct_size: 0,
+            folder: std::ptr::null(),
+            transformer: std::ptr::null(),
+            ae: std::ptr::null(),
+            t5: std::ptr::null(),
+            clip: std::ptr::null(),
+            t5_tokenizer: std::ptr::null(),
+            clip_tokenizer: std::ptr::null(),
+            dtype: 0,
+            kontext: -1,
+            priority: 0,
+            reserved: 0,
+        };
+        // SAFETY: `d` is a live local of the struct's size.
+        unsafe { flux_model_desc_defaults(&mut d, size_of::<FluxModelDesc>() as u32) };
+        let missing = c"/nonexistent/flux";
+        d.folder = match self.rng.u8(..5) {
+            0 => std::ptr::null(),
+            1 => missing.as_ptr(),
+            2 => self.bad_utf8.as_ptr() as *const c_char,
+            _ => self.model.as_ptr(),
+        };
+        d.dtype = self.pick(0, &[1, 9]);
+        d.struct_size = self.pick(size_of::<FluxModelDesc>() as u32, &[2]);
+        let mut job = 0;
+        // SAFETY: `d` and `job` are live locals; the strings are NUL-terminated.
+        let r = unsafe { flux_engine_load_model(e, &d, &mut job) };
+        self.check("load", r);
+        self.keep(live, r, job);
+    }
+
+    fn keep(&mut self, engine: Option<usize>, r: FluxResult, job: FluxJob) {
+        if let (Some(i), FluxResult::Ok) = (engine, r) {
+            self.engines[i].1.push(job);
+        }
+    }
+
+    fn submit(&mut self) {
+        let (e, live) = self.engine();
+        let prompt = c"a lighthouse";
+        let mut job = 0;
+        let r = match self.rng.u8(..3) {
+            0 | 1 => {
+                let mut d = FluxTextToImageDesc {
+                    struct_size: 0,
+                    prompt: std::ptr::null(),
+                    width: 0,
+                    height: 0,
+                    seed: 0,
+                    steps: 0,
+                    guidance: 0.0,
+                    t5_len: 0,
+                    priority: 0,
+                };
+                let size = size_of::<FluxTextToImageDesc>() as u32;
+                // SAFETY: `d` is a live local of the struct's size.
+                unsafe { flux_text_to_image_desc_defaults(&mut d, size) };
+                d.prompt = match self.rng.u8(..8) {
+                    0 => std::ptr::null(),
+                    1 => self.bad_utf8.as_ptr() as *const c_char,
+                    _ => prompt.as_ptr(),
+                };
+                d.width = self.pick(32, &[16, 48, 0, 70, 100_000]);
+                d.height = self.pick(16, &[32, 64]);
+                d.steps = self.pick(1, &[2, 0, 5000]);
+                d.guidance = self.pick(-1.0, &[3.5, f32::NAN, f32::INFINITY]);
+                d.t5_len = self.pick(8, &[16, 0, 100_000]);
+                d.priority = self.rng.i32(-200..200);
+                // SAFETY: `d` and `job` are live locals; the strings are NUL-terminated.
+                unsafe { flux_engine_submit_text_to_image(e, &d, &mut job) }
+            }
+            _ => {
+                let pixels = vec![90u8; 64 * 48 * 4];
+                let view = FluxImageView {
+                    width: [64, 0, 63][self.rng.usize(..3)],
+                    height: 48,
+                    stride: [64 * 3, 64 * 4, 10][self.rng.usize(..3)],
+                    format: [0, 1, 7][self.rng.usize(..3)],
+                    data: pixels.as_ptr(),
+                };
+                let mut d: FluxEditDesc = empty_edit_desc();
+                // SAFETY: `d` is a live local of the struct's size.
+                unsafe { flux_edit_desc_defaults(&mut d, size_of::<FluxEditDesc>() as u32) };
+                d.prompt = prompt.as_ptr();
+                d.images = &view;
+                // At most the one view there is.
+                d.image_count = [1, 1, 0][self.rng.usize(..3)];
+                d.snap = 0;
+                d.steps = 1;
+                d.t5_len = 8;
+                // SAFETY: `d`, `view` (whose data holds 64×48×4 bytes, enough for any stride
+                // given) and `job` are live locals.
+                unsafe { flux_engine_submit_edit(e, &d, &mut job) }
+            }
+        };
+        self.check("submit", r);
+        self.keep(live, r, job);
+    }
+
+    fn cancel(&mut self) {
+        let (e, live) = self.engine();
+        let job = self.job(live);
+        let mut outcome = -1;
+        // SAFETY: `outcome` is a live local; handles are checked by the library.
+        let r = unsafe { flux_job_cancel(e, job, &mut outcome) };
+        self.check("cancel", r);
+    }
+
+    fn status(&mut self) {
+        let (e, live) = self.engine();
+        let job = self.job(live);
+        let mut buf = vec![0u8; 1 << 20];
+        let size = self.struct_size::<FluxJobStatus>();
+        buf[..4].copy_from_slice(&size.to_ne_bytes());
+        // SAFETY: `buf` holds more than any struct size given and starts with it.
+        let r = unsafe { flux_job_status(e, job, buf.as_mut_ptr() as *mut FluxJobStatus) };
+        self.check("status", r);
+    }
+
+    fn wait(&mut self) {
+        let (e, live) = self.engine();
+        let job = self.job(live);
+        let mut state = -1;
+        let timeout = self.pick(2000, &[0, 5, 20]);
+        // SAFETY: `state` is a live local.
+        let r = unsafe { flux_job_wait(e, job, timeout, &mut state) };
+        self.check("wait", r);
+        self.succeeded += usize::from(r == FluxResult::Ok && state == 2);
+    }
+
+    fn poll(&mut self) {
+        let (e, _) = self.engine();
+        let mut buf = vec![0u8; 1 << 20];
+        let size = self.struct_size::<FluxEvent>();
+        buf[..4].copy_from_slice(&size.to_ne_bytes());
+        // SAFETY: `buf` holds more than any struct size given and starts with it.
+        let r = unsafe { flux_engine_poll_event(e, buf.as_mut_ptr() as *mut FluxEvent) };
+        self.check("poll", r);
+    }
+
+    fn copy(&mut self) {
+        let (e, live) = self.engine();
+        let job = self.job(live);
+        let format = [0, 1, 2, 3, 9][self.rng.usize(..5)];
+        let stride = [64 * 4, 16 * 3, 0, usize::MAX / 15 + 1][self.rng.usize(..4)];
+        let mut dst = vec![0u8; 256 * 256 * 16];
+        let size = [dst.len(), 10, 0][self.rng.usize(..3)];
+        // SAFETY: `dst` is writable for `size` ≤ its length.
+        let r = unsafe { flux_job_copy_image(e, job, format, dst.as_mut_ptr(), stride, size) };
+        self.check("copy", r);
+    }
+
+    fn release(&mut self) {
+        let (e, live) = self.engine();
+        let job = self.job(live);
+        // SAFETY: handles are checked by the library.
+        let r = unsafe { flux_job_release(e, job) };
+        self.check("release", r);
+    }
+
+    fn settings(&mut self) {
+        let (e, _) = self.engine();
+        let r = match self.rng.u8(..3) {
+            0 => {
+                let bytes = self.pick(FLUX_MEMORY_BUDGET_AUTO, &[1, 1 << 40]);
+                // SAFETY: handles are checked by the library.
+                unsafe { flux_engine_set_memory_budget(e, bytes) }
+            }
+            1 => {
+                let mut plan = FluxResidencyPlan {
+                    struct_size: 0,
+                    text_placement: 0,
+                    stream_window: 0,
+                    stream_from_files: 0,
+                    resident_blocks: 0,
+                    tiled_vae: 0,
+                };
+                let size = size_of::<FluxResidencyPlan>() as u32;
+                // SAFETY: `plan` is a live local of the struct's size.
+                unsafe { flux_residency_plan_defaults(&mut plan, size) };
+                plan.text_placement = [0, 1, 2, 7][self.rng.usize(..4)];
+                plan.stream_window = self.rng.u32(..3);
+                plan.tiled_vae = [0, 1, 2][self.rng.usize(..3)];
+                let p = match self.rng.bool() {
+                    true => &plan as *const FluxResidencyPlan,
+                    false => std::ptr::null(),
+                };
+                // SAFETY: NULL or a live local plan.
+                unsafe { flux_engine_set_residency_plan(e, p) }
+            }
+            _ => {
+                let mut buf = vec![0u8; 1 << 20];
+                let size = self.struct_size::<FluxResidency>();
+                buf[..4].copy_from_slice(&size.to_ne_bytes());
+                // SAFETY: `buf` holds more than any struct size given and starts with it.
+                unsafe { flux_engine_get_residency(e, buf.as_mut_ptr() as *mut FluxResidency) }
+            }
+        };
+        self.check("settings", r);
+    }
+}
+
+/// An edit desc of zeros and NULL pointers, to be filled by its defaults.
+fn empty_edit_desc() -> FluxEditDesc {
+    FluxEditDesc {
+        struct_size: 0,
+        prompt: std::ptr::null(),
+        images: std::ptr::null(),
+        image_count: 0,
+        snap: 0,
+        width: 0,
+        height: 0,
+        seed: 0,
+        steps: 0,
+        guidance: 0.0,
+        t5_len: 0,
+        priority: 0,
+        gpu_images: std::ptr::null(),
+        gpu_wait_values: std::ptr::null(),
+        gpu_image_count: 0,
+        reserved: 0,
+    }
+}
