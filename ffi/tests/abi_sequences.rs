@@ -125,6 +125,15 @@ impl Sequence {
         }
     }
 
+    /// A 1 MiB output buffer starting with a struct size for `T` (see `struct_size`): larger
+    /// than any size given.
+    fn out_buffer<T>(&mut self) -> Vec<u8> {
+        let mut buf = vec![0u8; 1 << 20];
+        let size = self.struct_size::<T>();
+        buf[..4].copy_from_slice(&size.to_ne_bytes());
+        buf
+    }
+
     /// A struct size: mostly right, sometimes too small, larger (a newer caller) or absurd.
     fn struct_size<T>(&mut self) -> u32 {
         let real = size_of::<T>() as u32;
@@ -206,22 +215,7 @@ impl Sequence {
 
     fn load(&mut self) {
         let (e, live) = self.engine();
-        let mut d = FluxModelDesc {
-            struct_size: 0,
-            folder: std::ptr::null(),
-            transformer: std::ptr::null(),
-            ae: std::ptr::null(),
-            t5: std::ptr::null(),
-            clip: std::ptr::null(),
-            t5_tokenizer: std::ptr::null(),
-            clip_tokenizer: std::ptr::null(),
-            dtype: 0,
-            kontext: -1,
-            priority: 0,
-            reserved: 0,
-        };
-        // SAFETY: `d` is a live local of the struct's size.
-        unsafe { flux_model_desc_defaults(&mut d, size_of::<FluxModelDesc>() as u32) };
+        let mut d = defaults(flux_model_desc_defaults);
         let missing = c"/nonexistent/flux";
         d.folder = match self.rng.u8(..5) {
             0 => std::ptr::null(),
@@ -250,20 +244,7 @@ impl Sequence {
         let mut job = 0;
         let r = match self.rng.u8(..3) {
             0 | 1 => {
-                let mut d = FluxTextToImageDesc {
-                    struct_size: 0,
-                    prompt: std::ptr::null(),
-                    width: 0,
-                    height: 0,
-                    seed: 0,
-                    steps: 0,
-                    guidance: 0.0,
-                    t5_len: 0,
-                    priority: 0,
-                };
-                let size = size_of::<FluxTextToImageDesc>() as u32;
-                // SAFETY: `d` is a live local of the struct's size.
-                unsafe { flux_text_to_image_desc_defaults(&mut d, size) };
+                let mut d = defaults(flux_text_to_image_desc_defaults);
                 d.prompt = match self.rng.u8(..8) {
                     0 => std::ptr::null(),
                     1 => self.bad_utf8.as_ptr() as *const c_char,
@@ -287,9 +268,7 @@ impl Sequence {
                     format: [0, 1, 7][self.rng.usize(..3)],
                     data: pixels.as_ptr(),
                 };
-                let mut d: FluxEditDesc = empty_edit_desc();
-                // SAFETY: `d` is a live local of the struct's size.
-                unsafe { flux_edit_desc_defaults(&mut d, size_of::<FluxEditDesc>() as u32) };
+                let mut d = defaults(flux_edit_desc_defaults);
                 d.prompt = prompt.as_ptr();
                 d.images = &view;
                 // At most the one view there is.
@@ -318,9 +297,7 @@ impl Sequence {
     fn status(&mut self) {
         let (e, live) = self.engine();
         let job = self.job(live);
-        let mut buf = vec![0u8; 1 << 20];
-        let size = self.struct_size::<FluxJobStatus>();
-        buf[..4].copy_from_slice(&size.to_ne_bytes());
+        let mut buf = self.out_buffer::<FluxJobStatus>();
         // SAFETY: `buf` holds more than any struct size given and starts with it.
         let r = unsafe { flux_job_status(e, job, buf.as_mut_ptr() as *mut FluxJobStatus) };
         self.check("status", r);
@@ -339,9 +316,7 @@ impl Sequence {
 
     fn poll(&mut self) {
         let (e, _) = self.engine();
-        let mut buf = vec![0u8; 1 << 20];
-        let size = self.struct_size::<FluxEvent>();
-        buf[..4].copy_from_slice(&size.to_ne_bytes());
+        let mut buf = self.out_buffer::<FluxEvent>();
         // SAFETY: `buf` holds more than any struct size given and starts with it.
         let r = unsafe { flux_engine_poll_event(e, buf.as_mut_ptr() as *mut FluxEvent) };
         self.check("poll", r);
@@ -376,17 +351,7 @@ impl Sequence {
                 unsafe { flux_engine_set_memory_budget(e, bytes) }
             }
             1 => {
-                let mut plan = FluxResidencyPlan {
-                    struct_size: 0,
-                    text_placement: 0,
-                    stream_window: 0,
-                    stream_from_files: 0,
-                    resident_blocks: 0,
-                    tiled_vae: 0,
-                };
-                let size = size_of::<FluxResidencyPlan>() as u32;
-                // SAFETY: `plan` is a live local of the struct's size.
-                unsafe { flux_residency_plan_defaults(&mut plan, size) };
+                let mut plan = defaults(flux_residency_plan_defaults);
                 plan.text_placement = [0, 1, 2, 7][self.rng.usize(..4)];
                 plan.stream_window = self.rng.u32(..3);
                 plan.tiled_vae = [0, 1, 2][self.rng.usize(..3)];
@@ -398,9 +363,7 @@ impl Sequence {
                 unsafe { flux_engine_set_residency_plan(e, p) }
             }
             _ => {
-                let mut buf = vec![0u8; 1 << 20];
-                let size = self.struct_size::<FluxResidency>();
-                buf[..4].copy_from_slice(&size.to_ne_bytes());
+                let mut buf = self.out_buffer::<FluxResidency>();
                 // SAFETY: `buf` holds more than any struct size given and starts with it.
                 unsafe { flux_engine_get_residency(e, buf.as_mut_ptr() as *mut FluxResidency) }
             }
@@ -409,24 +372,13 @@ impl Sequence {
     }
 }
 
-/// An edit desc of zeros and NULL pointers, to be filled by its defaults.
-fn empty_edit_desc() -> FluxEditDesc {
-    FluxEditDesc {
-        struct_size: 0,
-        prompt: std::ptr::null(),
-        images: std::ptr::null(),
-        image_count: 0,
-        snap: 0,
-        width: 0,
-        height: 0,
-        seed: 0,
-        steps: 0,
-        guidance: 0.0,
-        t5_len: 0,
-        priority: 0,
-        gpu_images: std::ptr::null(),
-        gpu_wait_values: std::ptr::null(),
-        gpu_image_count: 0,
-        reserved: 0,
+/// A struct as its `_defaults` function fills it.
+fn defaults<T>(fill: unsafe extern "C" fn(*mut T, u32)) -> T {
+    let mut d = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the ABI's structs are integers, floats and pointers, valid when zeroed, and `fill`
+    // writes at most the size given, which is the struct's.
+    unsafe {
+        fill(d.as_mut_ptr(), size_of::<T>() as u32);
+        d.assume_init()
     }
 }
