@@ -40,10 +40,16 @@ pub fn available() -> u64 {
 /// space limit and the kernel's overcommit rules allow it): the memory is reserved and given
 /// back at once, without being touched.
 pub fn ensure_free(bytes: u64, what: impl FnOnce() -> String) -> Result<()> {
-    let mut probe: Vec<u8> = Vec::new();
+    empty_buffer(bytes, what).map(drop)
+}
+
+/// An empty buffer with room for `bytes`, allocated fallibly.
+fn empty_buffer(bytes: u64, what: impl FnOnce() -> String) -> Result<Vec<u8>> {
+    let mut buffer = Vec::new();
     usize::try_from(bytes)
         .ok()
-        .and_then(|n| probe.try_reserve_exact(n).ok())
+        .and_then(|n| buffer.try_reserve_exact(n).ok())
+        .map(|_| buffer)
         .ok_or_else(|| Error::OutOfMemory {
             what: what(),
             bytes,
@@ -58,14 +64,7 @@ pub fn read_exact_at(
     len: u64,
     what: impl FnOnce() -> String,
 ) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    usize::try_from(len)
-        .ok()
-        .and_then(|n| bytes.try_reserve_exact(n).ok())
-        .ok_or_else(|| Error::OutOfMemory {
-            what: what(),
-            bytes: len,
-        })?;
+    let mut bytes = empty_buffer(len, what)?;
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     file.seek(SeekFrom::Start(offset))
         .and_then(|_| file.take(len).read_to_end(&mut bytes))

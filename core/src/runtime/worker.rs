@@ -210,13 +210,9 @@ impl Worker {
         // worker, or every later job would wait forever: the model is dropped and work goes on.
         while let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| self.serve())) {
             let what = crate::error::panic_message(panic.as_ref());
-            let why =
-                format!("internal error (panic) outside a job: {what}; the model was unloaded");
-            self.unloaded = Some(why.clone());
-            self.model = None;
-            self.cache.clear();
-            self.publish_residency();
-            self.emit_residency(why);
+            self.unload(format!(
+                "internal error (panic) outside a job: {what}; the model was unloaded"
+            ));
         }
         self.shared.cancel_all_queued();
         self.model = None;
