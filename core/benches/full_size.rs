@@ -2,14 +2,15 @@
 //! while loading and for one denoising step, and the step's time. Not a test: it writes ~36 GB of
 //! files and runs for many minutes.
 //!
-//! `cargo bench -p flux-core --bench full_size -- [DIR] [q8_0] [t5] [both] [q4_k] [fp8]` writes into DIR
-//! (default `target/full-size`; files already there are reused) random-weight files with the
-//! real names and shapes: FLUX.1-dev transformers as city96's Q8_0 / Q4_K_S GGUF and as an fp8
-//! e4m3fn safetensors file (2-D weights fp8, the rest bf16), and city96's T5-XXL encoder in Q8_0
-//! (llama.cpp names). Each is then measured in a child process of its own (so each peak RSS is
-//! its own): a transformer is loaded with its blocks streamed from their stored form (two
-//! expanded at a time), then runs one forward at 256² (256 image tokens) with 512 text tokens; the T5 encoder is loaded and encodes 512 tokens; `both` loads T5 and the Q8_0
-//! transformer in one process and runs the encode and the step on its output.
+//! `cargo bench -p flux-core --bench full_size -- [DIR] [q8_0] [t5] [both] [q4_k] [fp8]` writes
+//! into DIR (default `target/full-size`; files already there are reused) random-weight files
+//! with the real names and shapes: FLUX.1-dev transformers as city96's Q8_0 / Q4_K_S GGUF and as
+//! an fp8 e4m3fn safetensors file (2-D weights fp8, the rest bf16), and city96's T5-XXL encoder
+//! in Q8_0 (llama.cpp names). Each is then measured in a child process of its own (so each peak
+//! RSS is its own): a transformer is loaded with its blocks streamed from their stored form (two
+//! expanded at a time), then runs one forward at 256² (256 image tokens) with 512 text tokens;
+//! the T5 encoder is loaded and encodes 512 tokens; `both` loads T5 and the Q8_0 transformer in
+//! one process and runs the encode and the step on its output.
 
 mod support;
 

@@ -8,12 +8,12 @@
 //! Memory budget: the host states how many bytes of device memory the engine may keep, or leaves
 //! it at [`MEMORY_BUDGET_AUTO`]: the memory available when a model loads (on the CPU what the
 //! process can still get, [`crate::memory::available`]; free device memory on CUDA), less a
-//! reserve the host sets, plus what the engine already holds. A residency plan ([`plan`]) then decides where each part lives: everything
-//! resident, text encoders on the CPU or released after encoding, transformer blocks streamed
-//! from host memory. A model that fits no plan is refused before anything large is allocated,
-//! with an error stating the bytes needed and available. The plan is chosen again when the budget
-//! changes (before the next denoising step of a running job) and before each job, with an
-//! estimate of that job's activations; a budget no plan fits unloads the model, with a
+//! reserve the host sets, plus what the engine already holds. A residency plan ([`plan`]) then
+//! decides where each part lives: everything resident, text encoders on the CPU or released
+//! after encoding, transformer blocks streamed from host memory. A model that fits no plan is
+//! refused before anything large is allocated, with an error stating the bytes needed and
+//! available. The plan is chosen again when the budget changes (before the next denoising step
+//! of a running job) and before each job, with an estimate of that job's activations; a budget no plan fits unloads the model, with a
 //! [`Event::Residency`] naming the budget and the bytes needed, which later jobs' errors repeat.
 
 mod cache;
@@ -92,8 +92,8 @@ impl Default for EngineOptions {
     }
 }
 
-/// Free memory on `device`: the process's available memory ([`crate::memory::available`]) on the CPU, the device's free memory
-/// on CUDA; unlimited where it cannot be measured.
+/// Free memory on `device`: the process's available memory ([`crate::memory::available`]) on
+/// the CPU, the device's free memory on CUDA; unlimited where it cannot be measured.
 fn device_available_memory(device: &candle_core::Device) -> u64 {
     match device {
         candle_core::Device::Cpu => crate::memory::available(),
