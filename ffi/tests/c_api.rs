@@ -11,7 +11,9 @@ use flux_core::tiny::{self, Layout};
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
-use support::{deps_dir as lib_dir, reference_request, root, run, tiny_dev_model, Scratch};
+use support::{
+    deps_dir as lib_dir, header_struct, reference_request, root, run, tiny_dev_model, Scratch,
+};
 
 /// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
 const STATIC_LIBS: &[&str] = &[
@@ -137,16 +139,11 @@ fn header_compiles_as_c99_and_cpp17_included_twice() {
     // Every struct of the header has its tail-padding check there.
     let header = std::fs::read_to_string(root().join("include/flux_engine.h")).unwrap();
     let checks = std::fs::read_to_string(&src).unwrap();
-    for line in header.lines() {
-        if let Some(name) = line
-            .strip_prefix("typedef struct ")
-            .and_then(|l| l.strip_suffix(" {"))
-        {
-            assert!(
-                checks.contains(&format!("NO_TAIL_PADDING({name},")),
-                "{name} has no NO_TAIL_PADDING check in tests/c/header_twice.c"
-            );
-        }
+    for name in header.lines().filter_map(header_struct) {
+        assert!(
+            checks.contains(&format!("NO_TAIL_PADDING({name},")),
+            "{name} has no NO_TAIL_PADDING check in tests/c/header_twice.c"
+        );
     }
     let inc = root().join("include");
     let flags = ["-Wall", "-Wextra", "-Werror", "-pedantic"];

@@ -99,6 +99,11 @@ pub fn reference_rgb(files: &ModelFiles) -> Vec<u8> {
         .data
 }
 
+/// The struct a line of the generated header opens (`typedef struct NAME {`).
+pub fn header_struct(line: &str) -> Option<&str> {
+    line.strip_prefix("typedef struct ")?.strip_suffix(" {")
+}
+
 /// The ABI as a C compiler lays it out, for the bindings' mirrors to be checked against: a C
 /// probe generated from `include/flux_engine.h` is compiled and run, and its lines written to
 /// `dir/abi-layout.txt` — `struct NAME SIZE`, then `field NAME FIELD OFFSET` per field in order,
@@ -112,10 +117,7 @@ pub fn abi_layout(dir: &Path) -> PathBuf {
     let mut in_enum = false;
     for line in header.lines() {
         let trimmed = line.trim();
-        if let Some(name) = line
-            .strip_prefix("typedef struct ")
-            .and_then(|l| l.strip_suffix(" {"))
-        {
+        if let Some(name) = header_struct(line) {
             probe += &format!("  printf(\"struct {name} %zu\\n\", sizeof({name}));\n");
             current = Some(name.to_string());
         } else if line.starts_with('}') {
