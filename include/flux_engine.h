@@ -8,6 +8,17 @@
  *
  * Conventions (the same for every function):
  *
+ * - Jobs are described by a `FluxRequest`, an opaque object with one setter per setting
+ *   (rustls-ffi's and wasmtime's builders): text-to-image, Kontext edits and image-to-image share
+ *   it, the images added choosing the kind. A setting is a function, never a struct field, so
+ *   adding one (LoRA lists, masks, control images) changes no layout: old callers and the
+ *   bindings, which bind functions rather than layouts, cannot drift. Each setter checks its value
+ *   and names it in the error; a setting never set keeps the default stated at its setter (no
+ *   value of a field means "default"). Descriptions that rarely grow (engine, model, image layout,
+ *   GPU memory) are versioned structs.
+ * - Pixels, in host or GPU memory, input or output, are a `FluxImage`: a layout
+ *   (`FluxImageDesc`) over memory the host keeps (host memory with its checked size, a CUDA
+ *   pointer, or imported Vulkan / D3D12 memory with an optional semaphore).
  * - Errors: every fallible function returns a `FluxResult`; `flux_last_error_message()` gives the
  *   sentence of the calling thread's last call (empty after a success; valid until the next call
  *   on that thread). No function aborts, unwinds into the caller or kills the process: a panic
@@ -18,15 +29,16 @@
  *   newer fields. Set `struct_size` of an output struct to its `sizeof`; the library fills what it
  *   knows and zeroes the rest. No struct has tail padding (a `reserved` field, always 0, fills it).
  * - Ownership: memory the library allocates stays the library's (an event's pointers are valid
- *   until the next poll or until the callback returns); results are copied into caller buffers;
- *   input buffers (GPU images included) are read during the call only.
+ *   until the next poll or until the callback returns); results are written into the host's
+ *   images; strings and structs passed in are read during the call only. An image's memory stays
+ *   the host's and must outlive the image.
  * - Threads: every function may be called from any thread. Each engine computes on its own worker
  *   thread; jobs queue by priority. The event callback runs on the worker thread, or on the calling
- *   thread inside `flux_engine_submit_*` (QUEUED) and `flux_job_cancel` (CANCELLED of a queued
+ *   thread inside `flux_engine_submit` and `flux_engine_load_model` (QUEUED) and `flux_job_cancel` (CANCELLED of a queued
  *   job). Inside it, `flux_engine_destroy` and `flux_job_wait` return `FLUX_RESULT_WRONG_THREAD`
  *   (they would wait for the callback itself); everything else may be called. The callback must
  *   return normally: no C++ exception, `longjmp` or thread exit may leave it.
- * - Handles: a destroyed engine, job or GPU image is detected (`FLUX_RESULT_INVALID_HANDLE`,
+ * - Handles: a destroyed engine, request, image or released job is detected (`FLUX_RESULT_INVALID_HANDLE`,
  *   `FLUX_RESULT_UNKNOWN_JOB`), never dereferenced. When `flux_engine_destroy` returns, no
  *   callback runs or will run.
  * - Strings are UTF-8 and NUL-terminated; NULL means "not given" where a field says so.
@@ -42,7 +54,7 @@
 /**
  * ABI version of this header. `flux_engine_create` refuses a library with another major version.
  */
-#define FLUX_ABI_VERSION 1
+#define FLUX_ABI_VERSION 2
 
 /**
  * Job priorities: higher runs first, equal ones in submission order.
@@ -230,7 +242,8 @@ typedef int32_t FluxDtype;
 #endif // __cplusplus
 
 /**
- * Pixel layout of an image buffer.
+ * Pixel layout of an image. Alpha is ignored on input and opaque on output; float values are
+ * the 8-bit ones / 255 (sRGB-encoded, as the 8-bit formats), native-endian.
  */
 enum FluxPixelFormat
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -242,17 +255,21 @@ enum FluxPixelFormat
    */
   FLUX_PIXEL_FORMAT_RGB8 = 0,
   /**
-   * 4 bytes per pixel; alpha is ignored on input and 255 on output.
+   * 4 bytes per pixel.
    */
   FLUX_PIXEL_FORMAT_RGBA8 = 1,
   /**
-   * 16 bytes per pixel, floats in [0, 1]; output only.
+   * 16 bytes per pixel, floats in [0, 1].
    */
   FLUX_PIXEL_FORMAT_RGBA32F = 2,
   /**
-   * 8 bytes per pixel, half floats in [0, 1] (the RGBA8 values / 255); GPU images only.
+   * 8 bytes per pixel, half floats in [0, 1].
    */
   FLUX_PIXEL_FORMAT_RGBA16F = 3,
+  /**
+   * 4 bytes per pixel, blue first (Unreal, D3D swap chains).
+   */
+  FLUX_PIXEL_FORMAT_BGRA8 = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -382,74 +399,92 @@ typedef int32_t FluxLogLevel;
 #endif // __cplusplus
 
 /**
- * What the memory of a `FluxGpuImageDesc` is.
+ * Whether a model is Kontext-trained (editing follows reference images only then).
  */
-enum FluxGpuMemoryType
+enum FluxKontext
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
   /**
-   * `cuda_pointer`: device memory on the engine's CUDA device.
+   * From the file name or `model_index.json`.
    */
-  FLUX_GPU_MEMORY_TYPE_CUDA_POINTER = 0,
-  /**
-   * `memory_handle`: a POSIX fd from `vkGetMemoryFdKHR` (`..._OPAQUE_FD_BIT`).
-   */
-  FLUX_GPU_MEMORY_TYPE_OPAQUE_FD = 1,
-  /**
-   * `memory_handle`: a Win32 NT handle from `vkGetMemoryWin32HandleKHR` (`..._OPAQUE_WIN32_BIT`).
-   */
-  FLUX_GPU_MEMORY_TYPE_OPAQUE_WIN32 = 2,
-  /**
-   * `memory_handle`: a D3D12 committed resource's handle from `ID3D12Device::CreateSharedHandle`.
-   */
-  FLUX_GPU_MEMORY_TYPE_D3D12_RESOURCE = 3,
+  FLUX_KONTEXT_DETECT = 0,
+  FLUX_KONTEXT_NO = 1,
+  FLUX_KONTEXT_YES = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
-typedef enum FluxGpuMemoryType FluxGpuMemoryType;
+typedef enum FluxKontext FluxKontext;
 #else
-typedef int32_t FluxGpuMemoryType;
+typedef int32_t FluxKontext;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
- * What the semaphore of a `FluxGpuImageDesc` is; the engine signals it on the GPU when the
- * pixels are written.
+ * What kind of handle a `FluxExternalMemory` carries.
  */
-enum FluxGpuSemaphoreType
+enum FluxExternalMemoryType
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  FLUX_GPU_SEMAPHORE_TYPE_NONE = 0,
   /**
-   * A Vulkan binary semaphore's fd (`..._OPAQUE_FD_BIT`).
+   * A POSIX fd from `vkGetMemoryFdKHR` (`VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT`).
    */
-  FLUX_GPU_SEMAPHORE_TYPE_OPAQUE_FD = 1,
+  FLUX_EXTERNAL_MEMORY_TYPE_OPAQUE_FD = 0,
   /**
-   * A Vulkan binary semaphore's Win32 handle (`..._OPAQUE_WIN32_BIT`).
+   * A Win32 NT handle from `vkGetMemoryWin32HandleKHR` (`..._OPAQUE_WIN32_BIT`).
    */
-  FLUX_GPU_SEMAPHORE_TYPE_OPAQUE_WIN32 = 2,
+  FLUX_EXTERNAL_MEMORY_TYPE_OPAQUE_WIN32 = 1,
   /**
-   * A Vulkan timeline semaphore's fd, signalled to the value given to the write.
+   * A D3D12 committed resource's handle from `ID3D12Device::CreateSharedHandle`.
    */
-  FLUX_GPU_SEMAPHORE_TYPE_TIMELINE_FD = 3,
-  /**
-   * A Vulkan timeline semaphore's Win32 handle, signalled to the value given to the write.
-   */
-  FLUX_GPU_SEMAPHORE_TYPE_TIMELINE_WIN32 = 4,
-  /**
-   * A D3D12 fence's shared handle, signalled to the value given to the write.
-   */
-  FLUX_GPU_SEMAPHORE_TYPE_D3D12_FENCE = 5,
+  FLUX_EXTERNAL_MEMORY_TYPE_D3D12_RESOURCE = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
-typedef enum FluxGpuSemaphoreType FluxGpuSemaphoreType;
+typedef enum FluxExternalMemoryType FluxExternalMemoryType;
 #else
-typedef int32_t FluxGpuSemaphoreType;
+typedef int32_t FluxExternalMemoryType;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What kind of semaphore a `FluxSemaphore` is. The engine waits for it before reading an image
+ * and signals it after writing one.
+ */
+enum FluxSemaphoreType
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A Vulkan binary semaphore's fd (`VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT`).
+   */
+  FLUX_SEMAPHORE_TYPE_OPAQUE_FD = 0,
+  /**
+   * A Vulkan binary semaphore's Win32 handle (`..._OPAQUE_WIN32_BIT`).
+   */
+  FLUX_SEMAPHORE_TYPE_OPAQUE_WIN32 = 1,
+  /**
+   * A Vulkan timeline semaphore's fd: waited for and signalled to the values given.
+   */
+  FLUX_SEMAPHORE_TYPE_TIMELINE_FD = 2,
+  /**
+   * A Vulkan timeline semaphore's Win32 handle: waited for and signalled to the values given.
+   */
+  FLUX_SEMAPHORE_TYPE_TIMELINE_WIN32 = 3,
+  /**
+   * A D3D12 fence's shared handle: waited for and signalled to the values given.
+   */
+  FLUX_SEMAPHORE_TYPE_D3D12_FENCE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FluxSemaphoreType FluxSemaphoreType;
+#else
+typedef int32_t FluxSemaphoreType;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -490,10 +525,21 @@ typedef int32_t FluxTextPlacement;
 typedef struct FluxEngine FluxEngine;
 
 /**
- * A GPU image of the host's (opaque): its memory and semaphore imported into an engine's CUDA
- * context. Create with `flux_gpu_image_create`, free with `flux_gpu_image_destroy`.
+ * An image of the host's (opaque): pixels in host memory, in CUDA device memory, or in Vulkan /
+ * D3D12 memory imported into an engine's CUDA context. Used as an input (a Kontext reference,
+ * an init image) and as the destination of a result (`flux_job_write_image`). The library never
+ * owns the pixels: host memory must stay valid until the image is destroyed. Free with
+ * `flux_image_destroy`.
  */
-typedef struct FluxGpuImage FluxGpuImage;
+typedef struct FluxImage FluxImage;
+
+/**
+ * A job description (opaque): the prompt, the sampling settings and the images that make it
+ * text-to-image, a Kontext edit or image-to-image. Create with `flux_request_create`, set what
+ * you need (a setting never set keeps its stated default), submit with `flux_engine_submit` as
+ * often as you like, free with `flux_request_destroy`.
+ */
+typedef struct FluxRequest FluxRequest;
 
 /**
  * A job handle: unique within its engine, never 0, never reused.
@@ -675,57 +721,90 @@ typedef struct FluxResidency {
 } FluxResidency;
 
 /**
- * The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
- * engine never takes the host's handles: it imports duplicates (fds) or uses them only during
- * `flux_gpu_image_create` (Win32), so close them whenever you like after that call.
+ * Size and layout of an image's pixels, whatever memory holds them. Fill with
+ * `flux_image_desc_init`, then set the size and `row_pitch` (they have no default).
  */
-typedef struct FluxGpuImageDesc {
+typedef struct FluxImageDesc {
   uint32_t struct_size;
   /**
-   * A `FluxGpuMemoryType`.
+   * Size in pixels, 1..=16384 a side (required).
    */
-  int32_t memory_type;
-  /**
-   * CUDA_POINTER: the device pointer (a `CUdeviceptr`).
-   */
-  uint64_t cuda_pointer;
-  /**
-   * Imported memory: the fd or HANDLE.
-   */
-  int64_t memory_handle;
-  /**
-   * Imported memory: the allocation's size in bytes (`VkMemoryAllocateInfo::allocationSize`).
-   */
-  uint64_t memory_size;
-  /**
-   * Imported memory: 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`).
-   */
-  uint32_t dedicated;
-  /**
-   * Bytes from the start of the memory to the first pixel.
-   */
-  uint64_t offset;
   uint32_t width;
   uint32_t height;
   /**
-   * Bytes from one row to the next (at least width · bytes per pixel).
-   */
-  uint64_t row_pitch;
-  /**
-   * `FLUX_PIXEL_FORMAT_RGBA8` or `FLUX_PIXEL_FORMAT_RGBA16F`; alpha is opaque.
+   * A `FluxPixelFormat` (default RGBA8). GPU images are RGBA8 or RGBA16F.
    */
   int32_t format;
   /**
-   * The device the memory lives on (Vulkan's `VkPhysicalDeviceIDProperties::deviceUUID`);
-   * required for imported memory; all zero = not given.
+   * Bytes from one row to the next, at least width × bytes per pixel (required).
+   */
+  uint64_t row_pitch;
+  /**
+   * 1: the first row in memory is the image's bottom row (OpenGL, Unity); host images only.
+   * Default 0 (top row first).
+   */
+  uint32_t bottom_up;
+  /**
+   * Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+   * later always changes `sizeof` (and `struct_size` tells the versions apart).
+   */
+  uint32_t reserved;
+} FluxImageDesc;
+
+/**
+ * Vulkan or D3D12 memory to import. Fill with `flux_external_memory_init`. The engine never
+ * takes the handle: it imports a duplicate (fds) or uses it only during the call (Win32), so
+ * close it whenever you like after that call.
+ */
+typedef struct FluxExternalMemory {
+  uint32_t struct_size;
+  /**
+   * A `FluxExternalMemoryType` (default OPAQUE_FD).
+   */
+  int32_t handle_type;
+  /**
+   * The fd or HANDLE (required).
+   */
+  int64_t handle;
+  /**
+   * The allocation's size in bytes, `VkMemoryAllocateInfo::allocationSize` (required).
+   */
+  uint64_t size;
+  /**
+   * Bytes from the start of the memory to the first pixel (default 0).
+   */
+  uint64_t offset;
+  /**
+   * The device the memory lives on, `VkPhysicalDeviceIDProperties::deviceUUID` (required;
+   * checked against the engine's device).
    */
   uint8_t device_uuid[16];
   /**
-   * A `FluxGpuSemaphoreType` (default NONE) and its fd or HANDLE.
+   * 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`; default 0).
    */
-  int32_t semaphore_type;
-  int64_t semaphore_handle;
-} FluxGpuImageDesc;
+  uint32_t dedicated;
+  /**
+   * Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+   * later always changes `sizeof` (and `struct_size` tells the versions apart).
+   */
+  uint32_t reserved;
+} FluxExternalMemory;
+
+/**
+ * A Vulkan semaphore or D3D12 fence to synchronise an image with. Fill with
+ * `flux_semaphore_init`; the handle is used as a `FluxExternalMemory`'s is.
+ */
+typedef struct FluxSemaphore {
+  uint32_t struct_size;
+  /**
+   * A `FluxSemaphoreType` (default OPAQUE_FD).
+   */
+  int32_t handle_type;
+  /**
+   * The fd or HANDLE (required).
+   */
+  int64_t handle;
+} FluxSemaphore;
 
 /**
  * A job snapshot (output: set `struct_size`, the library fills what fits).
@@ -762,7 +841,7 @@ typedef struct FluxModelDesc {
    */
   int32_t dtype;
   /**
-   * 1: Kontext-trained, 0: not, -1 (default): detect from the file name / model_index.json.
+   * A `FluxKontext` (default DETECT).
    */
   int32_t kontext;
   /**
@@ -775,123 +854,6 @@ typedef struct FluxModelDesc {
    */
   uint32_t reserved;
 } FluxModelDesc;
-
-/**
- * A text-to-image job. 0 / negative values mean "the variant's default".
- */
-typedef struct FluxTextToImageDesc {
-  uint32_t struct_size;
-  /**
-   * UTF-8, NUL-terminated; copied at submit.
-   */
-  const char *prompt;
-  /**
-   * Output size, positive multiples of 16 (default 1024 × 1024).
-   */
-  uint32_t width;
-  uint32_t height;
-  uint64_t seed;
-  /**
-   * Steps (0: dev 28, schnell 4).
-   */
-  uint32_t steps;
-  /**
-   * Distilled guidance (negative: dev 3.5).
-   */
-  float guidance;
-  /**
-   * T5 tokens (0: dev 512, schnell 256).
-   */
-  uint32_t t5_len;
-  int32_t priority;
-} FluxTextToImageDesc;
-
-/**
- * A caller image: `height` rows of `stride` bytes, each starting with `width` pixels of
- * `format` (RGB8 or RGBA8). The pixels are copied at submit.
- */
-typedef struct FluxImageView {
-  uint32_t width;
-  uint32_t height;
-  uint32_t stride;
-  /**
-   * A `FluxPixelFormat` (RGB8 or RGBA8).
-   */
-  int32_t format;
-  const uint8_t *data;
-} FluxImageView;
-
-/**
- * A Kontext edit job.
- */
-typedef struct FluxEditDesc {
-  uint32_t struct_size;
-  const char *prompt;
-  /**
-   * `image_count` reference images from host memory; with the GPU references below, 1 to 4
-   * in all (host ones first); reference i gets position ids (i+1, row, col).
-   */
-  const struct FluxImageView *images;
-  uint32_t image_count;
-  /**
-   * 1 (default): snap references to the closest Kontext resolution; 0: keep their size.
-   */
-  uint32_t snap;
-  /**
-   * Output size (0: the first reference's snapped size).
-   */
-  uint32_t width;
-  uint32_t height;
-  uint64_t seed;
-  /**
-   * 0: 30.
-   */
-  uint32_t steps;
-  /**
-   * Negative: 2.5.
-   */
-  float guidance;
-  uint32_t t5_len;
-  int32_t priority;
-  /**
-   * `gpu_image_count` references read from GPU images (`flux_gpu_image_create`, a CUDA engine)
-   * at submit: the engine waits on the GPU for each image's semaphore (timeline semaphores and
-   * fences until `gpu_wait_values[i]`; NULL: 0), copies the pixels (RGBA16F as [0, 1]) and
-   * returns, so the host may reuse its images. A semaphore not signalled within 10 s gives
-   * FLUX_RESULT_TIMEOUT.
-   */
-  struct FluxGpuImage *const *gpu_images;
-  const uint64_t *gpu_wait_values;
-  uint32_t gpu_image_count;
-  /**
-   * Reserved, 0, never reused: it fills what would be tail padding, so that a field added
-   * later always changes `sizeof` (and `struct_size` tells the versions apart).
-   */
-  uint32_t reserved;
-} FluxEditDesc;
-
-/**
- * An image-to-image job (any variant).
- */
-typedef struct FluxImageToImageDesc {
-  uint32_t struct_size;
-  const char *prompt;
-  struct FluxImageView init;
-  /**
-   * In (0, 1]: how much of the schedule runs (1 = text-to-image from the seed).
-   */
-  float strength;
-  /**
-   * Output size (0: the init image's size rounded down to multiples of 16).
-   */
-  uint32_t width;
-  uint32_t height;
-  uint64_t seed;
-  uint32_t steps;
-  float guidance;
-  uint32_t t5_len;
-  int32_t priority;
-} FluxImageToImageDesc;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1005,13 +967,101 @@ FluxResult flux_engine_set_residency_plan(struct FluxEngine *engine,
 FluxResult flux_engine_get_residency(struct FluxEngine *engine, struct FluxResidency *out);
 
 /**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: a CUDA
- * pointer (NULL), RGBA8, no semaphore. Call it through the header's `flux_gpu_image_desc_init`.
+ * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
+ * RGBA8, top row first; no size or row pitch (they must be set). Call it through the header's
+ * inline `flux_image_desc_init`.
  *
  * # Safety
  * `desc` must be NULL or point to `struct_size` writable bytes.
  */
-void flux_gpu_image_desc_defaults(struct FluxGpuImageDesc *desc, uint32_t struct_size);
+void flux_image_desc_defaults(struct FluxImageDesc *desc, uint32_t struct_size);
+
+/**
+ * Writes defaults into the first `struct_size` bytes of `memory` and sets its `struct_size`:
+ * an opaque fd, offset 0, not dedicated; no handle, size or device UUID (they must be set).
+ * Call it through the header's inline `flux_external_memory_init`.
+ *
+ * # Safety
+ * `memory` must be NULL or point to `struct_size` writable bytes.
+ */
+void flux_external_memory_defaults(struct FluxExternalMemory *memory, uint32_t struct_size);
+
+/**
+ * Writes defaults into the first `struct_size` bytes of `semaphore` and sets its
+ * `struct_size`: an opaque fd, no handle (it must be set). Call it through the header's inline
+ * `flux_semaphore_init`.
+ *
+ * # Safety
+ * `semaphore` must be NULL or point to `struct_size` writable bytes.
+ */
+void flux_semaphore_defaults(struct FluxSemaphore *semaphore, uint32_t struct_size);
+
+/**
+ * Wraps `data_size` bytes of host memory at `data` holding pixels laid out as `desc` says
+ * (checked: the rows must fit in `data_size`). The memory stays the caller's and must stay
+ * valid until `flux_image_destroy`; it is read when the image is added to a request and
+ * written by `flux_job_write_image` (memory only ever read may be `const`, cast).
+ *
+ * # Safety
+ * `desc` must be NULL or a struct whose `struct_size` is set; `data` must be NULL or valid for
+ * reads and writes of `data_size` bytes until the image is destroyed.
+ */
+FluxResult flux_image_create_host(const struct FluxImageDesc *desc,
+                                  void *data,
+                                  size_t data_size,
+                                  struct FluxImage **out_image);
+
+/**
+ * Wraps CUDA device memory of `engine`'s device: `device_pointer` (a `CUdeviceptr`) is the
+ * first pixel, laid out as `desc` says (RGBA8 or RGBA16F, top row first; checked against the
+ * allocation). `semaphore` (NULL: none) is waited for before reads and signalled after writes.
+ *
+ * # Safety
+ * Pointers must be NULL or valid; struct sizes set.
+ */
+FluxResult flux_image_create_cuda(struct FluxEngine *engine,
+                                  const struct FluxImageDesc *desc,
+                                  uint64_t device_pointer,
+                                  const struct FluxSemaphore *semaphore,
+                                  struct FluxImage **out_image);
+
+/**
+ * Imports Vulkan or D3D12 memory into `engine`'s CUDA context (its device UUID checked against
+ * the engine's), holding pixels laid out as `desc` says (RGBA8 or RGBA16F, top row first;
+ * checked against the allocation's size). `semaphore` (NULL: none) is waited for before reads
+ * and signalled after writes. Import once, use many times.
+ *
+ * # Safety
+ * Pointers must be NULL or valid; struct sizes set.
+ */
+FluxResult flux_image_import_memory(struct FluxEngine *engine,
+                                    const struct FluxImageDesc *desc,
+                                    const struct FluxExternalMemory *memory,
+                                    const struct FluxSemaphore *semaphore,
+                                    struct FluxImage **out_image);
+
+/**
+ * Frees an image handle. The host's memory and handles are untouched; a request holding the
+ * image as an input keeps what it needs (host pixels were copied when added).
+ *
+ * # Safety
+ * `image` must be NULL or a handle.
+ */
+FluxResult flux_image_destroy(struct FluxImage *image);
+
+/**
+ * Writes a finished job's image into `image`, which must have the result's size. A host image
+ * gets the pixels in its format; a GPU image (of this engine's device) is written on the GPU,
+ * then its semaphore is signalled (timeline semaphores and fences to `signal_value`). Returns
+ * once the pixels are written; the engine keeps the result until `flux_job_release`.
+ *
+ * # Safety
+ * Pointers must be NULL or handles.
+ */
+FluxResult flux_job_write_image(struct FluxEngine *engine,
+                                FluxJob job,
+                                struct FluxImage *image,
+                                uint64_t signal_value);
 
 /**
  * Writes the 16-byte UUID of the engine's CUDA device to `out_uuid`, to pick the same device in
@@ -1021,39 +1071,6 @@ void flux_gpu_image_desc_defaults(struct FluxGpuImageDesc *desc, uint32_t struct
  * `out_uuid` must be NULL or writable for 16 bytes.
  */
 FluxResult flux_engine_device_uuid(struct FluxEngine *engine, uint8_t *out_uuid);
-
-/**
- * Imports the host's GPU memory (and semaphore) described by `desc` into `engine`'s CUDA
- * context, checking the device UUID and that the image fits its memory. Import once, then
- * write any number of results with `flux_job_write_gpu_image`.
- *
- * # Safety
- * Pointers must be NULL or valid; `desc->struct_size` must be set.
- */
-FluxResult flux_gpu_image_create(struct FluxEngine *engine,
-                                 const struct FluxGpuImageDesc *desc,
-                                 struct FluxGpuImage **out_image);
-
-/**
- * Copies a finished job's image into `image` on the GPU (same width and height), then
- * signals the image's semaphore (timeline semaphores and fences to `signal_value`). Returns
- * once the pixels are written; the engine keeps the result until `flux_job_release`.
- *
- * # Safety
- * Pointers must be NULL or handles.
- */
-FluxResult flux_job_write_gpu_image(struct FluxEngine *engine,
-                                    FluxJob job,
-                                    struct FluxGpuImage *image,
-                                    uint64_t signal_value);
-
-/**
- * Releases an imported image (the host's memory and handles are untouched).
- *
- * # Safety
- * `image` must be NULL or a handle.
- */
-FluxResult flux_gpu_image_destroy(struct FluxGpuImage *image);
 
 /**
  * Cancels a job: a queued one never starts, a running one stops within one step (a model load:
@@ -1107,21 +1124,6 @@ FluxResult flux_job_image_size(struct FluxEngine *engine,
                                uint32_t *out_height);
 
 /**
- * Copies a finished job's image into `dst` as `format` (a `FluxPixelFormat`), rows `dst_stride`
- * bytes apart; `dst_size` is the buffer's length. The engine keeps the result until
- * `flux_job_release`.
- *
- * # Safety
- * `dst` must be NULL or writable for `dst_size` bytes.
- */
-FluxResult flux_job_copy_image(struct FluxEngine *engine,
-                               FluxJob job,
-                               int32_t format,
-                               uint8_t *dst,
-                               size_t dst_stride,
-                               size_t dst_size);
-
-/**
  * Writes a finished job's image to `path`: JPEG for `.jpg`/`.jpeg` (quality 95), otherwise
  * PNG carrying the generation parameters (prompt, seed, steps, guidance, size, variant).
  *
@@ -1169,70 +1171,107 @@ FluxResult flux_engine_load_model(struct FluxEngine *engine,
 FluxResult flux_engine_unload_model(struct FluxEngine *engine, int32_t priority, FluxJob *out_job);
 
 /**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
- * 1024×1024, seed 0, the variant's steps/guidance/T5 length. Call it through the header's inline
- * `flux_text_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
- * writes past an older caller's struct).
+ * Creates a request with every setting at its default: text-to-image of 1024×1024, seed 0,
+ * the model variant's steps, guidance and T5 length, priority `FLUX_PRIORITY_NORMAL`, no
+ * images. Its prompt must be set before it is submitted.
  *
  * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
+ * `out_request` must be NULL or valid for a write.
  */
-void flux_text_to_image_desc_defaults(struct FluxTextToImageDesc *desc, uint32_t struct_size);
+FluxResult flux_request_create(struct FluxRequest **out_request);
 
 /**
- * Queues a text-to-image job.
+ * Frees a request. Jobs submitted from it are not affected.
  *
  * # Safety
- * Pointers must be NULL or valid; strings NUL-terminated.
+ * `request` must be NULL or a handle.
  */
-FluxResult flux_engine_submit_text_to_image(struct FluxEngine *engine,
-                                            const struct FluxTextToImageDesc *desc,
-                                            FluxJob *out_job);
+FluxResult flux_request_destroy(struct FluxRequest *request);
 
 /**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: snap
- * on, size from the first image, 30 steps, guidance 2.5. Call it through the header's inline
- * `flux_edit_desc_init`, which passes the caller's `sizeof` (so a newer library never writes past
- * an older caller's struct).
+ * Sets the prompt (UTF-8, copied; may be empty). Required.
  *
  * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
+ * `prompt` must be NULL or a NUL-terminated string.
  */
-void flux_edit_desc_defaults(struct FluxEditDesc *desc, uint32_t struct_size);
+FluxResult flux_request_set_prompt(struct FluxRequest *request, const char *prompt);
 
 /**
- * Queues a Kontext edit of 1 to 4 reference images (copied now), from host memory and/or GPU
- * images.
- *
- * # Safety
- * Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
- * `stride × (height − 1) + width × bytes-per-pixel` bytes; `gpu_images` (and
- * `gpu_wait_values` unless NULL) must hold `gpu_image_count` entries.
+ * Sets the output size: positive multiples of 16, at most 4096 a side and 4 MP in all. Default:
+ * 1024 × 1024; an edit takes its first reference's (snapped) size, image-to-image its init
+ * image's rounded down to multiples of 16.
  */
-FluxResult flux_engine_submit_edit(struct FluxEngine *engine,
-                                   const struct FluxEditDesc *desc,
-                                   FluxJob *out_job);
+FluxResult flux_request_set_size(struct FluxRequest *request, uint32_t width, uint32_t height);
 
 /**
- * Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
- * strength 0.8, size from the init image. Call it through the header's inline
- * `flux_image_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
- * writes past an older caller's struct).
- *
- * # Safety
- * `desc` must be NULL or point to `struct_size` writable bytes.
+ * Sets the seed of the initial noise (default 0).
  */
-void flux_image_to_image_desc_defaults(struct FluxImageToImageDesc *desc, uint32_t struct_size);
+FluxResult flux_request_set_seed(struct FluxRequest *request, uint64_t seed);
 
 /**
- * Queues an image-to-image job (the init image is copied now).
+ * Sets the denoising steps, 1 to 1000. Default: dev 28, schnell 4, Kontext edits 30.
+ */
+FluxResult flux_request_set_steps(struct FluxRequest *request, uint32_t steps);
+
+/**
+ * Sets the distilled guidance, finite and ≥ 0. Default: dev 3.5, Kontext edits 2.5; schnell
+ * ignores it.
+ */
+FluxResult flux_request_set_guidance(struct FluxRequest *request, float guidance);
+
+/**
+ * Sets the T5 sequence length in tokens, 2 to 4096 (longer prompts are cut). Default: dev and
+ * Kontext 512, schnell 256.
+ */
+FluxResult flux_request_set_t5_length(struct FluxRequest *request, uint32_t tokens);
+
+/**
+ * Sets the queue priority: higher runs first, equal ones in submission order (default
+ * `FLUX_PRIORITY_NORMAL`).
+ */
+FluxResult flux_request_set_priority(struct FluxRequest *request, int32_t priority);
+
+/**
+ * Adds a Kontext reference image (1 to 4 make the request an edit; reference i gets position
+ * ids (i+1, row, col)). Host pixels are copied now. A GPU image is read on the GPU when the job
+ * starts, after its semaphore reaches `wait_value` (timeline semaphores and fences; ignored
+ * otherwise): keep its pixels until the job's first PROGRESS event or its end. A semaphore not
+ * signalled within 10 s fails the job with a timeout.
+ */
+FluxResult flux_request_add_reference(struct FluxRequest *request,
+                                      struct FluxImage *image,
+                                      uint64_t wait_value);
+
+/**
+ * Whether references snap to the closest Kontext training resolution (default true) or keep
+ * their size.
+ */
+FluxResult flux_request_set_reference_snap(struct FluxRequest *request, bool snap);
+
+/**
+ * Sets the init image of an image-to-image job (read as references are) and `strength`, in
+ * (0, 1]: how much of the schedule runs (1: all of it, from the seed's noise alone).
+ */
+FluxResult flux_request_set_init_image(struct FluxRequest *request,
+                                       struct FluxImage *image,
+                                       uint64_t wait_value,
+                                       float strength);
+
+/**
+ * Removes the references and the init image: the request is text-to-image again.
+ */
+FluxResult flux_request_clear_images(struct FluxRequest *request);
+
+/**
+ * Queues the job `request` describes; the request is unchanged and may be changed and submitted
+ * again.
  *
  * # Safety
- * As `flux_engine_submit_edit`.
+ * `out_job` must be NULL or valid for a write.
  */
-FluxResult flux_engine_submit_image_to_image(struct FluxEngine *engine,
-                                             const struct FluxImageToImageDesc *desc,
-                                             FluxJob *out_job);
+FluxResult flux_engine_submit(struct FluxEngine *engine,
+                              const struct FluxRequest *request,
+                              FluxJob *out_job);
 
 #ifdef __cplusplus
 }  // extern "C"
@@ -1254,24 +1293,19 @@ static inline void flux_model_desc_init(struct FluxModelDesc *desc) {
   flux_model_desc_defaults(desc, (uint32_t)sizeof(*desc));
 }
 
-// Fills `desc` with defaults (1024×1024, seed 0, the variant's steps/guidance/T5 length).
-static inline void flux_text_to_image_desc_init(struct FluxTextToImageDesc *desc) {
-  flux_text_to_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
+// Fills `desc` with defaults (RGBA8, top row first); then set width, height and row_pitch.
+static inline void flux_image_desc_init(struct FluxImageDesc *desc) {
+  flux_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
 }
 
-// Fills `desc` with defaults (snap on, size from the first image, 30 steps, guidance 2.5).
-static inline void flux_edit_desc_init(struct FluxEditDesc *desc) {
-  flux_edit_desc_defaults(desc, (uint32_t)sizeof(*desc));
+// Fills `memory` with defaults (an opaque fd, offset 0); then set handle, size and device_uuid.
+static inline void flux_external_memory_init(struct FluxExternalMemory *memory) {
+  flux_external_memory_defaults(memory, (uint32_t)sizeof(*memory));
 }
 
-// Fills `desc` with defaults (strength 0.8, size from the init image).
-static inline void flux_image_to_image_desc_init(struct FluxImageToImageDesc *desc) {
-  flux_image_to_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
-}
-
-// Fills `desc` with defaults (a NULL CUDA pointer, RGBA8, no semaphore).
-static inline void flux_gpu_image_desc_init(struct FluxGpuImageDesc *desc) {
-  flux_gpu_image_desc_defaults(desc, (uint32_t)sizeof(*desc));
+// Fills `semaphore` with defaults (an opaque fd); then set its handle.
+static inline void flux_semaphore_init(struct FluxSemaphore *semaphore) {
+  flux_semaphore_defaults(semaphore, (uint32_t)sizeof(*semaphore));
 }
 
 // Fills `plan` with the default plan (everything resident).

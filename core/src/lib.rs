@@ -18,6 +18,7 @@ pub mod interop;
 pub mod memory;
 pub mod model;
 pub mod pipeline;
+pub mod request;
 pub mod runtime;
 pub mod sparse;
 pub mod text;

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use candle_core::{Device, Tensor};
 use common::*;
-use flux_core::image::{ImageView, PixelFormat, RgbImage};
+use flux_core::image::{ImageView, Layout, PixelFormat, RgbImage};
 use flux_core::model::{self, FluxModel, LoadOptions, Variant};
 use flux_core::pipeline::edit::{self, ImageToImage, KontextEdit};
 use flux_core::pipeline::sampler::{self, ReferenceTokens};
@@ -195,10 +195,10 @@ fn edit_runs_end_to_end_and_reference_matters() {
         (a.image.width, a.image.height, a.meta.steps, a.meta.guidance),
         (64, 48, 2, 2.5)
     );
-    req.references = vec![b_img.clone()];
+    req.references = vec![b_img.clone().into()];
     let b = edit::edit(&mut model, &req, &mut continue_hook()).unwrap();
     assert_ne!(a.image, b.image, "the reference image has no effect");
-    req.references = vec![a_img, b_img];
+    req.references = vec![a_img.into(), b_img.into()];
     assert!(edit::edit(&mut model, &req, &mut continue_hook()).is_ok());
 }
 
@@ -231,7 +231,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
         &mut model,
         &ImageToImage {
             base: base.clone(),
-            init: init.clone(),
+            init: init.clone().into(),
             strength: 1.0,
         },
         &mut continue_hook(),
@@ -247,7 +247,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
         &mut model,
         &ImageToImage {
             base: base.clone(),
-            init: init.clone(),
+            init: init.clone().into(),
             strength: 0.5,
         },
         &mut count,
@@ -260,7 +260,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
         &mut model,
         &ImageToImage {
             base: base.clone(),
-            init: other.clone(),
+            init: other.clone().into(),
             strength: 0.5,
         },
         &mut continue_hook(),
@@ -272,7 +272,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
             &mut model,
             &ImageToImage {
                 base: base.clone(),
-                init: init.clone(),
+                init: init.clone().into(),
                 strength: bad
             },
             &mut continue_hook()
@@ -284,11 +284,14 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
 #[test]
 fn bad_edit_input_is_an_error() {
     let img = small_image(64, 48, 1);
-    let view = |w, h, stride, fmt, data: &'static [u8]| ImageView {
-        width: w,
-        height: h,
-        stride,
-        format: fmt,
+    let view = |width, height, stride, format, data: &'static [u8]| ImageView {
+        layout: Layout {
+            width,
+            height,
+            stride,
+            format,
+            bottom_up: false,
+        },
         data,
     };
     let rgba: &'static [u8] = Box::leak(vec![0u8; 64 * 48 * 4].into_boxed_slice());
@@ -323,7 +326,7 @@ fn bad_edit_input_is_an_error() {
         .to_string();
     assert!(e.contains("schnell"), "{e}");
     let mut many = KontextEdit::new("x", img.clone(), 0);
-    many.references = vec![img.clone(); edit::MAX_REFERENCES + 1];
+    many.references = vec![img.clone().into(); edit::MAX_REFERENCES + 1];
     assert!(many
         .prepare(Variant::Dev)
         .unwrap_err()

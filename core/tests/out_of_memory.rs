@@ -147,7 +147,7 @@ fn four_reference_edit() -> JobRequest {
         data: vec![128; side * side * 3],
     };
     let mut edit = KontextEdit::new("make it winter", image.clone(), 3);
-    edit.references = vec![image; 4];
+    edit.references = vec![image.into(); 4];
     edit.resolutions = vec![];
     edit.steps = Some(1);
     edit.t5_len = Some(16);

@@ -246,32 +246,74 @@ pub struct Handle {
     pub polled: Mutex<EventStore>,
 }
 
-static ENGINES: LazyLock<Mutex<HashMap<usize, Arc<Handle>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Live objects of one kind behind opaque C handles. Handle values are never reused (unlike
+/// heap addresses), so a destroyed object's handle is always detected; they are tokens, never
+/// dereferenced.
+pub struct Registry<T> {
+    live: LazyLock<Mutex<HashMap<usize, Arc<T>>>>,
+    next: AtomicUsize,
+    /// What the handles are, for errors ("engine", "image"...).
+    kind: &'static str,
+}
 
-/// Handle values are never reused (unlike heap addresses), so a destroyed engine's handle is
-/// always detected. They are opaque tokens, never dereferenced.
-static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(0x1000);
+impl<T> Registry<T> {
+    /// An empty registry whose handles start at `first` (distinct per kind, to catch one kind's
+    /// handle passed as another's).
+    pub const fn new(kind: &'static str, first: usize) -> Self {
+        Self {
+            live: LazyLock::new(|| Mutex::new(HashMap::new())),
+            next: AtomicUsize::new(first),
+            kind,
+        }
+    }
+
+    /// Registers `value` and returns its handle.
+    pub fn insert<H>(&self, value: T) -> *mut H {
+        let token = self.next.fetch_add(16, Ordering::Relaxed);
+        self.live.lock().insert(token, Arc::new(value));
+        token as *mut H
+    }
+
+    /// The live object behind `p` (kept alive for the duration of the call); `what` names the
+    /// argument in errors.
+    pub fn get<H>(&self, p: *const H, what: &str) -> FfiResult<Arc<T>> {
+        non_null(p, what)?;
+        let found = self.live.lock().get(&(p as usize)).cloned();
+        found.ok_or_else(|| self.not_live(what))
+    }
+
+    /// Removes the object behind `p`; it is freed (outside the registry's lock) when the last
+    /// call using it returns.
+    pub fn remove<H>(&self, p: *const H, what: &str) -> FfiResult<Arc<T>> {
+        non_null(p, what)?;
+        let removed = self.live.lock().remove(&(p as usize));
+        removed.ok_or_else(|| self.not_live(what))
+    }
+
+    fn not_live(&self, what: &str) -> FfiError {
+        FfiError::new(
+            FluxResult::InvalidHandle,
+            format!(
+                "{what} is not a live {} (destroyed or never created)",
+                self.kind
+            ),
+        )
+    }
+}
+
+static ENGINES: Registry<Handle> = Registry::new("engine", 0x1000);
 
 /// Registers an engine and returns its C handle.
 pub fn register(handle: Handle) -> *mut FluxEngine {
-    let token = NEXT_HANDLE.fetch_add(16, Ordering::Relaxed);
-    ENGINES.lock().insert(token, Arc::new(handle));
-    token as *mut FluxEngine
+    ENGINES.insert(handle)
 }
 
 /// The live engine behind `p` (kept alive for the duration of the call).
 pub fn engine(p: *const FluxEngine) -> FfiResult<Arc<Handle>> {
-    non_null(p, "engine")?;
-    ENGINES.lock().get(&(p as usize)).cloned().ok_or_else(|| {
-        FfiError::new(
-            FluxResult::InvalidHandle,
-            "engine is not a live engine (destroyed or never created)",
-        )
-    })
+    ENGINES.get(p, "engine")
 }
 
 /// Removes an engine from the registry; it is freed when the last call using it returns.
-pub fn unregister(p: *const FluxEngine) -> Option<Arc<Handle>> {
-    ENGINES.lock().remove(&(p as usize))
+pub fn unregister(p: *const FluxEngine) -> FfiResult<Arc<Handle>> {
+    ENGINES.remove(p, "engine")
 }

@@ -29,18 +29,12 @@ macro_rules! c_enum {
 
 c_enum!(FluxDevice: Cpu, Cuda);
 c_enum!(FluxDtype: Default, F32, Bf16, F16);
-c_enum!(FluxPixelFormat: Rgb8, Rgba8, Rgba32f, Rgba16f);
+c_enum!(FluxKontext: Detect, No, Yes);
+c_enum!(FluxPixelFormat: Rgb8, Rgba8, Rgba32f, Rgba16f, Bgra8);
 c_enum!(FluxLogLevel: Off, Error, Warn, Info, Debug, Trace);
 c_enum!(FluxTextPlacement: Resident, Released, Host);
-c_enum!(FluxGpuMemoryType: CudaPointer, OpaqueFd, OpaqueWin32, D3D12Resource);
-c_enum!(
-    FluxGpuSemaphoreType: None,
-    OpaqueFd,
-    OpaqueWin32,
-    TimelineFd,
-    TimelineWin32,
-    D3D12Fence
-);
+c_enum!(FluxExternalMemoryType: OpaqueFd, OpaqueWin32, D3D12Resource);
+c_enum!(FluxSemaphoreType: OpaqueFd, OpaqueWin32, TimelineFd, TimelineWin32, D3D12Fence);
 
 /// The value of the caller's field `field` as the C enum `T`.
 pub fn c_enum<T: TryFrom<i32, Error = NotAVariant>>(value: i32, field: &str) -> FfiResult<T> {

@@ -4,13 +4,11 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flux_core::image::OutputFormat;
-use flux_core::runtime::{CancelOutcome, JobId, JobOutput, JobState};
+use flux_core::runtime::{CancelOutcome, JobId, JobOutput, JobRequest, JobState};
 
 use crate::abi::{
     self, guard, non_null, string, write_opt, write_out, FfiError, FfiResult, Handle,
 };
-use crate::enums::c_enum;
 use crate::types::*;
 
 fn state_code(s: JobState) -> i32 {
@@ -127,6 +125,20 @@ pub unsafe extern "C" fn flux_job_error(engine: *mut FluxEngine, job: FluxJob) -
     })
 }
 
+/// Queues `request` on `h`'s engine and writes the job's handle to `out_job`.
+pub(crate) fn submit(
+    h: &Handle,
+    request: JobRequest,
+    priority: i32,
+    out_job: *mut FluxJob,
+) -> FfiResult {
+    non_null(out_job, "out_job")?;
+    let id = h.engine.submit(request, priority)?;
+    // SAFETY: checked not NULL above; the exports calling this promise it is valid for a write.
+    unsafe { out_job.write(id.0) };
+    Ok(())
+}
+
 /// A finished image job's result (image and generation parameters), or the code saying why not.
 pub(crate) fn finished(h: &Handle, job: FluxJob) -> FfiResult<Arc<flux_core::pipeline::Generated>> {
     match h.engine.result(JobId(job)) {
@@ -164,43 +176,6 @@ pub unsafe extern "C" fn flux_job_image_size(
             out_width.write(img.width as u32);
             out_height.write(img.height as u32);
         }
-        Ok(())
-    })
-}
-
-/// Copies a finished job's image into `dst` as `format` (a `FluxPixelFormat`), rows `dst_stride`
-/// bytes apart; `dst_size` is the buffer's length. The engine keeps the result until
-/// `flux_job_release`.
-///
-/// # Safety
-/// `dst` must be NULL or writable for `dst_size` bytes.
-#[no_mangle]
-pub unsafe extern "C" fn flux_job_copy_image(
-    engine: *mut FluxEngine,
-    job: FluxJob,
-    format: i32,
-    dst: *mut u8,
-    dst_stride: usize,
-    dst_size: usize,
-) -> FluxResult {
-    guard(|| {
-        let h = abi::engine(engine)?;
-        let format = match c_enum(format, "format")? {
-            FluxPixelFormat::Rgb8 => OutputFormat::Rgb8,
-            FluxPixelFormat::Rgba8 => OutputFormat::Rgba8,
-            FluxPixelFormat::Rgba32f => OutputFormat::Rgba32F,
-            FluxPixelFormat::Rgba16f => {
-                return Err(FfiError::new(
-                    FluxResult::InvalidArgument,
-                    "format 3: RGBA16F is for GPU images (flux_job_write_gpu_image); use RGBA32F",
-                ));
-            }
-        };
-        non_null(dst, "dst")?;
-        let g = finished(&h, job)?;
-        // SAFETY: `dst` (not NULL) is writable for `dst_size` bytes (the contract above).
-        let out = unsafe { std::slice::from_raw_parts_mut(dst, dst_size) };
-        g.image.copy_to(format, out, dst_stride)?;
         Ok(())
     })
 }

@@ -8,7 +8,7 @@
 //!
 //! One module per domain, each export a few lines: `engine` (create, destroy, settings, events),
 //! `model` (load, unload), `requests` (the jobs one submits), `jobs` (a submitted job and its
-//! result), `gpu` (GPU images); `abi` holds the shared plumbing (guard, struct reading and
+//! result), `images` (host and GPU images, inputs and outputs); `abi` holds the shared plumbing (guard, struct reading and
 //! writing, handles), `enums` the C enums' conversions, `types` the C-visible types.
 
 /// End offset of a field: the smallest `struct_size` that still covers it.
@@ -22,7 +22,7 @@ mod abi;
 mod engine;
 mod enums;
 mod events;
-pub mod gpu;
+mod images;
 mod jobs;
 mod model;
 mod requests;
@@ -33,6 +33,7 @@ use std::ffi::c_char;
 
 // The exports, for Rust callers (the tests) as for C.
 pub use engine::*;
+pub use images::*;
 pub use jobs::*;
 pub use model::*;
 pub use requests::*;

@@ -5,9 +5,9 @@ use std::mem::{offset_of, size_of};
 use flux_core::model::ModelFiles;
 use flux_core::runtime::JobRequest;
 
-use crate::abi::{self, guard, non_null, opt_string, string, write_defaults, FfiError, FfiResult};
+use crate::abi::{self, guard, opt_string, read_desc, string, write_defaults, FfiResult};
 use crate::enums::c_enum;
-use crate::requests::{submission, submit};
+use crate::jobs::submit;
 use crate::types::*;
 
 /// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: no
@@ -35,7 +35,7 @@ fn model_desc_defaults() -> FluxModelDesc {
         t5_tokenizer: null,
         clip_tokenizer: null,
         dtype: FluxDtype::Default as i32,
-        kontext: -1,
+        kontext: FluxKontext::Detect as i32,
         priority: FLUX_PRIORITY_NORMAL,
         reserved: 0,
     }
@@ -71,32 +71,20 @@ pub unsafe extern "C" fn flux_engine_load_model(
     out_job: *mut FluxJob,
 ) -> FluxResult {
     guard(|| {
+        let h = abi::engine(engine)?;
+        let min = end_of!(FluxModelDesc, folder);
         // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let (h, d) = unsafe {
-            submission(
-                engine,
-                desc,
-                end_of!(FluxModelDesc, folder),
-                model_desc_defaults,
-                out_job,
-            )
-        }?;
+        let d = unsafe { read_desc(desc, min, model_desc_defaults, "desc") }?;
         let dtype = match c_enum(d.dtype, "dtype")? {
             FluxDtype::Default => None,
             FluxDtype::F32 => Some(candle_core::DType::F32),
             FluxDtype::Bf16 => Some(candle_core::DType::BF16),
             FluxDtype::F16 => Some(candle_core::DType::F16),
         };
-        let kontext = match d.kontext {
-            -1 => None,
-            0 => Some(false),
-            1 => Some(true),
-            v => {
-                return Err(FfiError::new(
-                    FluxResult::InvalidArgument,
-                    format!("kontext must be -1, 0 or 1, got {v}"),
-                ))
-            }
+        let kontext = match c_enum(d.kontext, "desc.kontext")? {
+            FluxKontext::Detect => None,
+            FluxKontext::No => Some(false),
+            FluxKontext::Yes => Some(true),
         };
         // SAFETY: the desc's strings are NULL or NUL-terminated (the contract above).
         let files = unsafe { model_files(&d) }?;
@@ -125,7 +113,7 @@ pub unsafe extern "C" fn flux_engine_unload_model(
 ) -> FluxResult {
     guard(|| {
         let h = abi::engine(engine)?;
-        non_null(out_job, "out_job")?;
         submit(&h, JobRequest::UnloadModel, priority, out_job)
     })
 }
+

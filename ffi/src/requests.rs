@@ -1,409 +1,190 @@
-//! Submitting jobs: text-to-image, Kontext edits and image-to-image, their descs and the checks
-//! made at submit.
+//! Requests: one opaque builder for every image job (`flux_core::request::Request`, which checks
+//! each setting as it is set), and submitting it.
 
-use std::mem::{offset_of, size_of};
-use std::sync::Arc;
+use std::ffi::c_char;
 
-use flux_core::image::{ImageView, PixelFormat, RgbImage};
-use flux_core::pipeline::edit::{ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS};
-use flux_core::pipeline::TextToImage;
-use flux_core::runtime::JobRequest;
+use flux_core::request::Request;
+use parking_lot::Mutex;
 
-use crate::abi::{
-    self, guard, non_null, read_desc, string, write_defaults, FfiError, FfiResult, Handle,
-};
-use crate::enums::c_enum;
-use crate::gpu;
+use crate::abi::{self, guard, non_null, string, FfiResult, Registry};
+use crate::images;
+use crate::jobs::submit;
 use crate::types::*;
 
-/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
-/// 1024×1024, seed 0, the variant's steps/guidance/T5 length. Call it through the header's inline
-/// `flux_text_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
-/// writes past an older caller's struct).
+static REQUESTS: Registry<Mutex<Request>> = Registry::new("request", 0x3000);
+
+/// Runs `f` on the live request behind `request`.
+fn with(request: *mut FluxRequest, f: impl FnOnce(&mut Request) -> FfiResult) -> FluxResult {
+    guard(|| f(&mut REQUESTS.get(request, "request")?.lock()))
+}
+
+/// Creates a request with every setting at its default: text-to-image of 1024×1024, seed 0,
+/// the model variant's steps, guidance and T5 length, priority `FLUX_PRIORITY_NORMAL`, no
+/// images. Its prompt must be set before it is submitted.
 ///
 /// # Safety
-/// `desc` must be NULL or point to `struct_size` writable bytes.
+/// `out_request` must be NULL or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn flux_text_to_image_desc_defaults(
-    desc: *mut FluxTextToImageDesc,
-    struct_size: u32,
-) {
-    // SAFETY: the contract above, which is `write_defaults`'.
-    unsafe { write_defaults(desc, struct_size, text_to_image_desc_defaults()) };
-}
-
-fn text_to_image_desc_defaults() -> FluxTextToImageDesc {
-    FluxTextToImageDesc {
-        struct_size: size_of::<FluxTextToImageDesc>() as u32,
-        prompt: std::ptr::null(),
-        width: 1024,
-        height: 1024,
-        seed: 0,
-        steps: 0,
-        guidance: -1.0,
-        t5_len: 0,
-        priority: FLUX_PRIORITY_NORMAL,
-    }
-}
-
-fn opt_u(v: u32) -> Option<usize> {
-    (v > 0).then_some(v as usize)
-}
-
-/// Checks step count and T5 length at submit (0 = default).
-fn check_counts(steps: u32, t5_len: u32) -> FfiResult {
-    let max = flux_core::pipeline::MAX_STEPS as u32;
-    if steps > max {
-        return Err(FfiError::new(
-            FluxResult::InvalidArgument,
-            format!("steps {steps} is more than {max}"),
-        ));
-    }
-    if t5_len == 1 || t5_len > 4096 {
-        return Err(FfiError::new(
-            FluxResult::InvalidArgument,
-            format!("t5_len {t5_len} must be 0 (default) or 2..=4096"),
-        ));
-    }
-    Ok(())
-}
-
-/// A guidance from a desc: negative is the default; NaN and infinity are refused.
-fn opt_guidance(g: f32) -> FfiResult<Option<f32>> {
-    match g.is_finite() {
-        true => Ok((g >= 0.0).then_some(g)),
-        false => Err(FfiError::new(
-            FluxResult::InvalidArgument,
-            format!("guidance {g} is not a finite number (negative: the default)"),
-        )),
-    }
-}
-
-/// Validates sizes early (so the caller gets the error at submit, naming the nearest valid size).
-fn size(w: u32, h: u32) -> FfiResult<(usize, usize)> {
-    let (w, h) = (w as usize, h as usize);
-    flux_core::pipeline::validate_size(w, h)?;
-    Ok((w, h))
-}
-
-/// Queues a text-to-image job.
-///
-/// # Safety
-/// Pointers must be NULL or valid; strings NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn flux_engine_submit_text_to_image(
-    engine: *mut FluxEngine,
-    desc: *const FluxTextToImageDesc,
-    out_job: *mut FluxJob,
-) -> FluxResult {
+pub unsafe extern "C" fn flux_request_create(out_request: *mut *mut FluxRequest) -> FluxResult {
     guard(|| {
-        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let (h, d) = unsafe {
-            submission(
-                engine,
-                desc,
-                end_of!(FluxTextToImageDesc, prompt),
-                text_to_image_desc_defaults,
-                out_job,
-            )
-        }?;
-        // SAFETY: NULL or NUL-terminated (the contract above).
-        let prompt = unsafe { string(d.prompt, "desc.prompt") }?;
-        let (width, height) = size(d.width, d.height)?;
-        check_counts(d.steps, d.t5_len)?;
-        let req = TextToImage {
-            prompt,
-            width,
-            height,
-            seed: d.seed,
-            steps: opt_u(d.steps),
-            guidance: opt_guidance(d.guidance)?,
-            t5_len: opt_u(d.t5_len),
-        };
-        submit(&h, JobRequest::TextToImage(req), d.priority, out_job)
+        non_null(out_request, "out_request")?;
+        let handle = REQUESTS.insert(Mutex::new(Request::default()));
+        // SAFETY: checked not NULL above, and valid for a write (the contract above).
+        unsafe { out_request.write(handle) };
+        Ok(())
     })
 }
 
-/// Copies a caller image (validating size, stride and buffer length).
-unsafe fn image(v: &FluxImageView, what: &str) -> FfiResult<RgbImage> {
-    let format = match c_enum(v.format, &format!("{what}.format"))? {
-        FluxPixelFormat::Rgb8 => PixelFormat::Rgb8,
-        FluxPixelFormat::Rgba8 => PixelFormat::Rgba8,
-        FluxPixelFormat::Rgba32f | FluxPixelFormat::Rgba16f => {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("{what}.format {} is not RGB8 or RGBA8", v.format),
-            ))
-        }
-    };
-    non_null(v.data, &format!("{what}.data"))?;
-    let bpp = format.bytes();
-    let (w, h, stride) = (v.width as usize, v.height as usize, v.stride as usize);
-    let max = flux_core::image::MAX_INPUT_SIDE;
-    // Checked before any slice is formed over the caller's buffer.
-    if w == 0 || h == 0 || w > max || h > max || stride < w * bpp || stride > max * 16 {
-        return Err(flux_core::Error::InvalidArgument(format!(
-            "{what}: {w}x{h} with stride {stride} is not a valid image"
-        ))
-        .into());
-    }
-    // Bounded by the checks above (at most 4096 rows of 64 KiB).
-    let len = flux_core::image::strided_len(stride, h, w * bpp).unwrap_or(usize::MAX);
-    // SAFETY: `data` (not NULL) holds `stride × (height − 1) + row` bytes (the contract above).
-    let data = unsafe { std::slice::from_raw_parts(v.data, len) };
-    Ok(ImageView {
-        width: w,
-        height: h,
-        stride,
-        format,
-        data,
-    }
-    .to_rgb()?)
-}
-
-/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`: snap
-/// on, size from the first image, 30 steps, guidance 2.5. Call it through the header's inline
-/// `flux_edit_desc_init`, which passes the caller's `sizeof` (so a newer library never writes past
-/// an older caller's struct).
+/// Frees a request. Jobs submitted from it are not affected.
 ///
 /// # Safety
-/// `desc` must be NULL or point to `struct_size` writable bytes.
+/// `request` must be NULL or a handle.
 #[no_mangle]
-pub unsafe extern "C" fn flux_edit_desc_defaults(desc: *mut FluxEditDesc, struct_size: u32) {
-    // SAFETY: the contract above, which is `write_defaults`'.
-    unsafe { write_defaults(desc, struct_size, edit_desc_defaults()) };
-}
-
-fn edit_desc_defaults() -> FluxEditDesc {
-    FluxEditDesc {
-        struct_size: size_of::<FluxEditDesc>() as u32,
-        prompt: std::ptr::null(),
-        images: std::ptr::null(),
-        image_count: 0,
-        snap: 1,
-        width: 0,
-        height: 0,
-        seed: 0,
-        steps: 0,
-        guidance: -1.0,
-        t5_len: 0,
-        priority: FLUX_PRIORITY_NORMAL,
-        gpu_images: std::ptr::null(),
-        gpu_wait_values: std::ptr::null(),
-        gpu_image_count: 0,
-        reserved: 0,
-    }
-}
-
-/// Queues a Kontext edit of 1 to 4 reference images (copied now), from host memory and/or GPU
-/// images.
-///
-/// # Safety
-/// Pointers must be NULL or valid; `images` must hold `image_count` views whose buffers hold
-/// `stride × (height − 1) + width × bytes-per-pixel` bytes; `gpu_images` (and
-/// `gpu_wait_values` unless NULL) must hold `gpu_image_count` entries.
-#[no_mangle]
-pub unsafe extern "C" fn flux_engine_submit_edit(
-    engine: *mut FluxEngine,
-    desc: *const FluxEditDesc,
-    out_job: *mut FluxJob,
-) -> FluxResult {
+pub unsafe extern "C" fn flux_request_destroy(request: *mut FluxRequest) -> FluxResult {
     guard(|| {
-        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let (h, d) = unsafe {
-            submission(
-                engine,
-                desc,
-                end_of!(FluxEditDesc, image_count),
-                edit_desc_defaults,
-                out_job,
-            )
-        }?;
-        // SAFETY: NULL or NUL-terminated (the contract above).
-        let prompt = unsafe { string(d.prompt, "desc.prompt") }?;
-        check_counts(d.steps, d.t5_len)?;
-        let max = flux_core::pipeline::edit::MAX_REFERENCES;
-        let (hosts, gpus) = (d.image_count as usize, d.gpu_image_count as usize);
-        if hosts + gpus == 0 || hosts + gpus > max {
-            return Err(FfiError::new(
-                FluxResult::InvalidArgument,
-                format!("image_count + gpu_image_count must be 1..={max}, got {hosts} + {gpus}"),
-            ));
-        }
-        let mut references = Vec::with_capacity(hosts + gpus);
-        if hosts > 0 {
-            non_null(d.images, "desc.images")?;
-            // SAFETY: `images` (not NULL) holds `image_count` views (the contract above).
-            for (i, v) in unsafe { std::slice::from_raw_parts(d.images, hosts) }
-                .iter()
-                .enumerate()
-            {
-                // SAFETY: each view's data holds its rows (the contract above).
-                references.push(unsafe { image(v, &format!("desc.images[{i}]")) }?);
-            }
-        }
-        if gpus > 0 {
-            non_null(d.gpu_images, "desc.gpu_images")?;
-            // SAFETY: `gpu_images` (not NULL) holds `gpu_image_count` handles (the contract).
-            let images = unsafe { std::slice::from_raw_parts(d.gpu_images, gpus) };
-            for (i, &g) in images.iter().enumerate() {
-                let wait = match d.gpu_wait_values.is_null() {
-                    true => 0,
-                    // SAFETY: `gpu_wait_values`, when not NULL, holds one value per GPU image.
-                    false => unsafe { *d.gpu_wait_values.add(i) },
-                };
-                references.push(gpu::read(
-                    engine,
-                    g,
-                    wait,
-                    &format!("desc.gpu_images[{i}]"),
-                )?);
-            }
-        }
-        let size = match (d.width, d.height) {
-            (0, 0) => None,
-            (w, hh) => Some(size(w, hh)?),
-        };
-        let req = KontextEdit {
-            prompt,
-            references,
-            size,
-            resolutions: if d.snap != 0 {
-                KONTEXT_RESOLUTIONS.to_vec()
-            } else {
-                Vec::new()
-            },
-            seed: d.seed,
-            steps: opt_u(d.steps),
-            guidance: opt_guidance(d.guidance)?,
-            t5_len: opt_u(d.t5_len),
-        };
-        submit(&h, JobRequest::Edit(req), d.priority, out_job)
+        drop(REQUESTS.remove(request, "request")?);
+        Ok(())
     })
 }
 
-/// Writes defaults into the first `struct_size` bytes of `desc` and sets its `struct_size`:
-/// strength 0.8, size from the init image. Call it through the header's inline
-/// `flux_image_to_image_desc_init`, which passes the caller's `sizeof` (so a newer library never
-/// writes past an older caller's struct).
+/// Sets the prompt (UTF-8, copied; may be empty). Required.
 ///
 /// # Safety
-/// `desc` must be NULL or point to `struct_size` writable bytes.
+/// `prompt` must be NULL or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn flux_image_to_image_desc_defaults(
-    desc: *mut FluxImageToImageDesc,
-    struct_size: u32,
-) {
-    // SAFETY: the contract above, which is `write_defaults`'.
-    unsafe { write_defaults(desc, struct_size, image_to_image_desc_defaults()) };
-}
-
-fn image_to_image_desc_defaults() -> FluxImageToImageDesc {
-    FluxImageToImageDesc {
-        struct_size: size_of::<FluxImageToImageDesc>() as u32,
-        prompt: std::ptr::null(),
-        init: FluxImageView {
-            width: 0,
-            height: 0,
-            stride: 0,
-            format: FluxPixelFormat::Rgb8 as i32,
-            data: std::ptr::null(),
-        },
-        strength: 0.8,
-        width: 0,
-        height: 0,
-        seed: 0,
-        steps: 0,
-        guidance: -1.0,
-        t5_len: 0,
-        priority: FLUX_PRIORITY_NORMAL,
-    }
-}
-
-/// Queues an image-to-image job (the init image is copied now).
-///
-/// # Safety
-/// As `flux_engine_submit_edit`.
-#[no_mangle]
-pub unsafe extern "C" fn flux_engine_submit_image_to_image(
-    engine: *mut FluxEngine,
-    desc: *const FluxImageToImageDesc,
-    out_job: *mut FluxJob,
+pub unsafe extern "C" fn flux_request_set_prompt(
+    request: *mut FluxRequest,
+    prompt: *const c_char,
 ) -> FluxResult {
-    guard(|| {
-        // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
-        let (h, d) = unsafe {
-            submission(
-                engine,
-                desc,
-                end_of!(FluxImageToImageDesc, strength),
-                image_to_image_desc_defaults,
-                out_job,
-            )
-        }?;
+    with(request, |r| {
         // SAFETY: NULL or NUL-terminated (the contract above).
-        let prompt = unsafe { string(d.prompt, "desc.prompt") }?;
-        check_counts(d.steps, d.t5_len)?;
-        // SAFETY: the view's data holds its rows (the contract above).
-        let init = unsafe { image(&d.init, "desc.init") }?;
-        flux_core::pipeline::edit::img2img_start(1, d.strength)?;
-        let (w, hh) = match (d.width, d.height) {
-            (0, 0) => (
-                (init.width / 16 * 16) as u32,
-                (init.height / 16 * 16) as u32,
-            ),
-            s => s,
-        };
-        let (width, height) = size(w, hh)?;
-        let base = TextToImage {
-            prompt,
-            width,
-            height,
-            seed: d.seed,
-            steps: opt_u(d.steps),
-            guidance: opt_guidance(d.guidance)?,
-            t5_len: opt_u(d.t5_len),
-        };
-        submit(
-            &h,
-            JobRequest::ImageToImage(ImageToImage {
-                base,
-                init,
-                strength: d.strength,
-            }),
-            d.priority,
-            out_job,
-        )
+        r.set_prompt(unsafe { string(prompt, "prompt") }?);
+        Ok(())
     })
 }
 
-pub(crate) fn submit(
-    h: &Handle,
-    request: JobRequest,
-    priority: i32,
-    out_job: *mut FluxJob,
-) -> FfiResult {
-    let id = h.engine.submit(request, priority)?;
-    // SAFETY: checked non-null by the caller of `submit`.
-    unsafe { out_job.write(id.0) };
-    Ok(())
+/// Sets the output size: positive multiples of 16, at most 4096 a side and 4 MP in all. Default:
+/// 1024 × 1024; an edit takes its first reference's (snapped) size, image-to-image its init
+/// image's rounded down to multiples of 16.
+#[no_mangle]
+pub extern "C" fn flux_request_set_size(
+    request: *mut FluxRequest,
+    width: u32,
+    height: u32,
+) -> FluxResult {
+    with(request, |r| Ok(r.set_size(width as usize, height as usize)?))
 }
 
-/// The start every submit shares: the live engine, `out_job` checked, and the caller's desc read
-/// over its defaults (`min`: the smallest `struct_size` accepted).
+/// Sets the seed of the initial noise (default 0).
+#[no_mangle]
+pub extern "C" fn flux_request_set_seed(request: *mut FluxRequest, seed: u64) -> FluxResult {
+    with(request, |r| {
+        r.set_seed(seed);
+        Ok(())
+    })
+}
+
+/// Sets the denoising steps, 1 to 1000. Default: dev 28, schnell 4, Kontext edits 30.
+#[no_mangle]
+pub extern "C" fn flux_request_set_steps(request: *mut FluxRequest, steps: u32) -> FluxResult {
+    with(request, |r| Ok(r.set_steps(steps as usize)?))
+}
+
+/// Sets the distilled guidance, finite and ≥ 0. Default: dev 3.5, Kontext edits 2.5; schnell
+/// ignores it.
+#[no_mangle]
+pub extern "C" fn flux_request_set_guidance(request: *mut FluxRequest, guidance: f32) -> FluxResult {
+    with(request, |r| Ok(r.set_guidance(guidance)?))
+}
+
+/// Sets the T5 sequence length in tokens, 2 to 4096 (longer prompts are cut). Default: dev and
+/// Kontext 512, schnell 256.
+#[no_mangle]
+pub extern "C" fn flux_request_set_t5_length(request: *mut FluxRequest, tokens: u32) -> FluxResult {
+    with(request, |r| Ok(r.set_t5_length(tokens as usize)?))
+}
+
+/// Sets the queue priority: higher runs first, equal ones in submission order (default
+/// `FLUX_PRIORITY_NORMAL`).
+#[no_mangle]
+pub extern "C" fn flux_request_set_priority(request: *mut FluxRequest, priority: i32) -> FluxResult {
+    with(request, |r| {
+        r.set_priority(priority);
+        Ok(())
+    })
+}
+
+/// Adds a Kontext reference image (1 to 4 make the request an edit; reference i gets position
+/// ids (i+1, row, col)). Host pixels are copied now. A GPU image is read on the GPU when the job
+/// starts, after its semaphore reaches `wait_value` (timeline semaphores and fences; ignored
+/// otherwise): keep its pixels until the job's first PROGRESS event or its end. A semaphore not
+/// signalled within 10 s fails the job with a timeout.
+#[no_mangle]
+pub extern "C" fn flux_request_add_reference(
+    request: *mut FluxRequest,
+    image: *mut FluxImage,
+    wait_value: u64,
+) -> FluxResult {
+    with(request, |r| {
+        Ok(r.add_reference(images::input(image, wait_value)?)?)
+    })
+}
+
+/// Whether references snap to the closest Kontext training resolution (default true) or keep
+/// their size.
+#[no_mangle]
+pub extern "C" fn flux_request_set_reference_snap(
+    request: *mut FluxRequest,
+    snap: bool,
+) -> FluxResult {
+    with(request, |r| {
+        r.set_reference_snap(snap);
+        Ok(())
+    })
+}
+
+/// Sets the init image of an image-to-image job (read as references are) and `strength`, in
+/// (0, 1]: how much of the schedule runs (1: all of it, from the seed's noise alone).
+#[no_mangle]
+pub extern "C" fn flux_request_set_init_image(
+    request: *mut FluxRequest,
+    image: *mut FluxImage,
+    wait_value: u64,
+    strength: f32,
+) -> FluxResult {
+    with(request, |r| {
+        Ok(r.set_init_image(images::input(image, wait_value)?, strength)?)
+    })
+}
+
+/// Removes the references and the init image: the request is text-to-image again.
+#[no_mangle]
+pub extern "C" fn flux_request_clear_images(request: *mut FluxRequest) -> FluxResult {
+    with(request, |r| {
+        r.clear_images();
+        Ok(())
+    })
+}
+
+/// Queues the job `request` describes; the request is unchanged and may be changed and submitted
+/// again.
 ///
 /// # Safety
-/// `desc` must be NULL or a struct whose `struct_size` is set.
-pub(crate) unsafe fn submission<T>(
+/// `out_job` must be NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn flux_engine_submit(
     engine: *mut FluxEngine,
-    desc: *const T,
-    min: usize,
-    defaults: fn() -> T,
+    request: *const FluxRequest,
     out_job: *mut FluxJob,
-) -> FfiResult<(Arc<Handle>, T)> {
-    let h = abi::engine(engine)?;
-    non_null(out_job, "out_job")?;
-    // SAFETY: the caller's promise, which is `read_desc`'s.
-    let d = unsafe { read_desc(desc, min, defaults, "desc") }?;
-    Ok((h, d))
+) -> FluxResult {
+    guard(|| {
+        let h = abi::engine(engine)?;
+        non_null(out_job, "out_job")?;
+        let r = REQUESTS.get(request, "request")?;
+        let (job, priority) = {
+            let r = r.lock();
+            (r.job(h.engine.device())?, r.priority())
+        };
+        submit(&h, job, priority, out_job)
+    })
 }

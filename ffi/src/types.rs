@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_void};
 
 /// ABI version of this header. `flux_engine_create` refuses a library with another major version.
-pub const FLUX_ABI_VERSION: u32 = 1;
+pub const FLUX_ABI_VERSION: u32 = 2;
 
 /// Result code of every fallible call; `flux_last_error_message()` gives the sentence.
 #[repr(i32)]
@@ -78,17 +78,29 @@ pub enum FluxDtype {
     F16 = 3,
 }
 
-/// Pixel layout of an image buffer.
+/// Whether a model is Kontext-trained (editing follows reference images only then).
+#[repr(i32)]
+pub enum FluxKontext {
+    /// From the file name or `model_index.json`.
+    Detect = 0,
+    No = 1,
+    Yes = 2,
+}
+
+/// Pixel layout of an image. Alpha is ignored on input and opaque on output; float values are
+/// the 8-bit ones / 255 (sRGB-encoded, as the 8-bit formats), native-endian.
 #[repr(i32)]
 pub enum FluxPixelFormat {
     /// 3 bytes per pixel.
     Rgb8 = 0,
-    /// 4 bytes per pixel; alpha is ignored on input and 255 on output.
+    /// 4 bytes per pixel.
     Rgba8 = 1,
-    /// 16 bytes per pixel, floats in [0, 1]; output only.
+    /// 16 bytes per pixel, floats in [0, 1].
     Rgba32f = 2,
-    /// 8 bytes per pixel, half floats in [0, 1] (the RGBA8 values / 255); GPU images only.
+    /// 8 bytes per pixel, half floats in [0, 1].
     Rgba16f = 3,
+    /// 4 bytes per pixel, blue first (Unreal, D3D swap chains).
+    Bgra8 = 4,
 }
 
 /// States of a job; the last three are terminal and each job reaches exactly one.
@@ -225,97 +237,13 @@ pub struct FluxModelDesc {
     pub clip_tokenizer: *const c_char,
     /// A `FluxDtype`.
     pub dtype: i32,
-    /// 1: Kontext-trained, 0: not, -1 (default): detect from the file name / model_index.json.
+    /// A `FluxKontext` (default DETECT).
     pub kontext: i32,
     /// Job priority.
     pub priority: i32,
     /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
     /// later always changes `sizeof` (and `struct_size` tells the versions apart).
     pub reserved: u32,
-}
-
-/// A text-to-image job. 0 / negative values mean "the variant's default".
-#[repr(C)]
-pub struct FluxTextToImageDesc {
-    pub struct_size: u32,
-    /// UTF-8, NUL-terminated; copied at submit.
-    pub prompt: *const c_char,
-    /// Output size, positive multiples of 16 (default 1024 × 1024).
-    pub width: u32,
-    pub height: u32,
-    pub seed: u64,
-    /// Steps (0: dev 28, schnell 4).
-    pub steps: u32,
-    /// Distilled guidance (negative: dev 3.5).
-    pub guidance: f32,
-    /// T5 tokens (0: dev 512, schnell 256).
-    pub t5_len: u32,
-    pub priority: i32,
-}
-
-/// A caller image: `height` rows of `stride` bytes, each starting with `width` pixels of
-/// `format` (RGB8 or RGBA8). The pixels are copied at submit.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct FluxImageView {
-    pub width: u32,
-    pub height: u32,
-    pub stride: u32,
-    /// A `FluxPixelFormat` (RGB8 or RGBA8).
-    pub format: i32,
-    pub data: *const u8,
-}
-
-/// A Kontext edit job.
-#[repr(C)]
-pub struct FluxEditDesc {
-    pub struct_size: u32,
-    pub prompt: *const c_char,
-    /// `image_count` reference images from host memory; with the GPU references below, 1 to 4
-    /// in all (host ones first); reference i gets position ids (i+1, row, col).
-    pub images: *const FluxImageView,
-    pub image_count: u32,
-    /// 1 (default): snap references to the closest Kontext resolution; 0: keep their size.
-    pub snap: u32,
-    /// Output size (0: the first reference's snapped size).
-    pub width: u32,
-    pub height: u32,
-    pub seed: u64,
-    /// 0: 30.
-    pub steps: u32,
-    /// Negative: 2.5.
-    pub guidance: f32,
-    pub t5_len: u32,
-    pub priority: i32,
-    /// `gpu_image_count` references read from GPU images (`flux_gpu_image_create`, a CUDA engine)
-    /// at submit: the engine waits on the GPU for each image's semaphore (timeline semaphores and
-    /// fences until `gpu_wait_values[i]`; NULL: 0), copies the pixels (RGBA16F as [0, 1]) and
-    /// returns, so the host may reuse its images. A semaphore not signalled within 10 s gives
-    /// FLUX_RESULT_TIMEOUT.
-    pub gpu_images: *const *mut FluxGpuImage,
-    pub gpu_wait_values: *const u64,
-    pub gpu_image_count: u32,
-    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
-    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
-    pub reserved: u32,
-}
-
-/// An image-to-image job (any variant).
-#[repr(C)]
-pub struct FluxImageToImageDesc {
-    pub struct_size: u32,
-    pub prompt: *const c_char,
-    pub init: FluxImageView,
-    /// In (0, 1]: how much of the schedule runs (1 = text-to-image from the seed).
-    pub strength: f32,
-    /// Output size (0: the init image's size rounded down to multiples of 16).
-    pub width: u32,
-    pub height: u32,
-    pub seed: u64,
-    pub steps: u32,
-    pub guidance: f32,
-    pub t5_len: u32,
-    pub priority: i32,
 }
 
 /// A job snapshot (output: set `struct_size`, the library fills what fits).
@@ -422,71 +350,104 @@ pub struct FluxResidency {
     pub reserved: u32,
 }
 
-/// What the memory of a `FluxGpuImageDesc` is.
+/// What kind of handle a `FluxExternalMemory` carries.
 #[repr(i32)]
-pub enum FluxGpuMemoryType {
-    /// `cuda_pointer`: device memory on the engine's CUDA device.
-    CudaPointer = 0,
-    /// `memory_handle`: a POSIX fd from `vkGetMemoryFdKHR` (`..._OPAQUE_FD_BIT`).
-    OpaqueFd = 1,
-    /// `memory_handle`: a Win32 NT handle from `vkGetMemoryWin32HandleKHR` (`..._OPAQUE_WIN32_BIT`).
-    OpaqueWin32 = 2,
-    /// `memory_handle`: a D3D12 committed resource's handle from `ID3D12Device::CreateSharedHandle`.
-    D3D12Resource = 3,
+pub enum FluxExternalMemoryType {
+    /// A POSIX fd from `vkGetMemoryFdKHR` (`VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT`).
+    OpaqueFd = 0,
+    /// A Win32 NT handle from `vkGetMemoryWin32HandleKHR` (`..._OPAQUE_WIN32_BIT`).
+    OpaqueWin32 = 1,
+    /// A D3D12 committed resource's handle from `ID3D12Device::CreateSharedHandle`.
+    D3D12Resource = 2,
 }
 
-/// What the semaphore of a `FluxGpuImageDesc` is; the engine signals it on the GPU when the
-/// pixels are written.
+/// What kind of semaphore a `FluxSemaphore` is. The engine waits for it before reading an image
+/// and signals it after writing one.
 #[repr(i32)]
-pub enum FluxGpuSemaphoreType {
-    None = 0,
-    /// A Vulkan binary semaphore's fd (`..._OPAQUE_FD_BIT`).
-    OpaqueFd = 1,
+pub enum FluxSemaphoreType {
+    /// A Vulkan binary semaphore's fd (`VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT`).
+    OpaqueFd = 0,
     /// A Vulkan binary semaphore's Win32 handle (`..._OPAQUE_WIN32_BIT`).
-    OpaqueWin32 = 2,
-    /// A Vulkan timeline semaphore's fd, signalled to the value given to the write.
-    TimelineFd = 3,
-    /// A Vulkan timeline semaphore's Win32 handle, signalled to the value given to the write.
-    TimelineWin32 = 4,
-    /// A D3D12 fence's shared handle, signalled to the value given to the write.
-    D3D12Fence = 5,
+    OpaqueWin32 = 1,
+    /// A Vulkan timeline semaphore's fd: waited for and signalled to the values given.
+    TimelineFd = 2,
+    /// A Vulkan timeline semaphore's Win32 handle: waited for and signalled to the values given.
+    TimelineWin32 = 3,
+    /// A D3D12 fence's shared handle: waited for and signalled to the values given.
+    D3D12Fence = 4,
 }
 
-/// A GPU image of the host's (opaque): its memory and semaphore imported into an engine's CUDA
-/// context. Create with `flux_gpu_image_create`, free with `flux_gpu_image_destroy`.
-pub struct FluxGpuImage {
+/// A job description (opaque): the prompt, the sampling settings and the images that make it
+/// text-to-image, a Kontext edit or image-to-image. Create with `flux_request_create`, set what
+/// you need (a setting never set keeps its stated default), submit with `flux_engine_submit` as
+/// often as you like, free with `flux_request_destroy`.
+pub struct FluxRequest {
     _private: [u8; 0],
 }
 
-/// The host's GPU memory results are written into. Fill with `flux_gpu_image_desc_init`. The
-/// engine never takes the host's handles: it imports duplicates (fds) or uses them only during
-/// `flux_gpu_image_create` (Win32), so close them whenever you like after that call.
+/// An image of the host's (opaque): pixels in host memory, in CUDA device memory, or in Vulkan /
+/// D3D12 memory imported into an engine's CUDA context. Used as an input (a Kontext reference,
+/// an init image) and as the destination of a result (`flux_job_write_image`). The library never
+/// owns the pixels: host memory must stay valid until the image is destroyed. Free with
+/// `flux_image_destroy`.
+pub struct FluxImage {
+    _private: [u8; 0],
+}
+
+/// Size and layout of an image's pixels, whatever memory holds them. Fill with
+/// `flux_image_desc_init`, then set the size and `row_pitch` (they have no default).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct FluxGpuImageDesc {
+pub struct FluxImageDesc {
     pub struct_size: u32,
-    /// A `FluxGpuMemoryType`.
-    pub memory_type: i32,
-    /// CUDA_POINTER: the device pointer (a `CUdeviceptr`).
-    pub cuda_pointer: u64,
-    /// Imported memory: the fd or HANDLE.
-    pub memory_handle: i64,
-    /// Imported memory: the allocation's size in bytes (`VkMemoryAllocateInfo::allocationSize`).
-    pub memory_size: u64,
-    /// Imported memory: 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`).
-    pub dedicated: u32,
-    /// Bytes from the start of the memory to the first pixel.
-    pub offset: u64,
+    /// Size in pixels, 1..=16384 a side (required).
     pub width: u32,
     pub height: u32,
-    /// Bytes from one row to the next (at least width · bytes per pixel).
-    pub row_pitch: u64,
-    /// `FLUX_PIXEL_FORMAT_RGBA8` or `FLUX_PIXEL_FORMAT_RGBA16F`; alpha is opaque.
+    /// A `FluxPixelFormat` (default RGBA8). GPU images are RGBA8 or RGBA16F.
     pub format: i32,
-    /// The device the memory lives on (Vulkan's `VkPhysicalDeviceIDProperties::deviceUUID`);
-    /// required for imported memory; all zero = not given.
+    /// Bytes from one row to the next, at least width × bytes per pixel (required).
+    pub row_pitch: u64,
+    /// 1: the first row in memory is the image's bottom row (OpenGL, Unity); host images only.
+    /// Default 0 (top row first).
+    pub bottom_up: u32,
+    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
+    pub reserved: u32,
+}
+
+/// Vulkan or D3D12 memory to import. Fill with `flux_external_memory_init`. The engine never
+/// takes the handle: it imports a duplicate (fds) or uses it only during the call (Win32), so
+/// close it whenever you like after that call.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FluxExternalMemory {
+    pub struct_size: u32,
+    /// A `FluxExternalMemoryType` (default OPAQUE_FD).
+    pub handle_type: i32,
+    /// The fd or HANDLE (required).
+    pub handle: i64,
+    /// The allocation's size in bytes, `VkMemoryAllocateInfo::allocationSize` (required).
+    pub size: u64,
+    /// Bytes from the start of the memory to the first pixel (default 0).
+    pub offset: u64,
+    /// The device the memory lives on, `VkPhysicalDeviceIDProperties::deviceUUID` (required;
+    /// checked against the engine's device).
     pub device_uuid: [u8; 16],
-    /// A `FluxGpuSemaphoreType` (default NONE) and its fd or HANDLE.
-    pub semaphore_type: i32,
-    pub semaphore_handle: i64,
+    /// 1 for a dedicated allocation (`VkMemoryDedicatedAllocateInfo`; default 0).
+    pub dedicated: u32,
+    /// Reserved, 0, never reused: it fills what would be tail padding, so that a field added
+    /// later always changes `sizeof` (and `struct_size` tells the versions apart).
+    pub reserved: u32,
+}
+
+/// A Vulkan semaphore or D3D12 fence to synchronise an image with. Fill with
+/// `flux_semaphore_init`; the handle is used as a `FluxExternalMemory`'s is.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FluxSemaphore {
+    pub struct_size: u32,
+    /// A `FluxSemaphoreType` (default OPAQUE_FD).
+    pub handle_type: i32,
+    /// The fd or HANDLE (required).
+    pub handle: i64,
 }

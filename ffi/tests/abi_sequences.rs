@@ -1,9 +1,10 @@
 //! Random sequences of C ABI calls with hostile arguments, on the tiny model: engines created with
 //! bad descs and destroyed (twice, or while jobs run), loads of missing folders, submits with
-//! sizes, steps and guidance out of range, cancels, waits, polls and copies into structs and
-//! buffers of the wrong size, releases of unknown jobs, budgets that unload the model. Every call
-//! must end in a result code — never INTERNAL (a caught panic) — every job in one terminal
-//! state, and the whole run within the watchdog's time (no hang).
+//! requests whose settings and images are out of range (forged and NULL handles among them),
+//! cancels, waits, polls and writes into structs and images of the wrong size, releases of
+//! unknown jobs, budgets that unload the model. Every call must end in a result code — never
+//! INTERNAL (a caught panic) — every job in one terminal state, and the whole run within the
+//! watchdog's time (no hang).
 //!
 //! `FLUX_ABI_FUZZ_OPS` (default 1500) and `FLUX_ABI_FUZZ_SEED` make longer or other runs.
 
@@ -238,51 +239,83 @@ impl Sequence {
         }
     }
 
+    /// A request handle to call with: mostly a live one, sometimes forged or NULL.
+    fn request_handle(&mut self, live: *mut FluxRequest) -> *mut FluxRequest {
+        match self.rng.u8(..12) {
+            0 => std::ptr::null_mut(),
+            1 => FORGED as *mut FluxRequest,
+            _ => live,
+        }
+    }
+
     fn submit(&mut self) {
         let (e, live) = self.engine();
-        let prompt = c"a lighthouse";
-        let mut job = 0;
-        let r = match self.rng.u8(..3) {
-            0 | 1 => {
-                let mut d = defaults(flux_text_to_image_desc_defaults);
-                d.prompt = match self.rng.u8(..8) {
-                    0 => std::ptr::null(),
-                    1 => self.bad_utf8.as_ptr() as *const c_char,
-                    _ => prompt.as_ptr(),
-                };
-                d.width = self.pick(32, &[16, 48, 0, 70, 100_000]);
-                d.height = self.pick(16, &[32, 64]);
-                d.steps = self.pick(1, &[2, 0, 5000]);
-                d.guidance = self.pick(-1.0, &[3.5, f32::NAN, f32::INFINITY]);
-                d.t5_len = self.pick(8, &[16, 0, 100_000]);
-                d.priority = self.rng.i32(-200..200);
-                // SAFETY: `d` and `job` are live locals; the strings are NUL-terminated.
-                unsafe { flux_engine_submit_text_to_image(e, &d, &mut job) }
-            }
-            _ => {
-                let pixels = vec![90u8; 64 * 48 * 4];
-                let view = FluxImageView {
-                    width: [64, 0, 63][self.rng.usize(..3)],
-                    height: 48,
-                    stride: [64 * 3, 64 * 4, 10][self.rng.usize(..3)],
-                    format: [0, 1, 7][self.rng.usize(..3)],
-                    data: pixels.as_ptr(),
-                };
-                let mut d = defaults(flux_edit_desc_defaults);
-                d.prompt = prompt.as_ptr();
-                d.images = &view;
-                // At most the one view there is.
-                d.image_count = [1, 1, 0][self.rng.usize(..3)];
-                d.snap = 0;
-                d.steps = 1;
-                d.t5_len = 8;
-                // SAFETY: `d`, `view` (whose data holds 64×48×4 bytes, enough for any stride
-                // given) and `job` are live locals.
-                unsafe { flux_engine_submit_edit(e, &d, &mut job) }
-            }
+        let mut r = std::ptr::null_mut();
+        // SAFETY: `r` is a live local.
+        let created = unsafe { flux_request_create(&mut r) };
+        self.check("request_create", created);
+        let prompt = match self.rng.u8(..8) {
+            0 => std::ptr::null(),
+            1 => self.bad_utf8.as_ptr() as *const c_char,
+            _ => c"a lighthouse".as_ptr(),
         };
-        self.check("submit", r);
-        self.keep(live, r, job);
+        let h = self.request_handle(r);
+        // SAFETY: NULL or a NUL-terminated string; handles are checked by the library.
+        let code = unsafe { flux_request_set_prompt(h, prompt) };
+        self.check("set_prompt", code);
+        let (w, hh) = (self.pick(32, &[16, 48, 0, 70, 100_000]), self.pick(16, &[32, 64]));
+        let h = self.request_handle(r);
+        self.check("set_size", flux_request_set_size(h, w, hh));
+        let steps = self.pick(1, &[2, 0, 5000]);
+        self.check("set_steps", flux_request_set_steps(r, steps));
+        let g = self.pick(0.0, &[3.5, -1.0, f32::NAN, f32::INFINITY]);
+        self.check("set_guidance", flux_request_set_guidance(r, g));
+        let t5 = self.pick(8, &[16, 0, 1, 100_000]);
+        self.check("set_t5_length", flux_request_set_t5_length(r, t5));
+        let priority = self.rng.i32(-200..200);
+        self.check("set_priority", flux_request_set_priority(r, priority));
+        let mut pixels = vec![90u8; 64 * 48 * 16];
+        if self.rng.u8(..3) == 0 {
+            let mut d = defaults(flux_image_desc_defaults);
+            d.width = [64, 0, 63, 20_000][self.rng.usize(..4)];
+            d.height = 48;
+            d.row_pitch = [64 * 3, 64 * 4, 10, u64::MAX][self.rng.usize(..4)];
+            d.format = [0, 1, 2, 3, 4, 7][self.rng.usize(..6)];
+            d.bottom_up = self.rng.u32(..2);
+            d.struct_size = self.pick(size_of::<FluxImageDesc>() as u32, &[3, 1 << 20]);
+            let len = [pixels.len(), 100, 0][self.rng.usize(..3)];
+            let mut image = std::ptr::null_mut();
+            // SAFETY: `d`, `pixels` (valid for `len` ≤ its length, and outliving the image) and
+            // `image` are live locals.
+            let code =
+                unsafe { flux_image_create_host(&d, pixels.as_mut_ptr().cast(), len, &mut image) };
+            self.check("image_create_host", code);
+            let img = match (code, self.rng.u8(..6)) {
+                (_, 0) => FORGED as *mut FluxImage,
+                (FluxResult::Ok, _) => image,
+                _ => std::ptr::null_mut(),
+            };
+            let code = match self.rng.u8(..4) {
+                0 => flux_request_set_init_image(r, img, 0, self.pick(0.5, &[0.0, 1.5, f32::NAN])),
+                _ => flux_request_add_reference(r, img, 0),
+            };
+            self.check("request_image", code);
+            self.check("set_snap", flux_request_set_reference_snap(r, false));
+            if code == FluxResult::Ok && self.rng.u8(..4) == 0 {
+                self.check("clear_images", flux_request_clear_images(r));
+            }
+            // Destroyed before the submit: the request keeps its copy of the pixels.
+            // SAFETY: a live or NULL handle.
+            self.check("image_destroy", unsafe { flux_image_destroy(image) });
+        }
+        let mut job = 0;
+        let h = self.request_handle(r);
+        // SAFETY: `job` is a live local; handles are checked by the library.
+        let code = unsafe { flux_engine_submit(e, h, &mut job) };
+        self.check("submit", code);
+        self.keep(live, code, job);
+        // SAFETY: a live or NULL handle, destroyed once.
+        self.check("request_destroy", unsafe { flux_request_destroy(r) });
     }
 
     fn cancel(&mut self) {
@@ -325,13 +358,22 @@ impl Sequence {
     fn copy(&mut self) {
         let (e, live) = self.engine();
         let job = self.job(live);
-        let format = [0, 1, 2, 3, 9][self.rng.usize(..5)];
-        let stride = [64 * 4, 16 * 3, 0, usize::MAX / 15 + 1][self.rng.usize(..4)];
-        let mut dst = vec![0u8; 256 * 256 * 16];
+        let mut d = defaults(flux_image_desc_defaults);
+        d.format = [0, 1, 2, 3, 4, 9][self.rng.usize(..6)];
+        (d.width, d.height) = ([32, 16, 0][self.rng.usize(..3)], 16);
+        d.row_pitch = [32 * 16, 16 * 3, 0, u64::MAX / 15 + 1][self.rng.usize(..4)];
+        d.bottom_up = self.rng.u32(..2);
+        let mut dst = vec![0u8; 32 * 16 * 16];
         let size = [dst.len(), 10, 0][self.rng.usize(..3)];
-        // SAFETY: `dst` is writable for `size` ≤ its length.
-        let r = unsafe { flux_job_copy_image(e, job, format, dst.as_mut_ptr(), stride, size) };
-        self.check("copy", r);
+        let mut image = std::ptr::null_mut();
+        // SAFETY: `dst` is writable for `size` ≤ its length and outlives the image.
+        let r = unsafe { flux_image_create_host(&d, dst.as_mut_ptr().cast(), size, &mut image) };
+        self.check("image_create_host", r);
+        // SAFETY: handles (live, NULL) are checked by the library.
+        let r = unsafe { flux_job_write_image(e, job, image, 0) };
+        self.check("write_image", r);
+        // SAFETY: as above.
+        self.check("image_destroy", unsafe { flux_image_destroy(image) });
     }
 
     fn release(&mut self) {

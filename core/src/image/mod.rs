@@ -1,6 +1,9 @@
 //! Pixel buffers and their conversion from decoded tensors.
 
 pub mod export;
+mod input;
+
+pub use input::{ImageInput, GPU_READ_TIMEOUT};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -60,12 +63,18 @@ impl RgbImage {
     }
 }
 
-/// Pixel layout of a caller's buffer.
+/// Pixel layout of an image in memory: the channels' order and type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
     Rgb8,
-    /// RGBA with straight alpha; alpha is ignored (the RGB values are used as they are).
+    /// Alpha is ignored on input (the RGB values are used as they are) and 255 on output.
     Rgba8,
+    /// Blue first (Unreal, D3D swap chains); alpha as for RGBA8.
+    Bgra8,
+    /// Native-endian half floats in [0, 1] (the 8-bit values / 255); alpha 1 on output.
+    Rgba16F,
+    /// Native-endian floats in [0, 1] (the 8-bit values / 255); alpha 1 on output.
+    Rgba32F,
 }
 
 impl PixelFormat {
@@ -73,42 +82,122 @@ impl PixelFormat {
     pub fn bytes(self) -> usize {
         match self {
             PixelFormat::Rgb8 => 3,
-            PixelFormat::Rgba8 => 4,
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 => 4,
+            PixelFormat::Rgba16F => 8,
+            PixelFormat::Rgba32F => 16,
         }
     }
-}
 
-/// Pixel layouts a result can be copied out as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Rgb8,
-    /// Alpha 255.
-    Rgba8,
-    /// Native-endian floats in [0, 1] (the RGB8 values / 255), alpha 1.
-    Rgba32F,
-}
-
-impl OutputFormat {
-    /// Bytes per pixel.
-    pub fn bytes(self) -> usize {
+    /// The RGB of one pixel in this format (floats clamped to [0, 1], scaled, rounded).
+    fn read(self, px: &[u8]) -> [u8; 3] {
+        let unit = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         match self {
-            OutputFormat::Rgb8 => 3,
-            OutputFormat::Rgba8 => 4,
-            OutputFormat::Rgba32F => 16,
+            PixelFormat::Rgb8 | PixelFormat::Rgba8 => [px[0], px[1], px[2]],
+            PixelFormat::Bgra8 => [px[2], px[1], px[0]],
+            PixelFormat::Rgba16F => [0, 2, 4].map(|i| unit(half::f16::from_ne_bytes([px[i], px[i + 1]]).to_f32())),
+            PixelFormat::Rgba32F => {
+                [0, 4, 8].map(|i| unit(f32::from_ne_bytes([px[i], px[i + 1], px[i + 2], px[i + 3]])))
+            }
+        }
+    }
+
+    /// Writes one RGB pixel in this format (alpha opaque).
+    fn write(self, rgb: &[u8], out: &mut [u8]) {
+        match self {
+            PixelFormat::Rgb8 => out.copy_from_slice(rgb),
+            PixelFormat::Rgba8 => out.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]),
+            PixelFormat::Bgra8 => out.copy_from_slice(&[rgb[2], rgb[1], rgb[0], 255]),
+            PixelFormat::Rgba16F => {
+                let v = [rgb[0], rgb[1], rgb[2], 255].map(|c| half::f16::from_f32(c as f32 / 255.0));
+                for (o, c) in out.chunks_exact_mut(2).zip(v) {
+                    o.copy_from_slice(&c.to_ne_bytes());
+                }
+            }
+            PixelFormat::Rgba32F => {
+                let v = [rgb[0], rgb[1], rgb[2], 255].map(|c| c as f32 / 255.0);
+                for (o, c) in out.chunks_exact_mut(4).zip(v) {
+                    o.copy_from_slice(&c.to_ne_bytes());
+                }
+            }
         }
     }
 }
 
-/// Largest accepted input image side (a larger capture is an error, not an allocation).
+/// Largest accepted image side (a larger capture is an error, not an allocation).
 pub const MAX_INPUT_SIDE: usize = 16384;
 
-/// A caller's image buffer: `height` rows of `stride` bytes, each starting with `width` pixels.
-#[derive(Debug, Clone, Copy)]
-pub struct ImageView<'a> {
+/// Where an image's pixels lie in a buffer: `height` rows `stride` bytes apart, each starting
+/// with `width` pixels of `format`; with `bottom_up`, the buffer's first row is the image's
+/// last (OpenGL, Unity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
     pub width: usize,
     pub height: usize,
     pub stride: usize,
     pub format: PixelFormat,
+    pub bottom_up: bool,
+}
+
+impl Layout {
+    /// Rows top to bottom, tightly packed.
+    pub fn packed(width: usize, height: usize, format: PixelFormat) -> Self {
+        Self {
+            width,
+            height,
+            stride: width * format.bytes(),
+            format,
+            bottom_up: false,
+        }
+    }
+
+    /// Bytes of one row's pixels.
+    pub fn row_bytes(&self) -> usize {
+        self.width * self.format.bytes()
+    }
+
+    /// Checks the size (1..=[`MAX_INPUT_SIDE`] a side) and the stride, and returns the bytes a
+    /// buffer needs (the last row unpadded).
+    pub fn needed_bytes(&self) -> Result<usize> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 {
+            return Err(Error::invalid(format!("the image is empty ({w}x{h})")));
+        }
+        if w > MAX_INPUT_SIDE || h > MAX_INPUT_SIDE {
+            return Err(Error::invalid(format!(
+                "the image {w}x{h} is larger than {MAX_INPUT_SIDE} px a side"
+            )));
+        }
+        let row = self.row_bytes();
+        if self.stride < row {
+            return Err(Error::invalid(format!(
+                "stride {} is smaller than a row of {w} pixels ({row} bytes)",
+                self.stride
+            )));
+        }
+        strided_len(self.stride, h, row)
+            .ok_or_else(|| Error::invalid(format!("stride {} × {h} rows overflows", self.stride)))
+    }
+
+    /// Checks the layout against a buffer of `len` bytes.
+    pub fn check(&self, len: usize) -> Result<()> {
+        let needed = self.needed_bytes()?;
+        if len < needed {
+            return Err(Error::BufferTooSmall { needed, given: len });
+        }
+        Ok(())
+    }
+
+    /// Offset of image row `y` (0 = top) in the buffer.
+    fn row_start(&self, y: usize) -> usize {
+        let line = if self.bottom_up { self.height - 1 - y } else { y };
+        line * self.stride
+    }
+}
+
+/// A caller's image buffer and where its pixels lie in it.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    pub layout: Layout,
     pub data: &'a [u8],
 }
 
@@ -121,85 +210,43 @@ pub fn strided_len(stride: usize, height: usize, row: usize) -> Option<usize> {
 }
 
 impl ImageView<'_> {
-    /// Validates the buffer and copies it to tightly packed RGB8 (alpha dropped).
+    /// Validates the buffer and copies it to tightly packed RGB8, top row first (alpha dropped).
     pub fn to_rgb(&self) -> Result<RgbImage> {
-        let (w, h, bpp) = (self.width, self.height, self.format.bytes());
-        if w == 0 || h == 0 {
-            return Err(Error::invalid(format!(
-                "the input image is empty ({w}x{h})"
-            )));
-        }
-        if w > MAX_INPUT_SIDE || h > MAX_INPUT_SIDE {
-            return Err(Error::invalid(format!(
-                "the input image {w}x{h} is larger than {MAX_INPUT_SIDE} px a side"
-            )));
-        }
-        let row = w * bpp;
-        if self.stride < row {
-            return Err(Error::invalid(format!(
-                "stride {} is smaller than a row of {w} pixels ({row} bytes)",
-                self.stride
-            )));
-        }
-        let needed = strided_len(self.stride, h, row).unwrap_or(usize::MAX);
-        if self.data.len() < needed {
-            return Err(Error::invalid(format!(
-                "the image buffer holds {} bytes but {h} rows of stride {} need {needed}",
-                self.data.len(),
-                self.stride
-            )));
-        }
-        let mut data = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            let line = &self.data[y * self.stride..y * self.stride + row];
-            for px in line.chunks_exact(bpp) {
-                data.extend_from_slice(&px[..3]);
+        let l = self.layout;
+        l.check(self.data.len())?;
+        let (bpp, row) = (l.format.bytes(), l.row_bytes());
+        let mut data = Vec::with_capacity(l.width * l.height * 3);
+        for y in 0..l.height {
+            let start = l.row_start(y);
+            for px in self.data[start..start + row].chunks_exact(bpp) {
+                data.extend_from_slice(&l.format.read(px));
             }
         }
         Ok(RgbImage {
-            width: w,
-            height: h,
+            width: l.width,
+            height: l.height,
             data,
         })
     }
 }
 
 impl RgbImage {
-    /// Copies the pixels into `dst` as `format`, rows `stride` bytes apart, top row first; bytes
-    /// between rows are left as they are. Refuses a stride shorter than a row or one whose rows
-    /// overflow, and a `dst` too small ([`Error::BufferTooSmall`]).
-    pub fn copy_to(&self, format: OutputFormat, dst: &mut [u8], stride: usize) -> Result<()> {
-        let row = self.width * format.bytes();
-        if stride < row {
+    /// Copies the pixels into `dst` laid out as `layout`, which must have this image's size;
+    /// bytes between rows are left as they are. A `dst` too small is [`Error::BufferTooSmall`].
+    pub fn copy_to(&self, layout: &Layout, dst: &mut [u8]) -> Result<()> {
+        if (layout.width, layout.height) != (self.width, self.height) {
             return Err(Error::invalid(format!(
-                "stride {stride} is smaller than a row ({row} bytes)"
+                "the result is {}x{} but the destination image is {}x{}",
+                self.width, self.height, layout.width, layout.height
             )));
         }
-        let needed = strided_len(stride, self.height, row).ok_or_else(|| {
-            Error::invalid(format!("stride {stride} × {} rows overflows", self.height))
-        })?;
-        if dst.len() < needed {
-            return Err(Error::BufferTooSmall {
-                needed,
-                given: dst.len(),
-            });
-        }
-        let rows = self.data.chunks_exact(self.width * 3);
-        for (src, line) in rows.zip(dst.chunks_mut(stride)) {
-            let pixels = src
-                .chunks_exact(3)
-                .zip(line[..row].chunks_exact_mut(format.bytes()));
-            for (px, d) in pixels {
-                match format {
-                    OutputFormat::Rgb8 => d.copy_from_slice(px),
-                    OutputFormat::Rgba8 => d.copy_from_slice(&[px[0], px[1], px[2], 255]),
-                    OutputFormat::Rgba32F => {
-                        let f = [px[0], px[1], px[2], 255].map(|v| v as f32 / 255.0);
-                        for (c, v) in d.chunks_exact_mut(4).zip(f) {
-                            c.copy_from_slice(&v.to_ne_bytes());
-                        }
-                    }
-                }
+        layout.check(dst.len())?;
+        let (bpp, row) = (layout.format.bytes(), layout.row_bytes());
+        for (y, src) in self.data.chunks_exact(self.width * 3).enumerate() {
+            let start = layout.row_start(y);
+            let line = dst[start..start + row].chunks_exact_mut(bpp);
+            for (px, d) in src.chunks_exact(3).zip(line) {
+                layout.format.write(px, d);
             }
         }
         Ok(())
@@ -208,10 +255,7 @@ impl RgbImage {
     /// A view of this image for the APIs that take caller buffers.
     pub fn view(&self) -> ImageView<'_> {
         ImageView {
-            width: self.width,
-            height: self.height,
-            stride: self.width * 3,
-            format: PixelFormat::Rgb8,
+            layout: Layout::packed(self.width, self.height, PixelFormat::Rgb8),
             data: &self.data,
         }
     }

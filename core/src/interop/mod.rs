@@ -211,6 +211,8 @@ impl GpuPixels {
 /// The host's image imported into the engine's CUDA context; dropping it releases the import.
 pub struct GpuImage {
     desc: GpuImageDesc,
+    /// The engine's device it was imported on (its context).
+    device: Device,
     #[cfg(feature = "cuda")]
     target: cuda::Target,
 }
@@ -226,6 +228,7 @@ impl GpuImage {
         return Ok(Self {
             target: cuda::Target::import(cuda, &desc)?,
             desc,
+            device: device.clone(),
         });
         #[cfg(not(feature = "cuda"))]
         match cuda {}
@@ -234,6 +237,11 @@ impl GpuImage {
     /// The description it was imported with.
     pub fn desc(&self) -> &GpuImageDesc {
         &self.desc
+    }
+
+    /// The device it was imported on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Copies `pixels` (the same size) into the host's image on the GPU, then signals the

@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use super::sampler::{self, ReferenceTokens, StepHook};
 use super::{conditioning, noise, packing, schedule, Parts, Resolved, TextToImage};
 use crate::error::{Error, Result};
-use crate::image::RgbImage;
+use crate::image::{ImageInput, RgbImage};
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::Variant;
@@ -109,12 +109,13 @@ pub fn sample_with_references(
 }
 
 /// A Kontext edit request. Caller buffers become [`RgbImage`]s through
-/// [`ImageView::to_rgb`](crate::image::ImageView::to_rgb), which validates size and stride.
+/// [`ImageView::to_rgb`](crate::image::ImageView::to_rgb), which validates size and stride; GPU
+/// references are read when the job is prepared.
 #[derive(Debug, Clone)]
 pub struct KontextEdit {
     pub prompt: String,
     /// Reference images, at least one, at most [`MAX_REFERENCES`].
-    pub references: Vec<RgbImage>,
+    pub references: Vec<ImageInput>,
     /// Output size; default: the first reference's snapped size.
     pub size: Option<(usize, usize)>,
     /// Resolutions references snap to; default [`KONTEXT_RESOLUTIONS`], empty turns snapping off.
@@ -133,7 +134,7 @@ impl KontextEdit {
     pub fn new(prompt: impl Into<String>, image: RgbImage, seed: u64) -> Self {
         Self {
             prompt: prompt.into(),
-            references: vec![image],
+            references: vec![image.into()],
             size: None,
             resolutions: KONTEXT_RESOLUTIONS.to_vec(),
             seed,
@@ -143,7 +144,8 @@ impl KontextEdit {
         }
     }
 
-    /// Checks the request, converts and snaps the references, and resolves the defaults.
+    /// Checks the request, reads (GPU references) and snaps the references, and resolves the
+    /// defaults.
     pub fn prepare(&self, variant: Variant) -> Result<(Vec<RgbImage>, Resolved)> {
         if variant == Variant::Schnell {
             return Err(Error::invalid(
@@ -164,10 +166,11 @@ impl KontextEdit {
         let refs = self
             .references
             .iter()
-            .map(|rgb| {
-                let (w, h) = snapped_size(rgb.width, rgb.height, &self.resolutions);
+            .map(|input| {
+                let (w, h) = input.size();
+                let (w, h) = snapped_size(w, h, &self.resolutions);
                 super::validate_size(w, h)?;
-                rgb.resized(w, h)
+                input.pixels()?.resized(w, h)
             })
             .collect::<Result<Vec<_>>>()?;
         let (width, height) = self.size.unwrap_or((refs[0].width, refs[0].height));
@@ -222,7 +225,7 @@ pub fn edit<'a>(
 #[derive(Debug, Clone)]
 pub struct ImageToImage {
     pub base: TextToImage,
-    pub init: RgbImage,
+    pub init: ImageInput,
     pub strength: f32,
 }
 
@@ -291,7 +294,8 @@ pub fn img2img<'a>(
     let model = model.into();
     let r = req.base.resolve(model.transformer.variant())?;
     img2img_start(r.steps, req.strength)?;
+    let init = req.init.pixels()?;
     super::run_timed(model, &req.base.prompt, &r, hook, |t, ae, emb, hook| {
-        img2img_from_embedding(t, ae, emb, &req.init, req.strength, &r, hook)
+        img2img_from_embedding(t, ae, emb, &init, req.strength, &r, hook)
     })
 }

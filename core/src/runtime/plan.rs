@@ -272,9 +272,10 @@ pub fn job_work(
         JobRequest::TextToImage(r) => (r.width * r.height, 0),
         JobRequest::ImageToImage(r) => (r.base.width * r.base.height, 0),
         JobRequest::Edit(r) => {
-            let first = r.references.first().map_or(0, |i| i.width * i.height);
+            let area = |i: &crate::image::ImageInput| i.size().0 * i.size().1;
+            let first = r.references.first().map_or(0, area);
             let out = r.size.map_or(first, |(w, h)| w * h);
-            (out, r.references.iter().map(|i| i.width * i.height).sum())
+            (out, r.references.iter().map(area).sum())
         }
         _ => (0, 0),
     };

@@ -38,7 +38,6 @@ pub fn engine(device: FluxDevice) -> Result<*mut FluxEngine, (FluxResult, String
 /// finished job.
 pub fn render_reference(e: *mut FluxEngine, model: &CString) -> FluxJob {
     let req = support::reference_request();
-    let prompt = CString::new(req.prompt.clone()).unwrap();
     let (mut job, mut state) = (0, -1);
     // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     unsafe {
@@ -50,23 +49,56 @@ pub fn render_reference(e: *mut FluxEngine, model: &CString) -> FluxJob {
         assert_eq!(flux_engine_load_model(e, &md, &mut job), FluxResult::Ok);
         assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
         assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
-        let mut td = MaybeUninit::<FluxTextToImageDesc>::uninit();
-        flux_text_to_image_desc_defaults(td.as_mut_ptr(), size_of::<FluxTextToImageDesc>() as u32);
-        let mut td = td.assume_init();
-        td.prompt = prompt.as_ptr();
-        (td.width, td.height, td.seed) = (req.width as u32, req.height as u32, req.seed);
-        (td.steps, td.t5_len) = (req.steps.unwrap() as u32, req.t5_len.unwrap() as u32);
-        assert_eq!(
-            flux_engine_submit_text_to_image(e, &td, &mut job),
-            FluxResult::Ok
-        );
+        let r = request(&req.prompt);
+        assert_eq!(flux_request_set_size(r, req.width as u32, req.height as u32), FluxResult::Ok);
+        assert_eq!(flux_request_set_seed(r, req.seed), FluxResult::Ok);
+        assert_eq!(flux_request_set_steps(r, req.steps.unwrap() as u32), FluxResult::Ok);
+        assert_eq!(flux_request_set_t5_length(r, req.t5_len.unwrap() as u32), FluxResult::Ok);
+        assert_eq!(flux_engine_submit(e, r, &mut job), FluxResult::Ok);
+        assert_eq!(flux_request_destroy(r), FluxResult::Ok);
         assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
         assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
     }
     job
 }
 
-/// A finished job's pixels in `format` (`bpp` bytes per pixel), rows tightly packed.
+/// A request for `prompt` with every other setting at its default.
+pub fn request(prompt: &str) -> *mut FluxRequest {
+    let prompt = CString::new(prompt).unwrap();
+    let mut r = ptr::null_mut();
+    // SAFETY: the C ABI as documented: pointers to live locals.
+    unsafe {
+        assert_eq!(flux_request_create(&mut r), FluxResult::Ok);
+        assert_eq!(flux_request_set_prompt(r, prompt.as_ptr()), FluxResult::Ok);
+    }
+    r
+}
+
+/// An image desc of `width` × `height` pixels of `format`, rows `row_pitch` bytes apart.
+pub fn image_desc(width: u32, height: u32, format: FluxPixelFormat, row_pitch: u64) -> FluxImageDesc {
+    let mut d = MaybeUninit::<FluxImageDesc>::uninit();
+    // SAFETY: the C ABI as documented: a pointer to a live local of the size given.
+    unsafe {
+        flux_image_desc_defaults(d.as_mut_ptr(), size_of::<FluxImageDesc>() as u32);
+        let mut d = d.assume_init();
+        (d.width, d.height, d.format, d.row_pitch) = (width, height, format as i32, row_pitch);
+        d
+    }
+}
+
+/// A host image over `data`, laid out as `desc` says, or the code and message of why not.
+pub fn host_image(desc: &FluxImageDesc, data: &mut [u8]) -> Result<*mut FluxImage, (FluxResult, String)> {
+    let mut image = ptr::null_mut();
+    // SAFETY: the C ABI as documented: `data` outlives the image (the callers destroy it first).
+    let r = unsafe { flux_image_create_host(desc, data.as_mut_ptr().cast(), data.len(), &mut image) };
+    match r {
+        FluxResult::Ok => Ok(image),
+        r => Err((r, last_error())),
+    }
+}
+
+/// A finished job's pixels in `format` (`bpp` bytes per pixel), rows tightly packed, written
+/// through a host image.
 pub fn copy_pixels(
     e: *mut FluxEngine,
     job: FluxJob,
@@ -75,17 +107,12 @@ pub fn copy_pixels(
 ) -> Vec<u8> {
     let req = support::reference_request();
     let mut out = vec![0u8; req.width * req.height * bpp];
-    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
-    let r = unsafe {
-        flux_job_copy_image(
-            e,
-            job,
-            format as i32,
-            out.as_mut_ptr(),
-            req.width * bpp,
-            out.len(),
-        )
-    };
-    assert_eq!(r, FluxResult::Ok, "{}", last_error());
+    let desc = image_desc(req.width as u32, req.height as u32, format, (req.width * bpp) as u64);
+    let image = host_image(&desc, &mut out).unwrap();
+    // SAFETY: the C ABI as documented: live handles.
+    unsafe {
+        assert_eq!(flux_job_write_image(e, job, image, 0), FluxResult::Ok, "{}", last_error());
+        assert_eq!(flux_image_destroy(image), FluxResult::Ok);
+    }
     out
 }

@@ -1,0 +1,281 @@
+//! One description of every image job: text-to-image, Kontext edit and image-to-image share the
+//! sampling parameters (defined once, here) and differ only in the images they are given. Each
+//! setting is checked when it is set, so a caller learns which value is wrong at once; a setting
+//! never set takes the default written beside it. The C ABI's `FluxRequest` is this type.
+
+use candle_core::Device;
+
+use crate::error::{Error, Result};
+use crate::image::ImageInput;
+use crate::pipeline::edit::{
+    img2img_start, ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS, MAX_REFERENCES,
+};
+use crate::pipeline::{validate_size, TextToImage, MAX_STEPS};
+use crate::runtime::JobRequest;
+
+/// Default output size of text-to-image (an edit takes its first reference's snapped size, an
+/// image-to-image its init image's, rounded down to multiples of 16).
+pub const DEFAULT_SIZE: (usize, usize) = (1024, 1024);
+/// Shortest and longest T5 sequence accepted.
+pub const T5_LENGTHS: std::ops::RangeInclusive<usize> = 2..=4096;
+
+/// A job being described. Reusable: submitting it leaves it as it was.
+#[derive(Debug, Clone)]
+pub struct Request {
+    prompt: Option<String>,
+    size: Option<(usize, usize)>,
+    seed: u64,
+    steps: Option<usize>,
+    guidance: Option<f32>,
+    t5_len: Option<usize>,
+    priority: i32,
+    references: Vec<ImageInput>,
+    snap: bool,
+    init: Option<(ImageInput, f32)>,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Self {
+            prompt: None,
+            size: None,
+            seed: 0,
+            steps: None,
+            guidance: None,
+            t5_len: None,
+            priority: 0,
+            references: Vec::new(),
+            snap: true,
+            init: None,
+        }
+    }
+}
+
+impl Request {
+    /// A request for `prompt` with every other setting at its default.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: Some(prompt.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The prompt (required; may be empty).
+    pub fn set_prompt(&mut self, prompt: impl Into<String>) {
+        self.prompt = Some(prompt.into());
+    }
+
+    /// Output size: positive multiples of 16, at most 4096 a side and 4 MP.
+    pub fn set_size(&mut self, width: usize, height: usize) -> Result<()> {
+        validate_size(width, height)?;
+        self.size = Some((width, height));
+        Ok(())
+    }
+
+    /// Seed of the initial noise (default 0).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Denoising steps, 1..=1000 (default: dev 28, schnell 4, Kontext 30).
+    pub fn set_steps(&mut self, steps: usize) -> Result<()> {
+        if !(1..=MAX_STEPS).contains(&steps) {
+            return Err(Error::invalid(format!(
+                "steps {steps} is not within 1..={MAX_STEPS}"
+            )));
+        }
+        self.steps = Some(steps);
+        Ok(())
+    }
+
+    /// Distilled guidance, finite and ≥ 0 (default: dev 3.5, Kontext 2.5; schnell ignores it).
+    pub fn set_guidance(&mut self, guidance: f32) -> Result<()> {
+        if !(guidance.is_finite() && guidance >= 0.0) {
+            return Err(Error::invalid(format!(
+                "guidance {guidance} is not a finite number ≥ 0"
+            )));
+        }
+        self.guidance = Some(guidance);
+        Ok(())
+    }
+
+    /// T5 sequence length in tokens, 2..=4096 (default: dev and Kontext 512, schnell 256).
+    pub fn set_t5_length(&mut self, tokens: usize) -> Result<()> {
+        if !T5_LENGTHS.contains(&tokens) {
+            return Err(Error::invalid(format!(
+                "T5 length {tokens} is not within {}..={}",
+                T5_LENGTHS.start(),
+                T5_LENGTHS.end()
+            )));
+        }
+        self.t5_len = Some(tokens);
+        Ok(())
+    }
+
+    /// Queue priority: higher runs first, equal ones in submission order (default 0).
+    pub fn set_priority(&mut self, priority: i32) {
+        self.priority = priority;
+    }
+
+    /// The queue priority.
+    pub fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    /// Adds a Kontext reference image (up to 4; reference `i` gets position ids `(i + 1, row,
+    /// col)`): the request becomes an edit.
+    pub fn add_reference(&mut self, image: ImageInput) -> Result<()> {
+        if self.init.is_some() {
+            return Err(Error::invalid(
+                "the request has an init image (image-to-image); it cannot also have references",
+            ));
+        }
+        if self.references.len() == MAX_REFERENCES {
+            return Err(Error::invalid(format!(
+                "a request takes at most {MAX_REFERENCES} reference images"
+            )));
+        }
+        self.references.push(image);
+        Ok(())
+    }
+
+    /// Whether references snap to the closest Kontext training resolution (default true) or keep
+    /// their size.
+    pub fn set_reference_snap(&mut self, snap: bool) {
+        self.snap = snap;
+    }
+
+    /// Sets the init image of an image-to-image job and how much of the schedule runs, in
+    /// (0, 1] (1: all of it, from pure noise).
+    pub fn set_init_image(&mut self, image: ImageInput, strength: f32) -> Result<()> {
+        if !self.references.is_empty() {
+            return Err(Error::invalid(
+                "the request has reference images (an edit); it cannot also have an init image",
+            ));
+        }
+        img2img_start(1, strength)?;
+        self.init = Some((image, strength));
+        Ok(())
+    }
+
+    /// Removes the references and the init image (the request becomes text-to-image again).
+    pub fn clear_images(&mut self) {
+        self.references.clear();
+        self.init = None;
+    }
+
+    /// The job to run on an engine computing on `device`: GPU images must have been imported on
+    /// that device.
+    pub fn job(&self, device: &Device) -> Result<JobRequest> {
+        let prompt = self
+            .prompt
+            .clone()
+            .ok_or_else(|| Error::invalid("the request has no prompt"))?;
+        let inputs = self.references.iter().chain(self.init.as_ref().map(|i| &i.0));
+        for input in inputs {
+            if let ImageInput::Gpu { image, .. } = input {
+                if !image.device().same_device(device) {
+                    return Err(Error::invalid(
+                        "a GPU image of the request was imported on another engine's device",
+                    ));
+                }
+            }
+        }
+        let text = |(width, height)| TextToImage {
+            prompt: prompt.clone(),
+            width,
+            height,
+            seed: self.seed,
+            steps: self.steps,
+            guidance: self.guidance,
+            t5_len: self.t5_len,
+        };
+        if !self.references.is_empty() {
+            return Ok(JobRequest::Edit(KontextEdit {
+                prompt,
+                references: self.references.clone(),
+                size: self.size,
+                resolutions: match self.snap {
+                    true => KONTEXT_RESOLUTIONS.to_vec(),
+                    false => Vec::new(),
+                },
+                seed: self.seed,
+                steps: self.steps,
+                guidance: self.guidance,
+                t5_len: self.t5_len,
+            }));
+        }
+        if let Some((init, strength)) = &self.init {
+            let size = match self.size {
+                Some(size) => size,
+                None => {
+                    let (w, h) = init.size();
+                    let size = (w / 16 * 16, h / 16 * 16);
+                    validate_size(size.0, size.1)
+                        .map_err(|e| Error::invalid(format!("the init image's size: {e}")))?;
+                    size
+                }
+            };
+            return Ok(JobRequest::ImageToImage(ImageToImage {
+                base: text(size),
+                init: init.clone(),
+                strength: *strength,
+            }));
+        }
+        Ok(JobRequest::TextToImage(text(self.size.unwrap_or(DEFAULT_SIZE))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::RgbImage;
+
+    fn image(width: usize, height: usize) -> ImageInput {
+        RgbImage {
+            width,
+            height,
+            data: vec![0; width * height * 3],
+        }
+        .into()
+    }
+
+    #[test]
+    fn settings_are_checked_as_they_are_set_and_leave_the_request_unchanged() {
+        let mut r = Request::new("x");
+        assert!(r.set_size(1000, 512).unwrap_err().to_string().contains("1008x512"));
+        assert!(r.set_steps(0).is_err() && r.set_steps(1001).is_err());
+        assert!(r.set_guidance(f32::NAN).is_err() && r.set_guidance(-1.0).is_err());
+        assert!(r.set_t5_length(1).is_err() && r.set_t5_length(4097).is_err());
+        let JobRequest::TextToImage(t) = r.job(&Device::Cpu).unwrap() else {
+            panic!("a request without images is text-to-image")
+        };
+        assert_eq!((t.width, t.height, t.steps, t.guidance, t.t5_len), (1024, 1024, None, None, None));
+        r.set_steps(7).unwrap();
+        r.set_guidance(0.0).unwrap();
+        let JobRequest::TextToImage(t) = r.job(&Device::Cpu).unwrap() else {
+            panic!()
+        };
+        assert_eq!((t.steps, t.guidance), (Some(7), Some(0.0)));
+    }
+
+    #[test]
+    fn images_choose_the_kind_of_job() {
+        let mut r = Request::new("x");
+        for _ in 0..MAX_REFERENCES {
+            r.add_reference(image(64, 48)).unwrap();
+        }
+        assert!(r.add_reference(image(64, 48)).is_err(), "a fifth reference");
+        assert!(r.set_init_image(image(64, 48), 0.5).is_err(), "init beside references");
+        assert!(matches!(r.job(&Device::Cpu).unwrap(), JobRequest::Edit(e) if e.references.len() == 4));
+        r.clear_images();
+        assert!(r.set_init_image(image(100, 70), 0.0).is_err(), "strength 0");
+        r.set_init_image(image(100, 70), 0.5).unwrap();
+        assert!(r.add_reference(image(64, 48)).is_err(), "a reference beside an init image");
+        let JobRequest::ImageToImage(i) = r.job(&Device::Cpu).unwrap() else {
+            panic!("an init image makes image-to-image")
+        };
+        assert_eq!((i.base.width, i.base.height, i.strength), (96, 64, 0.5));
+        assert!(Request::default().job(&Device::Cpu).unwrap_err().to_string().contains("no prompt"));
+    }
+}
