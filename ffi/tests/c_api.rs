@@ -81,7 +81,8 @@ fn lifecycle_pixels_equal_the_rust_api_with_shared_and_static_library() {
     let want = pipeline::generate(&mut m, &reference_request(), &mut pipeline::no_hook())
         .unwrap()
         .image;
-    let mut edit = KontextEdit::new("make it night", want.clone(), 0);
+    // The C test reuses its text-to-image request: seed 7 and size 64×48 carry over.
+    let mut edit = KontextEdit::new("make it night", want.clone(), 7);
     (edit.resolutions, edit.steps, edit.t5_len) = (vec![], Some(2), Some(16));
     let want_edit = pipeline::edit::edit(&mut m, &edit, &mut pipeline::no_hook())
         .unwrap()

@@ -107,17 +107,19 @@ int main(int argc, char **argv) {
   if (r != FLUX_RESULT_OK) return fail("loading the model", r);
   if (follow(engine, job) != FLUX_JOB_STATE_SUCCEEDED) return fail("loading the model", flux_job_error(engine, job));
 
+  /* One request describes every kind of job: the images added to it choose the kind. Settings
+   * never set keep their defaults (the model variant's steps and guidance). */
+  FluxRequest *request = NULL;
+  r = flux_request_create(&request);
+  if (r != FLUX_RESULT_OK) return fail("creating the request", r);
+  r = flux_request_set_prompt(request, argv[3]);
   const char *out;
   unsigned char *pixels = NULL;
   if (strcmp(argv[1], "generate") == 0) {
-    FluxTextToImageDesc t;
-    flux_text_to_image_desc_init(&t);
-    t.prompt = argv[3];
     out = argv[4];
-    if (argc > 6) t.width = (uint32_t)atoi(argv[5]), t.height = (uint32_t)atoi(argv[6]);
-    if (argc > 7) t.steps = (uint32_t)atoi(argv[7]);
-    if (argc > 8) t.seed = strtoull(argv[8], NULL, 10);
-    r = flux_engine_submit_text_to_image(engine, &t, &job);
+    if (r == FLUX_RESULT_OK && argc > 6) r = flux_request_set_size(request, (uint32_t)atoi(argv[5]), (uint32_t)atoi(argv[6]));
+    if (r == FLUX_RESULT_OK && argc > 7) r = flux_request_set_steps(request, (uint32_t)atoi(argv[7]));
+    if (r == FLUX_RESULT_OK && argc > 8) r = flux_request_set_seed(request, strtoull(argv[8], NULL, 10));
   } else {
     if (argc < 8) return 2;
     uint32_t w = (uint32_t)atoi(argv[5]), h = (uint32_t)atoi(argv[6]);
@@ -126,17 +128,24 @@ int main(int argc, char **argv) {
       fprintf(stderr, "flux-c: cannot read %ux%u RGB pixels from %s\n", w, h, argv[4]);
       return 1;
     }
-    FluxImageView view = {w, h, w * 3, FLUX_PIXEL_FORMAT_RGB8, pixels};
-    FluxEditDesc e;
-    flux_edit_desc_init(&e);
-    e.prompt = argv[3];
-    e.images = &view;
-    e.image_count = 1;
     out = argv[7];
-    if (argc > 8) e.steps = (uint32_t)atoi(argv[8]);
-    if (argc > 9) e.seed = strtoull(argv[9], NULL, 10);
-    r = flux_engine_submit_edit(engine, &e, &job);
+    FluxImageDesc layout;
+    flux_image_desc_init(&layout);
+    layout.width = w;
+    layout.height = h;
+    layout.format = FLUX_PIXEL_FORMAT_RGB8;
+    layout.row_pitch = (uint64_t)w * 3;
+    FluxImage *image = NULL;
+    if (r == FLUX_RESULT_OK) r = flux_image_create_host(&layout, pixels, (size_t)w * h * 3, &image);
+    /* The request copies the pixels: the image can go right after. */
+    if (r == FLUX_RESULT_OK) r = flux_request_add_reference(request, image, 0);
+    flux_image_destroy(image);
+    if (r == FLUX_RESULT_OK && argc > 8) r = flux_request_set_steps(request, (uint32_t)atoi(argv[8]));
+    if (r == FLUX_RESULT_OK && argc > 9) r = flux_request_set_seed(request, strtoull(argv[9], NULL, 10));
   }
+  if (r != FLUX_RESULT_OK) return fail("describing the job", r);
+  r = flux_engine_submit(engine, request, &job);
+  flux_request_destroy(request);
   if (r != FLUX_RESULT_OK) return fail("submitting the job", r);
   int32_t state = follow(engine, job);
   int status = 0;

@@ -29,14 +29,25 @@ static int rows = 0, failures = 0;
 
 static const char BAD_UTF8[] = {(char)0xff, (char)0xfe, 'x', 0};
 
-static FluxTextToImageDesc t2i(void) {
-  FluxTextToImageDesc d;
-  flux_text_to_image_desc_init(&d);
-  d.prompt = "a cat";
-  d.width = 16;
-  d.height = 16;
-  d.steps = 1;
-  d.t5_len = 8;
+/* A 16×16, one-step request (the caller destroys it). */
+static FluxRequest *t2i(void) {
+  FluxRequest *r = NULL;
+  if (flux_request_create(&r) != FLUX_RESULT_OK || flux_request_set_prompt(r, "a cat") != FLUX_RESULT_OK ||
+      flux_request_set_size(r, 16, 16) != FLUX_RESULT_OK || flux_request_set_steps(r, 1) != FLUX_RESULT_OK ||
+      flux_request_set_t5_length(r, 8) != FLUX_RESULT_OK) {
+    fprintf(stderr, "t2i: %s\n", flux_last_error_message());
+    exit(1);
+  }
+  return r;
+}
+
+static FluxImageDesc image_desc(uint32_t w, uint32_t h, int32_t format, uint64_t pitch) {
+  FluxImageDesc d;
+  flux_image_desc_init(&d);
+  d.width = w;
+  d.height = h;
+  d.format = format;
+  d.row_pitch = pitch;
   return d;
 }
 
@@ -96,9 +107,9 @@ int main(int argc, char **argv) {
   md.dtype = 9;
   ROW(flux_engine_load_model(e, &md, &job), FLUX_RESULT_INVALID_ARGUMENT);
   md.dtype = 0;
-  md.kontext = 5;
+  md.kontext = -1; /* ABI 1's "detect" is no FluxKontext */
   ROW(flux_engine_load_model(e, &md, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  md.kontext = -1;
+  md.kontext = FLUX_KONTEXT_DETECT;
   md.struct_size = 2;
   ROW(flux_engine_load_model(e, &md, &job), FLUX_RESULT_BAD_STRUCT_SIZE);
   md.struct_size = sizeof md;
@@ -109,8 +120,8 @@ int main(int argc, char **argv) {
   ROW(flux_job_error(e, job), FLUX_RESULT_JOB_FAILED);
   EXPECT(strstr(flux_last_error_message(), "truncated") != NULL);
   /* Generating without a model fails the job, not the call. */
-  FluxTextToImageDesc td = t2i();
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_OK);
+  FluxRequest *td = t2i();
+  ROW(flux_engine_submit(e, td, &job), FLUX_RESULT_OK);
   ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
   EXPECT(state == FLUX_JOB_STATE_FAILED);
   md.folder = argv[1];
@@ -118,111 +129,95 @@ int main(int argc, char **argv) {
   CHECK(flux_job_wait(e, job, 60000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
 
-  /* Text-to-image requests. */
-  ROW(flux_engine_submit_text_to_image(e, NULL, &job), FLUX_RESULT_NULL_POINTER);
-  td.prompt = NULL;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_NULL_POINTER);
-  td.prompt = BAD_UTF8;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_UTF8);
-  td = t2i();
-  td.width = 70;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
+  /* Request settings: each is checked when set, and a refused one leaves the request as it was. */
+  FluxRequest *none = NULL;
+  ROW(flux_request_create(NULL), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_create(&none), FLUX_RESULT_OK);
+  ROW(flux_engine_submit(e, none, &job), FLUX_RESULT_INVALID_ARGUMENT); /* no prompt */
+  EXPECT(strstr(flux_last_error_message(), "prompt") != NULL);
+  ROW(flux_request_destroy(none), FLUX_RESULT_OK);
+  ROW(flux_request_destroy(none), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_steps(none, 4), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_seed((FluxRequest *)e, 4), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_seed(NULL, 4), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_engine_submit(e, NULL, &job), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_engine_submit(e, td, NULL), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_engine_submit(dead, td, &job), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_prompt(td, NULL), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_set_prompt(td, BAD_UTF8), FLUX_RESULT_INVALID_UTF8);
+  ROW(flux_request_set_size(td, 70, 16), FLUX_RESULT_INVALID_ARGUMENT);
   EXPECT(strstr(flux_last_error_message(), "64x16") != NULL);
-  td.width = 0;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  td.width = 100000;
-  td.height = 100000;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  td = t2i();
-  td.steps = 5000;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  td = t2i();
-  td.t5_len = 100000;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  td = t2i();
-  td.guidance = NAN; /* not the default (that is a negative value) */
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_size(td, 0, 16), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_size(td, 100000, 100000), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_steps(td, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_steps(td, 5000), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_t5_length(td, 1), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_t5_length(td, 100000), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_guidance(td, NAN), FLUX_RESULT_INVALID_ARGUMENT);
   EXPECT(strstr(flux_last_error_message(), "guidance") != NULL);
-  td.guidance = INFINITY;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  td = t2i();
-  td.struct_size = 0;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_BAD_STRUCT_SIZE);
-  /* An older, smaller struct: fields past struct_size take defaults (1024 x 1024, not 70). */
-  td = t2i();
-  td.struct_size = offsetof(FluxTextToImageDesc, width);
-  td.width = 70;
-  ROW(flux_engine_submit_text_to_image(e, &td, &job), FLUX_RESULT_OK);
-  ROW(flux_job_cancel(e, job, NULL), FLUX_RESULT_OK);
-  /* A newer, larger struct: unknown trailing bytes are ignored. */
-  struct {
-    FluxTextToImageDesc d;
-    unsigned char future[64];
-  } big;
-  memset(&big, 0xAB, sizeof big);
-  big.d = t2i();
-  big.d.struct_size = sizeof big;
-  ROW(flux_engine_submit_text_to_image(e, &big.d, &job), FLUX_RESULT_OK);
+  ROW(flux_request_set_guidance(td, INFINITY), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_guidance(td, -1.0f), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_guidance(td, 0.0f), FLUX_RESULT_OK);
+  /* After the refusals, the request still is the 16×16 one-step job. */
+  ROW(flux_engine_submit(e, td, &job), FLUX_RESULT_OK);
   ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  uint32_t w, h;
+  ROW(flux_job_image_size(e, job, &w, &h), FLUX_RESULT_OK);
+  EXPECT(w == 16 && h == 16);
 
-  /* Edits. */
-  static unsigned char pixels[64 * 48 * 4];
-  FluxImageView img = {64, 48, 64 * 3, FLUX_PIXEL_FORMAT_RGB8, pixels};
-  FluxEditDesc edit;
-  flux_edit_desc_init(&edit);
-  edit.prompt = "make it night";
-  edit.images = &img;
-  edit.image_count = 1;
-  edit.snap = 0;
-  edit.images = NULL;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_NULL_POINTER);
-  edit.images = &img;
-  edit.image_count = 0;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  edit.image_count = 5;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  edit.image_count = 1;
-  img.data = NULL;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_NULL_POINTER);
-  img.data = pixels;
-  img.stride = 64 * 3 - 1;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  img.stride = 64 * 3;
-  img.width = 0;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  img.width = 20000;
-  img.height = 20000;
-  img.stride = 20000 * 3;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  img.width = 64;
-  img.height = 48;
-  img.stride = 64 * 3;
-  img.format = 9;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  img.format = FLUX_PIXEL_FORMAT_RGBA32F;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  img.format = FLUX_PIXEL_FORMAT_RGB8;
-  edit.width = 50;
-  edit.height = 64;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  edit.width = 0;
-  edit.height = 0;
-  edit.prompt = BAD_UTF8;
-  ROW(flux_engine_submit_edit(e, &edit, &job), FLUX_RESULT_INVALID_UTF8);
+  /* Images: the layout and the buffer's size are checked when the image is made. */
+  static unsigned char pixels[64 * 48 * 16];
+  FluxImage *img = NULL, *bad = NULL;
+  FluxImageDesc desc = image_desc(64, 48, FLUX_PIXEL_FORMAT_RGB8, 64 * 3);
+  ROW(flux_image_create_host(NULL, pixels, sizeof pixels, &img), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_image_create_host(&desc, NULL, sizeof pixels, &img), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, NULL), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_image_create_host(&desc, pixels, 64 * 3 * 48 - 1, &bad), FLUX_RESULT_BUFFER_TOO_SMALL);
+  desc.row_pitch = 64 * 3 - 1;
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &bad), FLUX_RESULT_INVALID_ARGUMENT);
+  desc = image_desc(0, 48, FLUX_PIXEL_FORMAT_RGB8, 64 * 3);
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &bad), FLUX_RESULT_INVALID_ARGUMENT);
+  desc = image_desc(20000, 20000, FLUX_PIXEL_FORMAT_RGB8, 20000 * 3);
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &bad), FLUX_RESULT_INVALID_ARGUMENT);
+  desc = image_desc(64, 48, 9, 64 * 4);
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &bad), FLUX_RESULT_INVALID_ARGUMENT);
+  desc = image_desc(64, 48, FLUX_PIXEL_FORMAT_RGB8, 64 * 3);
+  desc.struct_size = 8;
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &bad), FLUX_RESULT_BAD_STRUCT_SIZE);
+  /* A pitch whose 47 row offsets wrap around. */
+  desc = image_desc(64, 48, FLUX_PIXEL_FORMAT_RGB8, UINT64_MAX / 47 + 1);
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &bad), FLUX_RESULT_INVALID_ARGUMENT);
+  EXPECT(bad == NULL);
+  desc = image_desc(64, 48, FLUX_PIXEL_FORMAT_RGB8, 64 * 3);
+  ROW(flux_image_create_host(&desc, pixels, sizeof pixels, &img), FLUX_RESULT_OK);
+  ROW(flux_image_create_cuda(e, &desc, 0x1000, NULL, &bad), FLUX_RESULT_INVALID_ARGUMENT); /* RGB8 */
+  FluxImageDesc rgba = image_desc(64, 48, FLUX_PIXEL_FORMAT_RGBA8, 64 * 4);
+  ROW(flux_image_create_cuda(e, &rgba, 0x1000, NULL, &bad), FLUX_RESULT_UNSUPPORTED); /* a CPU engine */
 
-  /* Image-to-image. */
-  FluxImageToImageDesc i2i;
-  flux_image_to_image_desc_init(&i2i);
-  i2i.prompt = "a cat";
-  i2i.init = img;
-  i2i.strength = 0.0f;
-  ROW(flux_engine_submit_image_to_image(e, &i2i, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  i2i.strength = 1.5f;
-  ROW(flux_engine_submit_image_to_image(e, &i2i, &job), FLUX_RESULT_INVALID_ARGUMENT);
-  i2i.strength = 0.5f;
-  i2i.init.data = NULL;
-  ROW(flux_engine_submit_image_to_image(e, &i2i, &job), FLUX_RESULT_NULL_POINTER);
+  /* Edits and image-to-image: at most 4 references, never beside an init image. */
+  FluxRequest *edit = t2i();
+  ROW(flux_request_add_reference(edit, NULL, 0), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_add_reference(edit, (FluxImage *)e, 0), FLUX_RESULT_INVALID_HANDLE);
+  for (int i = 0; i < 4; i++) ROW(flux_request_add_reference(edit, img, 0), FLUX_RESULT_OK);
+  ROW(flux_request_add_reference(edit, img, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_init_image(edit, img, 0, 0.5f), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_clear_images(edit), FLUX_RESULT_OK);
+  ROW(flux_request_set_init_image(edit, img, 0, 0.0f), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_init_image(edit, img, 0, 1.5f), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_init_image(edit, img, 0, NAN), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_init_image(edit, img, 0, 0.5f), FLUX_RESULT_OK);
+  ROW(flux_request_add_reference(edit, img, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  /* The request copied the pixels: it outlives the image. */
+  ROW(flux_image_destroy(img), FLUX_RESULT_OK);
+  ROW(flux_image_destroy(img), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_image_destroy(NULL), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_set_init_image(edit, img, 0, 0.5f), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_size(edit, 64, 48), FLUX_RESULT_OK);
+  ROW(flux_engine_submit(e, edit, &job), FLUX_RESULT_OK);
+  ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
+  EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  CHECK(flux_request_destroy(edit));
 
   /* Jobs and results. */
   FluxJobStatus st;
@@ -234,31 +229,35 @@ int main(int argc, char **argv) {
   ROW(flux_job_status(e, job, &st), FLUX_RESULT_BAD_STRUCT_SIZE);
   st.struct_size = sizeof st;
   ROW(flux_job_wait(e, 123456, 10, &state), FLUX_RESULT_UNKNOWN_JOB);
-  td = t2i();
-  td.width = 256;
-  td.height = 256;
-  td.steps = 400;
+  FluxRequest *slow_request = t2i();
+  CHECK(flux_request_set_size(slow_request, 256, 256));
+  CHECK(flux_request_set_steps(slow_request, 400));
   FluxJob slow;
-  CHECK(flux_engine_submit_text_to_image(e, &td, &slow));
+  CHECK(flux_engine_submit(e, slow_request, &slow));
+  CHECK(flux_request_destroy(slow_request));
   state = -1;
   ROW(flux_job_wait(e, slow, 1, &state), FLUX_RESULT_TIMEOUT);
   EXPECT(state == FLUX_JOB_STATE_QUEUED || state == FLUX_JOB_STATE_RUNNING);
   static unsigned char out[64 * 64 * 16];
-  ROW(flux_job_copy_image(e, slow, FLUX_PIXEL_FORMAT_RGB8, out, 64 * 3, sizeof out), FLUX_RESULT_NOT_READY);
+  desc = image_desc(16, 16, FLUX_PIXEL_FORMAT_RGB8, 16 * 3);
+  FluxImage *dst = NULL;
+  CHECK(flux_image_create_host(&desc, out, sizeof out, &dst));
+  ROW(flux_job_write_image(e, slow, dst, 0), FLUX_RESULT_NOT_READY);
   CHECK(flux_job_cancel(e, slow, NULL));
   CHECK(flux_job_wait(e, slow, 60000, &state));
-  ROW(flux_job_copy_image(e, slow, FLUX_PIXEL_FORMAT_RGB8, out, 64 * 3, sizeof out), FLUX_RESULT_NOT_READY);
-  td = t2i();
+  ROW(flux_job_write_image(e, slow, dst, 0), FLUX_RESULT_NOT_READY);
   FluxJob done;
-  CHECK(flux_engine_submit_text_to_image(e, &td, &done));
+  CHECK(flux_engine_submit(e, td, &done));
   CHECK(flux_job_wait(e, done, 60000, &state));
-  ROW(flux_job_copy_image(e, done, 9, out, 16 * 3, sizeof out), FLUX_RESULT_INVALID_ARGUMENT);
-  ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGB8, NULL, 16 * 3, sizeof out), FLUX_RESULT_NULL_POINTER);
-  ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGB8, out, 16 * 3, 16 * 3 * 15), FLUX_RESULT_BUFFER_TOO_SMALL);
-  ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGBA8, out, 16 * 3, sizeof out), FLUX_RESULT_INVALID_ARGUMENT);
-  /* A stride whose 15 row offsets wrap around to 14 bytes. */
-  ROW(flux_job_copy_image(e, done, FLUX_PIXEL_FORMAT_RGB8, out, SIZE_MAX / 15 + 1, sizeof out), FLUX_RESULT_INVALID_ARGUMENT);
-  uint32_t w, h;
+  ROW(flux_job_write_image(e, done, NULL, 0), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_job_write_image(e, done, (FluxImage *)td, 0), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_job_write_image(e, done, dst, 0), FLUX_RESULT_OK);
+  CHECK(flux_image_destroy(dst));
+  /* A destination of another size than the result. */
+  desc = image_desc(32, 16, FLUX_PIXEL_FORMAT_RGBA8, 32 * 4);
+  CHECK(flux_image_create_host(&desc, out, sizeof out, &dst));
+  ROW(flux_job_write_image(e, done, dst, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  CHECK(flux_image_destroy(dst));
   ROW(flux_job_image_size(e, 123456, &w, &h), FLUX_RESULT_UNKNOWN_JOB);
   ROW(flux_job_image_size(e, done, NULL, &h), FLUX_RESULT_NULL_POINTER);
   ROW(flux_job_release(e, done), FLUX_RESULT_OK);
@@ -273,7 +272,7 @@ int main(int argc, char **argv) {
   }
   ROW(flux_engine_poll_event(e, &ev), FLUX_RESULT_NO_EVENT);
   /* A bad struct_size is refused before the event is taken: the next poll still gets it. */
-  CHECK(flux_engine_submit_text_to_image(e, &td, &job));
+  CHECK(flux_engine_submit(e, td, &job));
   CHECK(flux_job_wait(e, job, 60000, &state));
   ev.struct_size = 2;
   ROW(flux_engine_poll_event(e, &ev), FLUX_RESULT_BAD_STRUCT_SIZE);
@@ -323,13 +322,13 @@ int main(int argc, char **argv) {
   ROW(flux_engine_set_residency_plan(e, &plan), FLUX_RESULT_OK);
 
   /* The engine still works after all of that. */
-  td = t2i();
-  CHECK(flux_engine_submit_text_to_image(e, &td, &job));
+  CHECK(flux_engine_submit(e, td, &job));
   CHECK(flux_job_wait(e, job, 60000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   CHECK(flux_engine_get_residency(e, &res));
   EXPECT(res.stream_window == 1 && res.release_text_encoders == 1);
   ROW(flux_engine_set_residency_plan(e, NULL), FLUX_RESULT_OK);
+  CHECK(flux_request_destroy(td));
   CHECK(flux_engine_destroy(e));
   printf("bad_inputs: %d rows, %d failures\n", rows, failures);
   return failures == 0 && rows >= 40 ? 0 : 1;

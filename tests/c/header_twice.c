@@ -12,15 +12,13 @@
 
 NO_TAIL_PADDING(FluxEngineDesc, memory_reserve);
 NO_TAIL_PADDING(FluxModelDesc, reserved);
-NO_TAIL_PADDING(FluxTextToImageDesc, priority);
-NO_TAIL_PADDING(FluxImageView, data);
-NO_TAIL_PADDING(FluxEditDesc, reserved);
-NO_TAIL_PADDING(FluxImageToImageDesc, priority);
 NO_TAIL_PADDING(FluxJobStatus, has_result);
 NO_TAIL_PADDING(FluxEvent, reserved);
 NO_TAIL_PADDING(FluxResidencyPlan, tiled_vae);
 NO_TAIL_PADDING(FluxResidency, reserved);
-NO_TAIL_PADDING(FluxGpuImageDesc, semaphore_handle);
+NO_TAIL_PADDING(FluxImageDesc, reserved);
+NO_TAIL_PADDING(FluxExternalMemory, reserved);
+NO_TAIL_PADDING(FluxSemaphore, handle);
 
 int main(void) {
   FluxEngineDesc desc;

@@ -1,5 +1,6 @@
 /* The C ABI end to end on the tiny model: load, generate (pixels written for comparison with
- * the Rust API), events in order, copies in every format, a Kontext edit, cancel of a queued
+ * the Rust API), events in order, results written in every format (padded and bottom-up rows),
+ * a Kontext edit and an image-to-image from one request, cancel of a queued
  * and a running job, destroy with jobs in flight and while another thread waits on the engine.
  * C11 (atomics, threads through pthreads): the callback runs on the worker and on host threads.
  * Usage: lifecycle MODEL_DIR GENERATED_RGB_OUT EDITED_RGB_OUT */
@@ -17,6 +18,45 @@ static int write_file(const char *path, const unsigned char *data, size_t n) {
   size_t w = fwrite(data, 1, n, f);
   fclose(f);
   return w == n ? 0 : 1;
+}
+
+static size_t pixel_bytes(int32_t format) {
+  switch (format) {
+    case FLUX_PIXEL_FORMAT_RGB8: return 3;
+    case FLUX_PIXEL_FORMAT_RGBA16F: return 8;
+    case FLUX_PIXEL_FORMAT_RGBA32F: return 16;
+    default: return 4;
+  }
+}
+
+/* A host image over `data` (which outlives it), rows `pitch` bytes apart. */
+static FluxImage *host_image(uint32_t w, uint32_t h, int32_t format, size_t pitch, uint32_t bottom_up,
+                             void *data) {
+  FluxImageDesc d;
+  flux_image_desc_init(&d);
+  d.width = w;
+  d.height = h;
+  d.format = format;
+  d.row_pitch = pitch;
+  d.bottom_up = bottom_up;
+  FluxImage *image = NULL;
+  size_t size = pitch * (h - 1) + w * pixel_bytes(format);
+  if (flux_image_create_host(&d, data, size, &image) != FLUX_RESULT_OK) {
+    fprintf(stderr, "flux_image_create_host: %s\n", flux_last_error_message());
+    exit(1);
+  }
+  return image;
+}
+
+/* An IEEE half float's value (normal numbers and zero, which is all [0, 1] needs). */
+static float half_to_float(uint16_t v) {
+  int exponent = (v >> 10) & 0x1f;
+  float mantissa = (float)(v & 0x3ff) / 1024.0f;
+  if (exponent == 0) return mantissa / 16384.0f;
+  float f = 1.0f + mantissa;
+  for (int i = 15; i < exponent; i++) f *= 2.0f;
+  for (int i = exponent; i < 15; i++) f /= 2.0f;
+  return f;
 }
 
 static void sleep_ms(long ms) {
@@ -95,14 +135,14 @@ static int destroy_while_another_thread_waits(const char *model_dir) {
   CHECK(flux_engine_load_model(e, &md, &job));
   CHECK(flux_job_wait(e, job, 120000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
-  FluxTextToImageDesc td;
-  flux_text_to_image_desc_init(&td);
-  td.prompt = "a long night";
-  td.width = 256;
-  td.height = 256;
-  td.steps = 500;
-  td.t5_len = 16;
-  CHECK(flux_engine_submit_text_to_image(e, &td, &job));
+  FluxRequest *long_job = NULL;
+  CHECK(flux_request_create(&long_job));
+  CHECK(flux_request_set_prompt(long_job, "a long night"));
+  CHECK(flux_request_set_size(long_job, 256, 256));
+  CHECK(flux_request_set_steps(long_job, 500));
+  CHECK(flux_request_set_t5_length(long_job, 16));
+  CHECK(flux_engine_submit(e, long_job, &job));
+  CHECK(flux_request_destroy(long_job));
   FluxJobStatus st;
   st.struct_size = sizeof st;
   do {
@@ -145,16 +185,15 @@ int main(int argc, char **argv) {
   int32_t kinds[64];
   g_engine = e;
 
-  FluxTextToImageDesc td;
-  flux_text_to_image_desc_init(&td);
-  td.prompt = "a red lighthouse at dusk";
-  td.width = 64;
-  td.height = 48;
-  td.seed = 7;
-  td.steps = 3;
-  td.t5_len = 32;
+  FluxRequest *req = NULL;
+  CHECK(flux_request_create(&req));
+  CHECK(flux_request_set_prompt(req, "a red lighthouse at dusk"));
+  CHECK(flux_request_set_size(req, 64, 48));
+  CHECK(flux_request_set_seed(req, 7));
+  CHECK(flux_request_set_steps(req, 3));
+  CHECK(flux_request_set_t5_length(req, 32));
   FluxJob job;
-  CHECK(flux_engine_submit_text_to_image(e, &td, &job));
+  CHECK(flux_engine_submit(e, req, &job));
   CHECK(flux_job_wait(e, job, 120000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   int n = events_of(job, kinds, 64);
@@ -182,50 +221,78 @@ int main(int argc, char **argv) {
   CHECK(flux_job_image_size(e, job, &w, &h));
   EXPECT(w == 64 && h == 48);
   unsigned char *rgb = malloc((size_t)w * h * 3);
-  CHECK(flux_job_copy_image(e, job, FLUX_PIXEL_FORMAT_RGB8, rgb, (size_t)w * 3, (size_t)w * h * 3));
+  FluxImage *rgb_image = host_image(w, h, FLUX_PIXEL_FORMAT_RGB8, (size_t)w * 3, 0, rgb);
+  CHECK(flux_job_write_image(e, job, rgb_image, 0));
   EXPECT(write_file(argv[2], rgb, (size_t)w * h * 3) == 0);
 
-  /* RGBA8 with a padded stride and RGBA32F agree with RGB8. */
+  /* RGBA8 with a padded stride, BGRA8 bottom-up, RGBA16F and RGBA32F agree with RGB8. */
   size_t stride = (size_t)w * 4 + 12;
-  unsigned char *rgba = malloc(stride * h);
+  unsigned char *rgba = malloc(stride * h), *bgra = malloc((size_t)w * h * 4);
+  uint16_t *rgbah = malloc((size_t)w * h * 8);
   float *rgbaf = malloc((size_t)w * h * 16);
-  CHECK(flux_job_copy_image(e, job, FLUX_PIXEL_FORMAT_RGBA8, rgba, stride, stride * h));
-  CHECK(flux_job_copy_image(e, job, FLUX_PIXEL_FORMAT_RGBA32F, (uint8_t *)rgbaf, (size_t)w * 16, (size_t)w * h * 16));
+  FluxImage *outs[] = {
+      host_image(w, h, FLUX_PIXEL_FORMAT_RGBA8, stride, 0, rgba),
+      host_image(w, h, FLUX_PIXEL_FORMAT_BGRA8, (size_t)w * 4, 1, bgra),
+      host_image(w, h, FLUX_PIXEL_FORMAT_RGBA16F, (size_t)w * 8, 0, rgbah),
+      host_image(w, h, FLUX_PIXEL_FORMAT_RGBA32F, (size_t)w * 16, 0, rgbaf),
+  };
+  for (int i = 0; i < 4; i++) {
+    CHECK(flux_job_write_image(e, job, outs[i], 0));
+    CHECK(flux_image_destroy(outs[i]));
+  }
   for (uint32_t y = 0; y < h; y++)
-    for (uint32_t x = 0; x < w; x++)
+    for (uint32_t x = 0; x < w; x++) {
+      size_t flipped = ((size_t)(h - 1 - y) * w + x) * 4;
       for (int c = 0; c < 3; c++) {
         unsigned char v = rgb[(y * w + x) * 3 + c];
         EXPECT(rgba[y * stride + x * 4 + c] == v);
-        EXPECT(rgba[y * stride + x * 4 + 3] == 255);
+        EXPECT(bgra[flipped + 2 - c] == v);
+        EXPECT(half_to_float(rgbah[(y * w + x) * 4 + c]) - v / 255.0f < 1e-3f);
+        EXPECT(v / 255.0f - half_to_float(rgbah[(y * w + x) * 4 + c]) < 1e-3f);
         EXPECT(rgbaf[(y * w + x) * 4 + c] == v / 255.0f);
       }
+      EXPECT(rgba[y * stride + x * 4 + 3] == 255 && bgra[flipped + 3] == 255);
+      EXPECT(rgbaf[(y * w + x) * 4 + 3] == 1.0f);
+    }
 
-  /* Kontext edit of that image (the tiny dev model stands in for a Kontext model). */
-  FluxImageView view = {w, h, w * 3, FLUX_PIXEL_FORMAT_RGB8, rgb};
-  FluxEditDesc edit;
-  flux_edit_desc_init(&edit);
-  edit.prompt = "make it night";
-  edit.images = &view;
-  edit.image_count = 1;
-  edit.snap = 0;
-  edit.steps = 2;
-  edit.t5_len = 16;
-  FluxJob edit_job;
-  CHECK(flux_engine_submit_edit(e, &edit, &edit_job));
+  /* Kontext edit of that image (the tiny dev model stands in for a Kontext model), then the same
+   * request as image-to-image: its images choose the kind of job. */
+  CHECK(flux_request_set_prompt(req, "make it night"));
+  CHECK(flux_request_add_reference(req, rgb_image, 0));
+  CHECK(flux_request_set_reference_snap(req, false));
+  CHECK(flux_request_set_steps(req, 2));
+  CHECK(flux_request_set_t5_length(req, 16));
+  EXPECT(flux_request_set_init_image(req, rgb_image, 0, 0.5f) == FLUX_RESULT_INVALID_ARGUMENT);
+  FluxJob edit_job, i2i_job;
+  CHECK(flux_engine_submit(e, req, &edit_job));
+  CHECK(flux_request_clear_images(req));
+  CHECK(flux_request_set_init_image(req, rgb_image, 0, 0.5f));
+  CHECK(flux_engine_submit(e, req, &i2i_job));
+  CHECK(flux_request_destroy(req));
   CHECK(flux_job_wait(e, edit_job, 120000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   unsigned char *edited = malloc((size_t)w * h * 3);
-  CHECK(flux_job_copy_image(e, edit_job, FLUX_PIXEL_FORMAT_RGB8, edited, (size_t)w * 3, (size_t)w * h * 3));
+  FluxImage *edited_image = host_image(w, h, FLUX_PIXEL_FORMAT_RGB8, (size_t)w * 3, 0, edited);
+  CHECK(flux_job_write_image(e, edit_job, edited_image, 0));
   EXPECT(write_file(argv[3], edited, (size_t)w * h * 3) == 0);
   CHECK(flux_job_release(e, edit_job));
+  CHECK(flux_job_wait(e, i2i_job, 120000, &state));
+  EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  CHECK(flux_job_image_size(e, i2i_job, &w, &h));
+  EXPECT(w == 64 && h == 48);
+  CHECK(flux_image_destroy(edited_image));
+  CHECK(flux_image_destroy(rgb_image));
 
   /* Cancel: a running job stops within a step, a queued one never starts. */
-  td.width = 256;
-  td.height = 256;
-  td.steps = 500;
+  FluxRequest *big = NULL;
+  CHECK(flux_request_create(&big));
+  CHECK(flux_request_set_prompt(big, "a red lighthouse at dusk"));
+  CHECK(flux_request_set_size(big, 256, 256));
+  CHECK(flux_request_set_steps(big, 500));
+  CHECK(flux_request_set_t5_length(big, 32));
   FluxJob running, queued;
-  CHECK(flux_engine_submit_text_to_image(e, &td, &running));
-  CHECK(flux_engine_submit_text_to_image(e, &td, &queued));
+  CHECK(flux_engine_submit(e, big, &running));
+  CHECK(flux_engine_submit(e, big, &queued));
   do {
     sleep_ms(2);
     CHECK(flux_job_status(e, running, &st));
@@ -244,7 +311,8 @@ int main(int argc, char **argv) {
   EXPECT(outcome == FLUX_CANCEL_OUTCOME_ALREADY_FINISHED);
 
   /* Destroy with jobs queued and running. */
-  for (int i = 0; i < 3; i++) CHECK(flux_engine_submit_text_to_image(e, &td, &queued));
+  for (int i = 0; i < 3; i++) CHECK(flux_engine_submit(e, big, &queued));
+  CHECK(flux_request_destroy(big));
   sleep_ms(20);
   CHECK(flux_engine_destroy(e));
   EXPECT(flux_job_status(e, job, &st) == FLUX_RESULT_INVALID_HANDLE);
@@ -252,6 +320,8 @@ int main(int argc, char **argv) {
 
   free(rgb);
   free(rgba);
+  free(bgra);
+  free(rgbah);
   free(rgbaf);
   free(edited);
   printf("lifecycle: ok\n");

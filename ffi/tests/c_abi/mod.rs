@@ -50,10 +50,19 @@ pub fn render_reference(e: *mut FluxEngine, model: &CString) -> FluxJob {
         assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
         assert_eq!(state, FluxJobState::Succeeded as i32, "{}", last_error());
         let r = request(&req.prompt);
-        assert_eq!(flux_request_set_size(r, req.width as u32, req.height as u32), FluxResult::Ok);
+        assert_eq!(
+            flux_request_set_size(r, req.width as u32, req.height as u32),
+            FluxResult::Ok
+        );
         assert_eq!(flux_request_set_seed(r, req.seed), FluxResult::Ok);
-        assert_eq!(flux_request_set_steps(r, req.steps.unwrap() as u32), FluxResult::Ok);
-        assert_eq!(flux_request_set_t5_length(r, req.t5_len.unwrap() as u32), FluxResult::Ok);
+        assert_eq!(
+            flux_request_set_steps(r, req.steps.unwrap() as u32),
+            FluxResult::Ok
+        );
+        assert_eq!(
+            flux_request_set_t5_length(r, req.t5_len.unwrap() as u32),
+            FluxResult::Ok
+        );
         assert_eq!(flux_engine_submit(e, r, &mut job), FluxResult::Ok);
         assert_eq!(flux_request_destroy(r), FluxResult::Ok);
         assert_eq!(flux_job_wait(e, job, 600_000, &mut state), FluxResult::Ok);
@@ -75,7 +84,12 @@ pub fn request(prompt: &str) -> *mut FluxRequest {
 }
 
 /// An image desc of `width` × `height` pixels of `format`, rows `row_pitch` bytes apart.
-pub fn image_desc(width: u32, height: u32, format: FluxPixelFormat, row_pitch: u64) -> FluxImageDesc {
+pub fn image_desc(
+    width: u32,
+    height: u32,
+    format: FluxPixelFormat,
+    row_pitch: u64,
+) -> FluxImageDesc {
     let mut d = MaybeUninit::<FluxImageDesc>::uninit();
     // SAFETY: the C ABI as documented: a pointer to a live local of the size given.
     unsafe {
@@ -87,10 +101,14 @@ pub fn image_desc(width: u32, height: u32, format: FluxPixelFormat, row_pitch: u
 }
 
 /// A host image over `data`, laid out as `desc` says, or the code and message of why not.
-pub fn host_image(desc: &FluxImageDesc, data: &mut [u8]) -> Result<*mut FluxImage, (FluxResult, String)> {
+pub fn host_image(
+    desc: &FluxImageDesc,
+    data: &mut [u8],
+) -> Result<*mut FluxImage, (FluxResult, String)> {
     let mut image = ptr::null_mut();
     // SAFETY: the C ABI as documented: `data` outlives the image (the callers destroy it first).
-    let r = unsafe { flux_image_create_host(desc, data.as_mut_ptr().cast(), data.len(), &mut image) };
+    let r =
+        unsafe { flux_image_create_host(desc, data.as_mut_ptr().cast(), data.len(), &mut image) };
     match r {
         FluxResult::Ok => Ok(image),
         r => Err((r, last_error())),
@@ -107,11 +125,21 @@ pub fn copy_pixels(
 ) -> Vec<u8> {
     let req = support::reference_request();
     let mut out = vec![0u8; req.width * req.height * bpp];
-    let desc = image_desc(req.width as u32, req.height as u32, format, (req.width * bpp) as u64);
+    let desc = image_desc(
+        req.width as u32,
+        req.height as u32,
+        format,
+        (req.width * bpp) as u64,
+    );
     let image = host_image(&desc, &mut out).unwrap();
     // SAFETY: the C ABI as documented: live handles.
     unsafe {
-        assert_eq!(flux_job_write_image(e, job, image, 0), FluxResult::Ok, "{}", last_error());
+        assert_eq!(
+            flux_job_write_image(e, job, image, 0),
+            FluxResult::Ok,
+            "{}",
+            last_error()
+        );
         assert_eq!(flux_image_destroy(image), FluxResult::Ok);
     }
     out

@@ -409,7 +409,7 @@ fn run(cli: Cli) -> flux_core::Result<()> {
                 .collect::<flux_core::Result<Vec<_>>>()?;
             let mut model = load(&model)?;
             let mut req = KontextEdit::new(job.prompt.clone(), images[0].clone(), job.seed);
-            req.references = images;
+            req.references = images.into_iter().map(Into::into).collect();
             req.steps = job.steps;
             req.guidance = job.guidance;
             if no_snap {
