@@ -171,7 +171,10 @@ impl Request {
             .prompt
             .clone()
             .ok_or_else(|| Error::invalid("the request has no prompt"))?;
-        let inputs = self.references.iter().chain(self.init.as_ref().map(|i| &i.0));
+        let inputs = self
+            .references
+            .iter()
+            .chain(self.init.as_ref().map(|i| &i.0));
         for input in inputs {
             if let ImageInput::Gpu { image, .. } = input {
                 if !image.device().same_device(device) {
@@ -222,7 +225,9 @@ impl Request {
                 strength: *strength,
             }));
         }
-        Ok(JobRequest::TextToImage(text(self.size.unwrap_or(DEFAULT_SIZE))))
+        Ok(JobRequest::TextToImage(text(
+            self.size.unwrap_or(DEFAULT_SIZE),
+        )))
     }
 }
 
@@ -243,14 +248,21 @@ mod tests {
     #[test]
     fn settings_are_checked_as_they_are_set_and_leave_the_request_unchanged() {
         let mut r = Request::new("x");
-        assert!(r.set_size(1000, 512).unwrap_err().to_string().contains("1008x512"));
+        assert!(r
+            .set_size(1000, 512)
+            .unwrap_err()
+            .to_string()
+            .contains("1008x512"));
         assert!(r.set_steps(0).is_err() && r.set_steps(1001).is_err());
         assert!(r.set_guidance(f32::NAN).is_err() && r.set_guidance(-1.0).is_err());
         assert!(r.set_t5_length(1).is_err() && r.set_t5_length(4097).is_err());
         let JobRequest::TextToImage(t) = r.job(&Device::Cpu).unwrap() else {
             panic!("a request without images is text-to-image")
         };
-        assert_eq!((t.width, t.height, t.steps, t.guidance, t.t5_len), (1024, 1024, None, None, None));
+        assert_eq!(
+            (t.width, t.height, t.steps, t.guidance, t.t5_len),
+            (1024, 1024, None, None, None)
+        );
         r.set_steps(7).unwrap();
         r.set_guidance(0.0).unwrap();
         let JobRequest::TextToImage(t) = r.job(&Device::Cpu).unwrap() else {
@@ -266,16 +278,28 @@ mod tests {
             r.add_reference(image(64, 48)).unwrap();
         }
         assert!(r.add_reference(image(64, 48)).is_err(), "a fifth reference");
-        assert!(r.set_init_image(image(64, 48), 0.5).is_err(), "init beside references");
-        assert!(matches!(r.job(&Device::Cpu).unwrap(), JobRequest::Edit(e) if e.references.len() == 4));
+        assert!(
+            r.set_init_image(image(64, 48), 0.5).is_err(),
+            "init beside references"
+        );
+        assert!(
+            matches!(r.job(&Device::Cpu).unwrap(), JobRequest::Edit(e) if e.references.len() == 4)
+        );
         r.clear_images();
         assert!(r.set_init_image(image(100, 70), 0.0).is_err(), "strength 0");
         r.set_init_image(image(100, 70), 0.5).unwrap();
-        assert!(r.add_reference(image(64, 48)).is_err(), "a reference beside an init image");
+        assert!(
+            r.add_reference(image(64, 48)).is_err(),
+            "a reference beside an init image"
+        );
         let JobRequest::ImageToImage(i) = r.job(&Device::Cpu).unwrap() else {
             panic!("an init image makes image-to-image")
         };
         assert_eq!((i.base.width, i.base.height, i.strength), (96, 64, 0.5));
-        assert!(Request::default().job(&Device::Cpu).unwrap_err().to_string().contains("no prompt"));
+        assert!(Request::default()
+            .job(&Device::Cpu)
+            .unwrap_err()
+            .to_string()
+            .contains("no prompt"));
     }
 }

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use candle_core::{Device, Tensor};
 use common::*;
-use flux_core::image::{ImageView, Layout, PixelFormat, RgbImage};
+use flux_core::image::{ImageView, Layout as PixelLayout, PixelFormat, RgbImage};
 use flux_core::model::{self, FluxModel, LoadOptions, Variant};
 use flux_core::pipeline::edit::{self, ImageToImage, KontextEdit};
 use flux_core::pipeline::sampler::{self, ReferenceTokens};
@@ -285,7 +285,7 @@ fn img2img_strength_one_is_text_to_image_and_lower_strength_runs_fewer_steps() {
 fn bad_edit_input_is_an_error() {
     let img = small_image(64, 48, 1);
     let view = |width, height, stride, format, data: &'static [u8]| ImageView {
-        layout: Layout {
+        layout: PixelLayout {
             width,
             height,
             stride,

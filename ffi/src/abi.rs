@@ -252,24 +252,28 @@ pub struct Handle {
 pub struct Registry<T> {
     live: LazyLock<Mutex<HashMap<usize, Arc<T>>>>,
     next: AtomicUsize,
+    /// The low 4 bits of every handle of this kind (distinct per kind, so that one kind's handle
+    /// passed as another's is never live).
+    tag: usize,
     /// What the handles are, for errors ("engine", "image"...).
     kind: &'static str,
 }
 
 impl<T> Registry<T> {
-    /// An empty registry whose handles start at `first` (distinct per kind, to catch one kind's
-    /// handle passed as another's).
-    pub const fn new(kind: &'static str, first: usize) -> Self {
+    /// An empty registry whose handles end in `tag` (1..=15, one per kind).
+    pub const fn new(kind: &'static str, tag: usize) -> Self {
+        assert!(tag > 0 && tag < 16);
         Self {
             live: LazyLock::new(|| Mutex::new(HashMap::new())),
-            next: AtomicUsize::new(first),
+            next: AtomicUsize::new(0x100),
+            tag,
             kind,
         }
     }
 
     /// Registers `value` and returns its handle.
     pub fn insert<H>(&self, value: T) -> *mut H {
-        let token = self.next.fetch_add(16, Ordering::Relaxed);
+        let token = self.next.fetch_add(1, Ordering::Relaxed) << 4 | self.tag;
         self.live.lock().insert(token, Arc::new(value));
         token as *mut H
     }
@@ -301,7 +305,7 @@ impl<T> Registry<T> {
     }
 }
 
-static ENGINES: Registry<Handle> = Registry::new("engine", 0x1000);
+static ENGINES: Registry<Handle> = Registry::new("engine", 1);
 
 /// Registers an engine and returns its C handle.
 pub fn register(handle: Handle) -> *mut FluxEngine {

@@ -30,7 +30,7 @@ unsafe impl Send for Image {}
 // SAFETY: as above.
 unsafe impl Sync for Image {}
 
-static IMAGES: Registry<Image> = Registry::new("image", 0x2000);
+static IMAGES: Registry<Image> = Registry::new("image", 2);
 
 fn invalid(msg: String) -> FfiError {
     FfiError::new(FluxResult::InvalidArgument, msg)
@@ -182,7 +182,16 @@ pub unsafe extern "C" fn flux_image_create_cuda(
 ) -> FluxResult {
     guard(|| {
         // SAFETY: the contract above.
-        unsafe { import(engine, desc, GpuMemory::CudaPointer(device_pointer), None, semaphore, out_image) }
+        unsafe {
+            import(
+                engine,
+                desc,
+                GpuMemory::CudaPointer(device_pointer),
+                None,
+                semaphore,
+                out_image,
+            )
+        }
     })
 }
 
@@ -202,6 +211,8 @@ pub unsafe extern "C" fn flux_image_import_memory(
     out_image: *mut *mut FluxImage,
 ) -> FluxResult {
     guard(|| {
+        abi::engine(engine)?;
+        non_null(out_image, "out_image")?;
         let min = offset_of!(FluxExternalMemory, dedicated) + size_of::<u32>();
         // SAFETY: NULL or a struct whose `struct_size` is set (the contract above).
         let m = unsafe { read_desc(memory, min, external_memory_defaults, "memory") }?;
@@ -223,14 +234,20 @@ pub unsafe extern "C" fn flux_image_import_memory(
                 size,
             },
         };
-        let placement = Some((m.offset, (m.device_uuid != [0; 16]).then_some(m.device_uuid)));
+        let placement = Some((
+            m.offset,
+            (m.device_uuid != [0; 16]).then_some(m.device_uuid),
+        ));
         // SAFETY: the contract above.
         unsafe { import(engine, desc, gpu, placement, semaphore, out_image) }
     })
 }
 
 fn fd(handle: i64, what: &str) -> FfiResult<i32> {
-    i32::try_from(handle).map_err(|_| invalid(format!("{what} {handle} is not a file descriptor")))
+    i32::try_from(handle)
+        .ok()
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| invalid(format!("{what} {handle} is not a file descriptor")))
 }
 
 /// The import both GPU constructors share; `placement` is the offset and device UUID of
@@ -250,18 +267,19 @@ unsafe fn import(
     non_null(out_image, "out_image")?;
     // SAFETY: the caller's promise.
     let layout = unsafe { layout(desc) }?;
-    let format = match layout.format {
-        PixelFormat::Rgba8 => GpuPixelFormat::Rgba8,
-        PixelFormat::Rgba16F => GpuPixelFormat::Rgba16F,
-        _ => {
-            return Err(invalid(
+    let format =
+        match layout.format {
+            PixelFormat::Rgba8 => GpuPixelFormat::Rgba8,
+            PixelFormat::Rgba16F => GpuPixelFormat::Rgba16F,
+            _ => return Err(invalid(
                 "desc.format: GPU images are FLUX_PIXEL_FORMAT_RGBA8 or FLUX_PIXEL_FORMAT_RGBA16F"
                     .into(),
-            ))
-        }
-    };
+            )),
+        };
     if layout.bottom_up {
-        return Err(invalid("desc.bottom_up: GPU images are top row first".into()));
+        return Err(invalid(
+            "desc.bottom_up: GPU images are top row first".into(),
+        ));
     }
     let semaphore = match semaphore.is_null() {
         true => None,
@@ -362,7 +380,9 @@ pub unsafe extern "C" fn flux_job_write_image(
             }
             Image::Gpu(target) => {
                 if !target.device().same_device(h.engine.device()) {
-                    return Err(invalid("image was imported on another engine's device".into()));
+                    return Err(invalid(
+                        "image was imported on another engine's device".into(),
+                    ));
                 }
                 let pixels = g.gpu_pixels.as_ref().ok_or_else(|| {
                     FfiError::new(

@@ -116,4 +116,3 @@ pub unsafe extern "C" fn flux_engine_unload_model(
         submit(&h, JobRequest::UnloadModel, priority, out_job)
     })
 }
-

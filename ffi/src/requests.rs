@@ -11,7 +11,7 @@ use crate::images;
 use crate::jobs::submit;
 use crate::types::*;
 
-static REQUESTS: Registry<Mutex<Request>> = Registry::new("request", 0x3000);
+static REQUESTS: Registry<Mutex<Request>> = Registry::new("request", 3);
 
 /// Runs `f` on the live request behind `request`.
 fn with(request: *mut FluxRequest, f: impl FnOnce(&mut Request) -> FfiResult) -> FluxResult {
@@ -72,7 +72,10 @@ pub extern "C" fn flux_request_set_size(
     width: u32,
     height: u32,
 ) -> FluxResult {
-    with(request, |r| Ok(r.set_size(width as usize, height as usize)?))
+    with(
+        request,
+        |r| Ok(r.set_size(width as usize, height as usize)?),
+    )
 }
 
 /// Sets the seed of the initial noise (default 0).
@@ -93,7 +96,10 @@ pub extern "C" fn flux_request_set_steps(request: *mut FluxRequest, steps: u32) 
 /// Sets the distilled guidance, finite and ≥ 0. Default: dev 3.5, Kontext edits 2.5; schnell
 /// ignores it.
 #[no_mangle]
-pub extern "C" fn flux_request_set_guidance(request: *mut FluxRequest, guidance: f32) -> FluxResult {
+pub extern "C" fn flux_request_set_guidance(
+    request: *mut FluxRequest,
+    guidance: f32,
+) -> FluxResult {
     with(request, |r| Ok(r.set_guidance(guidance)?))
 }
 
@@ -107,7 +113,10 @@ pub extern "C" fn flux_request_set_t5_length(request: *mut FluxRequest, tokens: 
 /// Sets the queue priority: higher runs first, equal ones in submission order (default
 /// `FLUX_PRIORITY_NORMAL`).
 #[no_mangle]
-pub extern "C" fn flux_request_set_priority(request: *mut FluxRequest, priority: i32) -> FluxResult {
+pub extern "C" fn flux_request_set_priority(
+    request: *mut FluxRequest,
+    priority: i32,
+) -> FluxResult {
     with(request, |r| {
         r.set_priority(priority);
         Ok(())

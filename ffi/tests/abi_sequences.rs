@@ -6,7 +6,8 @@
 //! INTERNAL (a caught panic) — every job in one terminal state, and the whole run within the
 //! watchdog's time (no hang).
 //!
-//! `FLUX_ABI_FUZZ_OPS` (default 1500) and `FLUX_ABI_FUZZ_SEED` make longer or other runs.
+//! `FLUX_ABI_FUZZ_OPS` (actions, default 1500; a submit is a dozen calls) and `FLUX_ABI_FUZZ_SEED`
+//! make longer or other runs.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -142,7 +143,7 @@ impl Sequence {
     }
 
     fn run(mut self, ops: usize) -> (usize, usize, Vec<FluxResult>) {
-        while self.calls < ops {
+        for _ in 0..ops {
             // Engines live long enough for their models to load and jobs to run.
             match self.rng.u8(..40) {
                 0 => self.create(),
@@ -263,7 +264,10 @@ impl Sequence {
         // SAFETY: NULL or a NUL-terminated string; handles are checked by the library.
         let code = unsafe { flux_request_set_prompt(h, prompt) };
         self.check("set_prompt", code);
-        let (w, hh) = (self.pick(32, &[16, 48, 0, 70, 100_000]), self.pick(16, &[32, 64]));
+        let (w, hh) = (
+            self.pick(32, &[16, 48, 0, 70, 100_000]),
+            self.pick(16, &[32, 64]),
+        );
         let h = self.request_handle(r);
         self.check("set_size", flux_request_set_size(h, w, hh));
         let steps = self.pick(1, &[2, 0, 5000]);

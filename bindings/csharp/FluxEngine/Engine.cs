@@ -15,15 +15,12 @@ namespace Flux
     /// <example><code>
     /// using (var engine = Engine.Create())
     /// using (var load = engine.LoadModel("models/flux1-schnell"))
+    /// using (var request = new Request("a lighthouse at dusk") { Seed = 42 })
+    /// using (var job = engine.Submit(request))
     /// {
-    ///     load.Wait();
-    ///     load.ThrowIfFailed();
-    ///     using (var job = engine.TextToImage(new TextToImageRequest { Prompt = "a lighthouse at dusk", Seed = 42 }))
-    ///     {
-    ///         job.Wait();
-    ///         job.ThrowIfFailed();
-    ///         job.Save("out.png");
-    ///     }
+    ///     job.Wait();
+    ///     job.ThrowIfFailed();
+    ///     job.Save("out.png");
     /// }
     /// </code></example>
     public sealed class Engine : IDisposable
@@ -33,6 +30,11 @@ namespace Flux
         readonly CallbackInbox inbox;
         // A polled event's pointers live until the next poll: one poll (and its copy) at a time.
         readonly object pollLock = new object();
+
+        internal EngineHandle Handle
+        {
+            get { return handle; }
+        }
 
         Engine(EngineHandle handle, CallbackInbox inbox)
         {
@@ -103,43 +105,19 @@ namespace Flux
             return Submitted(Native.flux_engine_unload_model(handle, priority, out id), id);
         }
 
-        /// <summary>Queues a text-to-image job. Invalid parameters throw FluxException (InvalidArgument) here.</summary>
-        public Job TextToImage(TextToImageRequest request)
+        /// <summary>
+        /// Queues the job <paramref name="request"/> describes: text-to-image, a Kontext edit or
+        /// image-to-image, as its images make it. A request without a prompt throws FluxException
+        /// (InvalidArgument) here.
+        /// </summary>
+        public Job Submit(Request request)
         {
-            using (var strings = new Utf8Strings())
+            if (request == null)
             {
-                Native.FluxTextToImageDesc desc = request.ToDesc(strings);
-                ulong id;
-                return Submitted(Native.flux_engine_submit_text_to_image(handle, ref desc, out id), id);
+                throw new ArgumentNullException(nameof(request));
             }
-        }
-
-        /// <summary>Queues a Kontext edit of <see cref="EditRequest.Images"/> (copied before this returns).</summary>
-        public Job Edit(EditRequest request)
-        {
-            using (var strings = new Utf8Strings())
-            using (var pinned = new PinnedImages(request.Images))
-            {
-                Native.FluxEditDesc desc = request.ToDesc(strings, pinned);
-                ulong id;
-                return Submitted(Native.flux_engine_submit_edit(handle, ref desc, out id), id);
-            }
-        }
-
-        /// <summary>Queues an image-to-image job (<see cref="ImageToImageRequest.Init"/> is copied before this returns).</summary>
-        public Job ImageToImage(ImageToImageRequest request)
-        {
-            if (request.Init == null)
-            {
-                throw new ArgumentNullException(nameof(request), "ImageToImageRequest.Init is required");
-            }
-            using (var strings = new Utf8Strings())
-            using (var pinned = new PinnedImages(new[] { request.Init }))
-            {
-                Native.FluxImageToImageDesc desc = request.ToDesc(strings, pinned);
-                ulong id;
-                return Submitted(Native.flux_engine_submit_image_to_image(handle, ref desc, out id), id);
-            }
+            ulong id;
+            return Submitted(Native.flux_engine_submit(handle, Arg.Open(request.Handle, nameof(Request)), out id), id);
         }
 
         Job Submitted(FluxResult result, ulong id)
@@ -178,6 +156,21 @@ namespace Flux
             }
             FluxException.Check(result);
             return true;
+        }
+
+        /// <summary>
+        /// The 16-byte UUID of the engine's CUDA device, to allocate memory for
+        /// <see cref="Image.ImportMemory"/> on the same device
+        /// (<c>VkPhysicalDeviceIDProperties::deviceUUID</c>). FluxException (Unsupported) on CPU engines.
+        /// </summary>
+        public byte[] DeviceUuid
+        {
+            get
+            {
+                var uuid = new byte[16];
+                FluxException.Check(Native.flux_engine_device_uuid(handle, uuid));
+                return uuid;
+            }
         }
 
         /// <summary>Sets the device memory budget in bytes; the residency plan follows before the next denoising step or job.</summary>

@@ -22,17 +22,66 @@ namespace Flux
         F16 = 3,
     }
 
-    /// <summary>Pixel layout of an image buffer; rows run top to bottom.</summary>
+    /// <summary>
+    /// Pixel layout of an image. Alpha is ignored on input and opaque on output; float values are
+    /// the 8-bit ones / 255 (sRGB-encoded, as the 8-bit formats), native-endian. Host images take
+    /// every format, in and out; GPU images Rgba8 and Rgba16F.
+    /// </summary>
     public enum PixelFormat
     {
         /// <summary>3 bytes per pixel.</summary>
         Rgb8 = 0,
-        /// <summary>4 bytes per pixel; alpha is ignored on input and 255 on output.</summary>
+        /// <summary>4 bytes per pixel (Unity's RGBA32).</summary>
         Rgba8 = 1,
-        /// <summary>4 floats per pixel in [0, 1]; output only.</summary>
+        /// <summary>4 floats per pixel in [0, 1] (Unity's RGBAFloat).</summary>
         Rgba32F = 2,
-        /// <summary>4 half floats per pixel in [0, 1]; for GPU images only (host copies refuse it).</summary>
+        /// <summary>4 half floats per pixel in [0, 1] (Unity's RGBAHalf).</summary>
         Rgba16F = 3,
+        /// <summary>4 bytes per pixel, blue first (Unity's BGRA32, D3D swap chains).</summary>
+        Bgra8 = 4,
+    }
+
+    /// <summary>Helpers on <see cref="PixelFormat"/>.</summary>
+    public static class PixelFormatExtensions
+    {
+        /// <summary>Bytes one pixel of <paramref name="format"/> takes.</summary>
+        public static int BytesPerPixel(this PixelFormat format)
+        {
+            switch (format)
+            {
+                case PixelFormat.Rgb8: return 3;
+                case PixelFormat.Rgba8: case PixelFormat.Bgra8: return 4;
+                case PixelFormat.Rgba16F: return 8;
+                case PixelFormat.Rgba32F: return 16;
+                default: throw new System.ArgumentOutOfRangeException(nameof(format), format, "not a PixelFormat");
+            }
+        }
+    }
+
+    /// <summary>What kind of handle an <see cref="ExternalMemory"/> carries.</summary>
+    public enum ExternalMemoryType
+    {
+        /// <summary>A POSIX fd from <c>vkGetMemoryFdKHR</c> (<c>VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT</c>).</summary>
+        OpaqueFd = 0,
+        /// <summary>A Win32 NT handle from <c>vkGetMemoryWin32HandleKHR</c> (<c>..._OPAQUE_WIN32_BIT</c>).</summary>
+        OpaqueWin32 = 1,
+        /// <summary>A D3D12 committed resource's handle from <c>ID3D12Device::CreateSharedHandle</c>.</summary>
+        D3D12Resource = 2,
+    }
+
+    /// <summary>What kind of semaphore a <see cref="GpuSemaphore"/> is.</summary>
+    public enum SemaphoreType
+    {
+        /// <summary>A Vulkan binary semaphore's fd (<c>VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT</c>).</summary>
+        OpaqueFd = 0,
+        /// <summary>A Vulkan binary semaphore's Win32 handle (<c>..._OPAQUE_WIN32_BIT</c>).</summary>
+        OpaqueWin32 = 1,
+        /// <summary>A Vulkan timeline semaphore's fd: waited for and signalled to the values given.</summary>
+        TimelineFd = 2,
+        /// <summary>A Vulkan timeline semaphore's Win32 handle: waited for and signalled to the values given.</summary>
+        TimelineWin32 = 3,
+        /// <summary>A D3D12 fence's shared handle: waited for and signalled to the values given.</summary>
+        D3D12Fence = 4,
     }
 
     /// <summary>States of a job; the last three are terminal and each job reaches exactly one.</summary>

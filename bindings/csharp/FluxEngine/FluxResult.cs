@@ -39,7 +39,7 @@ namespace Flux
         Cancelled = 16,
         /// <summary>The call is not allowed on this thread (e.g. destroy or wait inside the event callback).</summary>
         WrongThread = 17,
-        /// <summary>A wait timed out; the job goes on.</summary>
+        /// <summary>A wait timed out (the job goes on), or a GPU image's semaphore was not signalled in time.</summary>
         Timeout = 18,
         /// <summary>Polling found no event.</summary>
         NoEvent = 19,

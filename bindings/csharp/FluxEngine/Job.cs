@@ -106,34 +106,58 @@ namespace Flux
         }
 
         /// <summary>
-        /// A copy of the finished job's image as Rgb8 or Rgba8 bytes (alpha 255), rows top to
-        /// bottom, tightly packed. Throws FluxException (NotReady) when the job has no image.
+        /// Writes the finished job's image into <paramref name="image"/>, which must have the
+        /// result's size, in the image's format and layout (a GPU image on the GPU, then its
+        /// semaphore is signalled, timeline semaphores and fences to <paramref name="signalValue"/>).
+        /// Returns once the pixels are written; the job keeps its result until disposed. Throws
+        /// FluxException (NotReady) when the job has no image.
         /// </summary>
-        public byte[] CopyImage(PixelFormat format = PixelFormat.Rgba8)
+        public void WriteImage(Image image, ulong signalValue = 0)
         {
-            if (format != PixelFormat.Rgb8 && format != PixelFormat.Rgba8)
+            ThrowIfDisposed();
+            if (image == null)
             {
-                throw new ArgumentException("use CopyImageRgba32F for float pixels", nameof(format));
+                throw new ArgumentNullException(nameof(image));
             }
-            var size = ImageSize;
-            int row = size.Width * (format == PixelFormat.Rgb8 ? 3 : 4);
-            var pixels = new byte[row * size.Height];
-            FluxException.Check(Native.flux_job_copy_image(engine, Id, format, pixels, (UIntPtr)row, (UIntPtr)pixels.Length));
+            FluxException.Check(Native.flux_job_write_image(engine, Id, Arg.Open(image.Handle, nameof(Image)), signalValue));
+        }
+
+        /// <summary>
+        /// A copy of the finished job's image in <paramref name="format"/>, tightly packed rows top
+        /// to bottom (bottom to top with <paramref name="bottomUp"/>, as Unity's
+        /// <c>Texture2D.LoadRawTextureData</c> takes them); float formats as their native-endian
+        /// bytes. Throws FluxException (NotReady) when the job has no image.
+        /// </summary>
+        public byte[] CopyImage(PixelFormat format = PixelFormat.Rgba8, bool bottomUp = false)
+        {
+            var layout = Layout(format, bottomUp);
+            var pixels = new byte[layout.ByteLength];
+            using (Image image = Image.FromPixels(pixels, layout))
+            {
+                WriteImage(image);
+            }
             return pixels;
         }
 
         /// <summary>
         /// A copy of the finished job's image as RGBA floats in [0, 1] (alpha 1), rows top to
-        /// bottom. Throws FluxException (NotReady) when the job has no image.
+        /// bottom (or bottom to top). Throws FluxException (NotReady) when the job has no image.
         /// </summary>
-        public float[] CopyImageRgba32F()
+        public float[] CopyImageRgba32F(bool bottomUp = false)
+        {
+            var layout = Layout(PixelFormat.Rgba32F, bottomUp);
+            var pixels = new float[layout.ByteLength / sizeof(float)];
+            using (Image image = Image.FromPixels(pixels, layout))
+            {
+                WriteImage(image);
+            }
+            return pixels;
+        }
+
+        ImageLayout Layout(PixelFormat format, bool bottomUp)
         {
             var size = ImageSize;
-            var pixels = new float[size.Width * size.Height * 4];
-            int row = size.Width * 4 * sizeof(float);
-            FluxException.Check(Native.flux_job_copy_image(engine, Id, PixelFormat.Rgba32F, pixels, (UIntPtr)row,
-                (UIntPtr)(pixels.Length * sizeof(float))));
-            return pixels;
+            return new ImageLayout(size.Width, size.Height, format, 0, bottomUp);
         }
 
         /// <summary>

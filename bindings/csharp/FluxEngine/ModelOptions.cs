@@ -31,7 +31,7 @@ namespace Flux
         /// <summary>Weight dtype in memory (default: f32 on the CPU, bf16 on CUDA).</summary>
         public DType? DType { get; set; }
 
-        /// <summary>Whether the transformer is Kontext-trained (default: detected from file names).</summary>
+        /// <summary>Whether the transformer is Kontext-trained (default: detected from the file names or <c>model_index.json</c>).</summary>
         public bool? Kontext { get; set; }
 
         /// <summary>Priority of the load job (default <see cref="JobPriority.Normal"/>).</summary>
@@ -48,7 +48,7 @@ namespace Flux
             d.t5_tokenizer = strings.Add(T5Tokenizer);
             d.clip_tokenizer = strings.Add(ClipTokenizer);
             if (DType.HasValue) d.dtype = (int)DType.Value;
-            if (Kontext.HasValue) d.kontext = Kontext.Value ? 1 : 0;
+            if (Kontext.HasValue) d.kontext = (int)(Kontext.Value ? Native.FluxKontext.Yes : Native.FluxKontext.No);
             if (Priority.HasValue) d.priority = Priority.Value;
             return d;
         }

@@ -67,66 +67,46 @@ namespace Flux
             public uint reserved;
         }
 
-        [StructLayout(LayoutKind.Sequential)]
-        internal struct FluxTextToImageDesc
+        /// <summary><c>FluxKontext</c>: the values of <c>FluxModelDesc.kontext</c>.</summary>
+        internal enum FluxKontext
         {
-            public uint struct_size;
-            public IntPtr prompt;
-            public uint width;
-            public uint height;
-            public ulong seed;
-            public uint steps;
-            public float guidance;
-            public uint t5_len;
-            public int priority;
+            Detect = 0,
+            No = 1,
+            Yes = 2,
         }
 
         [StructLayout(LayoutKind.Sequential)]
-        internal struct FluxImageView
+        internal struct FluxImageDesc
         {
+            public uint struct_size;
             public uint width;
             public uint height;
-            public uint stride;
             public int format;
-            public IntPtr data;
-        }
-
-        [StructLayout(LayoutKind.Sequential)]
-        internal struct FluxEditDesc
-        {
-            public uint struct_size;
-            public IntPtr prompt;
-            public IntPtr images;
-            public uint image_count;
-            public uint snap;
-            public uint width;
-            public uint height;
-            public ulong seed;
-            public uint steps;
-            public float guidance;
-            public uint t5_len;
-            public int priority;
-            // GPU references (a CUDA engine's flux_gpu_image_create); this binding passes none.
-            public IntPtr gpu_images;
-            public IntPtr gpu_wait_values;
-            public uint gpu_image_count;
+            public ulong row_pitch;
+            public uint bottom_up;
             public uint reserved;
         }
 
         [StructLayout(LayoutKind.Sequential)]
-        internal struct FluxImageToImageDesc
+        internal struct FluxExternalMemory
         {
             public uint struct_size;
-            public IntPtr prompt;
-            public FluxImageView init;
-            public float strength;
-            public uint width;
-            public uint height;
-            public ulong seed;
-            public uint steps;
-            public float guidance;
-            public uint t5_len;
-            public int priority;
+            public int handle_type;
+            public long handle;
+            public ulong size;
+            public ulong offset;
+            [MarshalAs(UnmanagedType.ByValArray, SizeConst = 16)]
+            public byte[] device_uuid;
+            public uint dedicated;
+            public uint reserved;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct FluxSemaphore
+        {
+            public uint struct_size;
+            public int handle_type;
+            public long handle;
         }
 
         [StructLayout(LayoutKind.Sequential)]

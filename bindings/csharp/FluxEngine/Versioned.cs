@@ -10,7 +10,7 @@ namespace Flux
     internal static class Versioned
     {
         /// <summary>
-        /// A desc holding the library's defaults (its <c>*_desc_defaults</c> function, given this
+        /// A struct holding the library's defaults (its <c>*_defaults</c> function, given this
         /// binding's size of the struct, so the library reads and writes only the fields this
         /// binding knows).
         /// </summary>

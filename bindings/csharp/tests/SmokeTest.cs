@@ -1,9 +1,10 @@
 // Smoke test of the C# binding against the real library (run by run.sh under mono).
 //
 // Environment: FLUX_TEST_MODEL (model folder), FLUX_TEST_EXPECTED (raw RGB8, 64 x 48, of the
-// text-to-image below), FLUX_TEST_OUT (a scratch folder); the library is found through
-// LD_LIBRARY_PATH. Every check prints "ok" or "FAIL" with the reason; the exit code is 0 when
-// all pass, 1 when any fails, 2 for a bad environment.
+// text-to-image below), FLUX_TEST_OUT (a scratch folder), FLUX_ABI_LAYOUT (the C layout probe's
+// output, see CheckAbiLayout); the library is found through LD_LIBRARY_PATH. Every check prints
+// "ok" or "FAIL" with the reason; the exit code is 0 when all pass, 1 when any fails, 2 for a bad
+// environment.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -48,6 +49,7 @@ static class SmokeTest
         Check("mirrors match the C layout", CheckAbiLayout);
 
         using (var engine = Engine.Create(new EngineOptions { PreviewEvery = 1 }))
+        using (var lighthouse = new Request())
         {
             var events = new List<FluxEventData>();
             Check("load model", () =>
@@ -62,13 +64,16 @@ static class SmokeTest
 
             byte[] rgb = null, rgba = null;
             ulong generated = 0;
-            Check("text-to-image equals the expected pixels", () =>
+            Check("text-to-image equals the expected pixels, in every format", () =>
             {
-                var request = new TextToImageRequest
-                {
-                    Prompt = "a red lighthouse at dusk", Width = Width, Height = Height, Seed = 7, Steps = 3, T5Length = 32,
-                };
-                using (Job job = engine.TextToImage(request))
+                lighthouse.Prompt = "a red lighthouse at dusk";
+                lighthouse.Size = (Width, Height);
+                lighthouse.Seed = 7;
+                lighthouse.Steps = 3;
+                lighthouse.T5Length = 32;
+                Expect(lighthouse.Size.Equals((Width, Height)) && lighthouse.Steps == 3 && lighthouse.Guidance == null,
+                    "getters: size " + lighthouse.Size + ", steps " + lighthouse.Steps + ", guidance " + lighthouse.Guidance);
+                using (Job job = engine.Submit(lighthouse))
                 {
                     generated = job.Id;
                     JobState state = RunToEnd(engine, job, events);
@@ -79,8 +84,31 @@ static class SmokeTest
                     rgba = job.CopyImage(PixelFormat.Rgba8);
                     ExpectEqual(expected, rgb, "RGB8");
                     ExpectEqual(ToRgba(expected), rgba, "RGBA8");
+                    ExpectEqual(ToBgra(ToRgba(expected)), job.CopyImage(PixelFormat.Bgra8), "BGRA8");
+                    ExpectEqual(FlipRows(ToRgba(expected), Width * 4), job.CopyImage(PixelFormat.Rgba8, bottomUp: true), "bottom-up RGBA8");
                     float[] floats = job.CopyImageRgba32F();
                     Expect(floats.SequenceEqual(ToRgba(expected).Select(b => b / 255f)), "RGBA32F differs from the expected bytes / 255");
+                    byte[] halves = job.CopyImage(PixelFormat.Rgba16F);
+                    Expect(halves.Length == Width * Height * 8, "RGBA16F: " + halves.Length + " bytes");
+                    byte[] want = ToRgba(expected);
+                    for (int i = 0; i < want.Length; i++)
+                    {
+                        float got = HalfToFloat(BitConverter.ToUInt16(halves, i * 2));
+                        Expect(Math.Abs(got - want[i] / 255f) < 5e-4f, "RGBA16F value " + i + " is " + got + ", expected " + want[i] / 255f);
+                    }
+
+                    // A padded destination: every row written, the padding left alone.
+                    const int pitch = Width * 4 + 12;
+                    var padded = Enumerable.Repeat((byte)0xAB, pitch * Height).ToArray();
+                    using (Image image = Image.FromPixels(padded, new ImageLayout(Width, Height, PixelFormat.Rgba8, pitch)))
+                    {
+                        job.WriteImage(image);
+                    }
+                    for (int y = 0; y < Height; y++)
+                    {
+                        ExpectEqual(rgba.Skip(y * Width * 4).Take(Width * 4).ToArray(), padded.Skip(y * pitch).Take(Width * 4).ToArray(), "padded row " + y);
+                        Expect(padded.Skip(y * pitch + Width * 4).Take(12).All(b => b == 0xAB), "padding of row " + y + " was written");
+                    }
 
                     string png = Path.Combine(outDir, "lighthouse-ünïcødé.png");
                     job.Save(png);
@@ -107,42 +135,93 @@ static class SmokeTest
                     "preview " + preview.PreviewWidth + "x" + preview.PreviewHeight);
             });
 
-            Check("Kontext edit (RGB8 + padded RGBA8 references)", () =>
+            Check("Kontext edit: four references in four layouts equal four RGB8 ones", () =>
             {
                 Expect(rgba != null, "no generated image");
-                const int stride = Width * 4 + 12;
-                var padded = new byte[stride * Height];
+                const int pitch = Width * 4 + 12;
+                var padded = new byte[pitch * Height];
                 for (int y = 0; y < Height; y++)
                 {
-                    Buffer.BlockCopy(rgba, y * Width * 4, padded, y * stride, Width * 4);
+                    Buffer.BlockCopy(rgba, y * Width * 4, padded, y * pitch, Width * 4);
                 }
-                var request = new EditRequest { Prompt = "make it night", Steps = 2, T5Length = 16, Snap = false };
-                request.Images.Add(new ImageInput(rgb, Width, Height, PixelFormat.Rgb8));
-                request.Images.Add(new ImageInput(padded, Width, Height, PixelFormat.Rgba8, stride));
-                using (Job job = engine.Edit(request))
+                byte[] bgraBottomUp = FlipRows(ToBgra(rgba), Width * 4);
+                float[] floats = rgba.Select(b => b / 255f).ToArray();
+                byte[] mixed, plain;
+                using (var request = new Request("make it night") { Steps = 2, T5Length = 16, SnapReferences = false })
                 {
-                    JobState state = RunToEnd(engine, job, events);
-                    job.ThrowIfFailed();
-                    Expect(state == JobState.Succeeded, "state " + state);
-                    Expect(job.ImageSize.Equals((Width, Height)), "size " + job.ImageSize);
+                    // Host pixels are copied when added: the arrays are overwritten and the images
+                    // destroyed before the job runs.
+                    var copies = new[] { (byte[])rgb.Clone(), padded, bgraBottomUp };
+                    using (Image a = Image.FromPixels(copies[0], new ImageLayout(Width, Height, PixelFormat.Rgb8)))
+                    using (Image b = Image.FromPixels(copies[1], new ImageLayout(Width, Height, PixelFormat.Rgba8, pitch)))
+                    using (Image c = Image.FromPixels(copies[2], new ImageLayout(Width, Height, PixelFormat.Bgra8, 0, bottomUp: true)))
+                    using (Image d = Image.FromPixels(floats, new ImageLayout(Width, Height, PixelFormat.Rgba32F)))
+                    {
+                        foreach (Image image in new[] { a, b, c, d })
+                        {
+                            request.AddReference(image);
+                        }
+                        var e = Throws<FluxException>(() => request.AddReference(a));
+                        Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains("at most 4"), "fifth reference: " + e.Code + " '" + e.Message + "'");
+                    }
+                    foreach (byte[] copy in copies)
+                    {
+                        Array.Clear(copy, 0, copy.Length);
+                    }
+                    Array.Clear(floats, 0, floats.Length);
+                    mixed = Run(engine, request, events);
+                    request.ClearImages();
+                    using (Image image = Image.FromPixels(rgb, new ImageLayout(Width, Height, PixelFormat.Rgb8)))
+                    {
+                        for (int i = 0; i < 4; i++)
+                        {
+                            request.AddReference(image);
+                        }
+                    }
+                    plain = Run(engine, request, events);
                 }
+                ExpectEqual(plain, mixed, "edit with mixed layouts");
+                Expect(!plain.SequenceEqual(rgb), "the edit returned its reference unchanged");
             });
 
-            Check("image-to-image with a non-ASCII prompt", () =>
+            Check("image-to-image: an RGBA16F bottom-up init equals an RGB8 one", () =>
             {
-                Expect(rgb != null, "no generated image");
-                var request = new ImageToImageRequest
+                Expect(rgba != null, "no generated image");
+                var halves = new ushort[Width * Height * 4];
+                byte[] bottomUp = FlipRows(rgba, Width * 4);
+                for (int i = 0; i < halves.Length; i++)
                 {
-                    Prompt = "un phare rouge au crépuscule ✓", Init = new ImageInput(rgb, Width, Height, PixelFormat.Rgb8),
-                    Strength = 0.5f, Steps = 2, T5Length = 16,
-                };
-                using (Job job = engine.ImageToImage(request))
-                {
-                    JobState state = RunToEnd(engine, job, events);
-                    job.ThrowIfFailed();
-                    Expect(state == JobState.Succeeded, "state " + state);
-                    Expect(job.ImageSize.Equals((Width, Height)), "size " + job.ImageSize);
+                    halves[i] = FloatToHalf(bottomUp[i] / 255f);
                 }
+                byte[] fromHalves, fromRgb;
+                using (var request = new Request("un phare rouge au crépuscule ✓") { Steps = 2, T5Length = 16 })
+                {
+                    using (Image init = Image.FromPixels(halves, new ImageLayout(Width, Height, PixelFormat.Rgba16F, 0, bottomUp: true)))
+                    {
+                        var e = Throws<FluxException>(() => request.SetInitImage(init, 0f));
+                        Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains("strength"), "strength 0: " + e.Code + " '" + e.Message + "'");
+                        request.SetInitImage(init, 0.5f);
+                    }
+                    fromHalves = Run(engine, request, events);
+                    using (Image init = Image.FromPixels(rgb, new ImageLayout(Width, Height, PixelFormat.Rgb8)))
+                    {
+                        request.SetInitImage(init, 0.5f);
+                        var e = Throws<FluxException>(() => request.AddReference(init));
+                        Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains("init image"), "reference after init: '" + e.Message + "'");
+                    }
+                    fromRgb = Run(engine, request, events);
+                }
+                ExpectEqual(fromRgb, fromHalves, "image-to-image from RGBA16F");
+            });
+
+            Check("a request is reusable, and ClearImages makes it text-to-image again", () =>
+            {
+                using (Image init = Image.FromPixels(rgb, new ImageLayout(Width, Height, PixelFormat.Rgb8)))
+                {
+                    lighthouse.SetInitImage(init, 1f);
+                }
+                lighthouse.ClearImages();
+                ExpectEqual(expected, Run(engine, lighthouse, events, PixelFormat.Rgb8), "text-to-image submitted again");
             });
 
             Check("residency and memory budget", () =>
@@ -154,8 +233,8 @@ static class SmokeTest
                 engine.SetMemoryReserve(0);
                 // One transformer block at a time, streamed from host memory.
                 engine.SetPlan(new ResidencyPlan { TextPlacement = TextPlacement.Released, StreamWindow = 1 });
-                var request = new TextToImageRequest { Prompt = "a streamed job", Width = Width, Height = Height, Steps = 1 };
-                using (Job job = engine.TextToImage(request))
+                using (var request = new Request("a streamed job") { Size = (Width, Height), Steps = 1 })
+                using (Job job = engine.Submit(request))
                 {
                     Expect(job.Wait(WaitMs) == JobState.Succeeded, "streamed job");
                 }
@@ -166,8 +245,8 @@ static class SmokeTest
 
             Check("cancel a running job", () =>
             {
-                var request = new TextToImageRequest { Prompt = "a long job", Width = 512, Height = 512, Steps = 28 };
-                using (Job job = engine.TextToImage(request))
+                using (var request = new Request("a long job") { Size = (512, 512), Steps = 28 })
+                using (Job job = engine.Submit(request))
                 {
                     DateTime deadline = DateTime.UtcNow.AddMilliseconds(WaitMs);
                     while (job.Status.State == JobState.Queued && DateTime.UtcNow < deadline)
@@ -183,29 +262,92 @@ static class SmokeTest
                 }
             });
 
-            Check("bad size throws InvalidArgument naming the size", () =>
+            Check("the library refuses bad settings, naming them", () =>
             {
-                var e = Throws<FluxException>(() => engine.TextToImage(new TextToImageRequest { Prompt = "x", Width = 100, Height = 48 }));
-                Expect(e.Code == FluxResult.InvalidArgument, "code " + e.Code);
-                Expect(e.Message.Contains("100x48") && e.Message.Contains("multiples of 16"), "message '" + e.Message + "'");
+                using (var request = new Request())
+                {
+                    var e = Throws<FluxException>(() => request.Size = (100, 48));
+                    Expect(e.Code == FluxResult.InvalidArgument, "code " + e.Code);
+                    Expect(e.Message.Contains("100x48") && e.Message.Contains("multiples of 16"), "message '" + e.Message + "'");
+                    Expect(request.Size == null, "a refused size was kept: " + request.Size);
+                    ExpectRefused(() => request.Steps = 0, "steps 0");
+                    ExpectRefused(() => request.Guidance = float.NaN, "guidance NaN");
+                    ExpectRefused(() => request.T5Length = 1, "T5 length 1");
+                    ExpectRefused(() => engine.Submit(request), "no prompt");
+                }
             });
 
-            Check("short pixel buffer is refused before the call", () =>
+            Check("host images check their memory", () =>
             {
-                Throws<ArgumentException>(() => new ImageInput(new byte[10], Width, Height, PixelFormat.Rgb8));
+                var e = Throws<FluxException>(() => Image.FromPixels(new byte[10], new ImageLayout(Width, Height, PixelFormat.Rgb8)));
+                Expect(e.Code == FluxResult.BufferTooSmall, "short buffer: " + e.Code);
+                e = Throws<FluxException>(() => Image.FromPixels(new byte[Width * Height * 4], new ImageLayout(Width, Height, PixelFormat.Rgba8, Width)));
+                Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains("stride"), "short row pitch: '" + e.Message + "'");
+                using (var request = new Request("x") { Size = (Width, Height), Steps = 1, T5Length = 16 })
+                using (Job job = engine.Submit(request))
+                using (Image small = Image.FromPixels(new byte[32 * 32 * 4], new ImageLayout(32, 32)))
+                {
+                    Expect(job.Wait(WaitMs) == JobState.Succeeded, "job state " + job.Status.State);
+                    e = Throws<FluxException>(() => job.WriteImage(small));
+                    Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains("64x48"), "wrong size: '" + e.Message + "'");
+                }
+            });
+
+            Check("GPU images: descriptions reach the library; a CPU engine refuses them", () =>
+            {
+                var layout = new ImageLayout(Width, Height, PixelFormat.Rgba8);
+                var e = Throws<FluxException>(() => engine.DeviceUuid.ToString());
+                Expect(e.Code == FluxResult.Unsupported, "DeviceUuid: " + e.Code);
+                e = Throws<FluxException>(() => Image.FromCudaPointer(engine, layout, 0x10000));
+                Expect(e.Code == FluxResult.Unsupported, "CUDA pointer: " + e.Code + " '" + e.Message + "'");
+                e = Throws<FluxException>(() => Image.FromCudaPointer(engine, new ImageLayout(Width, Height, PixelFormat.Rgb8), 0x10000));
+                Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains("GPU images are"), "RGB8 GPU image: '" + e.Message + "'");
+                var uuid = Enumerable.Range(1, 16).Select(i => (byte)i).ToArray();
+                Func<ExternalMemory> memory = () => new ExternalMemory { Handle = 3, Size = (ulong)layout.ByteLength, DeviceUuid = uuid };
+                ExternalMemory offset = memory();
+                offset.Offset = 4;
+                e = Throws<FluxException>(() => Image.ImportMemory(engine, layout, offset));
+                Expect(e.Message.Contains("needs 12292 bytes") && e.Message.Contains("has 12288"), "offset past the allocation: '" + e.Message + "'");
+                ExternalMemory noUuid = memory();
+                noUuid.DeviceUuid = null;
+                e = Throws<FluxException>(() => Image.ImportMemory(engine, layout, noUuid));
+                Expect(e.Message.Contains("device UUID"), "no device UUID: '" + e.Message + "'");
+                e = Throws<FluxException>(() => Image.ImportMemory(engine, layout, memory(), new GpuSemaphore { Handle = 1L << 40 }));
+                Expect(e.Message.Contains("semaphore.handle 1099511627776"), "semaphore fd out of range: '" + e.Message + "'");
+                e = Throws<FluxException>(() => Image.ImportMemory(engine, layout, memory(), new GpuSemaphore { HandleType = (SemaphoreType)9, Handle = 4 }));
+                Expect(e.Message.Contains("semaphore.handle_type"), "bad semaphore type: '" + e.Message + "'");
+                ExternalMemory win32 = memory();
+                win32.HandleType = ExternalMemoryType.OpaqueWin32;
+                win32.Dedicated = true;
+                e = Throws<FluxException>(() => Image.ImportMemory(engine, layout, win32, new GpuSemaphore { HandleType = SemaphoreType.TimelineFd, Handle = 4 }));
+                Expect(e.Code == FluxResult.Unsupported, "valid import on a CPU engine: " + e.Code + " '" + e.Message + "'");
             });
         }
 
-        Check("a disposed engine throws ObjectDisposedException", () =>
+        Check("disposed engines, requests and images throw ObjectDisposedException", () =>
         {
             Engine engine = Engine.Create();
             Job job = engine.UnloadModel();
+            var request = new Request("x");
+            var gone = new Request("x");
+            gone.Dispose();
+            Image image = Image.FromPixels(new byte[16 * 16 * 4], new ImageLayout(16, 16));
+            image.Dispose();
+            // Refused before the call, so the engine and the request still close afterwards.
+            Throws<ObjectDisposedException>(() => engine.Submit(gone));
+            Throws<ObjectDisposedException>(() => job.WriteImage(image));
+            Throws<ObjectDisposedException>(() => request.AddReference(image));
+            Throws<ObjectDisposedException>(() => gone.Seed = 1);
             engine.Dispose();
-            Throws<ObjectDisposedException>(() => engine.TextToImage(new TextToImageRequest { Prompt = "x" }));
+            Throws<ObjectDisposedException>(() => engine.Submit(request));
             Throws<ObjectDisposedException>(() => engine.PollEvent(out _));
             Throws<ObjectDisposedException>(() => job.Cancel());
+            request.Dispose();
+            Throws<ObjectDisposedException>(() => request.Seed = 1);
             job.Dispose();
             engine.Dispose();
+            request.Dispose();
+            image.Dispose();
         });
 
         Check("callback mode delivers events through the static callback", () =>
@@ -250,22 +392,44 @@ static class SmokeTest
         }
     }
 
+    /// <summary>Submits <paramref name="request"/>, waits for it and returns its image in <paramref name="format"/>.</summary>
+    static byte[] Run(Engine engine, Request request, List<FluxEventData> sink, PixelFormat format = PixelFormat.Rgba8)
+    {
+        using (Job job = engine.Submit(request))
+        {
+            JobState state = RunToEnd(engine, job, sink);
+            job.ThrowIfFailed();
+            Expect(state == JobState.Succeeded, "state " + state);
+            Expect(job.ImageSize.Equals((Width, Height)), "size " + job.ImageSize);
+            return job.CopyImage(format);
+        }
+    }
+
+    /// <summary><paramref name="action"/> throws FluxException (InvalidArgument) whose message contains <paramref name="words"/>.</summary>
+    static void ExpectRefused(Action action, string words)
+    {
+        var e = Throws<FluxException>(action);
+        Expect(e.Code == FluxResult.InvalidArgument && e.Message.Contains(words), "'" + words + "': " + e.Code + " '" + e.Message + "'");
+    }
+
     [DllImport("flux_engine")] static extern void flux_engine_desc_defaults(byte[] desc, uint size);
     [DllImport("flux_engine")] static extern void flux_model_desc_defaults(byte[] desc, uint size);
-    [DllImport("flux_engine")] static extern void flux_text_to_image_desc_defaults(byte[] desc, uint size);
-    [DllImport("flux_engine")] static extern void flux_edit_desc_defaults(byte[] desc, uint size);
-    [DllImport("flux_engine")] static extern void flux_image_to_image_desc_defaults(byte[] desc, uint size);
+    [DllImport("flux_engine")] static extern void flux_residency_plan_defaults(byte[] plan, uint size);
+    [DllImport("flux_engine")] static extern void flux_image_desc_defaults(byte[] desc, uint size);
+    [DllImport("flux_engine")] static extern void flux_external_memory_defaults(byte[] memory, uint size);
+    [DllImport("flux_engine")] static extern void flux_semaphore_defaults(byte[] semaphore, uint size);
 
-    /// <summary>Each *_desc_defaults writes exactly the binding's size of its struct, never past it.</summary>
+    /// <summary>Each *_defaults writes exactly the binding's size of its struct, never past it.</summary>
     static void CheckStructSizes()
     {
         var defaults = new Dictionary<string, Action<byte[], uint>>
         {
             { "FluxEngineDesc", flux_engine_desc_defaults },
             { "FluxModelDesc", flux_model_desc_defaults },
-            { "FluxTextToImageDesc", flux_text_to_image_desc_defaults },
-            { "FluxEditDesc", flux_edit_desc_defaults },
-            { "FluxImageToImageDesc", flux_image_to_image_desc_defaults },
+            { "FluxResidencyPlan", flux_residency_plan_defaults },
+            { "FluxImageDesc", flux_image_desc_defaults },
+            { "FluxExternalMemory", flux_external_memory_defaults },
+            { "FluxSemaphore", flux_semaphore_defaults },
         };
         foreach (KeyValuePair<string, Action<byte[], uint>> d in defaults)
         {
@@ -300,23 +464,27 @@ static class SmokeTest
             else if (w[0] == "enum") enums[w[1]] = long.Parse(w[2]);
         }
         var flags = System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public;
-        int mirrors = 0;
-        foreach (Type t in typeof(Engine).Assembly.GetType("Flux.Native", true).GetNestedTypes(System.Reflection.BindingFlags.NonPublic))
+        Type native = typeof(Engine).Assembly.GetType("Flux.Native", true);
+        var mirrored = new List<string>();
+        foreach (Type t in native.GetNestedTypes(System.Reflection.BindingFlags.NonPublic))
         {
             if (!t.IsValueType || t.IsEnum || !t.Name.StartsWith("Flux")) continue;
             Expect(sizes.ContainsKey(t.Name), t.Name + " is not in the header");
             var got = t.GetFields(flags).Select(f => f.Name + "@" + Marshal.OffsetOf(t, f.Name)).ToList();
             Expect(got.SequenceEqual(fields[t.Name]), t.Name + ": fields " + string.Join(",", got) + " but the header has " + string.Join(",", fields[t.Name]));
             Expect(Marshal.SizeOf(t) == sizes[t.Name], t.Name + ": size " + Marshal.SizeOf(t) + " but the header's is " + sizes[t.Name]);
-            mirrors++;
+            mirrored.Add(t.Name);
         }
-        Expect(mirrors >= 10, "only " + mirrors + " struct mirrors found");
+        var missing = sizes.Keys.Except(mirrored).ToList();
+        Expect(missing.Count == 0, "header structs without a mirror: " + string.Join(", ", missing));
         var prefixes = new Dictionary<Type, string>
         {
             { typeof(FluxResult), "FLUX_RESULT_" }, { typeof(Device), "FLUX_DEVICE_" }, { typeof(DType), "FLUX_DTYPE_" },
             { typeof(PixelFormat), "FLUX_PIXEL_FORMAT_" }, { typeof(JobState), "FLUX_JOB_STATE_" },
             { typeof(CancelOutcome), "FLUX_CANCEL_OUTCOME_" }, { typeof(FluxEventType), "FLUX_EVENT_TYPE_" },
             { typeof(TextPlacement), "FLUX_TEXT_PLACEMENT_" }, { typeof(LogLevel), "FLUX_LOG_LEVEL_" },
+            { native.GetNestedType("FluxKontext", System.Reflection.BindingFlags.NonPublic), "FLUX_KONTEXT_" },
+            { typeof(ExternalMemoryType), "FLUX_EXTERNAL_MEMORY_TYPE_" }, { typeof(SemaphoreType), "FLUX_SEMAPHORE_TYPE_" },
         };
         foreach (KeyValuePair<Type, string> e in prefixes)
         {
@@ -328,6 +496,8 @@ static class SmokeTest
             Expect(want.Count == have.Count && want.All(c => have.ContainsKey(c.Key) && have[c.Key] == c.Value),
                 e.Key.Name + ": " + string.Join(",", have.Select(c => c.Key + "=" + c.Value)) + " but the header has " + string.Join(",", want.Select(c => c.Key + "=" + c.Value)));
         }
+        var unmirrored = enums.Keys.Where(c => !prefixes.Values.Any(c.StartsWith)).ToList();
+        Expect(unmirrored.Count == 0, "header enum constants without a mirror: " + string.Join(", ", unmirrored));
     }
 
     static byte[] ToRgba(byte[] rgb)
@@ -341,6 +511,63 @@ static class SmokeTest
             rgba[j + 3] = 255;
         }
         return rgba;
+    }
+
+    static byte[] ToBgra(byte[] rgba)
+    {
+        var bgra = (byte[])rgba.Clone();
+        for (int i = 0; i < bgra.Length; i += 4)
+        {
+            bgra[i] = rgba[i + 2];
+            bgra[i + 2] = rgba[i];
+        }
+        return bgra;
+    }
+
+    /// <summary>A copy of <paramref name="pixels"/> with its rows of <paramref name="rowBytes"/> in reverse order.</summary>
+    static byte[] FlipRows(byte[] pixels, int rowBytes)
+    {
+        var flipped = new byte[pixels.Length];
+        int rows = pixels.Length / rowBytes;
+        for (int y = 0; y < rows; y++)
+        {
+            Buffer.BlockCopy(pixels, y * rowBytes, flipped, (rows - 1 - y) * rowBytes, rowBytes);
+        }
+        return flipped;
+    }
+
+    static float HalfToFloat(ushort h)
+    {
+        int exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+        double v = exponent == 0 ? mantissa * Math.Pow(2, -24) : (1 + mantissa / 1024.0) * Math.Pow(2, exponent - 15);
+        return (float)((h & 0x8000) != 0 ? -v : v);
+    }
+
+    /// <summary>The IEEE half float nearest to <paramref name="value"/>, in [0, 1].</summary>
+    static ushort FloatToHalf(float value)
+    {
+        if (value == 0)
+        {
+            return 0;
+        }
+        double v = value;
+        int exponent = 0;
+        while (v < 1)
+        {
+            v *= 2;
+            exponent--;
+        }
+        if (exponent < -14)
+        {
+            return (ushort)Math.Round(value / Math.Pow(2, -24));
+        }
+        int mantissa = (int)Math.Round((v - 1) * 1024);
+        if (mantissa == 1024)
+        {
+            mantissa = 0;
+            exponent++;
+        }
+        return (ushort)(((exponent + 15) << 10) | mantissa);
     }
 
     static void Check(string name, Action body)

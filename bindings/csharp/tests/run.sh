@@ -3,8 +3,9 @@
 #
 #   run.sh OUT_DIR
 #
-# The test reads FLUX_TEST_MODEL, FLUX_TEST_EXPECTED and FLUX_TEST_OUT (see SmokeTest.cs) and
-# finds libflux_engine through LD_LIBRARY_PATH. Exits nonzero when the build or any check fails.
+# The test reads FLUX_TEST_MODEL, FLUX_TEST_EXPECTED, FLUX_TEST_OUT and FLUX_ABI_LAYOUT (see
+# SmokeTest.cs) and finds libflux_engine through LD_LIBRARY_PATH. Exits nonzero when the build
+# or any check fails.
 set -euo pipefail
 
 if [ "$#" -ne 1 ]; then

@@ -1,5 +1,5 @@
-"""Python binding of the Flux Engine SDK: FLUX.1 text-to-image and Kontext editing through
-``libflux_engine``'s C ABI (ctypes; no compiled extension).
+"""Python binding of the Flux Engine SDK: FLUX.1 text-to-image, Kontext editing and
+image-to-image through ``libflux_engine``'s C ABI (ctypes; no compiled extension).
 
     import flux_engine as fe
     with fe.Engine() as engine:
@@ -7,6 +7,9 @@
         with engine.text_to_image("a lighthouse at dusk", width=512, height=512) as job:
             image = job.result()          # fe.Image, RGBA8; .to_numpy() with numpy
             job.save("lighthouse.png")
+
+A job is described by a ``Request`` (``Engine.submit``), which ``text_to_image``, ``edit`` and
+``image_to_image`` build for you; pixels in and out are ``Image`` objects (or numpy arrays).
 """
 
 from ._native import ABI_VERSION, load_library
@@ -16,15 +19,22 @@ from .enums import (
     Device,
     DType,
     EventType,
+    ExternalMemoryType,
     JobState,
+    Kontext,
     LogLevel,
     PixelFormat,
     Result,
+    SemaphoreType,
     TextPlacement,
 )
 from .errors import FluxError
 from .events import Event
-from .images import Image
+from .images import ExternalMemory, Image, Semaphore
+from .requests import Request
+
+#: Job priorities (``FLUX_PRIORITY_*``): higher runs first, equal ones in submission order.
+PRIORITY_INTERACTIVE, PRIORITY_NORMAL, PRIORITY_BATCH = 100, 0, -100
 
 
 def version():
@@ -42,16 +52,25 @@ __all__ = [
     "Engine",
     "Event",
     "EventType",
+    "ExternalMemory",
+    "ExternalMemoryType",
     "FluxError",
     "Image",
     "Job",
     "JobState",
     "JobStatus",
+    "Kontext",
     "LogLevel",
+    "PRIORITY_BATCH",
+    "PRIORITY_INTERACTIVE",
+    "PRIORITY_NORMAL",
+    "Request",
     "PixelFormat",
     "Plan",
     "Residency",
     "Result",
+    "Semaphore",
+    "SemaphoreType",
     "TextPlacement",
     "load_library",
     "version",

@@ -1,7 +1,8 @@
-"""ctypes mirror of ``include/flux_engine.h`` (ABI 1) and the loaded library.
+"""ctypes mirror of ``include/flux_engine.h`` (ABI 2) and the loaded library.
 
-Every struct here must match the header field for field; ``tests/test_engine.py`` checks that
-the library's ``*_desc_defaults`` functions write exactly these sizes.
+Every struct here must match the header field for field: ``tests/test_engine.py`` checks each
+against the layout a C compiler gives the header's struct, and that the library's ``*_defaults``
+functions write exactly these sizes. Requests and images are opaque handles (``c_void_p``).
 """
 
 import ctypes
@@ -10,7 +11,7 @@ import os
 import pathlib
 import sys
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 c_char_p = ctypes.c_char_p
 c_u8_p = ctypes.POINTER(ctypes.c_uint8)
@@ -49,65 +50,36 @@ class ModelDesc(ctypes.Structure):
     ]
 
 
-class TextToImageDesc(ctypes.Structure):
+class ImageDesc(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
-        ("prompt", c_char_p),
         ("width", ctypes.c_uint32),
         ("height", ctypes.c_uint32),
-        ("seed", ctypes.c_uint64),
-        ("steps", ctypes.c_uint32),
-        ("guidance", ctypes.c_float),
-        ("t5_len", ctypes.c_uint32),
-        ("priority", ctypes.c_int32),
-    ]
-
-
-class ImageView(ctypes.Structure):
-    _fields_ = [
-        ("width", ctypes.c_uint32),
-        ("height", ctypes.c_uint32),
-        ("stride", ctypes.c_uint32),
         ("format", ctypes.c_int32),
-        ("data", c_u8_p),
-    ]
-
-
-class EditDesc(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("prompt", c_char_p),
-        ("images", ctypes.POINTER(ImageView)),
-        ("image_count", ctypes.c_uint32),
-        ("snap", ctypes.c_uint32),
-        ("width", ctypes.c_uint32),
-        ("height", ctypes.c_uint32),
-        ("seed", ctypes.c_uint64),
-        ("steps", ctypes.c_uint32),
-        ("guidance", ctypes.c_float),
-        ("t5_len", ctypes.c_uint32),
-        ("priority", ctypes.c_int32),
-        # GPU references (a CUDA engine's `flux_gpu_image_create`); this binding passes none.
-        ("gpu_images", ctypes.POINTER(ctypes.c_void_p)),
-        ("gpu_wait_values", ctypes.POINTER(ctypes.c_uint64)),
-        ("gpu_image_count", ctypes.c_uint32),
+        ("row_pitch", ctypes.c_uint64),
+        ("bottom_up", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
     ]
 
 
-class ImageToImageDesc(ctypes.Structure):
+class ExternalMemory(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
-        ("prompt", c_char_p),
-        ("init", ImageView),
-        ("strength", ctypes.c_float),
-        ("width", ctypes.c_uint32),
-        ("height", ctypes.c_uint32),
-        ("seed", ctypes.c_uint64),
-        ("steps", ctypes.c_uint32),
-        ("guidance", ctypes.c_float),
-        ("t5_len", ctypes.c_uint32),
-        ("priority", ctypes.c_int32),
+        ("handle_type", ctypes.c_int32),
+        ("handle", ctypes.c_int64),
+        ("size", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("device_uuid", ctypes.c_uint8 * 16),
+        ("dedicated", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+class Semaphore(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("handle_type", ctypes.c_int32),
+        ("handle", ctypes.c_int64),
     ]
 
 
@@ -178,40 +150,63 @@ _P = ctypes.POINTER
 _R = ctypes.c_int32  # FluxResult
 _JOB = ctypes.c_uint64
 _ENGINE = ctypes.c_void_p
+_REQUEST = ctypes.c_void_p
+_IMAGE = ctypes.c_void_p
+_U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
 
 # name: (restype, argtypes)
 _SIGNATURES = {
     "flux_version": (c_char_p, []),
-    "flux_abi_version": (ctypes.c_uint32, []),
+    "flux_abi_version": (_U32, []),
     "flux_last_error_message": (c_char_p, []),
-    "flux_engine_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
+    "flux_engine_desc_defaults": (None, [ctypes.c_void_p, _U32]),
     "flux_engine_create": (_R, [_P(EngineDesc), _P(_ENGINE)]),
     "flux_engine_destroy": (_R, [_ENGINE]),
-    "flux_model_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
+    "flux_engine_device_uuid": (_R, [_ENGINE, ctypes.c_uint8 * 16]),
+    "flux_model_desc_defaults": (None, [ctypes.c_void_p, _U32]),
     "flux_engine_load_model": (_R, [_ENGINE, _P(ModelDesc), _P(_JOB)]),
     "flux_engine_unload_model": (_R, [_ENGINE, ctypes.c_int32, _P(_JOB)]),
-    "flux_text_to_image_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
-    "flux_engine_submit_text_to_image": (_R, [_ENGINE, _P(TextToImageDesc), _P(_JOB)]),
-    "flux_edit_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
-    "flux_engine_submit_edit": (_R, [_ENGINE, _P(EditDesc), _P(_JOB)]),
-    "flux_image_to_image_desc_defaults": (None, [ctypes.c_void_p, ctypes.c_uint32]),
-    "flux_engine_submit_image_to_image": (_R, [_ENGINE, _P(ImageToImageDesc), _P(_JOB)]),
+    "flux_request_create": (_R, [_P(_REQUEST)]),
+    "flux_request_destroy": (_R, [_REQUEST]),
+    "flux_request_set_prompt": (_R, [_REQUEST, c_char_p]),
+    "flux_request_set_size": (_R, [_REQUEST, _U32, _U32]),
+    "flux_request_set_seed": (_R, [_REQUEST, _U64]),
+    "flux_request_set_steps": (_R, [_REQUEST, _U32]),
+    "flux_request_set_guidance": (_R, [_REQUEST, ctypes.c_float]),
+    "flux_request_set_t5_length": (_R, [_REQUEST, _U32]),
+    "flux_request_set_priority": (_R, [_REQUEST, ctypes.c_int32]),
+    "flux_request_add_reference": (_R, [_REQUEST, _IMAGE, _U64]),
+    "flux_request_set_reference_snap": (_R, [_REQUEST, ctypes.c_bool]),
+    "flux_request_set_init_image": (_R, [_REQUEST, _IMAGE, _U64, ctypes.c_float]),
+    "flux_request_clear_images": (_R, [_REQUEST]),
+    "flux_engine_submit": (_R, [_ENGINE, _REQUEST, _P(_JOB)]),
+    "flux_image_desc_defaults": (None, [ctypes.c_void_p, _U32]),
+    "flux_external_memory_defaults": (None, [ctypes.c_void_p, _U32]),
+    "flux_semaphore_defaults": (None, [ctypes.c_void_p, _U32]),
+    "flux_image_create_host": (
+        _R, [_P(ImageDesc), ctypes.c_void_p, ctypes.c_size_t, _P(_IMAGE)]
+    ),
+    "flux_image_create_cuda": (
+        _R, [_ENGINE, _P(ImageDesc), _U64, _P(Semaphore), _P(_IMAGE)]
+    ),
+    "flux_image_import_memory": (
+        _R, [_ENGINE, _P(ImageDesc), _P(ExternalMemory), _P(Semaphore), _P(_IMAGE)]
+    ),
+    "flux_image_destroy": (_R, [_IMAGE]),
+    "flux_job_write_image": (_R, [_ENGINE, _JOB, _IMAGE, _U64]),
     "flux_job_cancel": (_R, [_ENGINE, _JOB, _P(ctypes.c_int32)]),
     "flux_job_status": (_R, [_ENGINE, _JOB, _P(JobStatus)]),
-    "flux_job_wait": (_R, [_ENGINE, _JOB, ctypes.c_uint32, _P(ctypes.c_int32)]),
+    "flux_job_wait": (_R, [_ENGINE, _JOB, _U32, _P(ctypes.c_int32)]),
     "flux_job_error": (_R, [_ENGINE, _JOB]),
-    "flux_job_image_size": (_R, [_ENGINE, _JOB, _P(ctypes.c_uint32), _P(ctypes.c_uint32)]),
-    "flux_job_copy_image": (
-        _R,
-        [_ENGINE, _JOB, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t],
-    ),
+    "flux_job_image_size": (_R, [_ENGINE, _JOB, _P(_U32), _P(_U32)]),
     "flux_job_save_image": (_R, [_ENGINE, _JOB, c_char_p]),
     "flux_job_release": (_R, [_ENGINE, _JOB]),
     "flux_engine_poll_event": (_R, [_ENGINE, _P(Event)]),
-    "flux_engine_set_memory_budget": (_R, [_ENGINE, ctypes.c_uint64]),
+    "flux_engine_set_memory_budget": (_R, [_ENGINE, _U64]),
     "flux_engine_get_residency": (_R, [_ENGINE, _P(Residency)]),
-    "flux_engine_set_memory_reserve": (_R, [_ENGINE, ctypes.c_uint64]),
+    "flux_engine_set_memory_reserve": (_R, [_ENGINE, _U64]),
     "flux_engine_set_residency_plan": (_R, [_ENGINE, _P(ResidencyPlan)]),
+    "flux_residency_plan_defaults": (None, [ctypes.c_void_p, _U32]),
 }
 
 _LIB_NAMES = {"win32": "flux_engine.dll", "darwin": "libflux_engine.dylib"}
@@ -267,9 +262,9 @@ def load_library(path=None):
 
 
 def defaults(struct):
-    """A ``struct`` (a desc type above) holding the library's defaults for this binding's size of
-    it, and this binding's ABI version where it has one (what the header's inline ``_init``
-    functions do)."""
+    """A ``struct`` (an input struct above) holding the library's defaults for this binding's
+    size of it, and this binding's ABI version where it has one (what the header's inline
+    ``_init`` functions do)."""
     name = _DEFAULTS[struct]
     desc = struct()
     getattr(lib(), name)(ctypes.byref(desc), ctypes.sizeof(struct))
@@ -281,9 +276,10 @@ def defaults(struct):
 _DEFAULTS = {
     EngineDesc: "flux_engine_desc_defaults",
     ModelDesc: "flux_model_desc_defaults",
-    TextToImageDesc: "flux_text_to_image_desc_defaults",
-    EditDesc: "flux_edit_desc_defaults",
-    ImageToImageDesc: "flux_image_to_image_desc_defaults",
+    ImageDesc: "flux_image_desc_defaults",
+    ExternalMemory: "flux_external_memory_defaults",
+    Semaphore: "flux_semaphore_defaults",
+    ResidencyPlan: "flux_residency_plan_defaults",
 }
 
 

@@ -1,8 +1,8 @@
 """The engine and its jobs: a thin, Pythonic layer over the C ABI.
 
 All methods may be called from any thread. Jobs run on the engine's worker thread; the calls
-here only submit, query and copy, except ``Job.wait``/``Job.result``, which block the caller
-(in short slices, so Ctrl-C still works).
+here only submit, query and write results, except ``Job.wait``/``Job.result``, which block the
+caller (in short slices, so Ctrl-C still works).
 """
 
 import ctypes
@@ -16,6 +16,7 @@ from .enums import (
     Device,
     DType,
     JobState,
+    Kontext,
     LogLevel,
     PixelFormat,
     Result,
@@ -23,23 +24,21 @@ from .enums import (
 )
 from .errors import FluxError, check
 from .events import Event
-from .images import Image, view
+from .images import Image
+from .requests import Request, unsigned, utf8
 
 _WAIT_SLICE_MS = 100
 
 
-def _utf8(text, what):
-    if not isinstance(text, str):
-        raise TypeError(f"{what} must be str, got {type(text).__name__}")
-    return text.encode("utf-8")
-
-
 def _path(p):
-    return None if p is None else _utf8(str(p), "path")
+    return None if p is None else utf8(str(p), "path")
 
 
-def _or(value, default):
-    return default if value is None else value
+def _kontext(value):
+    """A ``Kontext`` from ``None`` (detect), a bool or a ``Kontext``."""
+    if isinstance(value, bool):
+        return Kontext.YES if value else Kontext.NO
+    return Kontext.DETECT if value is None else Kontext(value)
 
 
 @dataclass(frozen=True)
@@ -149,14 +148,21 @@ class Job:
         self._call("flux_job_image_size", ctypes.byref(w), ctypes.byref(h))
         return w.value, h.value
 
-    def image(self, format=PixelFormat.RGBA8):
-        """A copy of the finished job's image as an ``Image`` in ``format``."""
-        fmt = PixelFormat(format)
+    def write_image(self, image, signal_value=0):
+        """Writes the finished job's image into ``image`` (an ``Image`` of the result's size):
+        a host image gets the pixels in its format and row order; a GPU image is written on the
+        GPU, then its semaphore signalled (timeline semaphores and fences to
+        ``signal_value``). The engine keeps the result until the job is released."""
+        self._call("flux_job_write_image", image._handle(),
+                   unsigned(signal_value, 64, "signal_value"))
+
+    def image(self, format=PixelFormat.RGBA8, *, bottom_up=False):
+        """The finished job's image in a new host ``Image`` of ``format`` (tightly packed; the
+        bottom row first with ``bottom_up``)."""
         width, height = self.image_size()
-        stride = width * fmt.bytes_per_pixel
-        buf = ctypes.create_string_buffer(stride * height)
-        self._call("flux_job_copy_image", int(fmt), buf, stride, len(buf))
-        return Image(width, height, fmt, buf.raw)
+        image = Image(width, height, format, bottom_up=bottom_up)
+        self.write_image(image)
+        return image
 
     def finish(self, timeout=None):
         """Waits for the job; raises ``FluxError`` if it failed (``JOB_FAILED``) or was
@@ -166,9 +172,9 @@ class Job:
         self.raise_if_failed()
         return self
 
-    def result(self, format=PixelFormat.RGBA8, timeout=None):
-        """Waits for the job (as ``finish``), then returns its image in ``format``."""
-        return self.finish(timeout).image(format)
+    def result(self, format=PixelFormat.RGBA8, timeout=None, *, bottom_up=False):
+        """Waits for the job (as ``finish``), then returns its image (as ``image``)."""
+        return self.finish(timeout).image(format, bottom_up=bottom_up)
 
     def save(self, path):
         """Writes the finished job's image: JPEG for .jpg/.jpeg, otherwise PNG with the
@@ -252,10 +258,12 @@ class Engine:
             check(_native.lib().flux_engine_destroy(self._ptr))
             self._ptr = None
 
-    def _submit(self, name, desc):
-        job = ctypes.c_uint64()
-        check(getattr(_native.lib(), name)(self._handle(), ctypes.byref(desc), ctypes.byref(job)))
-        return Job(self, job.value)
+    def device_uuid(self):
+        """The 16-byte UUID of the engine's CUDA device, to pick the same device in Vulkan
+        (``UNSUPPORTED`` on CPU engines)."""
+        out = (ctypes.c_uint8 * 16)()
+        check(_native.lib().flux_engine_device_uuid(self._handle(), out))
+        return bytes(out)
 
     def load_model(
         self,
@@ -272,15 +280,19 @@ class Engine:
         priority=0,
     ):
         """Queues loading a model from a ``folder`` (layout detected) and/or explicit paths.
-        A missing folder or unknown layout raises now; weights load on the worker."""
+        ``kontext``: ``None`` (detected from the files), a bool or a ``Kontext``. A missing
+        folder or unknown layout raises now; weights load on the worker."""
         desc = _native.defaults(_native.ModelDesc)
         desc.folder = _path(folder)
         desc.transformer, desc.ae, desc.t5, desc.clip = map(_path, (transformer, ae, t5, clip))
         desc.t5_tokenizer, desc.clip_tokenizer = _path(t5_tokenizer), _path(clip_tokenizer)
         desc.dtype = DType(dtype)
-        desc.kontext = -1 if kontext is None else int(bool(kontext))
+        desc.kontext = _kontext(kontext)
         desc.priority = priority
-        return self._submit("flux_engine_load_model", desc)
+        job = ctypes.c_uint64()
+        check(_native.lib().flux_engine_load_model(
+            self._handle(), ctypes.byref(desc), ctypes.byref(job)))
+        return Job(self, job.value)
 
     def unload_model(self, priority=0):
         """Queues unloading the model."""
@@ -288,85 +300,46 @@ class Engine:
         check(_native.lib().flux_engine_unload_model(self._handle(), priority, ctypes.byref(job)))
         return Job(self, job.value)
 
-    @staticmethod
-    def _sampling(desc, prompt, seed, steps, guidance, t5_len, priority):
-        desc.prompt = _utf8(prompt, "prompt")
-        desc.seed = seed
-        desc.steps = _or(steps, 0)
-        desc.guidance = _or(guidance, -1.0)
-        desc.t5_len = _or(t5_len, 0)
-        desc.priority = priority
+    def submit(self, request):
+        """Queues the job a ``Request`` describes (the request may be changed and submitted
+        again). Returns its ``Job``."""
+        job = ctypes.c_uint64()
+        ptr = request._ptr
+        if not ptr:
+            raise FluxError(Result.INVALID_HANDLE, "the request is closed")
+        check(_native.lib().flux_engine_submit(self._handle(), ptr, ctypes.byref(job)))
+        return Job(self, job.value)
 
-    def text_to_image(
-        self,
-        prompt,
-        *,
-        width=1024,
-        height=1024,
-        seed=0,
-        steps=None,
-        guidance=None,
-        t5_len=None,
-        priority=0,
-    ):
-        """Queues a text-to-image job. ``None`` means the model variant's default (dev: 28
-        steps, guidance 3.5, 512 T5 tokens; schnell: 4 steps, 256 tokens)."""
-        desc = _native.defaults(_native.TextToImageDesc)
-        self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
-        desc.width, desc.height = width, height
-        return self._submit("flux_engine_submit_text_to_image", desc)
+    def _submit_new(self, prompt, settings, images=(), init=None, strength=None):
+        with Request(prompt, **settings) as request:
+            for image in images:
+                request.add_reference(image)
+            if init is not None:
+                request.set_init_image(init, strength)
+            return self.submit(request)
 
-    def edit(
-        self,
-        prompt,
-        images,
-        *,
-        snap=True,
-        width=None,
-        height=None,
-        seed=0,
-        steps=None,
-        guidance=None,
-        t5_len=None,
-        priority=0,
-    ):
-        """Queues a Kontext edit of one reference image or a list of 1 to 4 (``Image`` or
-        numpy arrays; copied now). ``snap`` resizes them to Kontext's trained resolutions;
-        the output takes the first reference's (snapped) size unless ``width``/``height``
-        are given. Defaults: 30 steps, guidance 2.5."""
+    def text_to_image(self, prompt, **settings):
+        """Queues a text-to-image job; ``settings`` are ``Request``'s keywords (``width``,
+        ``height``, ``seed``, ``steps``, ``guidance``, ``t5_len``, ``priority``), the library's
+        defaults where not given."""
+        return self._submit_new(prompt, settings)
+
+    def edit(self, prompt, images, **settings):
+        """Queues a Kontext edit of one reference image or a list of 1 to 4 (``Image`` or numpy
+        arrays; host pixels are copied now). The output takes the first reference's size,
+        snapped to Kontext's trained resolutions unless ``snap=False``, unless ``width`` and
+        ``height`` are given. Defaults: 30 steps, guidance 2.5."""
         refs = list(images) if isinstance(images, (list, tuple)) else [images]
-        keep = []
-        views = (_native.ImageView * max(1, len(refs)))(*[view(r, keep) for r in refs])
-        desc = _native.defaults(_native.EditDesc)
-        self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
-        desc.images, desc.image_count = views, len(refs)
-        desc.snap = int(bool(snap))
-        desc.width, desc.height = _or(width, 0), _or(height, 0)
-        return self._submit("flux_engine_submit_edit", desc)
+        if not refs:
+            raise ValueError("an edit needs 1 to 4 reference images, got none")
+        return self._submit_new(prompt, settings, images=refs)
 
-    def image_to_image(
-        self,
-        prompt,
-        init,
-        *,
-        strength=0.8,
-        width=None,
-        height=None,
-        seed=0,
-        steps=None,
-        guidance=None,
-        t5_len=None,
-        priority=0,
-    ):
-        """Queues an image-to-image job from ``init`` (copied now); ``strength`` in (0, 1] is
-        how much of the schedule runs."""
-        keep = []
-        desc = _native.defaults(_native.ImageToImageDesc)
-        self._sampling(desc, prompt, seed, steps, guidance, t5_len, priority)
-        desc.init = view(init, keep)
-        desc.strength = strength
-        desc.width, desc.height = _or(width, 0), _or(height, 0)
-        return self._submit("flux_engine_submit_image_to_image", desc)
+    def image_to_image(self, prompt, init, *, strength=0.8, **settings):
+        """Queues an image-to-image job from ``init`` (an ``Image`` or a numpy array; copied
+        now); ``strength`` in (0, 1] is how much of the schedule runs. The output takes the
+        init image's size rounded down to multiples of 16 unless ``width`` and ``height`` are
+        given."""
+        return self._submit_new(prompt, settings, init=init, strength=strength)
 
     def poll_event(self):
         """The next ``Event``, or ``None``. Never blocks. The engine keeps the latest 1024

@@ -49,17 +49,62 @@ class DType(IntEnum):
 
 
 class PixelFormat(IntEnum):
-    """Pixel layout of an image buffer."""
+    """Pixel layout of an image. Alpha is ignored on input and opaque on output; float values
+    are the 8-bit ones / 255 (sRGB-encoded). Host images take every format, GPU images RGBA8
+    and RGBA16F."""
 
     RGB8 = 0
     RGBA8 = 1
+    #: Native-endian floats in [0, 1].
     RGBA32F = 2
-    #: Half floats: for GPU images only (a host-memory copy refuses it).
+    #: Native-endian half floats in [0, 1].
     RGBA16F = 3
+    #: Blue first (Unreal, D3D swap chains).
+    BGRA8 = 4
 
     @property
     def bytes_per_pixel(self):
-        return (3, 4, 16, 8)[self]
+        return (3, 4, 16, 8, 4)[self]
+
+    @property
+    def numpy_dtype(self):
+        """The numpy dtype name of one channel (``uint8``, ``float32`` or ``float16``)."""
+        return {PixelFormat.RGBA32F: "float32", PixelFormat.RGBA16F: "float16"}.get(self, "uint8")
+
+    @property
+    def channels(self):
+        return 3 if self == PixelFormat.RGB8 else 4
+
+
+class Kontext(IntEnum):
+    """Whether a model is Kontext-trained (editing follows reference images only then)."""
+
+    #: From the file name or ``model_index.json``.
+    DETECT = 0
+    NO = 1
+    YES = 2
+
+
+class ExternalMemoryType(IntEnum):
+    """What kind of handle an ``ExternalMemory`` carries."""
+
+    #: A POSIX fd from ``vkGetMemoryFdKHR``.
+    OPAQUE_FD = 0
+    #: A Win32 NT handle from ``vkGetMemoryWin32HandleKHR``.
+    OPAQUE_WIN32 = 1
+    #: A D3D12 committed resource's handle from ``ID3D12Device::CreateSharedHandle``.
+    D3D12_RESOURCE = 2
+
+
+class SemaphoreType(IntEnum):
+    """What kind of semaphore a ``Semaphore`` is: waited for before an image is read, signalled
+    after it is written (the timeline kinds to the values given)."""
+
+    OPAQUE_FD = 0
+    OPAQUE_WIN32 = 1
+    TIMELINE_FD = 2
+    TIMELINE_WIN32 = 3
+    D3D12_FENCE = 4
 
 
 class JobState(IntEnum):

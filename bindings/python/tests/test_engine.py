@@ -1,14 +1,21 @@
-"""End to end on the tiny model through libflux_engine: generate, edit, cancel, events."""
+"""End to end on the tiny model through libflux_engine: the mirrors against the header,
+requests (text-to-image, Kontext edits, image-to-image), results in every pixel format, cancel,
+events."""
 
 import ctypes
 import os
+import pathlib
+import re
 import threading
 
+import numpy as np
 import pytest
 from conftest import REFERENCE
 
 import flux_engine as fe
 from flux_engine import _native
+
+HEADER = pathlib.Path(__file__).resolve().parents[3] / "include" / "flux_engine.h"
 
 
 def _abi_layout():
@@ -32,7 +39,7 @@ def test_mirrors_match_the_c_layout():
         v for v in vars(_native).values()
         if isinstance(v, type) and issubclass(v, ctypes.Structure) and v is not ctypes.Structure
     ]
-    assert len(mirrors) >= 10
+    assert {"Flux" + m.__name__ for m in mirrors} == set(structs), "one mirror per header struct"
     for mirror in mirrors:
         size, fields = structs["Flux" + mirror.__name__]
         got = [(name, getattr(mirror, name).offset) for name, _ in mirror._fields_]
@@ -43,43 +50,57 @@ def test_mirrors_match_the_c_layout():
         fe.PixelFormat: "FLUX_PIXEL_FORMAT_", fe.JobState: "FLUX_JOB_STATE_",
         fe.CancelOutcome: "FLUX_CANCEL_OUTCOME_", fe.EventType: "FLUX_EVENT_TYPE_",
         fe.TextPlacement: "FLUX_TEXT_PLACEMENT_", fe.LogLevel: "FLUX_LOG_LEVEL_",
+        fe.Kontext: "FLUX_KONTEXT_", fe.ExternalMemoryType: "FLUX_EXTERNAL_MEMORY_TYPE_",
+        fe.SemaphoreType: "FLUX_SEMAPHORE_TYPE_",
     }
     for enum, prefix in prefixes.items():
         want = {k[len(prefix):]: v for k, v in enums.items() if k.startswith(prefix)}
         assert {m.name: m.value for m in enum} == want, enum.__name__
+    unmirrored = [k for k in enums if not any(k.startswith(p) for p in prefixes.values())]
+    assert not unmirrored, "every header enum has a Python mirror"
+    defines = dict(re.findall(r"#define FLUX_PRIORITY_(\w+) (-?\d+)", HEADER.read_text()))
+    assert {k: int(v) for k, v in defines.items()} == {
+        "INTERACTIVE": fe.PRIORITY_INTERACTIVE, "NORMAL": fe.PRIORITY_NORMAL,
+        "BATCH": fe.PRIORITY_BATCH,
+    }
 
 
 def test_library_and_struct_layouts_match_the_header():
     assert fe.version().count(".") == 2
-    assert _native.lib().flux_abi_version() == fe.ABI_VERSION
-    for struct in [
-        _native.EngineDesc,
-        _native.ModelDesc,
-        _native.TextToImageDesc,
-        _native.EditDesc,
-        _native.ImageToImageDesc,
-    ]:
+    assert _native.lib().flux_abi_version() == fe.ABI_VERSION == 2
+    assert len(_native._DEFAULTS) == 6
+    for struct, name in _native._DEFAULTS.items():
         # The library writes exactly the size it is given, never past it.
         size = ctypes.sizeof(struct)
         buf = ctypes.create_string_buffer(b"\xee" * (size + 64))
-        getattr(_native.lib(), _native._DEFAULTS[struct])(buf, size)
+        getattr(_native.lib(), name)(buf, size)
         assert int.from_bytes(buf.raw[:4], "little") == size, struct.__name__
         assert buf.raw[size : size + 64] == b"\xee" * 64, struct.__name__
         older = ctypes.create_string_buffer(b"\xee" * 64)
-        getattr(_native.lib(), _native._DEFAULTS[struct])(older, 8)
+        getattr(_native.lib(), name)(older, 8)
         assert older.raw[8:64] == b"\xee" * 56, "an older, smaller struct is not overrun"
+    desc = _native.defaults(_native.ImageDesc)
+    assert (desc.format, desc.bottom_up) == (fe.PixelFormat.RGBA8, 0)
 
 
-def test_generate_equals_the_library_output_for_the_same_seed(engine, expected_rgb, tmp_path):
+def test_generate_in_every_pixel_format(engine, expected_rgb, tmp_path):
+    rgb = np.frombuffer(expected_rgb, np.uint8).reshape(48, 64, 3)
     with engine.text_to_image(**REFERENCE) as job:
-        rgb = job.result(fe.PixelFormat.RGB8, timeout=120)
-        assert (rgb.width, rgb.height) == (64, 48)
-        assert rgb.data == expected_rgb
-        rgba = job.image(fe.PixelFormat.RGBA8)
-        assert rgba.data[3::4] == b"\xff" * (64 * 48)
-        assert bytes(b for i, b in enumerate(rgba.data) if i % 4 != 3) == expected_rgb
-        floats = job.image(fe.PixelFormat.RGBA32F).to_numpy()
-        assert floats.shape == (48, 64, 4) and floats.min() >= 0.0 and floats.max() <= 1.0
+        image = job.result(fe.PixelFormat.RGB8, timeout=120)
+        assert (image.width, image.height, image.format) == (64, 48, fe.PixelFormat.RGB8)
+        assert image.data == expected_rgb
+        rgba = job.image(fe.PixelFormat.RGBA8).to_numpy()
+        assert np.array_equal(rgba[..., :3], rgb) and (rgba[..., 3] == 255).all()
+        bgra = job.image(fe.PixelFormat.BGRA8).to_numpy()
+        assert np.array_equal(bgra[..., 2::-1], rgb) and (bgra[..., 3] == 255).all()
+        unit = rgb.astype(np.float32) / np.float32(255)
+        floats = job.image(fe.PixelFormat.RGBA32F, bottom_up=True)
+        assert floats.bottom_up and floats.to_numpy().dtype == np.float32
+        assert np.array_equal(floats.to_numpy()[::-1, :, :3], unit), "bottom row first"
+        assert (floats.to_numpy()[..., 3] == 1.0).all()
+        halves = job.image(fe.PixelFormat.RGBA16F).to_numpy()
+        assert halves.dtype == np.float16
+        assert np.array_equal(halves[..., :3], unit.astype(np.float16))
         job.save(tmp_path / "out.png")
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     kinds = {}
@@ -91,16 +112,94 @@ def test_generate_equals_the_library_output_for_the_same_seed(engine, expected_r
     assert len(kinds[fe.EventType.FINISHED]) == 1
 
 
-def test_numpy_round_trip_and_kontext_edit(engine, expected_rgb):
-    np = pytest.importorskip("numpy")
+def test_results_are_written_into_the_hosts_memory(engine, expected_rgb):
+    pitch = 64 * 4 + 12
+    memory = bytearray(b"\xab" * (pitch * 48))
+    target = fe.Image(64, 48, fe.PixelFormat.RGBA8, memory, row_pitch=pitch)
+    array = np.zeros((48, 64, 3), np.uint8)
+    with engine.text_to_image(**REFERENCE) as job, target:
+        job.finish(timeout=120)
+        job.write_image(target)
+        job.write_image(fe.Image.from_numpy(array))
+        with pytest.raises(fe.FluxError) as err:
+            job.write_image(fe.Image(32, 32))
+        assert err.value.code == fe.Result.INVALID_ARGUMENT and "64x48" in err.value.message
+    rows = [memory[y * pitch : (y + 1) * pitch] for y in range(48)]
+    assert all(row[64 * 4 :] == b"\xab" * 12 for row in rows), "the padding is left as it is"
+    pixels = np.array([np.frombuffer(bytes(r[: 64 * 4]), np.uint8) for r in rows])
+    assert np.array_equal(pixels.reshape(48, 64, 4)[..., :3].ravel(), array.ravel())
+    assert array.tobytes() == expected_rgb, "a numpy array is written in place"
+    assert np.shares_memory(target.to_numpy(), np.frombuffer(memory, np.uint8))
+
+
+def test_one_request_submitted_again_changed_and_cleared(engine, expected_rgb):
+    source = np.frombuffer(expected_rgb, np.uint8).reshape(48, 64, 3)
+    with fe.Request(**REFERENCE) as request:
+        with engine.submit(request) as first, engine.submit(request) as again:
+            assert first.id != again.id
+            assert first.result(fe.PixelFormat.RGB8, timeout=120).data == expected_rgb
+            assert again.result(fe.PixelFormat.RGB8, timeout=120).data == expected_rgb
+        with pytest.raises(fe.FluxError):
+            request.set_steps(0)  # refused: the request keeps 3 steps
+        with engine.submit(request.set_seed(8)) as other:
+            assert other.result(fe.PixelFormat.RGB8, timeout=120).data != expected_rgb
+        request.set_seed(7).add_reference(source).clear_images()
+        with engine.submit(request) as job:
+            assert job.result(fe.PixelFormat.RGB8, timeout=120).data == expected_rgb
+
+
+def _edit(engine, *references, **settings):
+    settings = {"seed": 1, "steps": 2, "t5_len": 16, "snap": False, **settings}
+    with engine.edit("make it night", list(references), **settings) as job:
+        return job.result(fe.PixelFormat.RGB8, timeout=120).to_numpy().copy()
+
+
+def test_kontext_edits_from_every_pixel_format_and_several_references(engine, expected_rgb):
     source = np.frombuffer(expected_rgb, dtype=np.uint8).reshape(48, 64, 3)
-    with engine.edit("make it night", source, snap=False, seed=1, steps=2, t5_len=16) as job:
-        edited = job.result(timeout=120).to_numpy()
-    assert edited.shape == (48, 64, 4) and edited.dtype == np.uint8
-    assert not np.array_equal(edited[..., :3], source)
+    edited = _edit(engine, source)
+    assert edited.shape == (48, 64, 3) and not np.array_equal(edited, source)
+    floats = np.ones((48, 64, 4), np.float32)
+    floats[..., :3] = source[::-1] / np.float32(255)
+    bgra = np.full((48, 64, 4), 7, np.uint8)
+    bgra[..., :3] = source[..., ::-1]
+    halves = floats[::-1].astype(np.float16)
+    for same in [
+        fe.Image.from_numpy(floats, bottom_up=True),
+        fe.Image.from_numpy(bgra, fe.PixelFormat.BGRA8),
+        fe.Image.from_numpy(halves),
+        fe.Image(64, 48, fe.PixelFormat.RGB8, expected_rgb),
+    ]:
+        with same:
+            assert np.array_equal(_edit(engine, same), edited), same
+    second = np.zeros((32, 32, 3), np.uint8)
+    two = _edit(engine, source, second)
+    assert two.shape == (48, 64, 3), "the first reference gives the size"
+    assert not np.array_equal(two, edited), "the second reference is seen"
+    assert _edit(engine, source, second, source, second).shape == (48, 64, 3)
+    assert _edit(engine, source, width=32, height=32).shape == (32, 32, 3)
+
+
+def test_image_to_image(engine, expected_rgb):
     init = fe.Image(64, 48, fe.PixelFormat.RGB8, expected_rgb)
     with engine.image_to_image("at noon", init, strength=0.5, steps=4, t5_len=16) as job:
-        assert job.result(timeout=120).width == 64
+        out = job.result(fe.PixelFormat.RGB8, timeout=120)
+        assert (out.width, out.height) == (64, 48) and out.data != expected_rgb
+    odd = np.zeros((50, 70, 4), np.uint8)
+    with engine.image_to_image("at noon", odd, strength=1.0, steps=1, t5_len=16) as job:
+        assert job.finish(timeout=120).image_size() == (64, 48), "rounded down to 16s"
+
+
+def test_kontext_setting_of_the_model(model_dir):
+    warning = "not marked Kontext-trained"
+    source = np.zeros((32, 32, 3), np.uint8)
+    with fe.Engine(log_level=fe.LogLevel.WARN) as engine:
+        for kontext, warned in [(fe.Kontext.YES, False), (False, True), (True, False)]:
+            assert engine.load_model(model_dir, kontext=kontext).wait(timeout=120) == (
+                fe.JobState.SUCCEEDED
+            )
+            _edit(engine, source, steps=1)
+            logs = [e.message for e in engine.events() if e.kind == fe.EventType.LOG]
+            assert any(warning in m for m in logs) == warned, (kontext, logs)
 
 
 def test_cancel_a_running_job(engine):
@@ -127,6 +226,19 @@ def test_cancel_a_queued_job_and_wait_with_timeout(engine):
             running.wait(timeout=0.05)
         assert err.value.code == fe.Result.TIMEOUT
         assert running.status().state == fe.JobState.RUNNING
+
+
+def test_priorities_order_the_queue(engine):
+    with engine.text_to_image("first", width=512, height=512, steps=28) as running:
+        late = dict(REFERENCE, steps=1)
+        with engine.text_to_image(**late, priority=fe.PRIORITY_BATCH) as batch, \
+                engine.text_to_image(**late, priority=fe.PRIORITY_INTERACTIVE) as urgent:
+            running.cancel()
+            assert batch.wait(timeout=120) == urgent.wait(timeout=120) == fe.JobState.SUCCEEDED
+            ids = (batch.id, urgent.id)
+            started = [e.job for e in engine.events()
+                       if e.kind == fe.EventType.STARTED and e.job in ids]
+            assert started == [urgent.id, batch.id], "higher priority first"
 
 
 def test_events_through_a_callback_on_the_worker_thread(model_dir):

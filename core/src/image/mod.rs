@@ -94,10 +94,11 @@ impl PixelFormat {
         match self {
             PixelFormat::Rgb8 | PixelFormat::Rgba8 => [px[0], px[1], px[2]],
             PixelFormat::Bgra8 => [px[2], px[1], px[0]],
-            PixelFormat::Rgba16F => [0, 2, 4].map(|i| unit(half::f16::from_ne_bytes([px[i], px[i + 1]]).to_f32())),
-            PixelFormat::Rgba32F => {
-                [0, 4, 8].map(|i| unit(f32::from_ne_bytes([px[i], px[i + 1], px[i + 2], px[i + 3]])))
+            PixelFormat::Rgba16F => {
+                [0, 2, 4].map(|i| unit(half::f16::from_ne_bytes([px[i], px[i + 1]]).to_f32()))
             }
+            PixelFormat::Rgba32F => [0, 4, 8]
+                .map(|i| unit(f32::from_ne_bytes([px[i], px[i + 1], px[i + 2], px[i + 3]]))),
         }
     }
 
@@ -108,7 +109,8 @@ impl PixelFormat {
             PixelFormat::Rgba8 => out.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]),
             PixelFormat::Bgra8 => out.copy_from_slice(&[rgb[2], rgb[1], rgb[0], 255]),
             PixelFormat::Rgba16F => {
-                let v = [rgb[0], rgb[1], rgb[2], 255].map(|c| half::f16::from_f32(c as f32 / 255.0));
+                let v =
+                    [rgb[0], rgb[1], rgb[2], 255].map(|c| half::f16::from_f32(c as f32 / 255.0));
                 for (o, c) in out.chunks_exact_mut(2).zip(v) {
                     o.copy_from_slice(&c.to_ne_bytes());
                 }
@@ -189,7 +191,11 @@ impl Layout {
 
     /// Offset of image row `y` (0 = top) in the buffer.
     fn row_start(&self, y: usize) -> usize {
-        let line = if self.bottom_up { self.height - 1 - y } else { y };
+        let line = if self.bottom_up {
+            self.height - 1 - y
+        } else {
+            y
+        };
         line * self.stride
     }
 }

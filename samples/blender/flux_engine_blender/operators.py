@@ -1,5 +1,7 @@
-"""Generate, Edit (Kontext) and Cancel. Each only submits or cancels; the work happens on the
-engine's worker thread and the session's timer brings the result back on the main thread."""
+"""Generate, Edit (Kontext) and Cancel. Each only builds a request and submits it, or cancels;
+the work happens on the engine's worker thread and the session's timer brings the result back
+on the main thread. The library checks every setting as the request is built: bad input is
+reported before anything is submitted."""
 
 import bpy
 
@@ -9,12 +11,16 @@ from .session import fe, session
 RESULT_IMAGE = "Flux Result"
 
 
-def _sampling(settings):
-    return dict(
+def _request(settings, **extra):
+    """A ``flux_engine.Request`` with the panel's prompt and sampling settings (steps and
+    tokens at 0 keep the model's defaults)."""
+    return fe.Request(
+        settings.prompt,
         seed=settings.seed,
         steps=settings.steps or None,
         guidance=settings.guidance,
         t5_len=settings.t5_len or None,
+        **extra,
     )
 
 
@@ -30,10 +36,12 @@ class _Submit:
     def poll(cls, context):
         return not session.busy and bool(preferences.get(context).model_folder)
 
-    def _start(self, context, submit, image_name, size):
+    def _start(self, context, build, image_name, size):
+        """Submits the request ``build()`` makes; the result goes to ``image_name``."""
         try:
-            session.start(context, submit, image_name)
-        except (fe.FluxError, OSError, ValueError) as e:
+            with build() as request:
+                session.start(context, request, image_name)
+        except (fe.FluxError, OSError, ValueError, TypeError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         _show(context, session.target_image(*size))
@@ -53,12 +61,10 @@ class FLUX_OT_generate(_Submit, bpy.types.Operator):
     def execute(self, context):
         s = context.scene.flux
 
-        def submit(engine):
-            return engine.text_to_image(
-                s.prompt, width=s.width, height=s.height, **_sampling(s)
-            )
+        def build():
+            return _request(s, width=s.width, height=s.height)
 
-        return self._start(context, submit, self.image, (s.width, s.height))
+        return self._start(context, build, self.image, (s.width, s.height))
 
 
 class FLUX_OT_edit(_Submit, bpy.types.Operator):
@@ -83,12 +89,14 @@ class FLUX_OT_edit(_Submit, bpy.types.Operator):
             self.report({"ERROR"}, "No image to edit: open one in the Image Editor")
             return {"CANCELLED"}
         s = context.scene.flux
-        rgba = pixels.read_rgba8(source)
 
-        def submit(engine):
-            return engine.edit(s.prompt, rgba, snap=s.snap, **_sampling(s))
+        def build():
+            request = _request(s, snap=s.snap)
+            # Blender's own layout; the request copies the pixels now.
+            with fe.Image.from_numpy(pixels.read(source), bottom_up=True) as image:
+                return request.add_reference(image)
 
-        return self._start(context, submit, f"{source.name} (Flux edit)", tuple(source.size))
+        return self._start(context, build, f"{source.name} (Flux edit)", tuple(source.size))
 
 
 class FLUX_OT_cancel(bpy.types.Operator):

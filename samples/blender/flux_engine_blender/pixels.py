@@ -1,5 +1,6 @@
-"""Pixels between the engine (RGBA8/RGB8, rows top to bottom) and Blender images (float RGBA,
-rows bottom to top). Main thread only."""
+"""Pixels between Blender images and the engine. Blender keeps float RGBA, rows bottom to top:
+that is the engine's RGBA32F with ``bottom_up``, so results and edit sources cross without a
+flip or a conversion here (except linear float images, made sRGB first). Main thread only."""
 
 import numpy as np
 
@@ -8,36 +9,35 @@ def _linear_to_srgb(x):
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(np.maximum(x, 0.0), 1 / 2.4) - 0.055)
 
 
-def read_rgba8(image):
-    """``image`` as a ``(height, width, 4)`` uint8 array, top row first, sRGB-encoded (float
-    images are converted from linear)."""
+def read(image):
+    """``image``'s pixels as a ``(height, width, 4)`` float32 array, bottom row first,
+    sRGB-encoded in [0, 1] (float images are converted from linear): an RGBA32F bottom-up image
+    for the engine."""
     width, height = image.size
     buf = np.empty(width * height * 4, dtype=np.float32)
     image.pixels.foreach_get(buf)
-    rgba = buf.reshape(height, width, 4)[::-1]
+    rgba = buf.reshape(height, width, 4)
     if image.is_float:
-        rgba = rgba.copy()
         rgba[..., :3] = _linear_to_srgb(rgba[..., :3])
-    return np.ascontiguousarray((np.clip(rgba, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return rgba
 
 
-def write(image, pixels, width, height):
-    """Writes ``pixels`` (``bytes`` or array, RGB8 or RGBA8 by length, top row first) into
-    ``image``, resizing it to ``width`` × ``height`` if needed."""
-    arr = np.frombuffer(bytes(pixels), dtype=np.uint8).reshape(height, width, -1)
+def write(image, rgba):
+    """Writes a ``(height, width, 4)`` float32 array, bottom row first (a job's result as
+    ``Job.image(RGBA32F, bottom_up=True)`` gives it) into ``image``, resizing it if needed."""
+    height, width = rgba.shape[:2]
     if tuple(image.size) != (width, height):
         image.scale(width, height)
-    rgba = np.empty((height, width, 4), dtype=np.float32)
-    rgba[..., :3] = arr[..., :3]
-    rgba[..., 3] = arr[..., 3] if arr.shape[2] == 4 else 255
-    rgba = rgba[::-1] / 255.0
-    image.pixels.foreach_set(rgba.ravel())
+    image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
     image.update()
 
 
-def upscale_nearest(rgb, src_w, src_h, width, height):
-    """Nearest-neighbour resize of RGB8 bytes (for the live preview, which is smaller)."""
+def preview(rgb, src_w, src_h, width, height):
+    """An RGB8 preview (tightly packed, top row first) resized nearest-neighbour to ``width`` ×
+    ``height`` as ``write`` takes it (the preview is smaller than the result)."""
     arr = np.frombuffer(rgb, dtype=np.uint8).reshape(src_h, src_w, 3)
-    rows = np.arange(height) * src_h // height
+    rows = (np.arange(height) * src_h // height)[::-1]
     cols = np.arange(width) * src_w // width
-    return arr[rows][:, cols]
+    out = np.ones((height, width, 4), dtype=np.float32)
+    out[..., :3] = arr[rows][:, cols] / np.float32(255)
+    return out

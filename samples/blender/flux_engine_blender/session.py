@@ -47,11 +47,11 @@ class Session:
             self.model = folder
         return self.engine
 
-    def start(self, context, submit, image_name):
-        """Submits ``submit(engine)``'s job; its result will be written into ``image_name``.
-        Raises ``fe.FluxError`` (nothing is submitted) on bad input."""
+    def start(self, context, request, image_name):
+        """Submits ``request`` (a ``fe.Request``); its result will be written into
+        ``image_name``. Raises ``fe.FluxError`` if it cannot be submitted."""
         engine = self._engine(preferences.get(context))
-        self.job = submit(engine)
+        self.job = engine.submit(request)
         self.image_name = image_name
         self.scene_name = context.scene.name
         self._report(0.0, "Queued")
@@ -84,9 +84,11 @@ class Session:
         job, self.job = self.job, None
         with job:
             if state == fe.JobState.SUCCEEDED:
-                image = job.image(fe.PixelFormat.RGBA8)
-                pixels.write(self.target_image(image.width, image.height), image.data, image.width, image.height)
-                self._report(1.0, f"Done: {image.width}×{image.height}")
+                # Written by the library in Blender's layout: float RGBA, bottom row first.
+                with job.image(fe.PixelFormat.RGBA32F, bottom_up=True) as result:
+                    size = result.width, result.height
+                    pixels.write(self.target_image(*size), result.to_numpy())
+                self._report(1.0, f"Done: {size[0]}×{size[1]}")
             elif state == fe.JobState.CANCELLED:
                 self._report(0.0, "Cancelled")
             else:
@@ -106,7 +108,7 @@ class Session:
         pw, ph = event.preview_size
         image = self.target_image(pw, ph)
         w, h = image.size
-        pixels.write(image, pixels.upscale_nearest(event.preview_rgb, pw, ph, w, h).tobytes(), w, h)
+        pixels.write(image, pixels.preview(event.preview_rgb, pw, ph, w, h))
         self._redraw()
 
     def target_image(self, width, height):

@@ -4,7 +4,8 @@
 
 with BLENDER_USER_SCRIPTS pointing at a folder whose addons/ holds the packaged add-on, and
 FLUX_TEST_MODEL / FLUX_TEST_EXPECTED set. Enables the add-on, generates with the tiny model,
-edits that image, cancels a job, refuses bad input, and disables the add-on. Timers do not run
+edits that image and the same pixels in a linear float image, cancels a job, refuses bad input,
+and disables the add-on. Timers do not run
 in background mode, so the test calls the session's timer callback itself, as Blender would.
 """
 
@@ -65,6 +66,18 @@ def main():
     edited = bpy.data.images["Flux Test (Flux edit)"]
     assert tuple(edited.size) == (64, 48) and s.status.startswith("Done"), s.status
     assert not np.array_equal(rgba_top_down(edited), got)
+
+    # The same pixels in a linear float image are made sRGB first: the same edit.
+    srgb = expected.reshape(48, 64, 3)[::-1] / 255.0
+    linear = np.ones((48, 64, 4), dtype=np.float32)
+    linear[..., :3] = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    source = bpy.data.images.new("Flux Linear", 64, 48, alpha=True, float_buffer=True)
+    source.pixels.foreach_set(linear.ravel())
+    assert source.is_float
+    assert bpy.ops.flux.edit(image="Flux Linear") == {"FINISHED"}
+    drive(session)
+    edited_linear = rgba_top_down(bpy.data.images["Flux Linear (Flux edit)"])
+    assert np.array_equal(edited_linear, rgba_top_down(edited)), "float sources are converted"
 
     # Cancel a long job: the status says so and the engine stays usable.
     s.width, s.height, s.steps = 512, 512, 28

@@ -36,18 +36,6 @@ namespace Flux.Editor
         /// <summary>True while a job is queued or running.</summary>
         public bool IsBusy { get { return job != null; } }
 
-        /// <summary>Starts a text-to-image job with the model in <paramref name="modelFolder"/>.</summary>
-        public void Generate(string modelFolder, TextToImageRequest request)
-        {
-            Start(modelFolder, e => e.TextToImage(request));
-        }
-
-        /// <summary>Starts a Kontext edit with the model in <paramref name="modelFolder"/>.</summary>
-        public void Edit(string modelFolder, EditRequest request)
-        {
-            Start(modelFolder, e => e.Edit(request));
-        }
-
         /// <summary>Cancels the running job; it stops within one step.</summary>
         public void Cancel()
         {
@@ -57,7 +45,11 @@ namespace Flux.Editor
             }
         }
 
-        void Start(string modelFolder, Func<Engine, Job> submit)
+        /// <summary>
+        /// Starts the job <paramref name="request"/> describes (text-to-image or a Kontext edit) with
+        /// the model in <paramref name="modelFolder"/>. The request may be disposed afterwards.
+        /// </summary>
+        public void Submit(string modelFolder, Request request)
         {
             if (engine == null)
             {
@@ -71,7 +63,7 @@ namespace Flux.Editor
                 load = engine.LoadModel(modelFolder); // throws for a missing folder or unknown layout
                 loadedFolder = modelFolder;
             }
-            job = submit(engine);
+            job = engine.Submit(request);
             Progress = 0;
             Status = "Queued";
         }

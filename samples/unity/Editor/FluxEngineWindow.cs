@@ -60,7 +60,7 @@ namespace Flux.Editor
             {
                 Texture2D texture = pendingEdit;
                 pendingEdit = null;
-                Run(() => session.Edit(modelFolder, Edit(texture)));
+                Submit(texture);
                 Repaint();
             }
             if (session.Update())
@@ -91,7 +91,7 @@ namespace Flux.Editor
             {
                 if (GUILayout.Button("Generate"))
                 {
-                    Run(() => session.Generate(modelFolder, TextToImage()));
+                    Submit(null);
                 }
                 using (new EditorGUI.DisabledScope(selected == null))
                 {
@@ -141,28 +141,46 @@ namespace Flux.Editor
             }
         }
 
-        TextToImageRequest TextToImage()
+        /// <summary>Starts the job the fields describe: text-to-image, or a Kontext edit of <paramref name="reference"/>.</summary>
+        void Submit(Texture2D reference)
         {
-            TextToImageRequest request = Fill(new TextToImageRequest());
-            request.Width = width;
-            request.Height = height;
-            return request;
+            Run(() =>
+            {
+                using (Request request = Describe(reference))
+                {
+                    session.Submit(modelFolder, request);
+                }
+            });
         }
 
-        EditRequest Edit(Texture2D texture)
+        Request Describe(Texture2D reference)
         {
-            EditRequest request = Fill(new EditRequest());
-            request.Images.Add(FluxTexture.ToImageInput(texture));
-            return request;
-        }
-
-        T Fill<T>(T request) where T : ImageRequest
-        {
-            request.Prompt = prompt;
-            request.Seed = (ulong)seed;
-            if (steps > 0) request.Steps = steps;
-            if (guidance >= 0) request.Guidance = guidance;
-            return request;
+            var request = new Request();
+            try
+            {
+                request.Prompt = prompt;
+                request.Seed = (ulong)seed;
+                if (steps > 0) request.Steps = steps;
+                if (guidance >= 0) request.Guidance = guidance;
+                if (reference == null)
+                {
+                    request.Size = (width, height);
+                }
+                else
+                {
+                    // The pixels are copied when added; the output takes Kontext's closest trained size.
+                    using (Image image = FluxTexture.ToImage(reference))
+                    {
+                        request.AddReference(image);
+                    }
+                }
+                return request;
+            }
+            catch
+            {
+                request.Dispose();
+                throw;
+            }
         }
 
         /// <summary>Runs a button's action, showing a refused request (bad input, missing model folder) in the window.</summary>

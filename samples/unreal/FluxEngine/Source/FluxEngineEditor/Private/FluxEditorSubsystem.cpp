@@ -65,7 +65,7 @@ void UFluxEditorSubsystem::Deinitialize()
 	FTSTicker::GetCoreTicker().RemoveTicker(TickHandle);
 	if (Engine.IsValid())
 	{
-		UE_LOG(LogFluxEngine, Log, TEXT("Stopping the Flux engine: waits for the step or model load in progress."));
+		UE_LOG(LogFluxEngine, Log, TEXT("Stopping the Flux engine: waits for the step or model component in progress."));
 		// Cancels every job and joins the worker thread.
 		Engine.Reset();
 	}

@@ -3,7 +3,7 @@
 // Threading: the engine works on the library's worker thread. This subsystem lives on the game
 // thread and only submits jobs, polls events from an FTSTicker (never waiting on a job) and
 // turns results into textures there. Deinitialize destroys the engine, which cancels its jobs and
-// joins the worker: that waits for the denoising step (or the model load) in progress to end.
+// joins the worker: that waits for the denoising step (or the model component being read) in progress.
 //
 // Also usable from editor scripts, for example in Python:
 //   flux = unreal.get_editor_subsystem(unreal.FluxEditorSubsystem)

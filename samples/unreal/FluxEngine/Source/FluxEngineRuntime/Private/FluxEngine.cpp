@@ -1,6 +1,9 @@
-// FFluxEngine over flux_engine.h: fills the versioned descriptors, turns FluxResult codes into
-// FFluxStatus (reading the thread-local error sentence right after the failing call, on the same
-// thread) and copies events and images out of the library's memory.
+// FFluxEngine over flux_engine.h (ABI 2): jobs are described by a FluxRequest (one setter per
+// setting, each checked at once), pixels cross as FluxImages over Unreal's own memory (FColor
+// arrays as BGRA8, so neither direction converts). FluxResult codes become FFluxStatus, the
+// thread-local error sentence read right after the failing call, on the same thread, and before
+// any other library call (the scoped request and image are destroyed after it was read). Events
+// are copied out of the library's memory.
 
 #include "FluxEngine.h"
 
@@ -8,15 +11,20 @@
 
 #include "FluxEngineLog.h"
 #include "FluxEngineRuntimeModule.h"
-#include "FluxPixels.h"
 
 #include "flux_engine.h"
+
+// FColor's bytes are B, G, R, A in memory on every platform Unreal supports (all little-endian),
+// which is the library's FLUX_PIXEL_FORMAT_BGRA8.
+static_assert(PLATFORM_LITTLE_ENDIAN, "FColor is read and written as FLUX_PIXEL_FORMAT_BGRA8");
+static_assert(sizeof(FColor) == 4, "FColor is 4 bytes");
 
 namespace
 {
 	std::atomic<int32> LiveEngines{0};
 
-	/** The calling thread's last library error (valid until its next failing call). */
+	/** The calling thread's last library error: read it right after the failing call, as the
+	 * thread's next library call replaces it. */
 	FString LastErrorMessage()
 	{
 		return FString(UTF8_TO_TCHAR(flux_last_error_message()));
@@ -63,6 +71,51 @@ namespace
 			UE_LOG(LogFluxEngine, VeryVerbose, TEXT("%s"), *Line);
 			break;
 		}
+	}
+
+	/** A FluxRequest destroyed with the scope. */
+	struct FScopedRequest
+	{
+		FluxRequest* Handle = nullptr;
+
+		FFluxStatus Create() { return StatusOf(flux_request_create(&Handle)); }
+		FluxRequest* Get() const { return Handle; }
+		~FScopedRequest()
+		{
+			if (Handle != nullptr)
+			{
+				flux_request_destroy(Handle);
+			}
+		}
+	};
+
+	/** A FluxImage destroyed with the scope (the pixels stay the caller's). */
+	struct FScopedImage
+	{
+		FluxImage* Handle = nullptr;
+
+		~FScopedImage()
+		{
+			if (Handle != nullptr)
+			{
+				flux_image_destroy(Handle);
+			}
+		}
+	};
+
+	/** Seed, and steps and guidance unless they ask for the model's defaults (0 / negative). */
+	FFluxStatus SetSampling(FluxRequest* Request, uint64 Seed, int32 Steps, float Guidance)
+	{
+		FFluxStatus Status = StatusOf(flux_request_set_seed(Request, Seed));
+		if (Status.IsOk() && Steps > 0)
+		{
+			Status = StatusOf(flux_request_set_steps(Request, static_cast<uint32>(Steps)));
+		}
+		if (Status.IsOk() && Guidance >= 0.0f)
+		{
+			Status = StatusOf(flux_request_set_guidance(Request, Guidance));
+		}
+		return Status;
 	}
 
 	/** The wrapper's kind of a library event kind; false for LOG and for kinds this plugin does not know. */
@@ -147,7 +200,20 @@ FFluxStatus FFluxEngine::LoadModel(const FString& Folder, FFluxJobId& OutJob)
 	FluxModelDesc Desc;
 	flux_model_desc_init(&Desc);
 	Desc.folder = reinterpret_cast<const char*>(FolderUtf8.Get());
-	return StatusOf(flux_engine_load_model(Handle, &Desc, &OutJob));
+	FluxJob Job = 0;
+	const FFluxStatus Status = StatusOf(flux_engine_load_model(Handle, &Desc, &Job));
+	OutJob = Job;
+	return Status;
+}
+
+FFluxStatus FFluxEngine::Submit(FluxRequest* Request, FFluxJobId& OutJob)
+{
+	// FluxJob is uint64_t, which is not Unreal's uint64 on every platform (unsigned long on Linux
+	// and Mac, unsigned long long there): the job goes through a variable of the C type.
+	FluxJob Job = 0;
+	const FFluxStatus Status = StatusOf(flux_engine_submit(Handle, Request, &Job));
+	OutJob = Job;
+	return Status;
 }
 
 FFluxStatus FFluxEngine::SubmitTextToImage(const FFluxTextToImageParams& Params, FFluxJobId& OutJob)
@@ -157,57 +223,90 @@ FFluxStatus FFluxEngine::SubmitTextToImage(const FFluxTextToImageParams& Params,
 		return InvalidArgument(FString::Printf(TEXT("invalid size %d x %d or steps %d"), Params.Width, Params.Height, Params.Steps));
 	}
 	const FTCHARToUTF8 PromptUtf8(*Params.Prompt);
-	FluxTextToImageDesc Desc;
-	flux_text_to_image_desc_init(&Desc);
-	Desc.prompt = reinterpret_cast<const char*>(PromptUtf8.Get());
-	Desc.width = static_cast<uint32>(Params.Width);
-	Desc.height = static_cast<uint32>(Params.Height);
-	Desc.seed = Params.Seed;
-	Desc.steps = static_cast<uint32>(Params.Steps);
-	Desc.guidance = Params.Guidance;
-	return StatusOf(flux_engine_submit_text_to_image(Handle, &Desc, &OutJob));
+	FScopedRequest Request;
+	FFluxStatus Status = Request.Create();
+	if (Status.IsOk())
+	{
+		Status = StatusOf(flux_request_set_prompt(Request.Get(), reinterpret_cast<const char*>(PromptUtf8.Get())));
+	}
+	if (Status.IsOk())
+	{
+		Status = StatusOf(flux_request_set_size(Request.Get(), static_cast<uint32>(Params.Width), static_cast<uint32>(Params.Height)));
+	}
+	if (Status.IsOk())
+	{
+		Status = SetSampling(Request.Get(), Params.Seed, Params.Steps, Params.Guidance);
+	}
+	if (Status.IsOk())
+	{
+		Status = Submit(Request.Get(), OutJob);
+	}
+	return Status;
 }
 
 FFluxStatus FFluxEngine::SubmitEdit(const FFluxEditParams& Params, TConstArrayView<FColor> Pixels, int32 Width, int32 Height, FFluxJobId& OutJob)
 {
-	const TArray<uint8> Rgba = FluxPixels::ColorsToRgba(Pixels, Width, Height);
-	if (Rgba.IsEmpty())
-	{
-		return InvalidArgument(FString::Printf(TEXT("%d pixels do not make a %d x %d image"), Pixels.Num(), Width, Height));
-	}
-	return SubmitEditRgba(Params, Rgba, Width, Height, OutJob);
+	// FColor is B, G, R, A in memory: the library reads it as BGRA8, with no conversion here.
+	return SubmitEditPixels(Params, FLUX_PIXEL_FORMAT_BGRA8, Pixels.GetData(), int64(Pixels.Num()) * int64(sizeof(FColor)), Width, Height, OutJob);
 }
 
 FFluxStatus FFluxEngine::SubmitEditRgba(const FFluxEditParams& Params, TConstArrayView<uint8> Rgba, int32 Width, int32 Height, FFluxJobId& OutJob)
 {
-	if (Width <= 0 || Height <= 0 || Rgba.Num() < int64(Width) * Height * 4)
+	return SubmitEditPixels(Params, FLUX_PIXEL_FORMAT_RGBA8, Rgba.GetData(), Rgba.Num(), Width, Height, OutJob);
+}
+
+FFluxStatus FFluxEngine::SubmitEditPixels(const FFluxEditParams& Params, int32 Format, const void* Pixels, int64 NumBytes, int32 Width, int32 Height, FFluxJobId& OutJob)
+{
+	if (Width <= 0 || Height <= 0 || NumBytes < int64(Width) * Height * 4)
 	{
-		return InvalidArgument(FString::Printf(TEXT("%d bytes do not make a %d x %d RGBA8 image"), Rgba.Num(), Width, Height));
+		return InvalidArgument(FString::Printf(TEXT("%lld bytes do not make a %d x %d image of 4 bytes per pixel"), NumBytes, Width, Height));
 	}
-	if (Params.Width < 0 || Params.Height < 0 || Params.Steps < 0)
+	if (Params.Width < 0 || Params.Height < 0 || (Params.Width == 0) != (Params.Height == 0) || Params.Steps < 0)
 	{
 		return InvalidArgument(FString::Printf(TEXT("invalid size %d x %d or steps %d"), Params.Width, Params.Height, Params.Steps));
 	}
-	FluxImageView Reference;
-	Reference.width = static_cast<uint32>(Width);
-	Reference.height = static_cast<uint32>(Height);
-	Reference.stride = static_cast<uint32>(Width) * 4;
-	Reference.format = FLUX_PIXEL_FORMAT_RGBA8;
-	Reference.data = Rgba.GetData();
+
+	FluxImageDesc Desc;
+	flux_image_desc_init(&Desc);
+	Desc.width = static_cast<uint32>(Width);
+	Desc.height = static_cast<uint32>(Height);
+	Desc.format = Format;
+	Desc.row_pitch = uint64(Width) * 4;
+	FScopedImage Reference;
+	// Only read (the pixels are copied when the reference is added), so the const cast is safe.
+	FFluxStatus Status = StatusOf(flux_image_create_host(&Desc, const_cast<void*>(Pixels), static_cast<size_t>(NumBytes), &Reference.Handle));
 
 	const FTCHARToUTF8 PromptUtf8(*Params.Prompt);
-	FluxEditDesc Desc;
-	flux_edit_desc_init(&Desc);
-	Desc.prompt = reinterpret_cast<const char*>(PromptUtf8.Get());
-	Desc.images = &Reference;
-	Desc.image_count = 1;
-	Desc.snap = Params.bSnap ? 1 : 0;
-	Desc.width = static_cast<uint32>(Params.Width);
-	Desc.height = static_cast<uint32>(Params.Height);
-	Desc.seed = Params.Seed;
-	Desc.steps = static_cast<uint32>(Params.Steps);
-	Desc.guidance = Params.Guidance;
-	return StatusOf(flux_engine_submit_edit(Handle, &Desc, &OutJob));
+	FScopedRequest Request;
+	if (Status.IsOk())
+	{
+		Status = Request.Create();
+	}
+	if (Status.IsOk())
+	{
+		Status = StatusOf(flux_request_set_prompt(Request.Get(), reinterpret_cast<const char*>(PromptUtf8.Get())));
+	}
+	if (Status.IsOk())
+	{
+		Status = StatusOf(flux_request_add_reference(Request.Get(), Reference.Handle, 0));
+	}
+	if (Status.IsOk())
+	{
+		Status = StatusOf(flux_request_set_reference_snap(Request.Get(), Params.bSnap));
+	}
+	if (Status.IsOk() && Params.Width > 0)
+	{
+		Status = StatusOf(flux_request_set_size(Request.Get(), static_cast<uint32>(Params.Width), static_cast<uint32>(Params.Height)));
+	}
+	if (Status.IsOk())
+	{
+		Status = SetSampling(Request.Get(), Params.Seed, Params.Steps, Params.Guidance);
+	}
+	if (Status.IsOk())
+	{
+		Status = Submit(Request.Get(), OutJob);
+	}
+	return Status;
 }
 
 void FFluxEngine::Cancel(FFluxJobId Job)
@@ -250,6 +349,12 @@ bool FFluxEngine::PollEvent(FFluxEvent& OutEvent)
 			ForwardLog(Raw.log_level, Raw.message);
 			continue;
 		}
+		if (Raw.kind == FLUX_EVENT_TYPE_RESIDENCY)
+		{
+			// Where the model lives changed (the budget moved it, or unloaded it); later jobs' errors repeat why.
+			ForwardLog(FLUX_LOG_LEVEL_INFO, Raw.message);
+			continue;
+		}
 		EFluxEventKind Kind;
 		if (!ToEventKind(Raw.kind, Kind))
 		{
@@ -287,22 +392,33 @@ FFluxStatus FFluxEngine::CopyImage(FFluxJobId Job, TArray<FColor>& OutPixels, in
 {
 	uint32 Width = 0;
 	uint32 Height = 0;
-	FluxResult Result = flux_job_image_size(Handle, Job, &Width, &Height);
-	if (Result != FLUX_RESULT_OK)
+	FFluxStatus Status = StatusOf(flux_job_image_size(Handle, Job, &Width, &Height));
+	if (!Status.IsOk())
 	{
-		return StatusOf(Result);
+		return Status;
 	}
-	// At most 4096 x 4096 pixels: the byte count fits an int32.
-	const int32 RowBytes = static_cast<int32>(Width) * 4;
-	TArray<uint8> Rgba;
-	Rgba.SetNumUninitialized(RowBytes * static_cast<int32>(Height));
-	Result = flux_job_copy_image(Handle, Job, FLUX_PIXEL_FORMAT_RGBA8, Rgba.GetData(), static_cast<size_t>(RowBytes), static_cast<size_t>(Rgba.Num()));
-	if (Result != FLUX_RESULT_OK)
+	// At most 4096 x 4096 pixels: the pixel and byte counts fit an int32.
+	TArray<FColor> Pixels;
+	Pixels.SetNumUninitialized(static_cast<int32>(Width * Height));
+
+	// The library writes the result straight into the FColors as BGRA8 (opaque alpha).
+	FluxImageDesc Desc;
+	flux_image_desc_init(&Desc);
+	Desc.width = Width;
+	Desc.height = Height;
+	Desc.format = FLUX_PIXEL_FORMAT_BGRA8;
+	Desc.row_pitch = uint64(Width) * sizeof(FColor);
+	FScopedImage Target;
+	Status = StatusOf(flux_image_create_host(&Desc, Pixels.GetData(), static_cast<size_t>(Pixels.Num()) * sizeof(FColor), &Target.Handle));
+	if (Status.IsOk())
 	{
-		return StatusOf(Result);
+		Status = StatusOf(flux_job_write_image(Handle, Job, Target.Handle, 0));
 	}
-	OutWidth = static_cast<int32>(Width);
-	OutHeight = static_cast<int32>(Height);
-	OutPixels = FluxPixels::RgbaToColors(Rgba, OutWidth, OutHeight);
-	return FFluxStatus();
+	if (Status.IsOk())
+	{
+		OutPixels = MoveTemp(Pixels);
+		OutWidth = static_cast<int32>(Width);
+		OutHeight = static_cast<int32>(Height);
+	}
+	return Status;
 }
