@@ -175,7 +175,7 @@ fn header_compiles_as_c99_and_cpp17_included_twice() {
 }
 
 #[test]
-fn installed_package_builds_the_c_sample_with_cmake_and_pkg_config() {
+fn installed_package_builds_the_c_and_cpp_samples_with_cmake_and_pkg_config() {
     let s = Scratch::new("install");
     let prefix = s.0.join("prefix");
     run(Command::new(env!("CARGO_BIN_EXE_flux-install"))
@@ -223,6 +223,25 @@ fn installed_package_builds_the_c_sample_with_cmake_and_pkg_config() {
         text.contains(&("prompt".to_string(), "a cat".to_string())),
         "{text:?}"
     );
+    // The C++ sample builds from the installed headers alone (pkg-config's flags) and runs.
+    let cpp = s.0.join("flux-cpp");
+    let flags: Vec<&str> = pc.split_whitespace().collect();
+    run(Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror"])
+        .arg(root().join("samples/cpp/generate.cpp"))
+        .args(&flags)
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+        .arg("-o")
+        .arg(&cpp));
+    let ppm = s.0.join("out.ppm");
+    let out = run(Command::new(&cpp)
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(&model)
+        .arg("a cat")
+        .arg(&ppm)
+        .args(["32", "16", "2", "5"]));
+    assert!(out.contains("wrote"), "{out}");
+    assert!(read(&ppm).starts_with(b"P6\n32 16\n255\n"), "a 32x16 PPM");
 }
 
 #[test]

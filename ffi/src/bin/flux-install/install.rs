@@ -1,4 +1,4 @@
-//! Installs the built library with its header, a pkg-config file and a CMake package
+//! Installs the built library with its headers (C and C++), a pkg-config file and a CMake package
 //! (`find_package(FluxEngine)`) into a prefix. Both descriptions are relocatable: they find the
 //! prefix from their own location, so an installed tree can be moved or shipped as is.
 //!
@@ -81,13 +81,13 @@ fn newest(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
         .map(|(_, p)| p)
 }
 
-/// Copies libflux_engine.{so,a} (from `lib_dir` or `lib_dir/deps`) and `header` into `prefix`
-/// and writes the package files.
-pub fn install(prefix: &Path, lib_dir: &Path, header: &Path) -> std::io::Result<()> {
+/// Copies libflux_engine.{so,a} (from `lib_dir` or `lib_dir/deps`) and the headers (C, and the
+/// header-only C++ API) into `prefix` and writes the package files.
+pub fn install(prefix: &Path, lib_dir: &Path) -> std::io::Result<()> {
     let lib = prefix.join("lib");
     std::fs::create_dir_all(lib.join("pkgconfig"))?;
     std::fs::create_dir_all(lib.join("cmake/FluxEngine"))?;
-    std::fs::create_dir_all(prefix.join("include"))?;
+    std::fs::create_dir_all(prefix.join("include/flux"))?;
     for name in [
         "libflux_engine.so",
         "libflux_engine.a",
@@ -99,7 +99,13 @@ pub fn install(prefix: &Path, lib_dir: &Path, header: &Path) -> std::io::Result<
             std::fs::copy(&from, lib.join(name))?;
         }
     }
-    std::fs::copy(header, prefix.join("include/flux_engine.h"))?;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (from, to) in [
+        ("include/flux_engine.h", "flux_engine.h"),
+        ("bindings/cxx/include/flux/engine.hpp", "flux/engine.hpp"),
+    ] {
+        std::fs::copy(source.join(from), prefix.join("include").join(to))?;
+    }
     std::fs::write(lib.join("pkgconfig/flux_engine.pc"), pkg_config())?;
     std::fs::write(
         lib.join("cmake/FluxEngine/FluxEngineConfig.cmake"),
@@ -112,7 +118,3 @@ pub fn install(prefix: &Path, lib_dir: &Path, header: &Path) -> std::io::Result<
     Ok(())
 }
 
-/// The header of this source tree.
-pub fn source_header() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/flux_engine.h")
-}

@@ -1,4 +1,5 @@
-//! Installs libflux_engine, its header, pkg-config file and CMake package into a prefix:
+//! Installs libflux_engine, its headers (C and C++), pkg-config file and CMake package into a
+//! prefix:
 //! `cargo run -p flux-ffi --bin flux-install -- PREFIX [LIB_DIR]` (by default the libraries of
 //! the same profile, beside this program). A separate program: the shipped library holds only
 //! the C ABI.
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
             .unwrap_or_default()
     };
     let lib_dir = args.next().map_or_else(beside_this_program, Into::into);
-    match install::install(prefix.as_ref(), &lib_dir, &install::source_header()) {
+    match install::install(prefix.as_ref(), &lib_dir) {
         Ok(()) => {
             eprintln!("installed to {}", std::path::Path::new(&prefix).display());
             ExitCode::SUCCESS
