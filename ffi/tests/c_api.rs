@@ -12,61 +12,16 @@ use flux_core::tiny::{self, Layout};
 #[path = "../../tests/support/mod.rs"]
 mod support;
 use support::{
-    deps_dir as lib_dir, header_struct, reference_request, root, run, tiny_dev_model, Scratch,
+    build_against_library, deps_dir as lib_dir, header_struct, reference_request, root, run,
+    tiny_dev_model, Scratch,
 };
-
-/// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
-const STATIC_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
 
 /// Compiles `tests/c/<name>.c` into `dir`, linked dynamically and statically.
 fn build(name: &str, dir: &Path) -> [PathBuf; 2] {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let src = root().join("tests/c").join(format!("{name}.c"));
-    let lib = lib_dir();
-    let cc = || {
-        let mut c = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-        c.args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-D_POSIX_C_SOURCE=200809L",
-            "-pthread",
-            "-g",
-        ])
-        .arg("-I")
-        .arg(root().join("include"))
-        .arg(&src);
-        c
-    };
-    let shared = dir.join(format!("{name}-shared"));
-    run(cc()
-        .arg("-L")
-        .arg(&lib)
-        .arg("-lflux_engine")
-        // DT_RPATH (not RUNPATH): wins over the LD_LIBRARY_PATH cargo sets, which may list a
-        // stale copy in target/<profile>.
-        .args([
-            "-Wl,--disable-new-dtags".into(),
-            format!("-Wl,-rpath,{}", lib.display()),
-        ])
-        .arg("-o")
-        .arg(&shared));
-    let stat = dir.join(format!("{name}-static"));
-    run(cc()
-        .arg(lib.join("libflux_engine.a"))
-        .args(STATIC_LIBS)
-        .arg("-o")
-        .arg(&stat));
-    [shared, stat]
+    let flags = ["-std=c11", "-D_POSIX_C_SOURCE=200809L"];
+    build_against_library((&cc, &flags), &[], &src, name, dir)
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -226,13 +181,15 @@ fn installed_package_builds_the_c_and_cpp_samples_with_cmake_and_pkg_config() {
     // The C++ sample builds from the installed headers alone (pkg-config's flags) and runs.
     let cpp = s.0.join("flux-cpp");
     let flags: Vec<&str> = pc.split_whitespace().collect();
-    run(Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
-        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror"])
-        .arg(root().join("samples/cpp/generate.cpp"))
-        .args(&flags)
-        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
-        .arg("-o")
-        .arg(&cpp));
+    run(
+        Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror"])
+            .arg(root().join("samples/cpp/generate.cpp"))
+            .args(&flags)
+            .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+            .arg("-o")
+            .arg(&cpp),
+    );
     let ppm = s.0.join("out.ppm");
     let out = run(Command::new(&cpp)
         .env_remove("LD_LIBRARY_PATH")

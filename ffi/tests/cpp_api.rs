@@ -13,60 +13,13 @@ use flux_core::pipeline::{self, TextToImage};
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
-use support::{deps_dir as lib_dir, reference_request, root, run, tiny_dev_model, Scratch};
-
-/// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
-const STATIC_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
+use support::{build_against_library, reference_request, root, run, tiny_dev_model, Scratch};
 
 /// Compiles the C++ program `src` into `dir` as `<name>-shared` and `<name>-static`.
 fn build(src: &Path, name: &str, dir: &Path) -> [PathBuf; 2] {
-    let lib = lib_dir();
-    let cxx = || {
-        let mut c = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()));
-        c.args([
-            "-std=c++17",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-pthread",
-            "-g",
-        ])
-        .arg("-I")
-        .arg(root().join("include"))
-        .arg("-I")
-        .arg(root().join("bindings/cxx/include"))
-        .arg(src);
-        c
-    };
-    let shared = dir.join(format!("{name}-shared"));
-    run(cxx()
-        .arg("-L")
-        .arg(&lib)
-        .arg("-lflux_engine")
-        // DT_RPATH (not RUNPATH): wins over the LD_LIBRARY_PATH cargo sets, which may list a
-        // stale copy in target/<profile>.
-        .args([
-            "-Wl,--disable-new-dtags".into(),
-            format!("-Wl,-rpath,{}", lib.display()),
-        ])
-        .arg("-o")
-        .arg(&shared));
-    let stat = dir.join(format!("{name}-static"));
-    run(cxx()
-        .arg(lib.join("libflux_engine.a"))
-        .args(STATIC_LIBS)
-        .arg("-o")
-        .arg(&stat));
-    [shared, stat]
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let includes = [root().join("bindings/cxx/include")];
+    build_against_library((&cxx, &["-std=c++17"]), &includes, src, name, dir)
 }
 
 fn read(p: &Path) -> Vec<u8> {

@@ -30,26 +30,7 @@ static int rows = 0, failures = 0;
 static const char BAD_UTF8[] = {(char)0xff, (char)0xfe, 'x', 0};
 
 /* A 16×16, one-step request (the caller destroys it). */
-static FluxRequest *t2i(void) {
-  FluxRequest *r = NULL;
-  if (flux_request_create(&r) != FLUX_RESULT_OK || flux_request_set_prompt(r, "a cat") != FLUX_RESULT_OK ||
-      flux_request_set_size(r, 16, 16) != FLUX_RESULT_OK || flux_request_set_steps(r, 1) != FLUX_RESULT_OK ||
-      flux_request_set_t5_length(r, 8) != FLUX_RESULT_OK) {
-    fprintf(stderr, "t2i: %s\n", flux_last_error_message());
-    exit(1);
-  }
-  return r;
-}
-
-static FluxImageDesc image_desc(uint32_t w, uint32_t h, int32_t format, uint64_t pitch) {
-  FluxImageDesc d;
-  flux_image_desc_init(&d);
-  d.width = w;
-  d.height = h;
-  d.format = format;
-  d.row_pitch = pitch;
-  return d;
-}
+static FluxRequest *t2i(void) { return request_of("a cat", 16, 16, 1, 8); }
 
 int main(int argc, char **argv) {
   if (argc != 4) return 2;

@@ -32,12 +32,7 @@ static size_t pixel_bytes(int32_t format) {
 /* A host image over `data` (which outlives it), rows `pitch` bytes apart. */
 static FluxImage *host_image(uint32_t w, uint32_t h, int32_t format, size_t pitch, uint32_t bottom_up,
                              void *data) {
-  FluxImageDesc d;
-  flux_image_desc_init(&d);
-  d.width = w;
-  d.height = h;
-  d.format = format;
-  d.row_pitch = pitch;
+  FluxImageDesc d = image_desc(w, h, format, pitch);
   d.bottom_up = bottom_up;
   FluxImage *image = NULL;
   size_t size = pitch * (h - 1) + w * pixel_bytes(format);
@@ -135,12 +130,7 @@ static int destroy_while_another_thread_waits(const char *model_dir) {
   CHECK(flux_engine_load_model(e, &md, &job));
   CHECK(flux_job_wait(e, job, 120000, &state));
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
-  FluxRequest *long_job = NULL;
-  CHECK(flux_request_create(&long_job));
-  CHECK(flux_request_set_prompt(long_job, "a long night"));
-  CHECK(flux_request_set_size(long_job, 256, 256));
-  CHECK(flux_request_set_steps(long_job, 500));
-  CHECK(flux_request_set_t5_length(long_job, 16));
+  FluxRequest *long_job = request_of("a long night", 256, 256, 500, 16);
   CHECK(flux_engine_submit(e, long_job, &job));
   CHECK(flux_request_destroy(long_job));
   FluxJobStatus st;
@@ -185,13 +175,8 @@ int main(int argc, char **argv) {
   int32_t kinds[64];
   g_engine = e;
 
-  FluxRequest *req = NULL;
-  CHECK(flux_request_create(&req));
-  CHECK(flux_request_set_prompt(req, "a red lighthouse at dusk"));
-  CHECK(flux_request_set_size(req, 64, 48));
+  FluxRequest *req = request_of("a red lighthouse at dusk", 64, 48, 3, 32);
   CHECK(flux_request_set_seed(req, 7));
-  CHECK(flux_request_set_steps(req, 3));
-  CHECK(flux_request_set_t5_length(req, 32));
   FluxJob job;
   CHECK(flux_engine_submit(e, req, &job));
   CHECK(flux_job_wait(e, job, 120000, &state));
@@ -284,12 +269,7 @@ int main(int argc, char **argv) {
   CHECK(flux_image_destroy(rgb_image));
 
   /* Cancel: a running job stops within a step, a queued one never starts. */
-  FluxRequest *big = NULL;
-  CHECK(flux_request_create(&big));
-  CHECK(flux_request_set_prompt(big, "a red lighthouse at dusk"));
-  CHECK(flux_request_set_size(big, 256, 256));
-  CHECK(flux_request_set_steps(big, 500));
-  CHECK(flux_request_set_t5_length(big, 32));
+  FluxRequest *big = request_of("a red lighthouse at dusk", 256, 256, 500, 32);
   FluxJob running, queued;
   CHECK(flux_engine_submit(e, big, &running));
   CHECK(flux_engine_submit(e, big, &queued));

@@ -68,6 +68,62 @@ pub fn run(cmd: &mut Command) -> String {
     text
 }
 
+/// Libraries the Rust static library needs from the system (rustc --print native-static-libs).
+const STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+/// Compiles `src` with `compiler` and `flags` (language, warnings) against `include/` and
+/// `extra_includes`, into `dir` as `<name>-shared` and `<name>-static`: linked to the library's
+/// shared and static builds.
+pub fn build_against_library(
+    (compiler, flags): (&str, &[&str]),
+    extra_includes: &[PathBuf],
+    src: &Path,
+    name: &str,
+    dir: &Path,
+) -> [PathBuf; 2] {
+    let lib = deps_dir();
+    let compile = || {
+        let mut c = Command::new(compiler);
+        c.args(flags)
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread", "-g"])
+            .arg("-I")
+            .arg(root().join("include"));
+        for dir in extra_includes {
+            c.arg("-I").arg(dir);
+        }
+        c.arg(src);
+        c
+    };
+    let shared = dir.join(format!("{name}-shared"));
+    run(compile()
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lflux_engine")
+        // DT_RPATH (not RUNPATH): wins over the LD_LIBRARY_PATH cargo sets, which may list a
+        // stale copy in target/<profile>.
+        .args([
+            "-Wl,--disable-new-dtags".into(),
+            format!("-Wl,-rpath,{}", lib.display()),
+        ])
+        .arg("-o")
+        .arg(&shared));
+    let stat = dir.join(format!("{name}-static"));
+    run(compile()
+        .arg(lib.join("libflux_engine.a"))
+        .args(STATIC_LIBS)
+        .arg("-o")
+        .arg(&stat));
+    [shared, stat]
+}
+
 /// Writes the tiny dev model (single-file layout) into `dir`.
 pub fn tiny_dev_model(dir: &Path) -> ModelFiles {
     tiny::write_tiny_model(

@@ -22,6 +22,7 @@ from .enums import (
     Result,
     TextPlacement,
 )
+from .closing import Closeable
 from .errors import FluxError, check
 from .events import Event
 from .images import Image
@@ -79,7 +80,7 @@ class Residency:
     host: int
 
 
-class Job:
+class Job(Closeable):
     """A submitted job. Releasing it (``release()``, leaving a ``with`` block, or garbage
     collection) cancels it if it still runs and frees its result."""
 
@@ -90,18 +91,6 @@ class Job:
 
     def __repr__(self):
         return f"<flux_engine.Job {self.id}>"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:
-            pass  # the engine may already be closed; nothing is left to free then
 
     def _call(self, name, *args):
         if self._released:
@@ -187,8 +176,10 @@ class Job:
             self._released = True
             check(_native.lib().flux_job_release(self.engine._ptr, self.id))
 
+    close = release
 
-class Engine:
+
+class Engine(Closeable):
     """A FLUX engine with its own worker thread. Use as a context manager, or call
     ``close()``: it cancels every job and joins the worker (within one denoising step).
 
@@ -230,18 +221,6 @@ class Engine:
         ptr = ctypes.c_void_p()
         check(lib.flux_engine_create(ctypes.byref(desc), ctypes.byref(ptr)))
         self._ptr = ptr.value
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass  # only WRONG_THREAD (a callback dropping the last reference) can fail here
 
     def _handle(self):
         if not self._ptr:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from . import _native
 from .enums import ExternalMemoryType, PixelFormat, Result, SemaphoreType
+from .closing import Closeable
 from .errors import FluxError, check
 
 
@@ -47,7 +48,7 @@ class ExternalMemory:
         return m
 
 
-class Image:
+class Image(Closeable):
     """An image of the host's (``FluxImage``): an input of a ``Request`` (a Kontext reference,
     an init image) or the destination of a job's result (``Job.write_image``).
 
@@ -178,18 +179,6 @@ class Image:
         if self._ptr:
             ptr, self._ptr, self._buf = self._ptr, None, None
             check(_native.lib().flux_image_destroy(ptr))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass  # nothing is left to free
 
     def __repr__(self):
         where = "gpu" if self.is_gpu else "host"

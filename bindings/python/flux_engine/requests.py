@@ -6,6 +6,7 @@ import operator
 
 from . import _native
 from .enums import Result
+from .closing import Closeable
 from .errors import FluxError, check
 from .images import as_image
 
@@ -28,7 +29,7 @@ def unsigned(value, bits, what):
     return value
 
 
-class Request:
+class Request(Closeable):
     """What a job computes: the prompt, the sampling settings and the images that make it
     text-to-image (none), a Kontext edit (1 to 4 references) or image-to-image (an init image).
 
@@ -140,15 +141,3 @@ class Request:
         if self._ptr:
             ptr, self._ptr = self._ptr, None
             check(_native.lib().flux_request_destroy(ptr))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass  # nothing is left to free

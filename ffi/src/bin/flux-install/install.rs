@@ -117,4 +117,3 @@ pub fn install(prefix: &Path, lib_dir: &Path) -> std::io::Result<()> {
     )?;
     Ok(())
 }
-
