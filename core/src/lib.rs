@@ -15,6 +15,7 @@
 pub mod error;
 pub mod image;
 pub mod interop;
+pub mod lora;
 pub mod memory;
 pub mod model;
 pub mod pipeline;

@@ -15,6 +15,7 @@ use super::compact::CompactWeight;
 use super::cpu::{self, QkvSegment};
 use super::weights::ModelWeights;
 use crate::error::Result;
+use crate::lora::{Adapters, LowRank};
 
 /// Where a [`Loader`] reads tensors: a model's files ([`ModelWeights`]) or a block held in host
 /// memory (`model::stream::HostBlock`).
@@ -62,6 +63,8 @@ pub struct Loader<'a> {
     scratch: Scratch,
     /// Whether compact weights on the CPU become f32 dense layers at load.
     expand: bool,
+    /// LoRAs the dense layers take as run-time branches as they load (streamed blocks).
+    adapters: Option<&'a Adapters>,
 }
 
 impl<'a> Loader<'a> {
@@ -73,7 +76,13 @@ impl<'a> Loader<'a> {
             device,
             scratch: Scratch::default(),
             expand: false,
+            adapters: None,
         }
+    }
+
+    /// The same loader, whose dense layers take `adapters` as run-time branches.
+    pub fn with_adapters(self, adapters: Option<&'a Adapters>) -> Self {
+        Self { adapters, ..self }
     }
 
     /// A loader whose compact weights on the CPU are expanded to dense layers of the compute
@@ -100,16 +109,20 @@ impl<'a> Loader<'a> {
             None
         };
         let shape = [output, input];
-        match self
+        let mut dense = match self
             .source
             .compact(&name, &shape, self.dtype, self.device)?
         {
             Some(w) if self.expand && w.device().is_cpu() => {
-                Dense::new(w.dequantize(self.dtype)?, b)
+                Dense::new(w.dequantize(self.dtype)?, b)?
             }
-            Some(w) => Dense::compact(w, b, &self.scratch),
-            None => Dense::new(self.tensor(&name, &shape)?, b),
+            Some(w) => Dense::compact(w, b, &self.scratch)?,
+            None => Dense::new(self.tensor(&name, &shape)?, b)?,
+        };
+        if let Some(lora) = self.adapters.and_then(|a| a.get(prefix)) {
+            dense.set_adapter(Some(lora), false, (self.dtype, self.device))?;
         }
+        Ok(dense)
     }
 }
 
@@ -161,6 +174,16 @@ impl Input<'_> {
 pub struct Dense {
     weight: Weight,
     bias: Option<Tensor>,
+    adapter: Option<Adapter>,
+}
+
+/// A LoRA on a [`Dense`] layer.
+enum Adapter {
+    /// A low-rank branch added to the outputs: `x·downᵀ·upᵀ`, down (R, in) and up (out, R) in
+    /// the activations' dtype.
+    Branch(Tensor, Tensor),
+    /// The weight before the LoRA was merged into it, put back exactly when the LoRA goes.
+    Merged(Weight),
 }
 
 /// The weight of a [`Dense`] layer, in the layout its kernel reads.
@@ -186,7 +209,11 @@ impl Dense {
             true => Weight::Rows(weight.contiguous()?),
             false => Weight::Plain(weight),
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            adapter: None,
+        })
     }
 
     /// A layer whose weight stays in its stored form; on the CPU each f32 call expands the
@@ -203,7 +230,54 @@ impl Dense {
         Ok(Self {
             weight: Weight::Compact(weight, scratch),
             bias,
+            adapter: None,
         })
+    }
+
+    /// Whether a LoRA can be merged into the weight: it is held whole in working form (not
+    /// packed panels or a compact stored form, which take the run-time branch).
+    pub fn can_merge(&self) -> bool {
+        match &self.adapter {
+            Some(Adapter::Merged(_)) => true,
+            _ => matches!(self.weight, Weight::Plain(_) | Weight::Rows(_)),
+        }
+    }
+
+    /// Sets the layer's LoRA (`None`: none), first putting back the weight a previous merge
+    /// changed. `merge` adds `up·down` into the weight (computed in f32); otherwise, or when the
+    /// weight cannot take it ([`Dense::can_merge`]), the pair runs as a branch beside the layer,
+    /// in `dtype` on `device` (the activations').
+    pub fn set_adapter(
+        &mut self,
+        lora: Option<&LowRank>,
+        merge: bool,
+        (dtype, device): (DType, &Device),
+    ) -> Result<()> {
+        if let Some(Adapter::Merged(original)) = self.adapter.take() {
+            self.weight = original;
+        }
+        let Some(lora) = lora else { return Ok(()) };
+        let merged = match (&self.weight, merge) {
+            (Weight::Plain(w) | Weight::Rows(w), true) => {
+                let delta = lora.up.matmul(&lora.down)?.to_device(w.device())?;
+                Some((w.to_dtype(DType::F32)? + delta)?.to_dtype(w.dtype())?)
+            }
+            _ => None,
+        };
+        self.adapter = Some(match merged {
+            Some(w) => {
+                let w = match &self.weight {
+                    Weight::Rows(_) => Weight::Rows(w.contiguous()?),
+                    _ => Weight::Plain(w),
+                };
+                Adapter::Merged(std::mem::replace(&mut self.weight, w))
+            }
+            None => {
+                let on = |t: &Tensor| t.to_dtype(dtype)?.to_device(device);
+                Adapter::Branch(on(&lora.down)?, on(&lora.up)?)
+            }
+        });
+        Ok(())
     }
 
     /// The layer applied to `x` (…, in).
@@ -232,8 +306,21 @@ impl Dense {
         })
     }
 
-    /// Outputs `cols` of the layer applied to the concatenation of `parts`.
+    /// Outputs `cols` of the layer applied to the concatenation of `parts`, with its LoRA branch.
     fn apply(&self, parts: &[Input], cols: Range<usize>) -> Result<Tensor> {
+        let y = self.apply_weight(parts, cols.clone())?;
+        let Some(Adapter::Branch(down, up)) = &self.adapter else {
+            return Ok(y);
+        };
+        let values = parts.iter().map(Input::value).collect::<Result<Vec<_>>>()?;
+        let x = Tensor::cat(&values, D::Minus1)?;
+        let up = up.narrow(0, cols.start, cols.len())?;
+        let branch = x.broadcast_matmul(&down.t()?)?.broadcast_matmul(&up.t()?)?;
+        Ok((y + branch)?)
+    }
+
+    /// Outputs `cols` of the layer's weight (and bias) applied to the concatenation of `parts`.
+    fn apply_weight(&self, parts: &[Input], cols: Range<usize>) -> Result<Tensor> {
         let (start, len) = (cols.start, cols.len());
         let bias = match &self.bias {
             Some(b) => Some(b.narrow(0, start, len)?),
@@ -429,6 +516,14 @@ impl MlpEmbedder {
         self.out_layer
             .forward(&candle_nn::ops::silu(&self.in_layer.forward(x)?)?)
     }
+
+    /// Its dense layers, named as after the embedder's prefix.
+    pub fn dense_mut(&mut self) -> [(&'static str, &mut Dense); 2] {
+        [
+            ("in_layer", &mut self.in_layer),
+            ("out_layer", &mut self.out_layer),
+        ]
+    }
 }
 
 /// RMSNorm of q and k over the head dim (eps 1e-6) with learned scales.
@@ -463,6 +558,11 @@ impl Modulation {
             lin: l.linear(prefix, hidden, n * hidden, true)?,
             n,
         })
+    }
+
+    /// Its dense layer.
+    pub fn dense_mut(&mut self) -> &mut Dense {
+        &mut self.lin
     }
 
     pub fn forward(&self, vec: &Tensor) -> Result<Vec<Tensor>> {
@@ -524,6 +624,7 @@ mod tests {
         let dense = |weight| Dense {
             weight,
             bias: b.cloned(),
+            adapter: None,
         };
         let mut layers = vec![
             ("plain", dense(Weight::Plain(w.clone()))),

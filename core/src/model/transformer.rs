@@ -9,6 +9,7 @@ use super::layers::{self, Dense, Input, Loader, MlpEmbedder, Modulation, QkNorm}
 use super::stream::{self, HostBlock};
 use super::weights::ModelWeights;
 use crate::error::{Error, Result};
+use crate::lora::Adapters;
 
 /// Hyper-parameters of a FLUX transformer (BFL `FluxParams`).
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +136,9 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
     })
 }
 
+/// A visitor of dense layers with their BFL prefixes.
+type VisitDense<'a> = dyn FnMut(&str, &mut Dense) -> Result<()> + 'a;
+
 /// One stream's weights in a double block.
 struct StreamWeights {
     modulation: Modulation,
@@ -163,6 +167,15 @@ impl StreamWeights {
         let m = self.modulation.forward(vec)?;
         let qkv = self.qkv.forward(&layers::modulate(x, &m[0], &m[1])?)?;
         Ok((qkv, m))
+    }
+
+    /// Calls `f` on each dense layer with its BFL prefix (`p`: `double_blocks.{i}.{img,txt}`).
+    fn each_dense(&mut self, p: &str, f: &mut VisitDense) -> Result<()> {
+        f(&format!("{p}_mod.lin"), self.modulation.dense_mut())?;
+        f(&format!("{p}_attn.qkv"), &mut self.qkv)?;
+        f(&format!("{p}_attn.proj"), &mut self.proj)?;
+        f(&format!("{p}_mlp.0"), &mut self.mlp_in)?;
+        f(&format!("{p}_mlp.2"), &mut self.mlp_out)
     }
 
     /// Residual attention output, then the residual MLP on the updated stream.
@@ -224,6 +237,13 @@ impl SingleBlock {
             modulation: Modulation::load(l, &format!("{p}.modulation.lin"), h, 3)?,
             hidden: h,
         })
+    }
+
+    /// Calls `f` on each dense layer with its BFL prefix (`p`: `single_blocks.{j}`).
+    fn each_dense(&mut self, p: &str, f: &mut VisitDense) -> Result<()> {
+        f(&format!("{p}.linear1"), &mut self.linear1)?;
+        f(&format!("{p}.linear2"), &mut self.linear2)?;
+        f(&format!("{p}.modulation.lin"), self.modulation.dense_mut())
     }
 
     /// The block applied to the joint sequence `x`; only rows `keep..` of the result are
@@ -339,6 +359,8 @@ pub struct FluxTransformer {
     variant: Variant,
     kontext: bool,
     dtype: DType,
+    /// The LoRAs in force: resident layers hold theirs; streamed blocks take theirs when built.
+    adapters: Option<Arc<Adapters>>,
 }
 
 /// Width of the timestep / guidance embedding.
@@ -386,6 +408,7 @@ impl FluxTransformer {
             config,
             kontext,
             dtype,
+            adapters: None,
         };
         model.set_residency(residency)?;
         log::info!(
@@ -405,7 +428,8 @@ impl FluxTransformer {
 
     /// Block `i` in working form, read from `source`.
     fn build_block(&self, source: &dyn layers::WeightSource, i: usize) -> Result<Block> {
-        let l = Loader::expanded(source, self.dtype, &self.device);
+        let l = Loader::expanded(source, self.dtype, &self.device)
+            .with_adapters(self.adapters.as_deref());
         let c = &self.config;
         Ok(match i.checked_sub(c.depth) {
             None => {
@@ -433,6 +457,73 @@ impl FluxTransformer {
         let mut block = HostBlock::read(&self.weights, &names, self.dtype)?;
         block.pin_for(self.device());
         Ok(block)
+    }
+
+    /// The shape (out, in) of the dense layer `layer` (a BFL prefix), if the model has it.
+    pub fn layer_shape(&self, layer: &str) -> Option<(usize, usize)> {
+        let weight = format!("{layer}.weight");
+        tensor_shapes(&self.config)
+            .into_iter()
+            .find(|(name, _)| *name == weight)
+            .map(|(_, s)| (s[0], s[1]))
+    }
+
+    /// Applies `adapters` (`None`: none), replacing the previous LoRAs exactly. With
+    /// `allow_merge`, they are merged into the weights when every layer they change is resident
+    /// and held whole (f32, bf16 on the GPU); otherwise every layer runs its LoRA as a low-rank
+    /// branch (quantized weights, packed CPU weights, streamed blocks, which take theirs as they
+    /// are built). Returns whether they were merged.
+    pub fn set_adapters(
+        &mut self,
+        adapters: Option<Arc<Adapters>>,
+        allow_merge: bool,
+    ) -> Result<bool> {
+        let mut merge = allow_merge && self.residency() == BlockResidency::Resident;
+        if let Some(a) = &adapters {
+            self.each_resident_dense(&mut |name, dense| {
+                merge &= a.get(name).is_none() || dense.can_merge();
+                Ok(())
+            })?;
+        }
+        let (dtype, device) = (self.dtype, self.device.clone());
+        self.each_resident_dense(&mut |name, dense| {
+            let lora = adapters.as_ref().and_then(|a| a.get(name));
+            dense.set_adapter(lora, merge, (dtype, &device))
+        })?;
+        self.adapters = adapters;
+        Ok(merge)
+    }
+
+    /// Calls `f` on every dense layer held in working form, with its BFL prefix.
+    fn each_resident_dense(&mut self, f: &mut VisitDense) -> Result<()> {
+        f("img_in", &mut self.img_in)?;
+        f("txt_in", &mut self.txt_in)?;
+        let embedders = [
+            Some(("time_in", &mut self.time_in)),
+            Some(("vector_in", &mut self.vector_in)),
+            self.guidance_in.as_mut().map(|g| ("guidance_in", g)),
+        ];
+        for (prefix, embedder) in embedders.into_iter().flatten() {
+            for (name, dense) in embedder.dense_mut() {
+                f(&format!("{prefix}.{name}"), dense)?;
+            }
+        }
+        f("final_layer.linear", &mut self.final_linear)?;
+        f("final_layer.adaLN_modulation.1", &mut self.final_modulation)?;
+        let depth = self.config.depth;
+        for (i, slot) in self.blocks.get_mut().slots.iter_mut().enumerate() {
+            match slot {
+                Slot::Working(Block::Double(b)) => {
+                    b.img.each_dense(&format!("double_blocks.{i}.img"), f)?;
+                    b.txt.each_dense(&format!("double_blocks.{i}.txt"), f)?;
+                }
+                Slot::Working(Block::Single(b)) => {
+                    b.each_dense(&format!("single_blocks.{}", i - depth), f)?;
+                }
+                Slot::Host(_) | Slot::Files => {}
+            }
+        }
+        Ok(())
     }
 
     /// Where the blocks live now.
