@@ -3,10 +3,13 @@
 //! setting is checked when it is set, so a caller learns which value is wrong at once; a setting
 //! never set takes the default written beside it. The C ABI's `FluxRequest` is this type.
 
+use std::path::PathBuf;
+
 use candle_core::Device;
 
 use crate::error::{Error, Result};
 use crate::image::ImageInput;
+use crate::lora::LoraChoice;
 use crate::pipeline::edit::{
     img2img_start, ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS, MAX_REFERENCES,
 };
@@ -16,6 +19,8 @@ use crate::runtime::JobRequest;
 /// Default output size of text-to-image (an edit takes its first reference's snapped size, an
 /// image-to-image its init image's, rounded down to multiples of 16).
 pub const DEFAULT_SIZE: (usize, usize) = (1024, 1024);
+/// Most LoRAs one request applies.
+pub const MAX_LORAS: usize = 16;
 /// Shortest and longest T5 sequence accepted.
 pub const T5_LENGTHS: std::ops::RangeInclusive<usize> = 2..=4096;
 
@@ -32,6 +37,7 @@ pub struct Request {
     references: Vec<ImageInput>,
     snap: bool,
     init: Option<(ImageInput, f32)>,
+    loras: Vec<LoraChoice>,
 }
 
 impl Default for Request {
@@ -47,6 +53,7 @@ impl Default for Request {
             references: Vec::new(),
             snap: true,
             init: None,
+            loras: Vec::new(),
         }
     }
 }
@@ -164,6 +171,37 @@ impl Request {
         self.init = None;
     }
 
+    /// Adds a LoRA file at `strength` (any finite number; 1 is the file's own scale, negative
+    /// values subtract it). The file must exist; it is read, and checked against the model, when
+    /// the job runs (the engine keeps parsed files for later jobs). At most [`MAX_LORAS`].
+    pub fn add_lora(&mut self, path: impl Into<PathBuf>, strength: f32) -> Result<()> {
+        let path = path.into();
+        if !strength.is_finite() {
+            return Err(Error::invalid(format!(
+                "the strength of LoRA '{}' is {strength}, not a finite number",
+                path.display()
+            )));
+        }
+        if !path.is_file() {
+            return Err(Error::invalid(format!(
+                "the LoRA file '{}' does not exist",
+                path.display()
+            )));
+        }
+        if self.loras.len() == MAX_LORAS {
+            return Err(Error::invalid(format!(
+                "a request takes at most {MAX_LORAS} LoRAs"
+            )));
+        }
+        self.loras.push(LoraChoice { path, strength });
+        Ok(())
+    }
+
+    /// Removes the LoRAs (the next job runs the model as loaded).
+    pub fn clear_loras(&mut self) {
+        self.loras.clear();
+    }
+
     /// The job to run on an engine computing on `device`: GPU images must have been imported on
     /// that device.
     pub fn job(&self, device: &Device) -> Result<JobRequest> {
@@ -192,6 +230,7 @@ impl Request {
             steps: self.steps,
             guidance: self.guidance,
             t5_len: self.t5_len,
+            loras: self.loras.clone(),
         };
         if !self.references.is_empty() {
             return Ok(JobRequest::Edit(KontextEdit {
@@ -206,6 +245,7 @@ impl Request {
                 steps: self.steps,
                 guidance: self.guidance,
                 t5_len: self.t5_len,
+                loras: self.loras.clone(),
             }));
         }
         if let Some((init, strength)) = &self.init {
@@ -301,5 +341,37 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no prompt"));
+    }
+
+    #[test]
+    fn loras_are_checked_when_added_and_go_with_every_kind_of_job() {
+        let file = std::env::temp_dir().join(format!(
+            "flux-request-{}.safetensors",
+            std::process::id()
+        ));
+        std::fs::write(&file, b"not read until the job runs").unwrap();
+        let mut r = Request::new("x");
+        let e = r.add_lora(&file, f32::NAN).unwrap_err().to_string();
+        assert!(e.contains("finite"), "{e}");
+        let e = r.add_lora("/nonexistent.safetensors", 1.0).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        r.add_lora(&file, -0.5).unwrap();
+        let want = vec![LoraChoice {
+            path: file.clone(),
+            strength: -0.5,
+        }];
+        assert_eq!(r.job(&Device::Cpu).unwrap().loras(), want.as_slice());
+        r.add_reference(image(64, 48)).unwrap();
+        assert_eq!(r.job(&Device::Cpu).unwrap().loras(), want.as_slice());
+        r.clear_images();
+        r.set_init_image(image(64, 48), 0.5).unwrap();
+        assert_eq!(r.job(&Device::Cpu).unwrap().loras(), want.as_slice());
+        for _ in 1..MAX_LORAS {
+            r.add_lora(&file, 1.0).unwrap();
+        }
+        assert!(r.add_lora(&file, 1.0).is_err(), "one too many");
+        r.clear_loras();
+        assert!(r.job(&Device::Cpu).unwrap().loras().is_empty());
+        std::fs::remove_file(file).unwrap();
     }
 }

@@ -16,12 +16,14 @@ pub struct GenerationMeta {
     pub width: usize,
     pub height: usize,
     pub variant: String,
+    /// The LoRAs applied, with their strengths.
+    pub loras: Vec<crate::lora::LoraChoice>,
 }
 
 impl GenerationMeta {
     /// (keyword, text) pairs written into the PNG.
     pub fn entries(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut entries = vec![
             ("prompt", self.prompt.clone()),
             ("seed", self.seed.to_string()),
             ("steps", self.steps.to_string()),
@@ -32,7 +34,12 @@ impl GenerationMeta {
                 "Software",
                 format!("flux-engine {}", env!("CARGO_PKG_VERSION")),
             ),
-        ]
+        ];
+        if !self.loras.is_empty() {
+            let loras = self.loras.iter().map(|l| l.describe());
+            entries.push(("loras", loras.collect::<Vec<_>>().join(", ")));
+        }
+        entries
     }
 }
 
@@ -150,6 +157,16 @@ mod tests {
             width: 48,
             height: 32,
             variant: "dev".into(),
+            loras: vec![
+                crate::lora::LoraChoice {
+                    path: "/loras/ink style.safetensors".into(),
+                    strength: 0.8,
+                },
+                crate::lora::LoraChoice {
+                    path: "turbo.safetensors".into(),
+                    strength: 1.0,
+                },
+            ],
         };
         let bytes = encode_png(&img, Some(&meta)).unwrap();
         assert_eq!(decode(&bytes).unwrap(), img);
@@ -161,6 +178,10 @@ mod tests {
         assert_eq!(get("guidance").as_deref(), Some("3.5"));
         assert_eq!(get("size").as_deref(), Some("48x32"));
         assert_eq!(get("variant").as_deref(), Some("dev"));
+        assert_eq!(
+            get("loras").as_deref(),
+            Some("ink style.safetensors:0.8, turbo.safetensors:1")
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ impl Rows {
     pub fn range(self, out: usize, input: usize) -> Option<std::ops::Range<usize>> {
         match self {
             Rows::All | Rows::SwappedHalves => Some(0..out),
-            Rows::Qkv(p) => (out % 3 == 0).then(|| p * out / 3..(p + 1) * out / 3),
+            Rows::Qkv(p) => out
+                .is_multiple_of(3)
+                .then(|| p * out / 3..(p + 1) * out / 3),
             Rows::Linear1(p) if p < 3 => Some(p * input..(p + 1) * input),
             Rows::Linear1(_) => (out > 3 * input).then_some(3 * input..out),
         }

@@ -7,7 +7,10 @@
 //! `ΔW = w · scale · B·A`, with scale = alpha / r (kohya's `.alpha`, PEFT's when present) or 1.
 //! Several LoRAs add; stacking their A's and (scaled) B's keeps the sum one low-rank pair.
 
+mod cache;
 pub mod formats;
+
+pub use cache::LoraCache;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -147,6 +150,22 @@ pub fn examples(keys: &[String]) -> String {
     shown.join(", ")
 }
 
+/// A LoRA a job asks for: its file and strength (the user's weight, multiplying the file's own
+/// alpha / rank scale).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraChoice {
+    pub path: PathBuf,
+    pub strength: f32,
+}
+
+impl LoraChoice {
+    /// `file name:strength`, as the PNG metadata and logs show it.
+    pub fn describe(&self) -> String {
+        let name = self.path.file_name().unwrap_or(self.path.as_os_str());
+        format!("{}:{}", name.to_string_lossy(), self.strength)
+    }
+}
+
 /// One layer's LoRA: down (R, in) and up (out, R), every scale and strength folded into `up`;
 /// f32 on the CPU.
 pub struct LowRank {
@@ -157,6 +176,7 @@ pub struct LowRank {
 /// The LoRAs of a job with their strengths, combined per dense layer of one model.
 pub struct Adapters {
     layers: HashMap<String, LowRank>,
+    sources: Vec<LoraChoice>,
 }
 
 impl Adapters {
@@ -198,7 +218,7 @@ impl Adapters {
                 })?;
                 let up = (m.up.clone() * (m.scale * *strength as f64))?;
                 let up = match m.rows {
-                    Rows::SwappedHalves if out % 2 == 0 => {
+                    Rows::SwappedHalves if out.is_multiple_of(2) => {
                         let half = out / 2;
                         Tensor::cat(&[up.narrow(0, half, half)?, up.narrow(0, 0, half)?], 0)?
                     }
@@ -223,7 +243,24 @@ impl Adapters {
                 Ok((layer, pair))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { layers })
+        let sources = loras
+            .iter()
+            .map(|(file, strength)| LoraChoice {
+                path: file.path.clone(),
+                strength: *strength,
+            })
+            .collect();
+        Ok(Self { layers, sources })
+    }
+
+    /// The files and strengths it combines.
+    pub fn sources(&self) -> &[LoraChoice] {
+        &self.sources
+    }
+
+    /// The layers it changes (BFL prefixes).
+    pub fn layers(&self) -> impl Iterator<Item = &str> {
+        self.layers.keys().map(String::as_str)
     }
 
     /// The LoRA of the dense layer `layer` (its BFL prefix), if any.

@@ -494,6 +494,11 @@ impl FluxTransformer {
         Ok(merge)
     }
 
+    /// The LoRAs in force, with their strengths.
+    pub fn loras(&self) -> &[crate::lora::LoraChoice] {
+        self.adapters.as_ref().map_or(&[], |a| a.sources())
+    }
+
     /// Calls `f` on every dense layer held in working form, with its BFL prefix.
     fn each_resident_dense(&mut self, f: &mut VisitDense) -> Result<()> {
         f("img_in", &mut self.img_in)?;

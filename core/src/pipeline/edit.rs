@@ -127,6 +127,8 @@ pub struct KontextEdit {
     pub guidance: Option<f32>,
     /// T5 length, default 512.
     pub t5_len: Option<usize>,
+    /// LoRAs an engine applies before running the job (as [`TextToImage::loras`]).
+    pub loras: Vec<crate::lora::LoraChoice>,
 }
 
 impl KontextEdit {
@@ -141,6 +143,7 @@ impl KontextEdit {
             steps: None,
             guidance: None,
             t5_len: None,
+            loras: Vec::new(),
         }
     }
 
@@ -182,6 +185,7 @@ impl KontextEdit {
             steps: Some(self.steps.unwrap_or(KONTEXT_STEPS)),
             guidance: Some(self.guidance.unwrap_or(KONTEXT_GUIDANCE)),
             t5_len: self.t5_len,
+            loras: self.loras.clone(),
         };
         Ok((refs, req.resolve(variant)?))
     }

@@ -14,6 +14,7 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 use crate::image::export::GenerationMeta;
 use crate::image::RgbImage;
+use crate::lora::LoraChoice;
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::{FluxModel, Variant};
@@ -107,6 +108,9 @@ pub struct TextToImage {
     pub steps: Option<usize>,
     pub guidance: Option<f32>,
     pub t5_len: Option<usize>,
+    /// LoRAs an engine applies before running the job (`runtime::Engine`); the pipeline
+    /// functions use the model as it is (see `FluxTransformer::set_adapters`).
+    pub loras: Vec<LoraChoice>,
 }
 
 impl TextToImage {
@@ -120,6 +124,7 @@ impl TextToImage {
             steps: None,
             guidance: None,
             t5_len: None,
+            loras: Vec::new(),
         }
     }
 
@@ -306,6 +311,7 @@ pub fn run_timed(
         width: r.width,
         height: r.height,
         variant: parts.transformer.variant().name().to_string(),
+        loras: parts.transformer.loras().to_vec(),
     };
     Ok(Generated {
         image,

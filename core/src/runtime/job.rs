@@ -48,6 +48,16 @@ impl JobRequest {
             JobRequest::ImageToImage(_) => "image-to-image",
         }
     }
+
+    /// The LoRAs an image job asks for (none for the others).
+    pub fn loras(&self) -> &[crate::lora::LoraChoice] {
+        match self {
+            JobRequest::TextToImage(r) => &r.loras,
+            JobRequest::ImageToImage(r) => &r.base.loras,
+            JobRequest::Edit(r) => &r.loras,
+            JobRequest::LoadModel { .. } | JobRequest::UnloadModel => &[],
+        }
+    }
 }
 
 /// Where a job is in its life. Every job reaches exactly one of the last three.

@@ -14,11 +14,15 @@ use super::job::{Job, JobOutput, JobRequest, JobState};
 use super::plan::{self, Limits, Plan, TextPlacement, Work};
 use super::{preview, MemoryProbe, Residency, Shared, MEMORY_BUDGET_AUTO};
 use crate::error::{Error, Result};
+use crate::lora::{Adapters, LoraCache, LoraChoice};
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::{self, ComponentBytes, LoadOptions, ModelFiles, ModelInfo};
 use crate::pipeline::{self, edit, Generated, Parts, PromptEncoder};
 use crate::text::{PromptEmbedding, TextEncoders};
+
+/// Parsed LoRA files an engine keeps for later jobs (the most recently used).
+const LORA_FILES_KEPT: usize = 8;
 
 /// Messages to the worker.
 pub(crate) enum Msg {
@@ -182,6 +186,8 @@ pub(crate) struct Worker {
     unloaded: Option<String>,
     /// The activations of the last image job, which a budget change plans for.
     last_work: Work,
+    /// LoRA files parsed for earlier jobs.
+    lora_files: LoraCache,
 }
 
 impl Worker {
@@ -198,6 +204,7 @@ impl Worker {
             device,
             cache,
             model: None,
+            lora_files: LoraCache::new(LORA_FILES_KEPT),
             probe,
             auto_budget: u64::MAX,
             unloaded: None,
@@ -426,6 +433,7 @@ impl Worker {
                 Ok((JobOutput::Unloaded, false))
             }
             image_job => {
+                self.apply_loras(image_job.loras())?;
                 let (prompt, t5_len) = self.prompt_of(image_job)?;
                 let cached = self.cache.contains(&prompt, t5_len);
                 let generated = self.generate(job, image_job)?;
@@ -497,6 +505,62 @@ impl Worker {
         self.publish_residency();
         self.emit_residency(format!("model loaded; residency: {}", plan.describe()));
         Ok(info)
+    }
+
+    /// Puts the LoRAs `wanted` on the model (nothing to do when they are in force already).
+    /// They are merged into the weights when the model is resident with whole weights and the
+    /// budget holds a copy of the layers they change (the originals are kept, to be put back
+    /// exactly); otherwise they run as low-rank branches. A file or strength that does not fit
+    /// fails the job and leaves the LoRAs in force as they were.
+    fn apply_loras(&mut self, wanted: &[LoraChoice]) -> Result<()> {
+        let (budget, on_cpu) = (self.planner().budget(), self.device.is_cpu());
+        let no_model = self.no_model();
+        let m = self.model.as_mut().ok_or(no_model)?;
+        if m.transformer.loras() == wanted {
+            return Ok(());
+        }
+        if wanted.is_empty() {
+            m.transformer.set_adapters(None, false)?;
+            log::info!("LoRAs removed");
+            return Ok(());
+        }
+        let mut files = Vec::with_capacity(wanted.len());
+        for choice in wanted {
+            let (file, read) = self.lora_files.get(&choice.path)?;
+            let unknown = file.unknown_keys();
+            if read && !unknown.is_empty() {
+                log::warn!(
+                    "LoRA '{}': {} keys are not for FLUX's transformer or not understood, and                      are ignored (e.g. {})",
+                    choice.path.display(),
+                    unknown.len(),
+                    crate::lora::examples(unknown)
+                );
+            }
+            files.push((file, choice.strength));
+        }
+        let t = &mut m.transformer;
+        let adapters = Adapters::new(&files, |layer| t.layer_shape(layer))?;
+        let weight_bytes = t.dtype().size_in_bytes() as u64;
+        let copies: u64 = adapters
+            .layers()
+            .filter_map(|layer| t.layer_shape(layer))
+            .map(|(out, input)| (out * input) as u64 * weight_bytes)
+            .sum();
+        let held = m.plan.need(&m.bytes, &self.last_work, on_cpu).device;
+        let fits = held.saturating_add(copies) <= budget
+            && (!on_cpu || crate::memory::ensure_free(copies, String::new).is_ok());
+        let layers = adapters.layer_count();
+        let merged = t.set_adapters(Some(Arc::new(adapters)), fits)?;
+        let names: Vec<String> = wanted.iter().map(LoraChoice::describe).collect();
+        log::info!(
+            "LoRA {} on {layers} layers: {}",
+            names.join(", "),
+            match merged {
+                true => "merged into the weights",
+                false => "run as low-rank branches beside the weights",
+            }
+        );
+        Ok(())
     }
 
     fn prompt_of(&self, request: &JobRequest) -> Result<(String, usize)> {
