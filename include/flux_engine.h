@@ -1263,6 +1263,23 @@ FluxResult flux_request_set_init_image(struct FluxRequest *request,
 FluxResult flux_request_clear_images(struct FluxRequest *request);
 
 /**
+ * Adds a LoRA (a kohya, diffusers/PEFT or XLabs `.safetensors` file; UTF-8 path) at
+ * `strength`, any finite number (1: the file's own scale). Up to 16 per request, applied
+ * together. The file must exist; the engine reads it when a job first uses it (keeping it for
+ * later jobs) and checks it against the model then: a file that does not fit fails the job,
+ * naming the key. Switching LoRAs between jobs does not reload the model.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string.
+ */
+FluxResult flux_request_add_lora(struct FluxRequest *request, const char *path, float strength);
+
+/**
+ * Removes the request's LoRAs: its jobs run the model as loaded.
+ */
+FluxResult flux_request_clear_loras(struct FluxRequest *request);
+
+/**
  * Queues the job `request` describes; the request is unchanged and may be changed and submitted
  * again.
  *

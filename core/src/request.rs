@@ -345,10 +345,8 @@ mod tests {
 
     #[test]
     fn loras_are_checked_when_added_and_go_with_every_kind_of_job() {
-        let file = std::env::temp_dir().join(format!(
-            "flux-request-{}.safetensors",
-            std::process::id()
-        ));
+        let file =
+            std::env::temp_dir().join(format!("flux-request-{}.safetensors", std::process::id()));
         std::fs::write(&file, b"not read until the job runs").unwrap();
         let mut r = Request::new("x");
         let e = r.add_lora(&file, f32::NAN).unwrap_err().to_string();

@@ -175,6 +175,36 @@ pub extern "C" fn flux_request_clear_images(request: *mut FluxRequest) -> FluxRe
     })
 }
 
+/// Adds a LoRA (a kohya, diffusers/PEFT or XLabs `.safetensors` file; UTF-8 path) at
+/// `strength`, any finite number (1: the file's own scale). Up to 16 per request, applied
+/// together. The file must exist; the engine reads it when a job first uses it (keeping it for
+/// later jobs) and checks it against the model then: a file that does not fit fails the job,
+/// naming the key. Switching LoRAs between jobs does not reload the model.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn flux_request_add_lora(
+    request: *mut FluxRequest,
+    path: *const c_char,
+    strength: f32,
+) -> FluxResult {
+    with(request, |r| {
+        // SAFETY: NULL or NUL-terminated (the contract above).
+        let path = unsafe { string(path, "path") }?;
+        Ok(r.add_lora(path, strength)?)
+    })
+}
+
+/// Removes the request's LoRAs: its jobs run the model as loaded.
+#[no_mangle]
+pub extern "C" fn flux_request_clear_loras(request: *mut FluxRequest) -> FluxResult {
+    with(request, |r| {
+        r.clear_loras();
+        Ok(())
+    })
+}
+
 /// Queues the job `request` describes; the request is unchanged and may be changed and submitted
 /// again.
 ///

@@ -57,6 +57,8 @@ fn random_call_sequences_end_in_codes_never_in_panics_or_hangs() {
 struct Sequence {
     rng: fastrand::Rng,
     model: CString,
+    /// A LoRA file of the tiny model.
+    lora: CString,
     bad_utf8: Vec<u8>,
     /// Live engines and the jobs submitted to each.
     engines: Vec<(*mut FluxEngine, Vec<FluxJob>)>,
@@ -73,6 +75,13 @@ impl Sequence {
         Self {
             rng: fastrand::Rng::with_seed(seed),
             model,
+            lora: CString::new(
+                support::root()
+                    .join("tests/fixtures/flux-lora/lora_a_kohya.safetensors")
+                    .to_str()
+                    .unwrap(),
+            )
+            .unwrap(),
             bad_utf8: vec![0xff, 0xfe, b'x', 0],
             engines: Vec::new(),
             dead: Vec::new(),
@@ -278,6 +287,23 @@ impl Sequence {
         self.check("set_t5_length", flux_request_set_t5_length(r, t5));
         let priority = self.rng.i32(-200..200);
         self.check("set_priority", flux_request_set_priority(r, priority));
+        if self.rng.u8(..4) == 0 {
+            let path = match self.rng.u8(..6) {
+                0 => std::ptr::null(),
+                1 => self.bad_utf8.as_ptr() as *const c_char,
+                2 => c"/nonexistent/lora.safetensors".as_ptr(),
+                // A file that is no LoRA: the job fails.
+                3 => self.model.as_ptr(),
+                _ => self.lora.as_ptr(),
+            };
+            let strength = self.pick(0.8, &[-1.0, f32::NAN, f32::INFINITY]);
+            // SAFETY: NULL or a NUL-terminated string; handles are checked by the library.
+            let code = unsafe { flux_request_add_lora(r, path, strength) };
+            self.check("add_lora", code);
+            if self.rng.u8(..4) == 0 {
+                self.check("clear_loras", flux_request_clear_loras(r));
+            }
+        }
         let mut pixels = vec![90u8; 64 * 48 * 16];
         if self.rng.u8(..3) == 0 {
             let mut d = defaults(flux_image_desc_defaults);

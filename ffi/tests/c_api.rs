@@ -76,7 +76,12 @@ fn bad_input_table() {
     let bytes = read(&files.transformer);
     std::fs::write(&files.transformer, &bytes[..bytes.len() - 64]).unwrap();
     for exe in build("bad_inputs", &s.0) {
-        let out = run(Command::new(&exe).arg(&model).arg(&empty).arg(&broken));
+        let lora = root().join("tests/fixtures/flux-lora/lora_a_kohya.safetensors");
+        let out = run(Command::new(&exe)
+            .arg(&model)
+            .arg(&empty)
+            .arg(&broken)
+            .arg(&lora));
         let rows: usize = out
             .split("bad_inputs: ")
             .nth(1)

@@ -1,7 +1,7 @@
 /* A table of bad inputs through the C ABI: each row asserts its documented code and its own
  * message (non-empty after a failure, empty after a success: every call sets or clears it);
  * afterwards the engine still generates an image.
- * Usage: bad_inputs MODEL_DIR EMPTY_DIR TRUNCATED_MODEL_DIR */
+ * Usage: bad_inputs MODEL_DIR EMPTY_DIR TRUNCATED_MODEL_DIR LORA_FILE */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +33,7 @@ static const char BAD_UTF8[] = {(char)0xff, (char)0xfe, 'x', 0};
 static FluxRequest *t2i(void) { return request_of("a cat", 16, 16, 1, 8); }
 
 int main(int argc, char **argv) {
-  if (argc != 4) return 2;
+  if (argc != 5) return 2;
   FluxEngine *e = NULL, *dead = NULL;
   FluxEngineDesc ed;
   FluxJob job = 0;
@@ -199,6 +199,25 @@ int main(int argc, char **argv) {
   ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   CHECK(flux_request_destroy(edit));
+
+  /* LoRAs: the path and strength are checked when added, the file when the job runs. */
+  FluxRequest *styled = t2i();
+  ROW(flux_request_add_lora(styled, NULL, 1.0f), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_add_lora(styled, BAD_UTF8, 1.0f), FLUX_RESULT_INVALID_UTF8);
+  ROW(flux_request_add_lora(styled, "/nonexistent/style.safetensors", 1.0f), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_add_lora(styled, argv[4], NAN), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_add_lora(none, argv[4], 1.0f), FLUX_RESULT_INVALID_HANDLE);
+  /* This program is no LoRA file: its job fails, and the engine goes on. */
+  ROW(flux_request_add_lora(styled, argv[0], 1.0f), FLUX_RESULT_OK);
+  ROW(flux_engine_submit(e, styled, &job), FLUX_RESULT_OK);
+  ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
+  EXPECT(state == FLUX_JOB_STATE_FAILED);
+  ROW(flux_request_clear_loras(styled), FLUX_RESULT_OK);
+  ROW(flux_request_add_lora(styled, argv[4], 0.5f), FLUX_RESULT_OK);
+  ROW(flux_engine_submit(e, styled, &job), FLUX_RESULT_OK);
+  ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
+  EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  CHECK(flux_request_destroy(styled));
 
   /* Jobs and results. */
   FluxJobStatus st;
