@@ -657,6 +657,52 @@ mod tests {
     }
 
     #[test]
+    fn every_layout_takes_a_lora_merged_or_as_a_branch_and_restores_exactly() {
+        let (out, inp, rank) = (48, 40, 3);
+        let (w, b) = (randn(1, &[out, inp]), randn(2, &[out]));
+        let lora = crate::lora::LowRank {
+            down: randn(4, &[rank, inp]),
+            up: randn(5, &[out, rank]),
+        };
+        let x = randn(3, &[2, 7, inp]);
+        let plain = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+        let delta = lora.up.matmul(&lora.down).unwrap();
+        let adapted = x.broadcast_matmul(&(&w + &delta).unwrap().t().unwrap());
+        let want = adapted.unwrap().broadcast_add(&b).unwrap();
+        let (head, tail) = (
+            x.narrow(2, 0, 15).unwrap(),
+            x.narrow(2, 15, inp - 15).unwrap(),
+        );
+        let parts = [Input::Value(&head), Input::Value(&tail)];
+        let cpu = (DType::F32, &Device::Cpu);
+        for (layout, mut dense) in every_layout(&w, Some(&b)) {
+            let before = dense.forward(&x).unwrap();
+            assert_close(layout, &before, &plain.broadcast_add(&b).unwrap(), 1e-6);
+            for merge in [true, false] {
+                let what = format!("{layout} merge {merge}");
+                dense.set_adapter(Some(&lora), merge, cpu).unwrap();
+                let merged = matches!(dense.adapter, Some(Adapter::Merged(_)));
+                let whole = matches!(layout, "plain" | "rows");
+                assert_eq!(
+                    merged,
+                    merge && whole,
+                    "{what}: merged only into whole weights"
+                );
+                assert_close(&what, &dense.forward(&x).unwrap(), &want, 1e-5);
+                let got = dense.forward_parts(&parts).unwrap();
+                assert_close(&format!("{what} parts"), &got, &want, 1e-5);
+                let cols = dense.forward_columns(&x, 10..30).unwrap();
+                let want_cols = want.narrow(2, 10, 20).unwrap();
+                assert_close(&format!("{what} columns"), &cols, &want_cols, 1e-5);
+                dense.set_adapter(None, merge, cpu).unwrap();
+                let back = dense.forward(&x).unwrap();
+                let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert_eq!(bits(&back), bits(&before), "{what}: restored exactly");
+            }
+        }
+    }
+
+    #[test]
     fn dense_layouts_match_matmul_plus_bias_over_parts_and_columns() {
         // (outputs, inputs, input parts): a whole panel, a partial last panel, several input
         // blocks with a part straddling a block boundary, a single output.
