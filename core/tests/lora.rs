@@ -220,7 +220,7 @@ fn bad_loras_are_refused_naming_the_file_and_key() {
     );
     let e = LoraFile::open(&half).err().unwrap().to_string();
     assert!(
-        e.contains("lora_unet_img_in") && e.contains("up factor"),
+        e.contains("lora_unet_img_in") && e.contains("lacks the factors"),
         "{e}"
     );
     // A strength that is not a number.
@@ -247,4 +247,62 @@ fn streamed_blocks_take_the_lora_as_a_branch_when_built() {
         max <= 5e-3 && rel <= 2e-4,
         "{case} streamed: {max:e} {rel:e}"
     );
+}
+
+#[test]
+fn loha_and_lokr_factors_give_their_deltas() {
+    let s = Scratch::new("lora-lycoris");
+    let m = transformer();
+    let randn = |seed: u64, shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let v: Vec<f32> = (0..n).map(|_| rng.f32() - 0.5).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    };
+    let scalar = |v: f32| Tensor::new(v, &Device::Cpu).unwrap();
+    let (a1, b1, a2, b2) = (
+        randn(1, &[64, 2]),
+        randn(2, &[2, 64]),
+        randn(3, &[64, 2]),
+        randn(4, &[2, 64]),
+    );
+    // LoKr on txt_in (64, 48): w1 whole (4, 3), w2 = w2_a (16, 2) · w2_b (2, 16).
+    let (w1, w2a, w2b) = (randn(5, &[4, 3]), randn(6, &[16, 2]), randn(7, &[2, 16]));
+    let tensors: HashMap<String, Tensor> = [
+        ("lora_unet_img_in.hada_w1_a", a1.clone()),
+        ("lora_unet_img_in.hada_w1_b", b1.clone()),
+        ("lora_unet_img_in.hada_w2_a", a2.clone()),
+        ("lora_unet_img_in.hada_w2_b", b2.clone()),
+        ("lora_unet_img_in.alpha", scalar(1.0)),
+        ("lora_unet_txt_in.lokr_w1", w1.clone()),
+        ("lora_unet_txt_in.lokr_w2_a", w2a.clone()),
+        ("lora_unet_txt_in.lokr_w2_b", w2b.clone()),
+        ("lora_unet_txt_in.alpha", scalar(1.0)),
+    ]
+    .into_iter()
+    .map(|(k, t)| (k.to_string(), t))
+    .collect();
+    let path = s.0.join("lycoris.safetensors");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let file = Arc::new(LoraFile::open(&path).unwrap());
+    let a = Adapters::new(&[(file, 2.0)], |l| m.layer_shape(l)).unwrap();
+    let delta = |layer: &str| {
+        let l = a.get(layer).unwrap();
+        l.up.matmul(&l.down).unwrap()
+    };
+    // LoHa: strength 2 × alpha/r = 1/2 × (a1·b1) ⊙ (a2·b2).
+    let want = (a1.matmul(&b1).unwrap() * a2.matmul(&b2).unwrap()).unwrap();
+    let (max, _) = errors(&delta("img_in"), &want);
+    assert!(max <= 1e-6, "LoHa: max abs {max:e}");
+    // LoKr: strength 2 × alpha/r = 1/2 × w1 ⊗ (w2_a·w2_b), the Kronecker product spelled out.
+    let (w1, w2) = (values(&w1), values(&w2a.matmul(&w2b).unwrap()));
+    let mut kron = vec![0f32; 64 * 48];
+    for (i, j, k, l) in (0..4).flat_map(|i| {
+        (0..16).flat_map(move |j| (0..3).flat_map(move |k| (0..16).map(move |l| (i, j, k, l))))
+    }) {
+        kron[(i * 16 + j) * 48 + k * 16 + l] = w1[i * 3 + k] * w2[j * 16 + l];
+    }
+    let want = Tensor::from_vec(kron, (64, 48), &Device::Cpu).unwrap();
+    let (max, _) = errors(&delta("txt_in"), &want);
+    assert!(max <= 1e-6, "LoKr: max abs {max:e}");
 }

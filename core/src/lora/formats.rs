@@ -34,15 +34,27 @@ impl Rows {
     }
 }
 
-/// Which factor of a low-rank pair a key holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which factor of a module's delta a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Factor {
     /// The down projection A (r, in).
     Down,
     /// The up projection B (out, r).
     Up,
-    /// kohya's / PEFT's alpha (a scalar): the delta is scaled by alpha / r.
+    /// kohya's / PEFT's / LyCORIS' alpha (a scalar): the delta is scaled by alpha / r.
     Alpha,
+    /// LyCORIS LoHa: ΔW = (w1_a·w1_b) ⊙ (w2_a·w2_b).
+    HadaW1A,
+    HadaW1B,
+    HadaW2A,
+    HadaW2B,
+    /// LyCORIS LoKr: ΔW = w1 ⊗ w2, each whole or as a product `_a·_b`.
+    LokrW1,
+    LokrW1A,
+    LokrW1B,
+    LokrW2,
+    LokrW2A,
+    LokrW2B,
 }
 
 /// A key understood: the module it belongs to (the key without its factor suffix), the BFL layer
@@ -94,7 +106,8 @@ fn indexed(s: &str, sep: char) -> Option<(usize, &str)> {
 }
 
 /// kohya / sd-scripts: `lora_unet_` + the BFL module path with `.` as `_`, then
-/// `.lora_down.weight`, `.lora_up.weight`, `.alpha`.
+/// `.lora_down.weight`, `.lora_up.weight`, `.alpha` — or LyCORIS' LoHa (`.hada_w1_a` …) and
+/// LoKr (`.lokr_w1` …) factors under the same module names.
 fn kohya(key: &str) -> Option<Key> {
     let (module, factor) = split_factor(
         key,
@@ -102,6 +115,16 @@ fn kohya(key: &str) -> Option<Key> {
             (".lora_down.weight", Factor::Down),
             (".lora_up.weight", Factor::Up),
             (".alpha", Factor::Alpha),
+            (".hada_w1_a", Factor::HadaW1A),
+            (".hada_w1_b", Factor::HadaW1B),
+            (".hada_w2_a", Factor::HadaW2A),
+            (".hada_w2_b", Factor::HadaW2B),
+            (".lokr_w1", Factor::LokrW1),
+            (".lokr_w1_a", Factor::LokrW1A),
+            (".lokr_w1_b", Factor::LokrW1B),
+            (".lokr_w2", Factor::LokrW2),
+            (".lokr_w2_a", Factor::LokrW2A),
+            (".lokr_w2_b", Factor::LokrW2B),
         ],
     )?;
     let path = module.strip_prefix("lora_unet_")?;

@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::store::WeightSet;
-use formats::Rows;
+use formats::{Factor, Rows};
 
 /// One module of a LoRA file: its pair as stored (f32 on the CPU) and where it lands.
 struct Module {
@@ -54,7 +54,7 @@ impl LoraFile {
         };
         let mut unknown = Vec::new();
         // Per module: its layer and rows, and the key of each factor.
-        let mut found: BTreeMap<String, (String, Rows, [Option<String>; 3])> = BTreeMap::new();
+        let mut found: BTreeMap<String, (String, Rows, HashMap<Factor, String>)> = BTreeMap::new();
         for key in set.names() {
             let Some(k) = formats::parse(&key) else {
                 unknown.push(key);
@@ -62,39 +62,36 @@ impl LoraFile {
             };
             let entry = found
                 .entry(k.module)
-                .or_insert_with(|| (k.layer, k.rows, [None, None, None]));
-            entry.2[k.factor as usize] = Some(key);
+                .or_insert_with(|| (k.layer, k.rows, HashMap::new()));
+            entry.2.insert(k.factor, key);
         }
         if found.is_empty() {
             unknown.sort();
             return Err(Error::invalid(format!(
                 "'{}' holds no LoRA layer this engine understands ({} keys, e.g. {}); it reads \
-                 kohya, diffusers/PEFT and XLabs FLUX LoRAs",
+                 kohya (LoRA, LoHa, LoKr), diffusers/PEFT and XLabs FLUX LoRAs",
                 path.display(),
                 unknown.len(),
                 examples(&unknown)
             )));
         }
-        let load = |key: &str| set.load(key, DType::F32, &Device::Cpu);
         let mut modules = Vec::with_capacity(found.len());
-        for (name, (layer, rows, [down, up, alpha])) in found {
-            let (Some(down), Some(up)) = (down, up) else {
-                return Err(bad(&name, "the module lacks its down or up factor".into()));
+        for (name, (layer, rows, keys)) in found {
+            let factor = |f: Factor| -> Result<Option<Tensor>> {
+                keys.get(&f)
+                    .map(|k| set.load(k, DType::F32, &Device::Cpu))
+                    .transpose()
             };
-            let (d, u) = (load(&down)?, load(&up)?);
-            let rank = match (d.dims(), u.dims()) {
-                ([r, _], [_, r2]) if r == r2 && *r > 0 => *r,
-                (a, b) => {
-                    return Err(bad(
-                        &name,
-                        format!("down {a:?} and up {b:?} are not a low-rank pair"),
-                    ))
-                }
-            };
-            let scale = match alpha {
-                Some(a) => load(&a)?.flatten_all()?.to_vec1::<f32>()?[0] as f64 / rank as f64,
-                None => 1.0,
-            };
+            let (down, up, scale) = pair(&factor)
+                .and_then(|p| {
+                    p.ok_or_else(|| {
+                        Error::invalid(
+                            "the module lacks the factors of a LoRA (lora_down and lora_up), \
+                             a LoHa or a LoKr",
+                        )
+                    })
+                })
+                .map_err(|e| bad(&name, e.to_string()))?;
             if !scale.is_finite() {
                 return Err(bad(&name, format!("its alpha gives the scale {scale}")));
             }
@@ -102,8 +99,8 @@ impl LoraFile {
                 name,
                 layer,
                 rows,
-                down: d,
-                up: u,
+                down,
+                up,
                 scale,
             });
         }
@@ -139,6 +136,95 @@ impl LoraFile {
             .sum();
         4 * n as u64
     }
+}
+
+/// A module's delta as one low-rank pair (down (R, in), up (out, R)) and its scale, from the
+/// factors its keys hold (`factor(f)`: the tensor, if the file has it): a LoRA pair, a LoHa
+/// (whose Hadamard product of two rank-r products is exactly a rank-r² pair) or a LoKr (by the
+/// mixed product, `(A₁B₁)⊗(A₂B₂) = (A₁⊗A₂)(B₁⊗B₂)`, a whole factor being itself times the
+/// identity). `None` when the module lacks the factors of every kind.
+fn pair(
+    factor: &dyn Fn(Factor) -> Result<Option<Tensor>>,
+) -> Result<Option<(Tensor, Tensor, f64)>> {
+    use Factor as F;
+    let alpha = match factor(F::Alpha)? {
+        Some(a) => Some(
+            a.flatten_all()?
+                .to_vec1::<f32>()?
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN) as f64,
+        ),
+        None => None,
+    };
+    let scaled = |rank: usize| alpha.map_or(1.0, |a| a / rank as f64);
+    if let (Some(down), Some(up)) = (factor(F::Down)?, factor(F::Up)?) {
+        let rank = low_rank(&up, &down)?;
+        return Ok(Some((down, up, scaled(rank))));
+    }
+    let hada = [F::HadaW1A, F::HadaW1B, F::HadaW2A, F::HadaW2B]
+        .into_iter()
+        .map(factor)
+        .collect::<Result<Vec<_>>>()?;
+    if let [Some(a1), Some(b1), Some(a2), Some(b2)] = hada.as_slice() {
+        let (a1, b1, a2, b2) = (a1.clone(), b1.clone(), a2.clone(), b2.clone());
+        let (r1, r2) = (low_rank(&a1, &b1)?, low_rank(&a2, &b2)?);
+        let (out, input) = (a1.dim(0)?, b1.dim(1)?);
+        let up = a1
+            .reshape((out, r1, 1))?
+            .broadcast_mul(&a2.reshape((out, 1, r2))?)?;
+        let down = b1
+            .reshape((r1, 1, input))?
+            .broadcast_mul(&b2.reshape((1, r2, input))?)?;
+        let pair = (down.reshape((r1 * r2, input))?, up.reshape((out, r1 * r2))?);
+        return Ok(Some((pair.0, pair.1, scaled(r1))));
+    }
+    // A LoKr factor as (A, B): its two halves, or the whole matrix and the identity.
+    let lokr = |whole: F, a: F, b: F| -> Result<Option<(Tensor, Tensor, bool)>> {
+        Ok(match (factor(whole)?, factor(a)?, factor(b)?) {
+            (Some(w), _, _) => {
+                let eye = Tensor::eye(w.dim(1)?, DType::F32, &Device::Cpu)?;
+                Some((w, eye, false))
+            }
+            (None, Some(a), Some(b)) => {
+                low_rank(&a, &b)?;
+                Some((a, b, true))
+            }
+            _ => None,
+        })
+    };
+    let w1 = lokr(F::LokrW1, F::LokrW1A, F::LokrW1B)?;
+    let w2 = lokr(F::LokrW2, F::LokrW2A, F::LokrW2B)?;
+    let (Some((a1, b1, split1)), Some((a2, b2, split2))) = (w1, w2) else {
+        return Ok(None);
+    };
+    // LyCORIS' scale: alpha / the rank of the decomposed factor (w2's first), or 1 when both
+    // are whole.
+    let scale = match (split2, split1) {
+        (true, _) => scaled(b2.dim(0)?),
+        (false, true) => scaled(b1.dim(0)?),
+        (false, false) => 1.0,
+    };
+    Ok(Some((kron(&b1, &b2)?, kron(&a1, &a2)?, scale)))
+}
+
+/// The rank of the pair `up` (out, r) · `down` (r, in), checked.
+fn low_rank(up: &Tensor, down: &Tensor) -> Result<usize> {
+    match (up.dims(), down.dims()) {
+        ([_, r], [r2, _]) if r == r2 && *r > 0 => Ok(*r),
+        (u, d) => Err(Error::invalid(format!(
+            "factors {u:?} and {d:?} are not a low-rank pair"
+        ))),
+    }
+}
+
+/// The Kronecker product of two matrices: `x ⊗ y`, (p·r, q·s).
+fn kron(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let ((p, q), (r, s)) = (x.dims2()?, y.dims2()?);
+    let product = x
+        .reshape((p, 1, q, 1))?
+        .broadcast_mul(&y.reshape((1, r, 1, s))?)?;
+    Ok(product.reshape((p * r, q * s))?)
 }
 
 /// A few of `keys`, for messages.
