@@ -12,6 +12,17 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Free memory on `device`: the process's available memory ([`available`]) on the CPU, the
+/// device's free memory on CUDA; unlimited where it cannot be measured.
+pub fn available_on(device: &candle_core::Device) -> u64 {
+    match device {
+        candle_core::Device::Cpu => available(),
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(d) => crate::interop::cuda::free_memory(d).unwrap_or(u64::MAX),
+        _ => u64::MAX,
+    }
+}
+
 /// The memory the process can still get, in bytes: the smallest of the kernel's `MemAvailable`,
 /// the headroom of the process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`, less what
 /// it uses but could reclaim), and the address-space and data limits (`ulimit -v`, `ulimit -d`)

@@ -1,15 +1,20 @@
 //! The header-only C++ API (`bindings/cxx/include/flux/engine.hpp`, over `include/flux_engine.h`):
 //! its test program and the C++ sample are compiled with the system C++ compiler, linked to the
 //! shared and the static library as the C programs are (`c_api.rs`), and run on the tiny model.
-//! Their pixels must equal the Rust API's.
+//! Their pixels must equal the Rust API's (for LoRA jobs, the Rust engine's: the pipeline functions
+//! take no LoRAs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use flux_core::image::RgbImage;
+use flux_core::lora::LoraChoice;
 use flux_core::model::{FluxModel, LoadOptions};
 use flux_core::pipeline::edit::{self, ImageToImage, KontextEdit};
 use flux_core::pipeline::{self, TextToImage};
+use flux_core::runtime::job::PRIORITY_NORMAL;
+use flux_core::runtime::{Engine, EngineOptions, JobOutput, JobRequest, JobState};
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -24,6 +29,42 @@ fn build(src: &Path, name: &str, dir: &Path) -> [PathBuf; 2] {
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
+}
+
+/// The LoRA fixtures for the tiny model (engine_test's third argument).
+fn lora_dir() -> PathBuf {
+    root().join("tests/fixtures/flux-lora")
+}
+
+/// [`reference_request`] with `loras` (file name in [`lora_dir`], strength), run by the Rust engine.
+fn with_loras(files: &flux_core::model::ModelFiles, loras: &[(&str, f32)]) -> RgbImage {
+    const WAIT: Duration = Duration::from_secs(120);
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    let load = JobRequest::LoadModel {
+        files: files.clone(),
+        dtype: None,
+        kontext: None,
+    };
+    let load = engine.submit(load, PRIORITY_NORMAL).unwrap();
+    assert_eq!(engine.wait(load, WAIT).unwrap(), JobState::Succeeded);
+    let request = TextToImage {
+        loras: loras
+            .iter()
+            .map(|&(name, strength)| LoraChoice {
+                path: lora_dir().join(name),
+                strength,
+            })
+            .collect(),
+        ..reference_request()
+    };
+    let id = engine
+        .submit(JobRequest::TextToImage(request), PRIORITY_NORMAL)
+        .unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+    match engine.take_result(id).unwrap() {
+        JobOutput::Image(g) => g.image.clone(),
+        _ => panic!("a text-to-image job returned no image"),
+    }
 }
 
 #[test]
@@ -58,6 +99,17 @@ fn cpp_api_end_to_end_matches_the_rust_api_with_shared_and_static_library() {
         .unwrap()
         .image;
 
+    // What its LoRA jobs ask for, made with the Rust engine.
+    let lora = with_loras(&files, &[("lora_a_kohya.safetensors", 1.0)]);
+    let two_loras = with_loras(
+        &files,
+        &[
+            ("lora_a_kohya.safetensors", 1.0),
+            ("lora_d_kohya_single.safetensors", 0.7),
+        ],
+    );
+    assert_ne!(lora.data, generated.data, "the LoRA changes nothing");
+
     let test_src = root().join("bindings/cxx/tests/engine_test.cpp");
     for exe in build(&test_src, "engine_test", &s.0) {
         let out_dir = s.0.join(format!(
@@ -65,7 +117,7 @@ fn cpp_api_end_to_end_matches_the_rust_api_with_shared_and_static_library() {
             exe.file_name().unwrap().to_string_lossy()
         ));
         std::fs::create_dir_all(&out_dir).unwrap();
-        let out = run(Command::new(&exe).arg(&model).arg(&out_dir));
+        let out = run(Command::new(&exe).arg(&model).arg(&out_dir).arg(lora_dir()));
         assert!(out.contains("cpp: ok"), "{out}");
         let name = exe.display();
         let expect = |file: &str, want: &RgbImage, what: &str| {
@@ -76,6 +128,8 @@ fn cpp_api_end_to_end_matches_the_rust_api_with_shared_and_static_library() {
             );
         };
         expect("generated.rgb", &generated, "generated");
+        expect("lora.rgb", &lora, "LoRA (lora_a_kohya at 1)");
+        expect("two-loras.rgb", &two_loras, "two LoRAs");
         expect("edited.rgb", &edited, "edited (two references)");
         expect("img2img.rgb", &img2img, "image-to-image");
     }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the C lifecycle test under valgrind memcheck: no invalid reads/writes, no definite leaks.
+# Runs the C lifecycle test and a short soak under valgrind memcheck: no invalid reads or writes,
+# no definite leaks.
 # Needs the debug library built by `cargo test --workspace` (target/debug/deps).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,3 +15,9 @@ cargo build -q --workspace --bins
 target/debug/flux-cli tiny-model --out "$out/model"
 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$out/lifecycle" "$out/model" "$out/gen.rgb" "$out/edit.rgb"
+
+# The soak test, short: two engines (one destroyed with jobs in flight), jobs from four threads.
+cargo test -q -p flux-ffi --test soak --no-run
+soak=$(ls -t target/debug/deps/soak-* | grep -v '\.d$' | head -1)
+FLUX_SOAK_JOBS=8 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$soak" --test-threads=1

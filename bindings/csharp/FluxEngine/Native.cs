@@ -154,6 +154,12 @@ namespace Flux
         internal static extern FluxResult flux_request_clear_images(RequestHandle request);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_request_add_lora(RequestHandle request, IntPtr path, float strength);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_request_clear_loras(RequestHandle request);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_engine_submit(EngineHandle engine, RequestHandle request, out ulong job);
     }
 }

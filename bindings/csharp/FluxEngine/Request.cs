@@ -1,11 +1,12 @@
 using System;
+using System.Collections.Generic;
 
 namespace Flux
 {
     /// <summary>
-    /// A job description (<c>FluxRequest</c>): the prompt, the sampling settings, and the images
-    /// that make it text-to-image (none), a Kontext edit (1 to 4 references) or image-to-image
-    /// (an init image). Each setter hands its value to the library at once, which checks it: a bad
+    /// A job description (<c>FluxRequest</c>): the prompt, the sampling settings, the LoRAs to
+    /// apply, and the images that make it text-to-image (none), a Kontext edit (1 to 4 references)
+    /// or image-to-image (an init image). Each setter hands its value to the library at once, which checks it: a bad
     /// value throws FluxException (InvalidArgument) naming it. A setting never set keeps the
     /// library's default (its getter returns null), and cannot be unset. Submit it with
     /// <see cref="Engine.Submit"/> as often as you like (submitting leaves it as it was); Dispose
@@ -30,6 +31,7 @@ namespace Flux
         int? t5Length;
         int priority = JobPriority.Normal;
         bool snapReferences = true;
+        readonly List<Lora> loras = new List<Lora>();
 
         /// <summary>A request with every setting at its default: text-to-image, no prompt yet.</summary>
         public Request()
@@ -173,6 +175,42 @@ namespace Flux
         public void ClearImages()
         {
             FluxException.Check(Native.flux_request_clear_images(handle));
+        }
+
+        /// <summary>
+        /// Adds a LoRA: a kohya, diffusers/PEFT or XLabs FLUX <c>.safetensors</c> file, applied at
+        /// <paramref name="strength"/>, any finite number (1: the file's own scale; 0.5: half of
+        /// it; negative values subtract it). Up to 16 per request, applied together. The file must
+        /// exist (a relative path is resolved against the process's current directory); a missing
+        /// file, a non-finite strength or a 17th LoRA throws FluxException (InvalidArgument). The
+        /// library reads the file when a job first uses it and keeps it for later jobs; a file
+        /// that does not fit the model fails the job (<see cref="Job.ThrowIfFailed"/>), naming the
+        /// key. Changing LoRAs between jobs does not reload the model.
+        /// </summary>
+        public void AddLora(string path, float strength = 1f)
+        {
+            if (path == null)
+            {
+                throw new ArgumentNullException(nameof(path));
+            }
+            using (var strings = new Utf8Strings())
+            {
+                FluxException.Check(Native.flux_request_add_lora(handle, strings.Add(path), strength));
+            }
+            loras.Add(new Lora(path, strength));
+        }
+
+        /// <summary>Removes the LoRAs: the request's jobs run the model as loaded again.</summary>
+        public void ClearLoras()
+        {
+            FluxException.Check(Native.flux_request_clear_loras(handle));
+            loras.Clear();
+        }
+
+        /// <summary>The LoRAs added since the request was made or last cleared, in order, as given to <see cref="AddLora"/> (a read-only view).</summary>
+        public IReadOnlyList<Lora> Loras
+        {
+            get { return loras.AsReadOnly(); }
         }
 
         /// <summary>Frees the request; jobs submitted from it go on.</summary>

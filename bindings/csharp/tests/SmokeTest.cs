@@ -2,7 +2,8 @@
 //
 // Environment: FLUX_TEST_MODEL (model folder), FLUX_TEST_EXPECTED (raw RGB8, 64 x 48, of the
 // text-to-image below), FLUX_TEST_OUT (a scratch folder), FLUX_ABI_LAYOUT (the C layout probe's
-// output, see CheckAbiLayout); the library is found through LD_LIBRARY_PATH. Every check prints
+// output, see CheckAbiLayout), FLUX_TEST_LORAS (tests/fixtures/flux-lora: LoRAs that fit the tiny
+// model; run.sh sets it); the library is found through LD_LIBRARY_PATH. Every check prints
 // "ok" or "FAIL" with the reason; the exit code is 0 when all pass, 1 when any fails, 2 for a bad
 // environment.
 using System;
@@ -31,9 +32,16 @@ static class SmokeTest
         string model = Environment.GetEnvironmentVariable("FLUX_TEST_MODEL");
         string expectedPath = Environment.GetEnvironmentVariable("FLUX_TEST_EXPECTED");
         string outDir = Environment.GetEnvironmentVariable("FLUX_TEST_OUT");
-        if (model == null || expectedPath == null || outDir == null)
+        string loraDir = Environment.GetEnvironmentVariable("FLUX_TEST_LORAS");
+        if (model == null || expectedPath == null || outDir == null || loraDir == null)
         {
-            Console.Error.WriteLine("set FLUX_TEST_MODEL, FLUX_TEST_EXPECTED and FLUX_TEST_OUT");
+            Console.Error.WriteLine("set FLUX_TEST_MODEL, FLUX_TEST_EXPECTED, FLUX_TEST_OUT and FLUX_TEST_LORAS");
+            return 2;
+        }
+        Func<string, string> lora = name => Path.Combine(loraDir, name + ".safetensors");
+        if (!File.Exists(lora("lora_a_kohya")))
+        {
+            Console.Error.WriteLine("FLUX_TEST_LORAS (" + loraDir + ") has no lora_a_kohya.safetensors");
             return 2;
         }
         byte[] expected = File.ReadAllBytes(expectedPath);
@@ -222,6 +230,103 @@ static class SmokeTest
                 }
                 lighthouse.ClearImages();
                 ExpectEqual(expected, Run(engine, lighthouse, events, PixelFormat.Rgb8), "text-to-image submitted again");
+            });
+
+            Check("LoRAs change the pixels, and ClearLoras restores them exactly", () =>
+            {
+                using (var request = new Request("a red lighthouse at dusk") { Size = (Width, Height), Seed = 7, Steps = 3, T5Length = 32 })
+                {
+                    Expect(request.Loras.Count == 0, "a new request has " + request.Loras.Count + " LoRAs");
+                    request.AddLora(lora("lora_a_kohya"));
+                    Expect(request.Loras.SequenceEqual(new[] { new Lora(lora("lora_a_kohya"), 1f) }),
+                        "Loras: [" + string.Join(", ", request.Loras) + "]");
+                    byte[] withA = Run(engine, request, events, PixelFormat.Rgb8);
+                    int changed = expected.Zip(withA, (x, y) => x != y).Count(d => d);
+                    Expect(changed > expected.Length / 10, "lora_a_kohya at 1.0 changed only " + changed + " of " + expected.Length + " bytes");
+                    ExpectEqual(withA, Run(engine, request, events, PixelFormat.Rgb8), "the same LoRA job again");
+
+                    request.ClearLoras();
+                    Expect(request.Loras.Count == 0, "Loras after ClearLoras: " + request.Loras.Count);
+                    ExpectEqual(expected, Run(engine, request, events, PixelFormat.Rgb8), "after ClearLoras");
+
+                    request.AddLora(lora("lora_a_kohya"), 0.5f);
+                    byte[] half = Run(engine, request, events, PixelFormat.Rgb8);
+                    Expect(!half.SequenceEqual(withA) && !half.SequenceEqual(expected), "lora_a_kohya at 0.5 equals 1.0 or no LoRA");
+
+                    request.ClearLoras();
+                    request.AddLora(lora("lora_a_kohya"), 1f);
+                    request.AddLora(lora("lora_d_kohya_single"), 0.7f);
+                    Expect(request.Loras.Count == 2 && request.Loras[1].Path == lora("lora_d_kohya_single") && request.Loras[1].Strength == 0.7f,
+                        "Loras: [" + string.Join(", ", request.Loras) + "]");
+                    byte[] two = Run(engine, request, events, PixelFormat.Rgb8);
+                    Expect(!two.SequenceEqual(withA) && !two.SequenceEqual(expected), "two LoRAs equal lora_a_kohya alone or no LoRA");
+                    request.ClearLoras();
+                    request.AddLora(lora("lora_d_kohya_single"), 0.7f);
+                    byte[] dOnly = Run(engine, request, events, PixelFormat.Rgb8);
+                    Expect(!two.SequenceEqual(dOnly) && !dOnly.SequenceEqual(expected), "two LoRAs equal lora_d_kohya_single alone, or it changes nothing");
+
+                    // The diffusers/PEFT and XLabs layouts reach the engine too.
+                    foreach (string name in new[] { "lora_b_peft", "lora_c_xlabs" })
+                    {
+                        request.ClearLoras();
+                        request.AddLora(lora(name));
+                        byte[] got = Run(engine, request, events, PixelFormat.Rgb8);
+                        Expect(!got.SequenceEqual(expected) && !got.SequenceEqual(withA), name + " changed nothing, or equals lora_a_kohya");
+                    }
+
+                    // Submitting copies the LoRA list: a job keeps its LoRAs when the request changes.
+                    request.ClearLoras();
+                    request.AddLora(lora("lora_a_kohya"));
+                    using (Job job = engine.Submit(request))
+                    {
+                        request.ClearLoras();
+                        Expect(RunToEnd(engine, job, events) == JobState.Succeeded, "job state " + job.Status.State);
+                        ExpectEqual(withA, job.CopyImage(PixelFormat.Rgb8), "a LoRA job whose request was cleared after submitting");
+                    }
+                    ExpectEqual(expected, Run(engine, request, events, PixelFormat.Rgb8), "the cleared request");
+                }
+            });
+
+            Check("AddLora refuses non-finite strengths, missing files and a 17th LoRA", () =>
+            {
+                using (var request = new Request("x"))
+                {
+                    ExpectRefused(() => request.AddLora(lora("lora_a_kohya"), float.NaN), "not a finite number");
+                    ExpectRefused(() => request.AddLora(lora("lora_a_kohya"), float.PositiveInfinity), "not a finite number");
+                    string missing = Path.Combine(loraDir, "no-such-lora.safetensors");
+                    ExpectRefused(() => request.AddLora(missing), "does not exist");
+                    ExpectRefused(() => request.AddLora(loraDir), "does not exist");
+                    Throws<ArgumentNullException>(() => request.AddLora(null));
+                    Expect(request.Loras.Count == 0, "refused LoRAs were kept: " + request.Loras.Count);
+                    for (int i = 0; i < 16; i++)
+                    {
+                        request.AddLora(lora("lora_c_xlabs"), -0.25f * i);
+                    }
+                    ExpectRefused(() => request.AddLora(lora("lora_c_xlabs")), "at most 16");
+                    Expect(request.Loras.Count == 16 && request.Loras[15].Strength == -3.75f, "Loras after the 17th: " + request.Loras.Count);
+                    request.ClearLoras();
+                    request.AddLora(lora("lora_c_xlabs"));
+                    Expect(request.Loras.Count == 1, "ClearLoras did not make room: " + request.Loras.Count);
+                }
+            });
+
+            Check("a file that is not a LoRA fails the job, naming it; the engine goes on", () =>
+            {
+                using (var request = new Request("a red lighthouse at dusk") { Size = (Width, Height), Seed = 7, Steps = 3, T5Length = 32 })
+                {
+                    // Merged model weights: a safetensors file, but no LoRA in it.
+                    request.AddLora(lora("merged_kohya_a_bfl"));
+                    using (Job job = engine.Submit(request))
+                    {
+                        JobState state = RunToEnd(engine, job, events);
+                        Expect(state == JobState.Failed, "state " + state);
+                        Expect(job.Error != null && job.Error.Contains("merged_kohya_a_bfl") && job.Error.Contains("LoRA"), "error '" + job.Error + "'");
+                        var e = Throws<FluxException>(() => job.ThrowIfFailed());
+                        Expect(e.Code == FluxResult.JobFailed, "code " + e.Code);
+                    }
+                    request.ClearLoras();
+                    ExpectEqual(expected, Run(engine, request, events, PixelFormat.Rgb8), "the job after the failed one");
+                }
             });
 
             Check("residency and memory budget", () =>

@@ -3,8 +3,9 @@
 #
 #   run.sh OUT_DIR
 #
-# The test reads FLUX_TEST_MODEL, FLUX_TEST_EXPECTED, FLUX_TEST_OUT and FLUX_ABI_LAYOUT (see
-# SmokeTest.cs) and finds libflux_engine through LD_LIBRARY_PATH. Exits nonzero when the build
+# The test reads FLUX_TEST_MODEL, FLUX_TEST_EXPECTED, FLUX_TEST_OUT, FLUX_ABI_LAYOUT and
+# FLUX_TEST_LORAS (see SmokeTest.cs; the last defaults to the repository's
+# tests/fixtures/flux-lora) and finds libflux_engine through LD_LIBRARY_PATH. Exits nonzero when the build
 # or any check fails.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ fi
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$1"
 mkdir -p "$out"
+export FLUX_TEST_LORAS="${FLUX_TEST_LORAS:-$(cd "$here/../../.." && pwd)/tests/fixtures/flux-lora}"
 
 # -warnaserror with -doc: an undocumented public member fails the build.
 mcs -target:library -warnaserror -doc:"$out/FluxEngine.xml" -out:"$out/FluxEngine.dll" "$here"/../FluxEngine/*.cs

@@ -1,10 +1,10 @@
 // The C++ API (flux/engine.hpp) end to end on the tiny model: load, text-to-image, results in
-// every host format, a Kontext edit of two references, image-to-image, events through a callback
-// (one of which throws) and by polling, errors as exceptions, cancel, priorities, wait timeouts,
-// memory budget and residency plans, unload, RAII of every handle, GPU images refused by a CPU
-// engine. Usage: engine_test MODEL_DIR OUT_DIR
-// Writes generated.rgb, edited.rgb and img2img.rgb (RGB8) into OUT_DIR for ffi/tests/cpp_api.rs
-// to compare with the Rust API, and prints "cpp: ok".
+// every host format, LoRAs, a Kontext edit of two references, image-to-image, events through a
+// callback (one of which throws) and by polling, errors as exceptions, cancel, priorities, wait
+// timeouts, memory budget and residency plans, unload, RAII of every handle, GPU images refused by
+// a CPU engine. Usage: engine_test MODEL_DIR OUT_DIR LORA_DIR (LORA_DIR: tests/fixtures/flux-lora)
+// Writes generated.rgb, lora.rgb, two-loras.rgb, edited.rgb and img2img.rgb (RGB8) into OUT_DIR
+// for ffi/tests/cpp_api.rs to compare with the Rust API, and prints "cpp: ok".
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -138,7 +138,7 @@ void check_formats(const flux::Job &job, const flux::HostImage &rgb) {
     }
 }
 
-int run(const std::string &model, const std::string &out) {
+int run(const std::string &model, const std::string &out, const std::string &loras) {
   EXPECT(flux::Engine::abi_version() == FLUX_ABI_VERSION && !flux::Engine::version().empty());
   Recorder rec;
   flux::Job survivor;  // outlives the engine below
@@ -206,6 +206,55 @@ int run(const std::string &model, const std::string &out) {
     EXPECT(thrown_by([&] { flux::Image::host(flux::ImageLayout(64, 48), constant.data(), 100); }, &message) ==
            FLUX_RESULT_BUFFER_TOO_SMALL);
     EXPECT(!message.empty());
+
+    // LoRAs: a LoRA job differs from the plain one, two LoRAs from one, and clearing them gives
+    // the plain pixels again, exactly (the model is restored, not reloaded).
+    {
+      const std::string kohya = loras + "/lora_a_kohya.safetensors";
+      flux::Request lora_req("a red lighthouse at dusk");
+      EXPECT(&lora_req.size(64, 48).seed(7).steps(3).t5_length(32).add_lora(kohya) == &lora_req);
+      flux::Job with_lora = engine.submit(lora_req);
+      EXPECT(with_lora.wait() == flux::JobState::Succeeded);
+      const std::vector<uint8_t> one = with_lora.image().bytes();
+      EXPECT(one.size() == rgb.size() && one != rgb.bytes());
+      write_file(out + "/lora.rgb", one);
+      lora_req.add_lora(loras + "/lora_d_kohya_single.safetensors", 0.7f);
+      flux::Job with_two = engine.submit(lora_req);
+      EXPECT(with_two.wait() == flux::JobState::Succeeded);
+      const std::vector<uint8_t> two = with_two.image().bytes();
+      EXPECT(two != one && two != rgb.bytes());
+      write_file(out + "/two-loras.rgb", two);
+      EXPECT(&lora_req.clear_loras() == &lora_req);
+      flux::Job cleared = engine.submit(lora_req);
+      EXPECT(cleared.wait() == flux::JobState::Succeeded);
+      EXPECT(cleared.image().bytes() == rgb.bytes());
+      // The same LoRA again (the file is kept): the same pixels.
+      flux::Job again = engine.submit(lora_req.add_lora(kohya, 1.0f));
+      EXPECT(again.wait() == flux::JobState::Succeeded && again.image().bytes() == one);
+
+      // The library checks the path and the strength when they are added.
+      lora_req.clear_loras();
+      EXPECT(thrown_by([&] { lora_req.add_lora(loras + "/no-such-lora.safetensors"); }, &message) ==
+             FLUX_RESULT_INVALID_ARGUMENT);
+      EXPECT(contains(message, "no-such-lora.safetensors") && contains(message, "does not exist"));
+      EXPECT(thrown_by([&] { lora_req.add_lora(kohya, std::nanf("")); }, &message) == FLUX_RESULT_INVALID_ARGUMENT);
+      EXPECT(contains(message, "not a finite number"));
+      EXPECT(thrown_by([&] { lora_req.add_lora(kohya, INFINITY); }) == FLUX_RESULT_INVALID_ARGUMENT);
+      EXPECT(thrown_by([&] { lora_req.add_lora(std::string("a\0b", 3)); }) == FLUX_RESULT_INVALID_ARGUMENT);
+      for (int i = 0; i < 16; i++) lora_req.add_lora(kohya, -0.5f * float(i));
+      EXPECT(thrown_by([&] { lora_req.add_lora(kohya); }, &message) == FLUX_RESULT_INVALID_ARGUMENT);
+      EXPECT(contains(message, "at most 16"));
+
+      // A file that is not a LoRA (merged model weights) fails its job, naming the file; the
+      // engine goes on with the model as loaded.
+      lora_req.clear_loras().add_lora(loras + "/merged_kohya_a_bfl.safetensors");
+      flux::Job not_lora = engine.submit(lora_req);
+      EXPECT(not_lora.wait() == flux::JobState::Failed);
+      EXPECT(contains(not_lora.error(), "merged_kohya_a_bfl") && contains(not_lora.error(), "LoRA"));
+      EXPECT(thrown_by([&] { not_lora.image(); }) == FLUX_RESULT_NOT_READY);
+      flux::Job after = engine.submit(lora_req.clear_loras());
+      EXPECT(after.wait() == flux::JobState::Succeeded && after.image().bytes() == rgb.bytes());
+    }
 
     // A Kontext edit of two references: the RGB8 result and the bottom-up BGRA8 one (same pixels).
     const flux::HostImage bgra = job.image(flux::PixelFormat::Bgra8, true);
@@ -354,12 +403,12 @@ int run(const std::string &model, const std::string &out) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    std::cerr << "usage: engine_test MODEL_DIR OUT_DIR\n";
+  if (argc != 4) {
+    std::cerr << "usage: engine_test MODEL_DIR OUT_DIR LORA_DIR\n";
     return 2;
   }
   try {
-    return run(argv[1], argv[2]);
+    return run(argv[1], argv[2], argv[3]);
   } catch (const Failure &e) {
     std::cerr << e.what() << "\n";
   } catch (const flux::Error &e) {

@@ -179,6 +179,8 @@ _SIGNATURES = {
     "flux_request_set_reference_snap": (_R, [_REQUEST, ctypes.c_bool]),
     "flux_request_set_init_image": (_R, [_REQUEST, _IMAGE, _U64, ctypes.c_float]),
     "flux_request_clear_images": (_R, [_REQUEST]),
+    "flux_request_add_lora": (_R, [_REQUEST, c_char_p, ctypes.c_float]),
+    "flux_request_clear_loras": (_R, [_REQUEST]),
     "flux_engine_submit": (_R, [_ENGINE, _REQUEST, _P(_JOB)]),
     "flux_image_desc_defaults": (None, [ctypes.c_void_p, _U32]),
     "flux_external_memory_defaults": (None, [ctypes.c_void_p, _U32]),

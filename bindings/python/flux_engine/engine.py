@@ -297,28 +297,32 @@ class Engine(Closeable):
                 request.set_init_image(init, strength)
             return self.submit(request)
 
-    def text_to_image(self, prompt, **settings):
+    def text_to_image(self, prompt, *, loras=None, **settings):
         """Queues a text-to-image job; ``settings`` are ``Request``'s keywords (``width``,
         ``height``, ``seed``, ``steps``, ``guidance``, ``t5_len``, ``priority``), the library's
-        defaults where not given."""
-        return self._submit_new(prompt, settings)
+        defaults where not given. ``loras``: ``[(path, strength), ...]`` (or bare paths, at
+        strength 1), applied to this job only."""
+        return self._submit_new(prompt, dict(settings, loras=loras))
 
-    def edit(self, prompt, images, **settings):
+    def edit(self, prompt, images, *, loras=None, **settings):
         """Queues a Kontext edit of one reference image or a list of 1 to 4 (``Image`` or numpy
         arrays; host pixels are copied now). The output takes the first reference's size,
         snapped to Kontext's trained resolutions unless ``snap=False``, unless ``width`` and
-        ``height`` are given. Defaults: 30 steps, guidance 2.5."""
+        ``height`` are given. Defaults: 30 steps, guidance 2.5. ``loras`` as in
+        ``text_to_image``."""
         refs = list(images) if isinstance(images, (list, tuple)) else [images]
         if not refs:
             raise ValueError("an edit needs 1 to 4 reference images, got none")
-        return self._submit_new(prompt, settings, images=refs)
+        return self._submit_new(prompt, dict(settings, loras=loras), images=refs)
 
-    def image_to_image(self, prompt, init, *, strength=0.8, **settings):
+    def image_to_image(self, prompt, init, *, strength=0.8, loras=None, **settings):
         """Queues an image-to-image job from ``init`` (an ``Image`` or a numpy array; copied
-        now); ``strength`` in (0, 1] is how much of the schedule runs. The output takes the
-        init image's size rounded down to multiples of 16 unless ``width`` and ``height`` are
-        given."""
-        return self._submit_new(prompt, settings, init=init, strength=strength)
+        now); ``strength`` in (0, 1] is how much of the schedule runs (not to be confused with
+        a LoRA's strength). The output takes the init image's size rounded down to multiples
+        of 16 unless ``width`` and ``height`` are given. ``loras`` as in ``text_to_image``."""
+        return self._submit_new(
+            prompt, dict(settings, loras=loras), init=init, strength=strength
+        )
 
     def poll_event(self):
         """The next ``Event``, or ``None``. Never blocks. The engine keeps the latest 1024

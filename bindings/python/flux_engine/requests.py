@@ -2,7 +2,9 @@
 image-to-image, its settings checked by the library as they are set."""
 
 import ctypes
+import numbers
 import operator
+import os
 
 from . import _native
 from .enums import Result
@@ -29,6 +31,30 @@ def unsigned(value, bits, what):
     return value
 
 
+def path_text(path, what="path"):
+    """A filesystem path (``str``, ``bytes`` or ``os.PathLike``) as UTF-8 bytes for the C ABI."""
+    try:
+        text = os.fsdecode(path)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be str or os.PathLike, got {type(path).__name__}"
+        ) from None
+    return utf8(text, what)
+
+
+def lora_entries(loras):
+    """``(path, strength)`` pairs from ``loras``: an iterable of ``(path, strength)`` pairs or
+    bare paths (strength 1)."""
+    if isinstance(loras, (str, bytes, os.PathLike)):
+        raise TypeError("loras must be a list of (path, strength) pairs or paths, not one path")
+    for entry in loras:
+        if isinstance(entry, (str, bytes, os.PathLike)):
+            yield entry, 1.0
+        else:
+            path, strength = entry
+            yield path, strength
+
+
 class Request(Closeable):
     """What a job computes: the prompt, the sampling settings and the images that make it
     text-to-image (none), a Kontext edit (1 to 4 references) or image-to-image (an init image).
@@ -38,16 +64,18 @@ class Request(Closeable):
     keeps the library's default: 1024×1024 (an edit: its first reference's snapped size;
     image-to-image: its init image's, rounded down to multiples of 16), seed 0, the model
     variant's steps, guidance and T5 length, normal priority, references snapped to Kontext's
-    resolutions. The keywords of the constructor call the setters of the same names.
-    Setters return the request, so calls chain. Submit it with ``Engine.submit`` as often as you
-    like, changing it in between; submitted jobs do not change.
+    resolutions, no LoRA. The keywords of the constructor call the setters of the same names;
+    ``loras`` (a list of ``(path, strength)`` pairs, or bare paths at strength 1) calls
+    ``add_lora`` for each. Setters return the request, so calls chain. Submit it with
+    ``Engine.submit`` as often as you like, changing it in between; submitted jobs do not change.
 
         request = fe.Request("make it night", seed=7).add_reference(photo)
         job = engine.submit(request)
+        styled = fe.Request("a fox", loras=[("ink.safetensors", 0.8)])
     """
 
     def __init__(self, prompt=None, *, width=None, height=None, seed=None, steps=None,
-                 guidance=None, t5_len=None, priority=None, snap=None):
+                 guidance=None, t5_len=None, priority=None, snap=None, loras=None):
         out = ctypes.c_void_p()
         check(_native.lib().flux_request_create(ctypes.byref(out)))
         self._ptr = out.value
@@ -63,6 +91,8 @@ class Request(Closeable):
                     setter(value)
             if width is not None:
                 self.set_size(width, height)
+            for path, strength in lora_entries(loras or ()):
+                self.add_lora(path, strength)
         except BaseException:
             self.close()
             raise
@@ -135,6 +165,24 @@ class Request(Closeable):
     def clear_images(self):
         """Removes the references and the init image: text-to-image again."""
         return self._call("flux_request_clear_images")
+
+    def add_lora(self, path, strength=1.0):
+        """Adds a LoRA: a kohya, diffusers/PEFT or XLabs ``.safetensors`` file (``str`` or
+        ``os.PathLike``) at ``strength``, any finite number (1: the file's own scale; 0.5 half
+        of it; negative values invert it). Up to 16 per request, applied together. The file
+        must exist (else ``FluxError``, ``INVALID_ARGUMENT``); the engine reads it when a job
+        first uses it and keeps it for later jobs. A file that does not fit the model fails that
+        job (``JOB_FAILED``, naming the key), not this call. Switching LoRAs between jobs does
+        not reload the model."""
+        if not isinstance(strength, numbers.Real):
+            raise TypeError(f"strength must be a number, got {type(strength).__name__}")
+        return self._call(
+            "flux_request_add_lora", path_text(path, "LoRA path"), float(strength)
+        )
+
+    def clear_loras(self):
+        """Removes the LoRAs: the request's jobs run the model as loaded."""
+        return self._call("flux_request_clear_loras")
 
     def close(self):
         """Frees the request (submitted jobs are not affected). Idempotent."""

@@ -1,6 +1,8 @@
 """Fixtures for the end-to-end tests. The Rust driver (`cargo test -p flux-ffi --test hosts`)
 sets FLUX_ENGINE_LIB (the built library), FLUX_TEST_MODEL (the tiny dev model) and
-FLUX_TEST_EXPECTED (RGB8 pixels of the reference request below, made with the Rust API)."""
+FLUX_TEST_EXPECTED (RGB8 pixels of the reference request below, made with the Rust API). The
+LoRA files for the tiny model are the repository's tests/fixtures/flux-lora (or
+FLUX_TEST_LORAS)."""
 
 import os
 import pathlib
@@ -33,6 +35,16 @@ def model_dir():
 @pytest.fixture(scope="session")
 def expected_rgb():
     return pathlib.Path(_env("FLUX_TEST_EXPECTED")).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def lora_dir():
+    """tests/fixtures/flux-lora: kohya, PEFT and XLabs LoRAs that fit the tiny dev model."""
+    default = pathlib.Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "flux-lora"
+    folder = pathlib.Path(os.environ.get("FLUX_TEST_LORAS") or default)
+    if not (folder / "lora_a_kohya.safetensors").is_file():
+        pytest.exit(f"the LoRA fixtures are not in {folder} (set FLUX_TEST_LORAS)")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -494,6 +494,17 @@ impl FluxTransformer {
         Ok(merge)
     }
 
+    /// Bytes merging `adapters` holds besides the weights: the originals of the layers they
+    /// change, kept to be put back exactly.
+    pub fn merge_cost(&self, adapters: &Adapters) -> u64 {
+        let weight_bytes = self.dtype.size_in_bytes() as u64;
+        adapters
+            .layers()
+            .filter_map(|layer| self.layer_shape(layer))
+            .map(|(out, input)| (out * input) as u64 * weight_bytes)
+            .sum()
+    }
+
     /// The LoRAs in force, with their strengths.
     pub fn loras(&self) -> &[crate::lora::LoraChoice] {
         self.adapters.as_ref().map_or(&[], |a| a.sources())

@@ -92,17 +92,6 @@ impl Default for EngineOptions {
     }
 }
 
-/// Free memory on `device`: the process's available memory ([`crate::memory::available`]) on
-/// the CPU, the device's free memory on CUDA; unlimited where it cannot be measured.
-fn device_available_memory(device: &candle_core::Device) -> u64 {
-    match device {
-        candle_core::Device::Cpu => crate::memory::available(),
-        #[cfg(feature = "cuda")]
-        candle_core::Device::Cuda(d) => crate::interop::cuda::free_memory(d).unwrap_or(u64::MAX),
-        _ => u64::MAX,
-    }
-}
-
 /// What the engine holds, per component, and the plan that placed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Residency {
@@ -234,7 +223,7 @@ impl Engine {
         let device = opts.device.clone();
         let probe = opts.available_memory.unwrap_or_else(|| {
             let device = opts.device.clone();
-            Arc::new(move || device_available_memory(&device))
+            Arc::new(move || crate::memory::available_on(&device))
         });
         let worker = Worker::new(
             shared.clone(),

@@ -540,12 +540,7 @@ impl Worker {
         }
         let t = &mut m.transformer;
         let adapters = Adapters::new(&files, |layer| t.layer_shape(layer))?;
-        let weight_bytes = t.dtype().size_in_bytes() as u64;
-        let copies: u64 = adapters
-            .layers()
-            .filter_map(|layer| t.layer_shape(layer))
-            .map(|(out, input)| (out * input) as u64 * weight_bytes)
-            .sum();
+        let copies = t.merge_cost(&adapters);
         let held = m.plan.need(&m.bytes, &self.last_work, on_cpu).device;
         let fits = held.saturating_add(copies) <= budget
             && (!on_cpu || crate::memory::ensure_free(copies, String::new).is_ok());

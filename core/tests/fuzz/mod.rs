@@ -1,5 +1,6 @@
 //! Fuzz targets: everything that parses bytes from outside (safetensors and GGUF files, shard
-//! indexes, a diffusers folder's JSON, the T5 and CLIP tokenizer files, PNG/JPEG inputs). Shared
+//! indexes, a diffusers folder's JSON, the T5 and CLIP tokenizer files, LoRA files, PNG/JPEG
+//! inputs). Shared
 //! by the corpus replay (`core/tests/fuzz_replay.rs`, in CI) and the fuzzer
 //! (`core/examples/fuzz.rs`). A target writes its input where the parser reads it and runs the
 //! parser; an error is the expected outcome of most inputs, a panic is a finding.
@@ -53,6 +54,11 @@ pub const TARGETS: &[Target] = &[
         name: "clip_tokenizer",
         seeds: clip_seeds,
         run: clip_tokenizer,
+    },
+    Target {
+        name: "lora",
+        seeds: lora_seeds,
+        run: lora,
     },
     Target {
         name: "image",
@@ -234,4 +240,104 @@ fn image_seeds(_: &Path) -> Vec<Vec<u8>> {
         flux_core::image::export::encode_png(&img, None).unwrap(),
         flux_core::image::export::encode_jpeg(&img, 90).unwrap(),
     ]
+}
+
+/// LoRA files of each layout for a model of hidden size 64 (the tiny one's), a few factors each.
+fn lora_seeds(_: &Path) -> Vec<Vec<u8>> {
+    let t = |shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    };
+    let alpha = Tensor::new(1f32, &Device::Cpu).unwrap();
+    let files: [Vec<(&str, Tensor)>; 5] = [
+        vec![
+            ("lora_unet_img_in.lora_down.weight", t(&[2, 64])),
+            ("lora_unet_img_in.lora_up.weight", t(&[64, 2])),
+            ("lora_unet_img_in.alpha", alpha.clone()),
+            (
+                "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight",
+                t(&[2, 64]),
+            ),
+            (
+                "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight",
+                t(&[192, 2]),
+            ),
+        ],
+        vec![
+            (
+                "transformer.transformer_blocks.0.attn.to_k.lora_A.weight",
+                t(&[2, 64]),
+            ),
+            (
+                "transformer.transformer_blocks.0.attn.to_k.lora_B.weight",
+                t(&[64, 2]),
+            ),
+            ("transformer.norm_out.linear.lora_A.weight", t(&[2, 64])),
+            ("transformer.norm_out.linear.lora_B.weight", t(&[128, 2])),
+        ],
+        vec![
+            (
+                "double_blocks.1.processor.proj_lora2.down.weight",
+                t(&[2, 64]),
+            ),
+            (
+                "double_blocks.1.processor.proj_lora2.up.weight",
+                t(&[64, 2]),
+            ),
+        ],
+        vec![
+            ("lora_unet_txt_in.hada_w1_a", t(&[64, 2])),
+            ("lora_unet_txt_in.hada_w1_b", t(&[2, 48])),
+            ("lora_unet_txt_in.hada_w2_a", t(&[64, 2])),
+            ("lora_unet_txt_in.hada_w2_b", t(&[2, 48])),
+        ],
+        vec![
+            ("lora_unet_single_blocks_1_linear2.lokr_w1", t(&[4, 4])),
+            ("lora_unet_single_blocks_1_linear2.lokr_w2_a", t(&[16, 2])),
+            ("lora_unet_single_blocks_1_linear2.lokr_w2_b", t(&[2, 80])),
+            ("lora_unet_single_blocks_1_linear2.alpha", alpha),
+        ],
+    ];
+    let scratch = std::env::temp_dir().join(format!("flux-fuzz-lora-{}.st", std::process::id()));
+    let seeds = files
+        .into_iter()
+        .map(|tensors| {
+            let map = tensors
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            candle_core::safetensors::save(&map, &scratch).unwrap();
+            std::fs::read(&scratch).unwrap()
+        })
+        .collect();
+    std::fs::remove_file(&scratch).unwrap();
+    seeds
+}
+
+/// Parses a LoRA file and fits it to a model of the tiny one's shapes at strength 0.8.
+fn lora(dir: &Path, input: &[u8]) -> Option<String> {
+    use flux_core::model::transformer::{tensor_shapes, Config};
+    let path = dir.join("lora.safetensors");
+    std::fs::write(&path, input).unwrap();
+    let file = match flux_core::lora::LoraFile::open(&path) {
+        Ok(f) => std::sync::Arc::new(f),
+        Err(e) => return Some(e.to_string()),
+    };
+    let config = Config {
+        hidden_size: 64,
+        num_heads: 4,
+        depth: 2,
+        depth_single_blocks: 2,
+        context_in_dim: 48,
+        vec_in_dim: 32,
+        ..Config::flux1_dev()
+    };
+    let shapes = tensor_shapes(&config);
+    let shape_of = |layer: &str| {
+        let weight = format!("{layer}.weight");
+        let found = shapes.iter().find(|(name, _)| *name == weight);
+        found.map(|(_, s)| (s[0], s[1]))
+    };
+    err(flux_core::lora::Adapters::new(&[(file, 0.8)], shape_of))
 }

@@ -1,5 +1,7 @@
 //! Helpers for tests that drive the library through its C ABI from Rust: engines, the last
 //! error, and the reference render of the tiny model.
+//! Included by several test crates, each using only some of them.
+#![allow(dead_code)]
 
 use std::ffi::{CStr, CString};
 use std::mem::{size_of, MaybeUninit};

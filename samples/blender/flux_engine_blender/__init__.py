@@ -1,4 +1,5 @@
-"""Flux Engine for Blender: FLUX.1 text-to-image and Kontext editing in the Image Editor.
+"""Flux Engine for Blender: FLUX.1 text-to-image and Kontext editing in the Image Editor, with
+a list of LoRAs applied to every job.
 
 Generation runs on the engine's own worker thread (inside libflux_engine); Blender's main thread
 only submits jobs and, from a ``bpy.app.timers`` callback, polls their events and writes pixels
@@ -11,7 +12,7 @@ bl_info = {
     "version": (0, 1, 0),
     "blender": (3, 4, 0),
     "location": "Image Editor > Sidebar > Flux",
-    "description": "Generate and edit images with FLUX.1 (text-to-image, Kontext) on your machine",
+    "description": "Generate and edit images with FLUX.1 (text-to-image, Kontext, LoRAs) on your machine",
     "category": "Image",
 }
 
@@ -22,10 +23,14 @@ from .session import session
 
 _CLASSES = (
     preferences.FluxPreferences,
+    properties.FluxLora,
     properties.FluxSettings,
     operators.FLUX_OT_generate,
     operators.FLUX_OT_edit,
     operators.FLUX_OT_cancel,
+    operators.FLUX_OT_lora_add,
+    operators.FLUX_OT_lora_remove,
+    panel.FLUX_UL_loras,
     panel.FLUX_PT_panel,
 )
 

@@ -1,7 +1,7 @@
-"""Generate, Edit (Kontext) and Cancel. Each only builds a request and submits it, or cancels;
-the work happens on the engine's worker thread and the session's timer brings the result back
-on the main thread. The library checks every setting as the request is built: bad input is
-reported before anything is submitted."""
+"""Generate, Edit (Kontext) and Cancel, and the LoRA list's Add and Remove. Generate and Edit
+only build a request and submit it; the work happens on the engine's worker thread and the
+session's timer brings the result back on the main thread. The library checks every setting as
+the request is built: bad input is reported before anything is submitted."""
 
 import bpy
 
@@ -11,15 +11,27 @@ from .session import fe, session
 RESULT_IMAGE = "Flux Result"
 
 
+def enabled_loras(settings):
+    """``(absolute path, strength)`` of the LoRA list's enabled entries that name a file, in
+    list order (``//`` paths are relative to the .blend file)."""
+    return [
+        (bpy.path.abspath(lora.filepath), lora.strength)
+        for lora in settings.loras
+        if lora.enabled and lora.filepath
+    ]
+
+
 def _request(settings, **extra):
-    """A ``flux_engine.Request`` with the panel's prompt and sampling settings (steps and
-    tokens at 0 keep the model's defaults)."""
+    """A ``flux_engine.Request`` with the panel's prompt, sampling settings (steps and tokens at
+    0 keep the model's defaults) and enabled LoRAs (a missing file or an infinite strength is
+    refused here, before anything is submitted)."""
     return fe.Request(
         settings.prompt,
         seed=settings.seed,
         steps=settings.steps or None,
         guidance=settings.guidance,
         t5_len=settings.t5_len or None,
+        loras=enabled_loras(settings),
         **extra,
     )
 
@@ -97,6 +109,61 @@ class FLUX_OT_edit(_Submit, bpy.types.Operator):
                 return request.add_reference(image)
 
         return self._start(context, build, f"{source.name} (Flux edit)", tuple(source.size))
+
+
+class FLUX_OT_lora_add(bpy.types.Operator):
+    """Add a LoRA file (kohya, diffusers/PEFT or XLabs .safetensors) to the list"""
+
+    bl_idname = "flux.lora_add"
+    bl_label = "Add LoRA"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(
+        name="LoRA File", description="The LoRA's .safetensors file (may be set later)",
+        subtype="FILE_PATH",
+    )
+    strength: bpy.props.FloatProperty(
+        name="Strength", default=1.0, soft_min=-2.0, soft_max=2.0, step=5
+    )
+    filter_glob: bpy.props.StringProperty(default="*.safetensors", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        s = context.scene.flux
+        lora = s.loras.add()
+        lora.filepath = self.filepath
+        lora.strength = self.strength
+        s.lora_index = len(s.loras) - 1
+        return {"FINISHED"}
+
+
+class FLUX_OT_lora_remove(bpy.types.Operator):
+    """Remove the selected LoRA from the list"""
+
+    bl_idname = "flux.lora_remove"
+    bl_label = "Remove LoRA"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: bpy.props.IntProperty(
+        name="Index", description="The entry to remove (-1: the selected one)", default=-1
+    )
+
+    @classmethod
+    def poll(cls, context):
+        return len(context.scene.flux.loras) > 0
+
+    def execute(self, context):
+        s = context.scene.flux
+        index = s.lora_index if self.index < 0 else self.index
+        if not 0 <= index < len(s.loras):
+            self.report({"ERROR"}, f"No LoRA entry {index}")
+            return {"CANCELLED"}
+        s.loras.remove(index)
+        s.lora_index = max(0, min(s.lora_index, len(s.loras) - 1))
+        return {"FINISHED"}
 
 
 class FLUX_OT_cancel(bpy.types.Operator):

@@ -6,6 +6,22 @@ from . import preferences
 from .session import session
 
 
+class FLUX_UL_loras(bpy.types.UIList):
+    """The LoRA list: enable checkbox, file and strength per entry."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        if self.layout_type == "GRID":
+            layout.alignment = "CENTER"
+            layout.prop(item, "enabled", text="")
+            return
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        body = row.split(factor=0.62, align=True)
+        body.active = item.enabled
+        body.prop(item, "filepath", text="")
+        body.prop(item, "strength", text="", slider=True)
+
+
 class FLUX_PT_panel(bpy.types.Panel):
     bl_label = "Flux Engine"
     bl_space_type = "IMAGE_EDITOR"
@@ -27,6 +43,12 @@ class FLUX_PT_panel(bpy.types.Panel):
         col.prop(s, "seed")
         col.prop(s, "t5_len")
         layout.prop(s, "snap")
+        layout.label(text="LoRAs")
+        row = layout.row()
+        row.template_list("FLUX_UL_loras", "", s, "loras", s, "lora_index", rows=2)
+        col = row.column(align=True)
+        col.operator("flux.lora_add", icon="ADD", text="")
+        col.operator("flux.lora_remove", icon="REMOVE", text="")
         row = layout.row(align=True)
         row.operator("flux.generate", icon="IMAGE_DATA")
         row.operator("flux.edit", icon="BRUSH_DATA")

@@ -3,6 +3,24 @@
 import bpy
 
 
+class FluxLora(bpy.types.PropertyGroup):
+    """One entry of the LoRA list: a file and its strength."""
+
+    enabled: bpy.props.BoolProperty(
+        name="Enabled", description="Apply this LoRA to the jobs the panel submits", default=True
+    )
+    filepath: bpy.props.StringProperty(
+        name="LoRA File",
+        description="A kohya, diffusers/PEFT or XLabs FLUX LoRA (.safetensors)",
+        subtype="FILE_PATH",
+    )
+    strength: bpy.props.FloatProperty(
+        name="Strength",
+        description="How strongly the LoRA applies (1: as trained; negative inverts it)",
+        default=1.0, soft_min=-2.0, soft_max=2.0, step=5,
+    )
+
+
 class FluxSettings(bpy.types.PropertyGroup):
     prompt: bpy.props.StringProperty(name="Prompt", default="a lighthouse at dusk, concept art")
     width: bpy.props.IntProperty(name="Width", default=1024, min=16, max=4096, step=16)
@@ -25,6 +43,8 @@ class FluxSettings(bpy.types.PropertyGroup):
         description="Edit: resize the source to the closest resolution Kontext was trained at",
         default=True,
     )
+    loras: bpy.props.CollectionProperty(type=FluxLora, name="LoRAs")
+    lora_index: bpy.props.IntProperty(name="Active LoRA", default=0, min=0)
     # Written by the add-on on the main thread while a job runs.
     progress: bpy.props.FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
     status: bpy.props.StringProperty(name="Status")

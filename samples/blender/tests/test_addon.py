@@ -5,11 +5,13 @@
 with BLENDER_USER_SCRIPTS pointing at a folder whose addons/ holds the packaged add-on, and
 FLUX_TEST_MODEL / FLUX_TEST_EXPECTED set. Enables the add-on, generates with the tiny model,
 edits that image and the same pixels in a linear float image, cancels a job, refuses bad input,
-and disables the add-on. Timers do not run
+applies LoRAs from the panel's list (tests/fixtures/flux-lora, or FLUX_TEST_LORAS), draws the
+panel, and disables the add-on. Timers do not run
 in background mode, so the test calls the session's timer callback itself, as Blender would.
 """
 
 import os
+import pathlib
 import sys
 import time
 
@@ -18,6 +20,10 @@ import bpy
 import numpy as np
 
 ADDON = "flux_engine_blender"
+LORAS = pathlib.Path(
+    os.environ.get("FLUX_TEST_LORAS")
+    or pathlib.Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "flux-lora"
+)
 
 
 def drive(session, seconds=120):
@@ -33,6 +39,122 @@ def rgba_top_down(image):
     buf = np.empty(w * h * 4, dtype=np.float32)
     image.pixels.foreach_get(buf)
     return np.rint(buf.reshape(h, w, 4)[::-1] * 255).astype(np.uint8)
+
+
+def generate(session, name):
+    """Runs the Generate operator into image ``name`` and returns its RGB8 pixels."""
+    assert bpy.ops.flux.generate(image=name) == {"FINISHED"}
+    drive(session)
+    status = bpy.context.scene.flux.status
+    assert status.startswith("Done"), status
+    return rgba_top_down(bpy.data.images[name])[..., :3]
+
+
+class Layout:
+    """Stands in for a ``UILayout`` (panels are not drawn in background mode): records what is
+    drawn and checks that each property and operator it names exists."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            if name == "prop":
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"no property {prop!r} on {data}"
+                self.log.append(("prop", prop))
+            elif name == "operator":
+                category, op = args[0].split(".")
+                assert hasattr(getattr(bpy.ops, category), op), args[0]
+                self.log.append(("operator", args[0]))
+            elif name == "template_list":
+                assert args[0] in dir(bpy.types), f"UIList {args[0]} is not registered"
+                assert args[3] in args[2].bl_rna.properties and args[5] in args[4].bl_rna.properties
+                self.log.append(("list", args[0], args[3]))
+            return Layout(self.log)
+
+        return call
+
+
+def test_loras(session, plain):
+    """The LoRA list: an enabled entry changes every job's image, disabling it gives back the
+    plain pixels exactly; strengths, several entries, bad files, removal."""
+    s = bpy.context.scene.flux
+    kohya = str(LORAS / "lora_a_kohya.safetensors")
+    single = str(LORAS / "lora_d_kohya_single.safetensors")
+    assert os.path.isfile(kohya), kohya
+    assert bpy.ops.flux.lora_remove.poll() is False, "nothing to remove"
+    assert bpy.ops.flux.lora_add(filepath=kohya) == {"FINISHED"}
+    assert len(s.loras) == 1 and s.lora_index == 0
+    lora = s.loras[0]
+    assert lora.enabled and lora.strength == 1.0 and lora.filepath == kohya, "the defaults"
+    assert lora.bl_rna.properties["filepath"].subtype == "FILE_PATH"
+    strength = lora.bl_rna.properties["strength"]
+    assert (strength.soft_min, strength.soft_max) == (-2.0, 2.0)
+
+    styled = generate(session, "Flux LoRA")
+    assert not np.array_equal(styled, plain), "the LoRA changes the image"
+    lora.enabled = False
+    assert np.array_equal(generate(session, "Flux LoRA Off"), plain), "disabled: the original"
+    lora.enabled = True
+    lora.strength = 0.5
+    half = generate(session, "Flux LoRA Half")
+    assert not np.array_equal(half, styled) and not np.array_equal(half, plain), "the strength"
+    lora.strength = 1.0
+    assert np.array_equal(generate(session, "Flux LoRA Again"), styled), "switching back"
+
+    # An entry without a file is skipped; a second LoRA applies together with the first.
+    assert bpy.ops.flux.lora_add() == {"FINISHED"} and len(s.loras) == 2
+    assert np.array_equal(generate(session, "Flux LoRA Empty"), styled)
+    s.loras[1].filepath, s.loras[1].strength = single, 0.7
+    both = generate(session, "Flux LoRA Both")
+    assert not np.array_equal(both, styled) and not np.array_equal(both, plain)
+
+    # Edits get the LoRAs too.
+    s.prompt, s.steps, s.t5_len, s.snap = "make it night", 2, 16, False
+    s.loras[1].enabled = False
+    edit_name = "Flux Test (Flux edit)"
+    before = rgba_top_down(bpy.data.images[edit_name])
+    assert bpy.ops.flux.edit(image="Flux Test") == {"FINISHED"}
+    drive(session)
+    assert s.status.startswith("Done"), s.status
+    assert not np.array_equal(rgba_top_down(bpy.data.images[edit_name]), before)
+    s.prompt, s.steps, s.t5_len = "a red lighthouse at dusk", 3, 32
+
+    # The panel draws the list: a checkbox, the file and the strength per entry.
+    panel = sys.modules[f"{ADDON}.panel"]
+    log = []
+    panel.FLUX_PT_panel.draw(type("Panel", (), {"layout": Layout(log)})(), bpy.context)
+    assert ("list", "FLUX_UL_loras", "loras") in log, log
+    assert {("operator", "flux.lora_add"), ("operator", "flux.lora_remove")} <= set(log), log
+    item_log = []
+    for layout_type in ["DEFAULT", "GRID"]:
+        fake = type("List", (), {"layout_type": layout_type})()
+        panel.FLUX_UL_loras.draw_item(
+            fake, bpy.context, Layout(item_log), s, lora, 0, s, "lora_index", 0
+        )
+    assert [p for _, p in item_log[:3]] == ["enabled", "filepath", "strength"], item_log
+
+    # A missing file is refused before anything is submitted; a file that is not a LoRA of the
+    # model fails its job, named in the status; the model stays as it was.
+    lora.filepath = str(LORAS / "no such lora.safetensors")
+    try:
+        bpy.ops.flux.generate(image="Flux LoRA Missing")
+        raise AssertionError("a missing LoRA file was accepted")
+    except RuntimeError as e:
+        assert "does not exist" in str(e) and "no such lora" in str(e), e
+    assert not session.busy
+    lora.filepath = os.path.join(os.environ["FLUX_TEST_MODEL"], "flux1-dev.safetensors")
+    assert bpy.ops.flux.generate(image="Flux LoRA Bad") == {"FINISHED"}
+    drive(session)
+    assert s.status.startswith("Failed") and "flux1-dev.safetensors" in s.status, s.status
+
+    # Removing entries: the selected one, then by index.
+    s.lora_index = 1
+    assert bpy.ops.flux.lora_remove() == {"FINISHED"}
+    assert [l.filepath.endswith("flux1-dev.safetensors") for l in s.loras] == [True]
+    assert bpy.ops.flux.lora_remove(index=0) == {"FINISHED"} and len(s.loras) == 0
+    assert np.array_equal(generate(session, "Flux No LoRA"), plain), "the plain model again"
 
 
 def main():
@@ -100,6 +222,8 @@ def main():
     bpy.ops.flux.generate(image="Flux Again")
     drive(session)
     assert np.array_equal(rgba_top_down(bpy.data.images["Flux Again"])[..., :3], got[..., :3])
+
+    test_loras(session, got[..., :3])
 
     addon_utils.disable(ADDON, default_set=True, handle_error=None)
     assert session.engine is None, "disabling the add-on closes the engine"

@@ -1,15 +1,18 @@
 //! `flux-cli`: generate an image from a prompt with a FLUX model folder, or with the built-in tiny
-//! model when no folder is given; write the tiny model in either real layout.
+//! model when no folder is given, with LoRAs when asked; write the tiny model in either real
+//! layout.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 use flux_core::image::export;
+use flux_core::lora::{self, Adapters, LoraChoice, LoraFile};
 use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::edit::{self, KontextEdit};
 use flux_core::pipeline::{self, TextToImage};
@@ -128,6 +131,31 @@ struct JobArgs {
     /// Output file: .png (with the parameters embedded) or .jpg.
     #[arg(long, default_value = "out.png")]
     out: PathBuf,
+    /// A FLUX LoRA file (safetensors: kohya, diffusers/PEFT, XLabs) to apply at STRENGTH
+    /// (default 1); repeat for several.
+    #[arg(long = "lora", value_name = "FILE[:STRENGTH]", value_parser = parse_lora)]
+    loras: Vec<LoraChoice>,
+}
+
+/// Parses `FILE[:STRENGTH]`: what follows the last ':' is the strength when it reads as a number,
+/// otherwise it is part of the file name (so `C:\loras\x.safetensors` is a file).
+fn parse_lora(spec: &str) -> Result<LoraChoice, String> {
+    let (path, strength) = match spec.rsplit_once(':') {
+        Some((path, s)) if !path.is_empty() => match s.trim().parse::<f32>() {
+            Ok(strength) if strength.is_finite() => (path, strength),
+            Ok(_) => return Err(format!("the strength '{s}' is not a finite number")),
+            Err(_) => (spec, 1.0),
+        },
+        _ => (spec, 1.0),
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(LoraChoice {
+            path: path.into(),
+            strength,
+        }),
+        Ok(_) => Err(format!("the LoRA '{path}' is not a file")),
+        Err(e) => Err(format!("cannot read the LoRA file '{path}': {e}")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -263,6 +291,86 @@ fn load(args: &ModelArgs) -> flux_core::Result<FluxModel> {
     Ok(model)
 }
 
+/// Reads the job's LoRA files (before the model is loaded, so that a bad file fails at once).
+fn read_loras(choices: &[LoraChoice]) -> flux_core::Result<Vec<(Arc<LoraFile>, f32)>> {
+    choices
+        .iter()
+        .map(|choice| {
+            let file = LoraFile::open(&choice.path)?;
+            let unknown = file.unknown_keys();
+            if !unknown.is_empty() {
+                eprintln!(
+                    "warning: LoRA '{}': {} keys are not for FLUX's transformer or not understood, \
+                     and are ignored (e.g. {})",
+                    choice.path.display(),
+                    unknown.len(),
+                    lora::examples(unknown)
+                );
+            }
+            Ok((Arc::new(file), choice.strength))
+        })
+        .collect()
+}
+
+/// Puts `loras` on the model, as the engine does: merged into the weights when a copy of the
+/// layers they change (the originals are kept) fits in free memory beside the job's activations
+/// (`tokens` text + image tokens) and the weights are held whole; otherwise as low-rank branches
+/// beside the weights. Prints what it did.
+fn apply_loras(
+    model: &mut FluxModel,
+    loras: &[(Arc<LoraFile>, f32)],
+    tokens: usize,
+) -> flux_core::Result<()> {
+    if loras.is_empty() {
+        return Ok(());
+    }
+    let t = &mut model.transformer;
+    let adapters = Adapters::new(loras, |layer| t.layer_shape(layer))?;
+    let copies = t.merge_cost(&adapters);
+    let need = copies.saturating_add(t.activation_bytes(tokens));
+    let fits = need <= flux_core::memory::available_on(t.device());
+    let layers = adapters.layer_count();
+    let start = Instant::now();
+    let merged = t.set_adapters(Some(Arc::new(adapters)), fits)?;
+    for (file, strength) in loras {
+        let choice = LoraChoice {
+            path: file.path().to_path_buf(),
+            strength: *strength,
+        };
+        eprintln!(
+            "LoRA {} ({} modules, {})",
+            choice.describe(),
+            file.module_count(),
+            file.path().display()
+        );
+    }
+    let how = match (merged, fits) {
+        (true, _) => "merged into the weights".to_string(),
+        (false, true) => {
+            "run as low-rank branches (quantized or packed weights are not merged into)".into()
+        }
+        (false, false) => format!(
+            "run as low-rank branches (no room for a merged copy of {:.1} MB)",
+            copies as f64 / 1e6
+        ),
+    };
+    eprintln!(
+        "LoRAs on {layers} layers: {how}, in {:.2?}",
+        start.elapsed()
+    );
+    Ok(())
+}
+
+/// Text + image tokens of a job at `sizes` (the target, then any references) with `t5_len`
+/// text tokens.
+fn job_tokens(sizes: &[(usize, usize)], t5_len: usize) -> usize {
+    t5_len
+        + sizes
+            .iter()
+            .map(|(w, h)| (w / 16) * (h / 16))
+            .sum::<usize>()
+}
+
 fn progress(s: &pipeline::sampler::StepInfo) -> ControlFlow<()> {
     eprintln!("step {}/{}", s.step, s.total);
     ControlFlow::Continue(())
@@ -381,14 +489,18 @@ fn run(cli: Cli) -> flux_core::Result<()> {
             width,
             height,
         } => {
+            let loras = read_loras(&job.loras)?;
             let mut model = load(&model)?;
             let req = TextToImage {
                 width,
                 height,
                 steps: job.steps,
                 guidance: job.guidance,
+                loras: job.loras.clone(),
                 ..TextToImage::new(job.prompt.clone(), job.seed)
             };
+            let t5_len = req.resolve(model.info.variant)?.t5_len;
+            apply_loras(&mut model, &loras, job_tokens(&[(width, height)], t5_len))?;
             let result = pipeline::generate(&mut model, &req, &mut progress)?;
             save(&job, &result)?;
         }
@@ -398,6 +510,7 @@ fn run(cli: Cli) -> flux_core::Result<()> {
             image,
             no_snap,
         } => {
+            let loras = read_loras(&job.loras)?;
             let images = image
                 .iter()
                 .map(|p| {
@@ -409,12 +522,21 @@ fn run(cli: Cli) -> flux_core::Result<()> {
                 .collect::<flux_core::Result<Vec<_>>>()?;
             let mut model = load(&model)?;
             let mut req = KontextEdit::new(job.prompt.clone(), images[0].clone(), job.seed);
-            req.references = images.into_iter().map(Into::into).collect();
             req.steps = job.steps;
             req.guidance = job.guidance;
+            req.loras = job.loras.clone();
             if no_snap {
                 req.resolutions.clear();
             }
+            // The target takes the first reference's size.
+            let mut sizes: Vec<_> = images
+                .iter()
+                .map(|i| edit::snapped_size(i.width, i.height, &req.resolutions))
+                .collect();
+            sizes.push(sizes[0]);
+            let t5_len = model.info.variant.defaults().t5_len;
+            apply_loras(&mut model, &loras, job_tokens(&sizes, t5_len))?;
+            req.references = images.into_iter().map(Into::into).collect();
             let result = edit::edit(&mut model, &req, &mut progress)?;
             save(&job, &result)?;
         }

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.IO;
 using UnityEditor;
 using UnityEngine;
 
@@ -6,11 +8,21 @@ namespace Flux.Editor
 {
     /// <summary>
     /// Window/Flux Engine: generate an image from a prompt, or edit the selected texture (Kontext),
-    /// with a live preview; results are saved as PNG assets under Assets/FluxEngine/.
+    /// optionally with LoRAs, with a live preview; results are saved as PNG assets under
+    /// Assets/FluxEngine/.
     /// </summary>
     public sealed class FluxEngineWindow : EditorWindow
     {
         const string ModelFolderPref = "FluxEngine.ModelFolder";
+        const int MaxLoras = 16;
+
+        /// <summary>A row of the LoRA list: a .safetensors file and its strength.</summary>
+        [Serializable]
+        sealed class LoraEntry
+        {
+            public string path = "";
+            public float strength = 1f;
+        }
 
         [SerializeField] string prompt = "a red lighthouse at dusk";
         [SerializeField] int width = 1024;
@@ -18,6 +30,7 @@ namespace Flux.Editor
         [SerializeField] int steps;
         [SerializeField] float guidance = -1;
         [SerializeField] long seed;
+        [SerializeField] List<LoraEntry> loras = new List<LoraEntry>();
 
         string modelFolder;
         string error;
@@ -84,6 +97,7 @@ namespace Flux.Editor
             steps = EditorGUILayout.IntSlider(new GUIContent("Steps", "0: the model's default"), steps, 0, 50);
             guidance = EditorGUILayout.Slider(new GUIContent("Guidance", "-1: the model's default"), guidance, -1, 10);
             seed = Math.Max(0, EditorGUILayout.LongField("Seed", seed));
+            LoraFields();
 
             var selected = Selection.activeObject as Texture2D;
             using (new EditorGUI.DisabledScope(session.IsBusy || pendingEdit != null || string.IsNullOrEmpty(modelFolder)))
@@ -141,6 +155,58 @@ namespace Flux.Editor
             }
         }
 
+        /// <summary>The LoRA list: a row per file (path, Browse, strength, remove) and an Add button.</summary>
+        void LoraFields()
+        {
+            EditorGUILayout.LabelField(new GUIContent("LoRAs", "kohya, diffusers/PEFT or XLabs FLUX .safetensors files, applied together at their strengths (1: the file's own scale). Rows with no path are skipped."));
+            int remove = -1;
+            for (int i = 0; i < loras.Count; i++)
+            {
+                LoraEntry lora = loras[i];
+                using (new EditorGUILayout.HorizontalScope())
+                {
+                    lora.path = EditorGUILayout.TextField(lora.path);
+                    if (GUILayout.Button("Browse", GUILayout.Width(60)))
+                    {
+                        string picked = EditorUtility.OpenFilePanel("LoRA file", FolderOf(lora.path), "safetensors");
+                        if (!string.IsNullOrEmpty(picked))
+                        {
+                            lora.path = picked;
+                            GUI.FocusControl(null);
+                        }
+                    }
+                    lora.strength = EditorGUILayout.FloatField(new GUIContent("", "Strength: any finite number (1: the file's own scale)"), lora.strength, GUILayout.Width(48));
+                    if (GUILayout.Button(new GUIContent("-", "Remove this LoRA"), GUILayout.Width(22)))
+                    {
+                        remove = i;
+                    }
+                }
+            }
+            if (remove >= 0)
+            {
+                loras.RemoveAt(remove);
+            }
+            using (new EditorGUI.DisabledScope(loras.Count >= MaxLoras))
+            {
+                if (GUILayout.Button(new GUIContent("Add LoRA", "Up to " + MaxLoras + " per job")))
+                {
+                    loras.Add(new LoraEntry());
+                }
+            }
+        }
+
+        static string FolderOf(string path)
+        {
+            try
+            {
+                return string.IsNullOrEmpty(path) ? "" : Path.GetDirectoryName(path) ?? "";
+            }
+            catch (ArgumentException)
+            {
+                return "";
+            }
+        }
+
         /// <summary>Starts the job the fields describe: text-to-image, or a Kontext edit of <paramref name="reference"/>.</summary>
         void Submit(Texture2D reference)
         {
@@ -162,6 +228,12 @@ namespace Flux.Editor
                 request.Seed = (ulong)seed;
                 if (steps > 0) request.Steps = steps;
                 if (guidance >= 0) request.Guidance = guidance;
+                // A missing file or a non-finite strength throws here (shown in the window); a
+                // file that does not fit the model fails the job, naming the key.
+                foreach (LoraEntry lora in loras)
+                {
+                    if (!string.IsNullOrEmpty(lora.path)) request.AddLora(lora.path, lora.strength);
+                }
                 if (reference == null)
                 {
                     request.Size = (width, height);

@@ -491,6 +491,21 @@ class Request {
     detail::check(flux_request_clear_images(handle_));
     return *this;
   }
+  /// Adds a LoRA: a kohya, diffusers/PEFT or XLabs FLUX `.safetensors` file (UTF-8 path) at
+  /// `strength`, any finite number (1: the file's own scale). Up to 16, applied together. A
+  /// missing file, a non-finite strength or a 17th LoRA throws FLUX_RESULT_INVALID_ARGUMENT. The
+  /// engine reads the file when a job first uses it (and keeps it for later jobs): a file that
+  /// does not fit the model fails that job, and Job::error() names the key. Changing LoRAs
+  /// between jobs does not reload the model.
+  Request &add_lora(const std::string &path, float strength = 1.0f) {
+    detail::check(flux_request_add_lora(handle_, detail::c_str(path, "LoRA path"), strength));
+    return *this;
+  }
+  /// Removes the LoRAs: the request's jobs run the model as loaded.
+  Request &clear_loras() {
+    detail::check(flux_request_clear_loras(handle_));
+    return *this;
+  }
 
   FluxRequest *handle() const noexcept { return handle_; }
 

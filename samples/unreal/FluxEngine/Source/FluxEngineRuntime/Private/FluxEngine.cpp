@@ -1,5 +1,5 @@
 // FFluxEngine over flux_engine.h (ABI 2): jobs are described by a FluxRequest (one setter per
-// setting, each checked at once), pixels cross as FluxImages over Unreal's own memory (FColor
+// setting, each checked at once; LoRAs are added one call each), pixels cross as FluxImages over Unreal's own memory (FColor
 // arrays as BGRA8, so neither direction converts). FluxResult codes become FFluxStatus, the
 // thread-local error sentence read right after the failing call, on the same thread, and before
 // any other library call (the scoped request and image are destroyed after it was read). Events
@@ -114,6 +114,26 @@ namespace
 		if (Status.IsOk() && Guidance >= 0.0f)
 		{
 			Status = StatusOf(flux_request_set_guidance(Request, Guidance));
+		}
+		return Status;
+	}
+
+	/** Adds Loras to Request in order. The library checks each one now (the path, UTF-8 and
+	 * NUL-terminated, must name an existing file; the strength must be finite; at most 16) and
+	 * reads the files when the job runs. Stops at the first refusal, whose message names it. */
+	FFluxStatus AddLoras(FluxRequest* Request, const TArray<FFluxLora>& Loras)
+	{
+		FFluxStatus Status;
+		for (const FFluxLora& Lora : Loras)
+		{
+			// The UTF-8 copy lives until the end of this iteration: the library reads the string
+			// during the call only (and keeps its own copy of the path).
+			const FTCHARToUTF8 PathUtf8(*Lora.Path);
+			Status = StatusOf(flux_request_add_lora(Request, reinterpret_cast<const char*>(PathUtf8.Get()), Lora.Strength));
+			if (!Status.IsOk())
+			{
+				break;
+			}
 		}
 		return Status;
 	}
@@ -239,6 +259,10 @@ FFluxStatus FFluxEngine::SubmitTextToImage(const FFluxTextToImageParams& Params,
 	}
 	if (Status.IsOk())
 	{
+		Status = AddLoras(Request.Get(), Params.Loras);
+	}
+	if (Status.IsOk())
+	{
 		Status = Submit(Request.Get(), OutJob);
 	}
 	return Status;
@@ -301,6 +325,10 @@ FFluxStatus FFluxEngine::SubmitEditPixels(const FFluxEditParams& Params, int32 F
 	if (Status.IsOk())
 	{
 		Status = SetSampling(Request.Get(), Params.Seed, Params.Steps, Params.Guidance);
+	}
+	if (Status.IsOk())
+	{
+		Status = AddLoras(Request.Get(), Params.Loras);
 	}
 	if (Status.IsOk())
 	{

@@ -41,11 +41,14 @@ public:
 	FFluxStatus LoadModel(const FString& Folder, FFluxJobId& OutJob);
 
 	/** Queues a text-to-image job (the prompt is copied now). Zero steps and negative guidance
-	 * take the model's defaults. */
+	 * take the model's defaults. Params.Loras are checked here (a missing file, a non-finite
+	 * strength or more than 16 fail with FLUX_RESULT_INVALID_ARGUMENT and nothing is queued); the
+	 * library reads each file when the job runs, and one that does not fit the model fails the
+	 * job (its Failed event's Message names the key). */
 	FFluxStatus SubmitTextToImage(const FFluxTextToImageParams& Params, FFluxJobId& OutJob);
 
 	/** Queues a Kontext edit of Width x Height reference pixels (copied now; the library reads
-	 * FColors as they lie in memory, BGRA8). */
+	 * FColors as they lie in memory, BGRA8). Params.Loras as in SubmitTextToImage. */
 	FFluxStatus SubmitEdit(const FFluxEditParams& Params, TConstArrayView<FColor> Pixels, int32 Width, int32 Height, FFluxJobId& OutJob);
 
 	/** Queues a Kontext edit of tightly packed RGBA8 reference pixels (alpha is ignored; copied now). */

@@ -36,6 +36,19 @@ struct FFluxEngineOptions
 	bool operator!=(const FFluxEngineOptions& Other) const { return !(*this == Other); }
 };
 
+/** A LoRA a job applies: a kohya, diffusers/PEFT or XLabs FLUX .safetensors file at a strength. */
+struct FFluxLora
+{
+	/** The file. Use a full path: a relative one is resolved against the process's working
+	 * directory, which Unreal does not fix. It must exist when the job is submitted. */
+	FString Path;
+	/** Any finite number (1: the file's own scale; 0.5: half of it; negative subtracts it). */
+	float Strength = 1.0f;
+
+	FFluxLora() = default;
+	FFluxLora(const FString& InPath, float InStrength = 1.0f) : Path(InPath), Strength(InStrength) {}
+};
+
 /** A text-to-image request. Zero / negative values take the model's defaults. */
 struct FFluxTextToImageParams
 {
@@ -48,6 +61,9 @@ struct FFluxTextToImageParams
 	int32 Steps = 0;
 	/** Distilled guidance; negative: dev 3.5. */
 	float Guidance = -1.0f;
+	/** LoRAs applied together, at most 16 (none: the model as loaded). Changing them between jobs
+	 * does not reload the model. */
+	TArray<FFluxLora> Loras;
 };
 
 /** A Kontext edit of one reference image. Zero / negative values take the defaults. */
@@ -64,6 +80,8 @@ struct FFluxEditParams
 	float Guidance = -1.0f;
 	/** Resize the reference to the closest of the resolutions Kontext was trained at. */
 	bool bSnap = true;
+	/** LoRAs applied together, at most 16 (none: the model as loaded). */
+	TArray<FFluxLora> Loras;
 };
 
 /** The outcome of a call: OK, or the library's FluxResult code with its sentence. */
