@@ -9,7 +9,6 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use flux_core::model::transformer::Config;
 use flux_core::model::{self, LoadOptions, ModelFiles};
 use flux_core::pipeline::sampler::ReferenceTokens;
 use flux_core::pipeline::{self, edit, noise, packing};
@@ -17,23 +16,6 @@ use flux_core::text::PromptEmbedding;
 
 mod support;
 use support::peak_rss_mib;
-
-fn bench_config() -> Config {
-    Config {
-        in_channels: 64,
-        vec_in_dim: 768,
-        context_in_dim: 4096,
-        hidden_size: 768,
-        mlp_ratio: 4.0,
-        num_heads: 12,
-        depth: 4,
-        depth_single_blocks: 8,
-        axes_dim: vec![8, 28, 28],
-        theta: 10_000,
-        qkv_bias: true,
-        guidance_embed: true,
-    }
-}
 
 /// Per-step wall times of one sampling run, the first (warm-up) step dropped, sorted.
 struct StepTimes {
@@ -79,7 +61,7 @@ fn main() -> flux_core::Result<()> {
     if let Some(i) = args.iter().position(|a| a == "--write-weights") {
         return flux_core::tiny::write_random_transformer(
             args[i + 1].as_ref(),
-            &bench_config(),
+            &support::small_config(),
             1,
             DType::F32,
         );
@@ -89,7 +71,7 @@ fn main() -> flux_core::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(6);
-    let config = bench_config();
+    let config = support::small_config();
     let dir = std::env::temp_dir().join(format!("flux-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| flux_core::Error::Image(e.to_string()))?;
     let path = dir.join("flux1-dev.safetensors");

@@ -23,24 +23,6 @@ use flux_core::pipeline::{noise, packing};
 mod support;
 use support::{median, peak_rss_mib, BoxError};
 
-/// The denoise benchmark's config.
-fn bench_config() -> Config {
-    Config {
-        in_channels: 64,
-        vec_in_dim: 768,
-        context_in_dim: 4096,
-        hidden_size: 768,
-        mlp_ratio: 4.0,
-        num_heads: 12,
-        depth: 4,
-        depth_single_blocks: 8,
-        axes_dim: vec![8, 28, 28],
-        theta: 10_000,
-        qkv_bias: true,
-        guidance_embed: true,
-    }
-}
-
 const RANK: usize = 16;
 const SWITCHES: usize = 9;
 
@@ -146,7 +128,7 @@ fn main() -> Result<(), BoxError> {
         .find_map(|a| a.parse().ok())
         .unwrap_or(7)
         .max(1);
-    let config = bench_config();
+    let config = support::small_config();
     let dir: PathBuf = std::env::temp_dir().join(format!("flux-lora-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = run(&config, &dir, rounds);

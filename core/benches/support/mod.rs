@@ -88,6 +88,25 @@ pub fn args() -> Vec<String> {
         .collect()
 }
 
+/// The small config the denoise and LoRA benchmarks run: hidden 768 (12 heads), 4 double and 8
+/// single blocks, FLUX.1's text and latent widths.
+pub fn small_config() -> flux_core::model::transformer::Config {
+    flux_core::model::transformer::Config {
+        in_channels: 64,
+        vec_in_dim: 768,
+        context_in_dim: 4096,
+        hidden_size: 768,
+        mlp_ratio: 4.0,
+        num_heads: 12,
+        depth: 4,
+        depth_single_blocks: 8,
+        axes_dim: vec![8, 28, 28],
+        theta: 10_000,
+        qkv_bias: true,
+        guidance_embed: true,
+    }
+}
+
 /// Every tensor of a transformer of `c` with random values (N(0, 0.02); norm scales near 1).
 pub fn random_transformer(
     c: &flux_core::model::transformer::Config,

@@ -179,8 +179,8 @@ pub struct Dense {
 
 /// A LoRA on a [`Dense`] layer.
 enum Adapter {
-    /// A low-rank branch added to the outputs: `x·downᵀ·upᵀ`, down (R, in) and up (out, R) in
-    /// the activations' dtype.
+    /// A low-rank branch added to the outputs, `x·downᵀ·upᵀ`: downᵀ (in, R) and upᵀ (R, out),
+    /// contiguous, in the activations' dtype.
     Branch(Tensor, Tensor),
     /// The weight before the LoRA was merged into it, put back exactly when the LoRA goes.
     Merged(Weight),
@@ -273,7 +273,7 @@ impl Dense {
                 Adapter::Merged(std::mem::replace(&mut self.weight, w))
             }
             None => {
-                let on = |t: &Tensor| t.to_dtype(dtype)?.to_device(device);
+                let on = |t: &Tensor| t.t()?.contiguous()?.to_dtype(dtype)?.to_device(device);
                 Adapter::Branch(on(&lora.down)?, on(&lora.up)?)
             }
         });
@@ -312,10 +312,21 @@ impl Dense {
         let Some(Adapter::Branch(down, up)) = &self.adapter else {
             return Ok(y);
         };
-        let values = parts.iter().map(Input::value).collect::<Result<Vec<_>>>()?;
-        let x = Tensor::cat(&values, D::Minus1)?;
-        let up = up.narrow(0, cols.start, cols.len())?;
-        let branch = x.broadcast_matmul(&down.t()?)?.broadcast_matmul(&up.t()?)?;
+        // x·downᵀ summed over the parts (their concatenation is never built), then ·upᵀ.
+        let mut low: Option<Tensor> = None;
+        let mut at = 0;
+        for part in parts {
+            let value = part.value()?;
+            let width = value.dim(D::Minus1)?;
+            let projected = value.broadcast_matmul(&down.narrow(0, at, width)?)?;
+            low = Some(match low {
+                None => projected,
+                Some(sum) => (sum + projected)?,
+            });
+            at += width;
+        }
+        let Some(low) = low else { return Ok(y) };
+        let branch = low.broadcast_matmul(&up.narrow(1, cols.start, cols.len())?)?;
         Ok((y + branch)?)
     }
 
