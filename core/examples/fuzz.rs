@@ -4,7 +4,10 @@
 //! tools this build cannot fetch offline, so distinct outcomes (error messages with their numbers
 //! masked) stand in for coverage.
 //!
-//! `cargo run --release -p flux-core --example fuzz -- TARGET SECONDS [SEED]`
+//! `cargo run --release -p flux-core --example fuzz -- TARGET CPU_SECONDS [SEED]`
+//!
+//! The run lasts CPU_SECONDS of this process's CPU time, so that a fuzzer run at a low priority
+//! beside other work still gets its stated time.
 //!
 //! A panic is saved to `tests/fuzz/corpus/TARGET/crash-HASH` and reported; at the end the inputs
 //! that reached new outcomes are saved beside it (at most 24, the smallest first) for the replay
@@ -16,7 +19,7 @@ mod fuzz;
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Values for integer fields at the edges: sizes, counts and offsets.
 const EDGES: [u64; 10] = [
@@ -34,7 +37,7 @@ const EDGES: [u64; 10] = [
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let seconds = args.get(1).and_then(|s| s.parse().ok());
+    let seconds: Option<f64> = args.get(1).and_then(|s| s.parse().ok());
     let (Some(name), Some(seconds)) = (args.first(), seconds) else {
         eprintln!("usage: fuzz TARGET SECONDS [SEED]; targets: {}", names());
         std::process::exit(2);
@@ -58,9 +61,9 @@ fn main() {
         .map(|s| outcome((target.run)(&scratch, s)))
         .collect();
     let mut found: HashMap<String, Vec<u8>> = HashMap::new();
-    let (start, limit) = (Instant::now(), Duration::from_secs(seconds));
+    let (start, limit) = (Instant::now(), seconds);
     let (mut execs, mut panics) = (0u64, 0u64);
-    while start.elapsed() < limit {
+    while cpu_seconds() < limit {
         let mut input = pool[rng.usize(..pool.len())].clone();
         for _ in 0..rng.usize(1..=4) {
             mutate(&mut rng, &mut input);
@@ -98,15 +101,27 @@ fn main() {
     for input in &kept {
         std::fs::write(corpus.join(format!("{:016x}", hash(input))), input).unwrap();
     }
-    let secs = start.elapsed().as_secs_f64();
+    let (wall, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     println!(
-        "{name}: {execs} executions in {secs:.0} s ({:.0}/s), {} distinct outcomes, {} inputs \
-         kept, {panics} panics",
-        execs as f64 / secs,
+        "{name}: {execs} executions in {cpu:.0} CPU s ({wall:.0} s wall, {:.0}/CPU s), {} distinct \
+         outcomes, {} inputs kept, {panics} panics",
+        execs as f64 / cpu,
         seen.len(),
         kept.len()
     );
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// CPU time this process has used, user and system, in seconds.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `usage` is valid for writes of one `rusage`, which getrusage fills on success.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn names() -> String {
