@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use flux_core::model::{self, LoadOptions, ModelFiles};
-use flux_core::pipeline::sampler::ReferenceTokens;
+use flux_core::pipeline::sampler::{Guides, ReferenceTokens};
 use flux_core::pipeline::{self, edit, noise, packing};
 use flux_core::text::PromptEmbedding;
 
@@ -109,8 +109,10 @@ fn main() -> flux_core::Result<()> {
     let (h, w) = packing::latent_size(height, width);
     let latent = noise::latent_noise(4, 16, h, w, &cpu)?;
     // One extra step first in each run: a warm-up whose time is not counted.
-    let t2i =
-        time_steps(|hook| pipeline::sample(&transformer, &cond, &latent, steps + 1, true, hook))?;
+    let plain = Guides::default();
+    let t2i = time_steps(|hook| {
+        pipeline::sample(&transformer, &cond, &plain, &latent, steps + 1, true, hook)
+    })?;
     // Kontext at the same target size: one same-size reference doubles the image tokens.
     let reference = ReferenceTokens {
         tokens: packing::pack(&noise::latent_noise(5, 16, h, w, &cpu)?)?,

@@ -48,7 +48,10 @@ fn kontext_forward_step_matches_reference() {
         fx["img"].clone(),
         &fx["img_ids"],
         &cond,
-        Some(&refs),
+        &sampler::Guides {
+            reference: Some(&refs),
+            ..Default::default()
+        },
         &[0.7, 0.2],
         &mut continue_hook(),
     )

@@ -65,6 +65,7 @@ fn run(variant: Variant, fixture: &str) {
     let latent = pipeline::sample(
         &transformer,
         &cond,
+        &Default::default(),
         &fx["noise"],
         4,
         defaults.shift,
@@ -114,7 +115,17 @@ fn hook_can_cancel_between_steps() {
             ControlFlow::Continue(())
         }
     };
-    let err = pipeline::sample(&transformer, &cond, &fx["noise"], 4, true, &mut hook).unwrap_err();
+    let plain = Default::default();
+    let err = pipeline::sample(
+        &transformer,
+        &cond,
+        &plain,
+        &fx["noise"],
+        4,
+        true,
+        &mut hook,
+    )
+    .unwrap_err();
     assert!(matches!(err, flux_core::Error::Cancelled));
     assert_eq!(seen, 2, "no step ran after the cancel");
 }

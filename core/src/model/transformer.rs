@@ -14,8 +14,11 @@ use crate::lora::Adapters;
 /// Hyper-parameters of a FLUX transformer (BFL `FluxParams`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Packed latent features per token (64).
+    /// Input features per token: the packed latent (64), and for the FLUX.1 tools their
+    /// conditioning beside it (Fill 384, Canny/Depth 128).
     pub in_channels: usize,
+    /// Packed latent features per token the model predicts (64).
+    pub out_channels: usize,
     /// CLIP pooled width (768).
     pub vec_in_dim: usize,
     /// T5 width (4096).
@@ -39,6 +42,7 @@ impl Config {
     pub fn flux1_dev() -> Self {
         Self {
             in_channels: 64,
+            out_channels: 64,
             vec_in_dim: 768,
             context_in_dim: 4096,
             hidden_size: 3072,
@@ -61,6 +65,45 @@ impl Config {
     /// Width of the MLPs.
     pub fn mlp_hidden(&self) -> usize {
         (self.hidden_size as f64 * self.mlp_ratio) as usize
+    }
+
+    /// Which FLUX.1 tool the input width makes this model, if any.
+    pub fn tool(&self) -> Option<Tool> {
+        match self.in_channels / self.out_channels.max(1) {
+            6 => Some(Tool::Fill),
+            2 => Some(Tool::Control),
+            _ => None,
+        }
+    }
+}
+
+/// The FLUX.1 tools whose conditioning enters beside the noisy latent, feature-wise (BFL
+/// `prepare_fill`, `prepare_control`): no extra tokens, no extra ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Inpainting / outpainting (`flux1-fill-dev`): the masked image's latent (64 features) and
+    /// the mask, 8×8 pixels per latent cell (256 features).
+    Fill,
+    /// Structural conditioning (`flux1-canny-dev`, `flux1-depth-dev`): a control image's latent
+    /// (64 features).
+    Control,
+}
+
+impl Tool {
+    /// Lower-case name (`fill`, `control`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Fill => "fill",
+            Tool::Control => "control",
+        }
+    }
+
+    /// Conditioning features per token for a model predicting `out_channels`.
+    pub fn features(self, out_channels: usize) -> usize {
+        match self {
+            Tool::Fill => 5 * out_channels,
+            Tool::Control => out_channels,
+        }
     }
 }
 
@@ -108,10 +151,13 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
             "hidden size {hidden} is not a multiple of the head width {head_dim}"
         )));
     }
-    let out = w.dim0("final_layer.linear.weight")?;
-    if out != in_channels {
+    let out_channels = w.dim0("final_layer.linear.weight")?;
+    if ![1, 2, 6].contains(&(in_channels / out_channels.max(1)))
+        || in_channels % out_channels.max(1) != 0
+    {
         return Err(Error::UnknownLayout(format!(
-            "the final layer has {out} outputs for {in_channels} inputs: FLUX Fill/Canny/Depth models are not supported"
+            "the transformer takes {in_channels} input features for {out_channels} outputs: \
+             neither a plain FLUX.1 model (as many inputs as outputs), Fill (6×) nor Canny/Depth (2×)"
         )));
     }
     let axes_dim = axes.unwrap_or_else(|| default_axes(head_dim));
@@ -122,6 +168,7 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
     }
     Ok(Config {
         in_channels,
+        out_channels,
         vec_in_dim: w.shape("vector_in.in_layer.weight")?[1],
         context_in_dim: w.shape("txt_in.weight")?[1],
         hidden_size: hidden,
@@ -396,7 +443,7 @@ impl FluxTransformer {
                 slots: Vec::new(),
                 residency: BlockResidency::Resident,
             }),
-            final_linear: l.linear("final_layer.linear", h, c.in_channels, true)?,
+            final_linear: l.linear("final_layer.linear", h, c.out_channels, true)?,
             final_modulation: l.linear("final_layer.adaLN_modulation.1", h, 2 * h, true)?,
             variant: if c.guidance_embed {
                 Variant::Dev
@@ -412,8 +459,9 @@ impl FluxTransformer {
         };
         model.set_residency(residency)?;
         log::info!(
-            "FLUX transformer: {} (hidden {}, {} double + {} single blocks, kontext {kontext}, {dtype:?}, blocks {residency:?})",
+            "FLUX transformer: {}{} (hidden {}, {} double + {} single blocks, kontext {kontext}, {dtype:?}, blocks {residency:?})",
             model.variant.name(),
+            model.tool().map_or(String::new(), |t| format!(" {}", t.name())),
             h,
             model.config.depth,
             model.config.depth_single_blocks
@@ -603,6 +651,11 @@ impl FluxTransformer {
         self.variant
     }
 
+    /// The FLUX.1 tool this model is (Fill, Canny/Depth), read from its input width.
+    pub fn tool(&self) -> Option<Tool> {
+        self.config.tool()
+    }
+
     /// Whether the model is Kontext-trained.
     pub fn is_kontext(&self) -> bool {
         self.kontext
@@ -769,7 +822,7 @@ pub fn tensor_shapes(c: &Config) -> Vec<(String, Vec<usize>)> {
         linear(format!("{p}.linear2"), h + m, h);
         linear(format!("{p}.modulation.lin"), h, 3 * h);
     }
-    linear("final_layer.linear".into(), h, c.in_channels);
+    linear("final_layer.linear".into(), h, c.out_channels);
     linear("final_layer.adaLN_modulation.1".into(), h, 2 * h);
     for i in 0..c.depth {
         for s in ["img", "txt"] {

@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::sampler::{self, ReferenceTokens, StepHook};
+use super::sampler::{self, Guides, ReferenceTokens, StepHook};
 use super::{conditioning, noise, packing, schedule, Parts, Resolved, TextToImage};
 use crate::error::{Error, Result};
 use crate::image::{ImageInput, RgbImage};
@@ -101,7 +101,10 @@ pub fn sample_with_references(
         packing::pack(noise)?,
         &ids,
         cond,
-        Some(refs),
+        &Guides {
+            reference: Some(refs),
+            ..Guides::default()
+        },
         &ts,
         hook,
     )?;
@@ -282,7 +285,7 @@ pub fn img2img_from_embedding(
         packing::pack(&x0)?,
         &ids,
         &cond,
-        None,
+        &Guides::default(),
         &ts[start..],
         hook,
     )?;

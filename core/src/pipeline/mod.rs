@@ -5,6 +5,7 @@ pub mod noise;
 pub mod packing;
 pub mod sampler;
 pub mod schedule;
+pub mod tools;
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::{FluxModel, Variant};
 use crate::text::PromptEmbedding;
-use sampler::{Conditioning, StepHook};
+use sampler::{Conditioning, Guides, StepHook};
 
 /// Largest accepted image side in pixels.
 pub const MAX_SIDE: usize = 4096;
@@ -211,10 +212,12 @@ pub fn conditioning(
     })
 }
 
-/// Denoises `noise` (1, 16, h, w) into a final latent of the same shape; the token grid is (h/2, w/2).
+/// Denoises `noise` (1, 16, h, w) into a final latent of the same shape, with what `guides` adds
+/// to each step; the token grid is (h/2, w/2).
 pub fn sample(
     model: &FluxTransformer,
     cond: &Conditioning,
+    guides: &Guides,
     noise: &Tensor,
     steps: usize,
     shift: bool,
@@ -225,7 +228,7 @@ pub fn sample(
     let img = packing::pack(noise)?;
     let ids = packing::image_ids(1, rows, cols, 0.0, noise.device())?.to_dtype(model.dtype())?;
     let ts = schedule::timesteps(steps, rows * cols, shift);
-    let x = sampler::denoise(model, img, &ids, cond, None, &ts, hook)?;
+    let x = sampler::denoise(model, img, &ids, cond, guides, &ts, hook)?;
     packing::unpack(&x, rows, cols)
 }
 
@@ -239,7 +242,15 @@ pub fn generate_from_embedding(
     let (h, w) = packing::latent_size(r.height, r.width);
     let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, emb.txt.device())?;
     let cond = conditioning(transformer, emb, r.guidance)?;
-    sample(transformer, &cond, &noise, r.steps, r.shift, hook)
+    sample(
+        transformer,
+        &cond,
+        &Guides::default(),
+        &noise,
+        r.steps,
+        r.shift,
+        hook,
+    )
 }
 
 /// Something that turns a prompt into its conditioning: the text encoders, or the runtime's

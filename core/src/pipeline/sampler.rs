@@ -28,6 +28,19 @@ pub struct ReferenceTokens {
     pub ids: Tensor,
 }
 
+/// What a denoise adds to the plain text-to-image step; `Guides::default()` adds nothing.
+#[derive(Default)]
+pub struct Guides<'a> {
+    /// Kontext reference tokens appended after the target tokens.
+    pub reference: Option<&'a ReferenceTokens>,
+    /// Fill or Canny/Depth conditioning (B, N, F) concatenated after the noisy latent's
+    /// features at every step (BFL `img_cond`).
+    pub features: Option<&'a Tensor>,
+    /// True classifier-free guidance: a second pass on the negative prompt's conditioning per
+    /// step, combined as `neg + scale · (pos − neg)` (diffusers `true_cfg_scale`).
+    pub negative: Option<(&'a Conditioning, f32)>,
+}
+
 /// Progress of a running denoise, passed to the hook after each step.
 pub struct StepInfo<'a> {
     /// Steps completed so far (1-based).
@@ -56,13 +69,14 @@ fn grid_of(img_ids: &Tensor) -> Result<(usize, usize)> {
 /// A per-step callback; returning `Break` cancels the run.
 pub type StepHook<'h> = dyn FnMut(&StepInfo) -> ControlFlow<()> + 'h;
 
-/// Runs Euler steps `x += (t_next − t_cur) · v(x, t_cur)` over `timesteps` from the packed latent `img`.
+/// Runs Euler steps `x += (t_next − t_cur) · v(x, t_cur)` over `timesteps` from the packed latent
+/// `img`, with what `guides` adds to each step.
 pub fn denoise(
     model: &FluxTransformer,
     img: Tensor,
     img_ids: &Tensor,
     cond: &Conditioning,
-    reference: Option<&ReferenceTokens>,
+    guides: &Guides,
     timesteps: &[f32],
     hook: &mut StepHook,
 ) -> Result<Tensor> {
@@ -70,35 +84,46 @@ pub fn denoise(
     let n_target = img.dim(1)?;
     let dtype = model.dtype();
     let device = img.device().clone();
-    let guidance = Tensor::full(cond.guidance, batch, &device)?.to_dtype(dtype)?;
-    let ids = match reference {
+    let ids = match guides.reference {
         Some(r) => Tensor::cat(&[img_ids, &r.ids], 1)?,
         None => img_ids.clone(),
     };
+    let reference = guides
+        .reference
+        .map(|r| r.tokens.to_dtype(dtype))
+        .transpose()?;
+    let features = guides.features.map(|f| f.to_dtype(dtype)).transpose()?;
     let total = timesteps.len().saturating_sub(1);
     let grid = grid_of(img_ids)?;
     let mut x = img.to_dtype(dtype)?;
     for (i, pair) in timesteps.windows(2).enumerate() {
         let (t_cur, t_next) = (pair[0], pair[1]);
         let t_vec = Tensor::full(t_cur, batch, &device)?.to_dtype(dtype)?;
-        let input = match reference {
-            Some(r) => Tensor::cat(&[&x, &r.tokens.to_dtype(dtype)?], 1)?,
+        let mut input = match &features {
+            Some(f) => Tensor::cat(&[&x, f], 2)?,
             None => x.clone(),
         };
-        let pred = model.forward(
-            &input,
-            &ids,
-            &cond.txt,
-            &cond.txt_ids,
-            &t_vec,
-            &cond.vec,
-            Some(&guidance),
-        )?;
-        let pred = if reference.is_some() {
-            pred.narrow(1, 0, n_target)?
-        } else {
-            pred
+        if let Some(r) = &reference {
+            input = Tensor::cat(&[&input, r], 1)?;
+        }
+        let predict = |c: &Conditioning| -> Result<Tensor> {
+            let guidance = Tensor::full(c.guidance, batch, &device)?.to_dtype(dtype)?;
+            let pred = model.forward(
+                &input,
+                &ids,
+                &c.txt,
+                &c.txt_ids,
+                &t_vec,
+                &c.vec,
+                Some(&guidance),
+            )?;
+            Ok(pred.narrow(1, 0, n_target)?)
         };
+        let mut pred = predict(cond)?;
+        if let Some((negative, scale)) = guides.negative {
+            let neg = predict(negative)?;
+            pred = (&neg + ((pred - &neg)? * f64::from(scale))?)?;
+        }
         x = (x + (pred * f64::from(t_next - t_cur))?)?;
         super::ensure_finite(&x, || format!("the latent after step {} of {total}", i + 1))?;
         let info = StepInfo {
