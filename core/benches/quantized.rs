@@ -25,6 +25,7 @@ use support::{median, peak_rss_mib, BoxError};
 fn small_config() -> Config {
     Config {
         in_channels: 64,
+        out_channels: 64,
         vec_in_dim: 768,
         context_in_dim: 4096,
         hidden_size: 1536,

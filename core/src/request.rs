@@ -13,7 +13,8 @@ use crate::lora::LoraChoice;
 use crate::pipeline::edit::{
     img2img_start, ImageToImage, KontextEdit, KONTEXT_RESOLUTIONS, MAX_REFERENCES,
 };
-use crate::pipeline::{validate_size, TextToImage, MAX_STEPS};
+use crate::pipeline::tools::{Mask, ToolInput};
+use crate::pipeline::{validate_size, NegativePrompt, TextToImage, MAX_STEPS};
 use crate::runtime::JobRequest;
 
 /// Default output size of text-to-image (an edit takes its first reference's snapped size, an
@@ -37,6 +38,8 @@ pub struct Request {
     references: Vec<ImageInput>,
     snap: bool,
     init: Option<(ImageInput, f32)>,
+    tool: Option<ToolInput>,
+    negative: Option<NegativePrompt>,
     loras: Vec<LoraChoice>,
 }
 
@@ -53,6 +56,8 @@ impl Default for Request {
             references: Vec::new(),
             snap: true,
             init: None,
+            tool: None,
+            negative: None,
             loras: Vec::new(),
         }
     }
@@ -129,13 +134,37 @@ impl Request {
         self.priority
     }
 
+    /// A negative prompt and the true CFG scale, finite and ≥ 1 (default: none; a scale above 1
+    /// runs the transformer twice per step, 1 turns true CFG off).
+    pub fn set_negative_prompt(&mut self, prompt: impl Into<String>, scale: f32) -> Result<()> {
+        let negative = NegativePrompt {
+            prompt: prompt.into(),
+            scale,
+        };
+        negative.validate()?;
+        self.negative = Some(negative);
+        Ok(())
+    }
+
+    /// Fails when the request already has images of another kind than `adding`.
+    fn check_kind(&self, adding: &str) -> Result<()> {
+        let has = match () {
+            _ if !self.references.is_empty() => "reference images (an edit)",
+            _ if self.init.is_some() => "an init image (image-to-image)",
+            _ if matches!(self.tool, Some(ToolInput::Fill { .. })) => "a Fill image and mask",
+            _ if self.tool.is_some() => "a control image",
+            _ => return Ok(()),
+        };
+        Err(Error::invalid(format!(
+            "the request has {has}; it cannot also have {adding}"
+        )))
+    }
+
     /// Adds a Kontext reference image (up to 4; reference `i` gets position ids `(i + 1, row,
     /// col)`): the request becomes an edit.
     pub fn add_reference(&mut self, image: ImageInput) -> Result<()> {
-        if self.init.is_some() {
-            return Err(Error::invalid(
-                "the request has an init image (image-to-image); it cannot also have references",
-            ));
+        if self.references.is_empty() {
+            self.check_kind("references")?;
         }
         if self.references.len() == MAX_REFERENCES {
             return Err(Error::invalid(format!(
@@ -155,20 +184,49 @@ impl Request {
     /// Sets the init image of an image-to-image job and how much of the schedule runs, in
     /// (0, 1] (1: all of it, from pure noise).
     pub fn set_init_image(&mut self, image: ImageInput, strength: f32) -> Result<()> {
-        if !self.references.is_empty() {
-            return Err(Error::invalid(
-                "the request has reference images (an edit); it cannot also have an init image",
-            ));
+        if self.init.is_none() {
+            self.check_kind("an init image")?;
         }
         img2img_start(1, strength)?;
         self.init = Some((image, strength));
         Ok(())
     }
 
-    /// Removes the references and the init image (the request becomes text-to-image again).
+    /// Sets the image and mask of a FLUX.1 Fill job (inpainting; outpainting is the image on a
+    /// larger canvas with the new border masked): the mask has the image's size, 255 = repaint,
+    /// 0 = keep, values between blend. The output is the model's whole image; the kept pixels are
+    /// not pasted back.
+    pub fn set_fill(&mut self, image: ImageInput, mask: Mask) -> Result<()> {
+        if !matches!(self.tool, Some(ToolInput::Fill { .. })) {
+            self.check_kind("a Fill image and mask")?;
+        }
+        if image.size() != (mask.width, mask.height) {
+            let (w, h) = image.size();
+            return Err(Error::invalid(format!(
+                "the mask is {}x{} and the Fill image {w}x{h}: they must have the same size",
+                mask.width, mask.height
+            )));
+        }
+        self.tool = Some(ToolInput::Fill { image, mask });
+        Ok(())
+    }
+
+    /// Sets the control image of a FLUX.1 Canny or Depth job: the host's ready edge map or depth
+    /// map (grey in all three channels); the engine runs no detector.
+    pub fn set_control_image(&mut self, image: ImageInput) -> Result<()> {
+        if !matches!(self.tool, Some(ToolInput::Control(_))) {
+            self.check_kind("a control image")?;
+        }
+        self.tool = Some(ToolInput::Control(image));
+        Ok(())
+    }
+
+    /// Removes the references, the init image and the Fill or control input (the request
+    /// becomes text-to-image again).
     pub fn clear_images(&mut self) {
         self.references.clear();
         self.init = None;
+        self.tool = None;
     }
 
     /// Adds a LoRA file at `strength` (any finite number; 1 is the file's own scale, negative
@@ -209,10 +267,14 @@ impl Request {
             .prompt
             .clone()
             .ok_or_else(|| Error::invalid("the request has no prompt"))?;
+        let tool_image = self.tool.as_ref().map(|t| match t {
+            ToolInput::Fill { image, .. } | ToolInput::Control(image) => image,
+        });
         let inputs = self
             .references
             .iter()
-            .chain(self.init.as_ref().map(|i| &i.0));
+            .chain(self.init.as_ref().map(|i| &i.0))
+            .chain(tool_image);
         for input in inputs {
             if let ImageInput::Gpu { image, .. } = input {
                 if !image.device().same_device(device) {
@@ -231,6 +293,8 @@ impl Request {
             guidance: self.guidance,
             t5_len: self.t5_len,
             loras: self.loras.clone(),
+            negative: self.negative.clone(),
+            tool: self.tool.clone(),
         };
         if !self.references.is_empty() {
             return Ok(JobRequest::Edit(KontextEdit {
@@ -246,19 +310,28 @@ impl Request {
                 guidance: self.guidance,
                 t5_len: self.t5_len,
                 loras: self.loras.clone(),
+                negative: self.negative.clone(),
             }));
         }
+        // Image-to-image and the tools default to their image's size, rounded down to 16.
+        let size_of = |image: &ImageInput, what: &str| match self.size {
+            Some(size) => Ok(size),
+            None => {
+                let (w, h) = image.size();
+                let size = (w / 16 * 16, h / 16 * 16);
+                validate_size(size.0, size.1)
+                    .map_err(|e| Error::invalid(format!("the {what}'s size: {e}")))?;
+                Ok::<_, Error>(size)
+            }
+        };
+        if let Some(image) = tool_image {
+            return Ok(JobRequest::TextToImage(text(size_of(
+                image,
+                "Fill or control image",
+            )?)));
+        }
         if let Some((init, strength)) = &self.init {
-            let size = match self.size {
-                Some(size) => size,
-                None => {
-                    let (w, h) = init.size();
-                    let size = (w / 16 * 16, h / 16 * 16);
-                    validate_size(size.0, size.1)
-                        .map_err(|e| Error::invalid(format!("the init image's size: {e}")))?;
-                    size
-                }
-            };
+            let size = size_of(init, "init image")?;
             return Ok(JobRequest::ImageToImage(ImageToImage {
                 base: text(size),
                 init: init.clone(),

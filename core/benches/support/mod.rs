@@ -93,6 +93,7 @@ pub fn args() -> Vec<String> {
 pub fn small_config() -> flux_core::model::transformer::Config {
     flux_core::model::transformer::Config {
         in_channels: 64,
+        out_channels: 64,
         vec_in_dim: 768,
         context_in_dim: 4096,
         hidden_size: 768,

@@ -18,6 +18,8 @@ pub struct GenerationMeta {
     pub variant: String,
     /// The LoRAs applied, with their strengths.
     pub loras: Vec<crate::lora::LoraChoice>,
+    /// The negative prompt and true CFG scale, when true CFG ran.
+    pub negative: Option<crate::pipeline::NegativePrompt>,
 }
 
 impl GenerationMeta {
@@ -38,6 +40,10 @@ impl GenerationMeta {
         if !self.loras.is_empty() {
             let loras = self.loras.iter().map(|l| l.describe());
             entries.push(("loras", loras.collect::<Vec<_>>().join(", ")));
+        }
+        if let Some(n) = &self.negative {
+            entries.push(("negative_prompt", n.prompt.clone()));
+            entries.push(("true_cfg_scale", n.scale.to_string()));
         }
         entries
     }
@@ -167,6 +173,10 @@ mod tests {
                     strength: 1.0,
                 },
             ],
+            negative: Some(crate::pipeline::NegativePrompt {
+                prompt: "blurry".into(),
+                scale: 4.0,
+            }),
         };
         let bytes = encode_png(&img, Some(&meta)).unwrap();
         assert_eq!(decode(&bytes).unwrap(), img);

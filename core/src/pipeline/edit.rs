@@ -10,13 +10,14 @@
 use candle_core::Tensor;
 
 use super::sampler::{self, Guides, ReferenceTokens, StepHook};
-use super::{conditioning, noise, packing, schedule, Parts, Resolved, TextToImage};
+use super::{
+    noise, packing, schedule, tools, Embeddings, NegativePrompt, Parts, Resolved, TextToImage,
+};
 use crate::error::{Error, Result};
 use crate::image::{ImageInput, RgbImage};
 use crate::model::autoencoder::AutoEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::Variant;
-use crate::text::PromptEmbedding;
 
 /// The 17 resolutions (width, height) Kontext was trained at (BFL `PREFERED_KONTEXT_RESOLUTIONS`).
 pub const KONTEXT_RESOLUTIONS: [(usize, usize); 17] = [
@@ -92,23 +93,23 @@ pub fn sample_with_references(
     steps: usize,
     hook: &mut StepHook,
 ) -> Result<Tensor> {
-    let (_, _, h, w) = noise.dims4()?;
-    let (rows, cols) = (h / 2, w / 2);
-    let ids = packing::image_ids(1, rows, cols, 0.0, noise.device())?.to_dtype(model.dtype())?;
-    let ts = schedule::timesteps(steps, rows * cols, true);
-    let x = sampler::denoise(
-        model,
-        packing::pack(noise)?,
-        &ids,
-        cond,
-        &Guides {
-            reference: Some(refs),
-            ..Guides::default()
-        },
-        &ts,
-        hook,
-    )?;
-    packing::unpack(&x, rows, cols)
+    let guides = Guides {
+        reference: Some(refs),
+        ..Guides::default()
+    };
+    sample_guided(model, cond, noise, &guides, steps, hook)
+}
+
+/// Denoises `noise` (1, 16, h, w) on the shifted schedule with what `guides` adds.
+fn sample_guided(
+    model: &FluxTransformer,
+    cond: &sampler::Conditioning,
+    noise: &Tensor,
+    guides: &Guides,
+    steps: usize,
+    hook: &mut StepHook,
+) -> Result<Tensor> {
+    super::sample(model, cond, guides, noise, steps, true, hook)
 }
 
 /// A Kontext edit request. Caller buffers become [`RgbImage`]s through
@@ -132,6 +133,8 @@ pub struct KontextEdit {
     pub t5_len: Option<usize>,
     /// LoRAs an engine applies before running the job (as [`TextToImage::loras`]).
     pub loras: Vec<crate::lora::LoraChoice>,
+    /// True CFG with a negative prompt; off when `None`.
+    pub negative: Option<NegativePrompt>,
 }
 
 impl KontextEdit {
@@ -147,6 +150,7 @@ impl KontextEdit {
             guidance: None,
             t5_len: None,
             loras: Vec::new(),
+            negative: None,
         }
     }
 
@@ -189,16 +193,18 @@ impl KontextEdit {
             guidance: Some(self.guidance.unwrap_or(KONTEXT_GUIDANCE)),
             t5_len: self.t5_len,
             loras: self.loras.clone(),
+            negative: self.negative.clone(),
+            tool: None,
         };
         Ok((refs, req.resolve(variant)?))
     }
 }
 
-/// Runs a prepared Kontext edit from a prompt embedding; returns the final latent.
+/// Runs a prepared Kontext edit from the prompt embeddings; returns the final latent.
 pub fn edit_from_embedding(
     transformer: &FluxTransformer,
     ae: &AutoEncoder,
-    emb: &PromptEmbedding,
+    embs: &Embeddings,
     refs: &[RgbImage],
     r: &Resolved,
     hook: &mut StepHook,
@@ -206,12 +212,17 @@ pub fn edit_from_embedding(
     if !transformer.is_kontext() {
         log::warn!("editing with a dev model that is not marked Kontext-trained: a plain dev model was not trained to follow reference images (set LoadOptions::kontext if it is a Kontext model)");
     }
-    let device = emb.txt.device();
+    let device = embs.positive.txt.device();
     let tokens = reference_tokens(ae, refs, transformer.dtype(), device)?;
     let (h, w) = packing::latent_size(r.height, r.width);
     let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, device)?;
-    let cond = conditioning(transformer, emb, r.guidance)?;
-    sample_with_references(transformer, &cond, &noise, &tokens, r.steps, hook)
+    let (cond, negative) = embs.conditioning(transformer, r.guidance)?;
+    let guides = Guides {
+        reference: Some(&tokens),
+        negative: negative.as_ref().map(|(c, scale)| (c, *scale)),
+        ..Guides::default()
+    };
+    sample_guided(transformer, &cond, &noise, &guides, r.steps, hook)
 }
 
 /// Kontext edit with a loaded model (`&mut FluxModel` or [`Parts`]).
@@ -221,9 +232,11 @@ pub fn edit<'a>(
     hook: &mut StepHook,
 ) -> Result<super::Generated> {
     let model = model.into();
+    tools::check_input(model.transformer.tool(), None)?;
     let (refs, r) = req.prepare(model.transformer.variant())?;
-    super::run_timed(model, &req.prompt, &r, hook, |t, ae, emb, hook| {
-        edit_from_embedding(t, ae, emb, &refs, &r, hook)
+    let prompts = (req.prompt.as_str(), req.negative.as_ref());
+    super::run_timed(model, prompts, &r, hook, |t, ae, embs, hook| {
+        edit_from_embedding(t, ae, embs, &refs, &r, hook)
     })
 }
 
@@ -253,13 +266,13 @@ pub fn img2img_start(steps: usize, strength: f32) -> Result<usize> {
 pub fn img2img_from_embedding(
     transformer: &FluxTransformer,
     ae: &AutoEncoder,
-    emb: &PromptEmbedding,
+    embs: &Embeddings,
     init: &RgbImage,
     strength: f32,
     r: &Resolved,
     hook: &mut StepHook,
 ) -> Result<Tensor> {
-    let device = emb.txt.device();
+    let device = embs.positive.txt.device();
     let (h, w) = packing::latent_size(r.height, r.width);
     let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, device)?
         .to_dtype(transformer.dtype())?;
@@ -278,14 +291,18 @@ pub fn img2img_from_embedding(
         let t = f64::from(ts[start]);
         ((noise * t)? + (latent * (1.0 - t))?)?
     };
-    let cond = conditioning(transformer, emb, r.guidance)?;
+    let (cond, negative) = embs.conditioning(transformer, r.guidance)?;
     let ids = packing::image_ids(1, rows, cols, 0.0, device)?.to_dtype(transformer.dtype())?;
+    let guides = Guides {
+        negative: negative.as_ref().map(|(c, scale)| (c, *scale)),
+        ..Guides::default()
+    };
     let x = sampler::denoise(
         transformer,
         packing::pack(&x0)?,
         &ids,
         &cond,
-        &Guides::default(),
+        &guides,
         &ts[start..],
         hook,
     )?;
@@ -301,8 +318,15 @@ pub fn img2img<'a>(
     let model = model.into();
     let r = req.base.resolve(model.transformer.variant())?;
     img2img_start(r.steps, req.strength)?;
+    tools::check_input(model.transformer.tool(), req.base.tool.as_ref())?;
+    if req.base.tool.is_some() {
+        return Err(Error::invalid(
+            "image-to-image takes no Fill or control input: give the image as the Fill image",
+        ));
+    }
     let init = req.init.pixels()?;
-    super::run_timed(model, &req.base.prompt, &r, hook, |t, ae, emb, hook| {
-        img2img_from_embedding(t, ae, emb, &init, req.strength, &r, hook)
+    let prompts = (req.base.prompt.as_str(), req.base.negative.as_ref());
+    super::run_timed(model, prompts, &r, hook, |t, ae, embs, hook| {
+        img2img_from_embedding(t, ae, embs, &init, req.strength, &r, hook)
     })
 }

@@ -21,6 +21,7 @@ use crate::model::transformer::FluxTransformer;
 use crate::model::{FluxModel, Variant};
 use crate::text::PromptEmbedding;
 use sampler::{Conditioning, Guides, StepHook};
+use tools::ToolInput;
 
 /// Largest accepted image side in pixels.
 pub const MAX_SIDE: usize = 4096;
@@ -99,8 +100,35 @@ pub fn validate_size(width: usize, height: usize) -> Result<()> {
     Ok(())
 }
 
-/// A text-to-image request; `None` fields take the variant's defaults.
+/// True classifier-free guidance (diffusers `true_cfg_scale`): each step also runs the
+/// transformer on the negative prompt and takes `neg + scale · (pos − neg)`.
 #[derive(Debug, Clone, PartialEq)]
+pub struct NegativePrompt {
+    pub prompt: String,
+    /// Above 1 turns true CFG on (two transformer passes per step); 1 leaves it off.
+    pub scale: f32,
+}
+
+impl NegativePrompt {
+    /// Checks the scale: finite and ≥ 1.
+    pub fn validate(&self) -> Result<()> {
+        match self.scale.is_finite() && self.scale >= 1.0 {
+            true => Ok(()),
+            false => Err(Error::invalid(format!(
+                "the true CFG scale must be a finite value ≥ 1 (1 = off), got {}",
+                self.scale
+            ))),
+        }
+    }
+
+    /// The negative prompt when it turns true CFG on.
+    pub fn active(negative: Option<&NegativePrompt>) -> Option<&NegativePrompt> {
+        negative.filter(|n| n.scale > 1.0)
+    }
+}
+
+/// A text-to-image request; `None` fields take the model's defaults.
+#[derive(Debug, Clone)]
 pub struct TextToImage {
     pub prompt: String,
     pub width: usize,
@@ -112,6 +140,11 @@ pub struct TextToImage {
     /// LoRAs an engine applies before running the job (`runtime::Engine`); the pipeline
     /// functions use the model as it is (see `FluxTransformer::set_adapters`).
     pub loras: Vec<LoraChoice>,
+    /// True CFG with a negative prompt; off when `None`.
+    pub negative: Option<NegativePrompt>,
+    /// The input of a FLUX.1 Fill or Canny/Depth model; required by those models, refused by
+    /// others. Its defaults replace the variant's.
+    pub tool: Option<ToolInput>,
 }
 
 impl TextToImage {
@@ -126,13 +159,21 @@ impl TextToImage {
             guidance: None,
             t5_len: None,
             loras: Vec::new(),
+            negative: None,
+            tool: None,
         }
     }
 
-    /// Validates the request and fills in the defaults of `variant`.
+    /// Validates the request and fills in the defaults of `variant`, or of its tool input's model.
     pub fn resolve(&self, variant: Variant) -> Result<Resolved> {
         validate_size(self.width, self.height)?;
-        let d = variant.defaults();
+        if let Some(n) = &self.negative {
+            n.validate()?;
+        }
+        let d = match &self.tool {
+            Some(input) => input.tool().defaults(),
+            None => variant.defaults(),
+        };
         let steps = self.steps.unwrap_or(d.steps);
         if steps == 0 || steps > MAX_STEPS {
             return Err(Error::invalid(format!(
@@ -195,6 +236,28 @@ pub struct Generated {
     pub timings: StageTimings,
 }
 
+/// The prompt's embedding, and with true CFG the negative prompt's and its scale.
+pub struct Embeddings {
+    pub positive: PromptEmbedding,
+    pub negative: Option<(PromptEmbedding, f32)>,
+}
+
+impl Embeddings {
+    /// The conditioning of the prompt and of the negative prompt at `guidance` (the same for
+    /// both, as diffusers feeds it).
+    pub fn conditioning(
+        &self,
+        model: &FluxTransformer,
+        guidance: f32,
+    ) -> Result<(Conditioning, Option<(Conditioning, f32)>)> {
+        let negative = match &self.negative {
+            Some((emb, scale)) => Some((conditioning(model, emb, guidance)?, *scale)),
+            None => None,
+        };
+        Ok((conditioning(model, &self.positive, guidance)?, negative))
+    }
+}
+
 /// Moves a prompt embedding to the transformer's dtype and builds its conditioning.
 pub fn conditioning(
     model: &FluxTransformer,
@@ -232,25 +295,29 @@ pub fn sample(
     packing::unpack(&x, rows, cols)
 }
 
-/// Generates from a prompt embedding: seeded noise, denoise; returns the final latent.
+/// Generates from the prompt embeddings: seeded noise, the tool input's conditioning (encoded
+/// with `ae`), denoise; returns the final latent.
 pub fn generate_from_embedding(
-    transformer: &FluxTransformer,
-    emb: &PromptEmbedding,
+    (transformer, ae): (&FluxTransformer, &AutoEncoder),
+    embs: &Embeddings,
+    tool: Option<&ToolInput>,
     r: &Resolved,
     hook: &mut StepHook,
 ) -> Result<Tensor> {
+    let device = embs.positive.txt.device();
     let (h, w) = packing::latent_size(r.height, r.width);
-    let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, emb.txt.device())?;
-    let cond = conditioning(transformer, emb, r.guidance)?;
-    sample(
-        transformer,
-        &cond,
-        &Guides::default(),
-        &noise,
-        r.steps,
-        r.shift,
-        hook,
-    )
+    let noise = noise::latent_noise(r.seed, packing::LATENT_CHANNELS, h, w, device)?;
+    let (cond, negative) = embs.conditioning(transformer, r.guidance)?;
+    let size = (r.width, r.height);
+    let features = tool
+        .map(|t| t.features(ae, size, transformer.dtype(), device))
+        .transpose()?;
+    let guides = Guides {
+        features: features.as_ref(),
+        negative: negative.as_ref().map(|(c, scale)| (c, *scale)),
+        ..Guides::default()
+    };
+    sample(transformer, &cond, &guides, &noise, r.steps, r.shift, hook)
 }
 
 /// Something that turns a prompt into its conditioning: the text encoders, or the runtime's
@@ -283,27 +350,33 @@ impl<'a> From<&'a mut FluxModel> for Parts<'a> {
     }
 }
 
-/// Encodes `prompt`, runs `denoise` (the stage that turns the embedding into a final latent:
-/// text-to-image, edit or img2img), decodes, and times each stage.
+/// Encodes `prompt` (and the negative prompt when it turns true CFG on), runs `denoise` (the
+/// stage that turns the embeddings into a final latent: text-to-image, edit or img2img),
+/// decodes, and times each stage.
 pub fn run_timed(
     parts: Parts,
-    prompt: &str,
+    (prompt, negative): (&str, Option<&NegativePrompt>),
     r: &Resolved,
     hook: &mut StepHook,
-    denoise: impl FnOnce(
-        &FluxTransformer,
-        &AutoEncoder,
-        &PromptEmbedding,
-        &mut StepHook,
-    ) -> Result<Tensor>,
+    denoise: impl FnOnce(&FluxTransformer, &AutoEncoder, &Embeddings, &mut StepHook) -> Result<Tensor>,
 ) -> Result<Generated> {
     let start = Instant::now();
-    let emb = parts.text.embed(prompt, r.t5_len)?;
-    ensure_finite(&emb.txt, || "the T5 encoder's output".into())?;
-    ensure_finite(&emb.vec, || "the CLIP encoder's output".into())?;
+    let mut embed = |prompt: &str| -> Result<PromptEmbedding> {
+        let emb = parts.text.embed(prompt, r.t5_len)?;
+        ensure_finite(&emb.txt, || "the T5 encoder's output".into())?;
+        ensure_finite(&emb.vec, || "the CLIP encoder's output".into())?;
+        Ok(emb)
+    };
+    let embs = Embeddings {
+        positive: embed(prompt)?,
+        negative: match NegativePrompt::active(negative) {
+            Some(n) => Some((embed(&n.prompt)?, n.scale)),
+            None => None,
+        },
+    };
     let text_encoding = start.elapsed();
     let start = Instant::now();
-    let latent = denoise(parts.transformer, parts.ae, &emb, hook)?;
+    let latent = denoise(parts.transformer, parts.ae, &embs, hook)?;
     let denoising = start.elapsed();
     let start = Instant::now();
     let decoded = parts.ae.decode(&latent)?;
@@ -321,8 +394,12 @@ pub fn run_timed(
         guidance: r.guidance,
         width: r.width,
         height: r.height,
-        variant: parts.transformer.variant().name().to_string(),
+        variant: match parts.transformer.tool() {
+            Some(tool) => format!("{}-{}", parts.transformer.variant().name(), tool.name()),
+            None => parts.transformer.variant().name().to_string(),
+        },
         loras: parts.transformer.loras().to_vec(),
+        negative: NegativePrompt::active(negative).cloned(),
     };
     Ok(Generated {
         image,
@@ -346,8 +423,10 @@ pub fn generate<'a>(
 ) -> Result<Generated> {
     let parts = model.into();
     let r = req.resolve(parts.transformer.variant())?;
-    run_timed(parts, &req.prompt, &r, hook, |t, _, emb, hook| {
-        generate_from_embedding(t, emb, &r, hook)
+    tools::check_input(parts.transformer.tool(), req.tool.as_ref())?;
+    let prompts = (req.prompt.as_str(), req.negative.as_ref());
+    run_timed(parts, prompts, &r, hook, |t, ae, embs, hook| {
+        generate_from_embedding((t, ae), embs, req.tool.as_ref(), &r, hook)
     })
 }
 

@@ -9,10 +9,93 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::packing;
+use super::{packing, VariantDefaults};
 use crate::error::{Error, Result};
-use crate::image::RgbImage;
+use crate::image::{ImageInput, RgbImage};
 use crate::model::autoencoder::AutoEncoder;
+use crate::model::transformer::Tool;
+
+impl Tool {
+    /// The BFL reference's defaults: Fill 50 steps, guidance 30, 128 T5 tokens; Canny/Depth 50
+    /// steps, guidance 30 (Canny's; Depth models want 10), 512 T5 tokens; both shifted.
+    pub fn defaults(self) -> VariantDefaults {
+        VariantDefaults {
+            steps: 50,
+            guidance: 30.0,
+            t5_len: match self {
+                Tool::Fill => 128,
+                Tool::Control => 512,
+            },
+            shift: true,
+        }
+    }
+
+    /// What a job on this tool's model must give.
+    fn needs(self) -> &'static str {
+        match self {
+            Tool::Fill => "an image and a mask (FLUX.1 Fill)",
+            Tool::Control => "a control image (FLUX.1 Canny or Depth)",
+        }
+    }
+}
+
+/// The input of a FLUX.1 tool's model, resized to the output size when the job runs.
+#[derive(Debug, Clone)]
+pub enum ToolInput {
+    /// Inpainting or outpainting: the image and its mask (255 = repaint), the same size.
+    Fill { image: ImageInput, mask: Mask },
+    /// A ready edge map (Canny) or depth map (Depth); the engine runs no detector.
+    Control(ImageInput),
+}
+
+impl ToolInput {
+    /// The tool whose model takes this input.
+    pub fn tool(&self) -> Tool {
+        match self {
+            ToolInput::Fill { .. } => Tool::Fill,
+            ToolInput::Control(_) => Tool::Control,
+        }
+    }
+
+    /// The conditioning features (1, N, F) for an output of `size` (width, height).
+    pub fn features(
+        &self,
+        ae: &AutoEncoder,
+        size: (usize, usize),
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        match self {
+            ToolInput::Fill { image, mask } => {
+                let pixels = image.pixels()?;
+                fill_from_pixels(ae, &pixels, mask, size, dtype, device)
+            }
+            ToolInput::Control(image) => {
+                let pixels = image.pixels()?;
+                control_from_pixels(ae, &pixels, size, dtype, device)
+            }
+        }
+    }
+}
+
+/// Checks that a job's tool input is what the model takes: a Fill model needs a Fill input, a
+/// Canny/Depth model a control image, and a plain model neither.
+pub fn check_input(model: Option<Tool>, input: Option<&ToolInput>) -> Result<()> {
+    match (model, input.map(ToolInput::tool)) {
+        (a, b) if a == b => Ok(()),
+        (Some(tool), _) => Err(Error::invalid(format!(
+            "the loaded model is a FLUX.1 {} model: the job needs {}",
+            tool.name(),
+            tool.needs()
+        ))),
+        (None, Some(tool)) => Err(Error::invalid(format!(
+            "the job gives {}, but the loaded model is not a FLUX.1 {} model",
+            tool.needs(),
+            tool.name()
+        ))),
+        (None, None) => Ok(()),
+    }
+}
 
 /// A single-channel mask, one byte per pixel, row-major: 255 = repaint, 0 = keep.
 #[derive(Debug, Clone, PartialEq, Eq)]

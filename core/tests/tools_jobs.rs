@@ -1,0 +1,219 @@
+//! The FLUX.1 tools through the engine: a Fill model loaded from a folder takes its image and
+//! mask from a `Request` and gives what the pipeline gives; a job that does not match the model
+//! fails with a sentence and the engine goes on; true CFG from a negative prompt, its scale
+//! checked, written into the PNG metadata, and off at scale 1.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use candle_core::Device;
+use common::*;
+use flux_core::image::export::{encode_png, read_png_text};
+use flux_core::image::RgbImage;
+use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
+use flux_core::pipeline::tools::{Mask, ToolInput};
+use flux_core::pipeline::{self, Generated, TextToImage};
+use flux_core::request::Request;
+use flux_core::runtime::job::PRIORITY_NORMAL;
+use flux_core::runtime::{Engine, EngineOptions, JobOutput, JobRequest, JobState};
+use flux_core::tiny::Layout;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The tiny model folder with its transformer replaced by the tiny Fill one.
+fn fill_model(name: &str) -> (Scratch, ModelFiles) {
+    let (s, files) = tiny_model(name, Variant::Dev, Layout::SingleFiles);
+    let fill = fixtures().join("flux-tools/flux_tiny_fill.weights.safetensors");
+    std::fs::copy(fill, &files.transformer).unwrap();
+    (s, files)
+}
+
+fn engine_with(files: &ModelFiles) -> Engine {
+    let engine = Engine::new(EngineOptions::default()).unwrap();
+    let load = JobRequest::LoadModel {
+        files: files.clone(),
+        dtype: None,
+        kontext: None,
+    };
+    let id = engine.submit(load, PRIORITY_NORMAL).unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+    engine
+}
+
+/// Runs `request`; its image, or its error.
+fn run(engine: &Engine, request: &Request) -> Result<Arc<Generated>, String> {
+    let job = request.job(&Device::Cpu).map_err(|e| e.to_string())?;
+    let id = engine.submit(job, PRIORITY_NORMAL).unwrap();
+    match engine.wait(id, WAIT).unwrap() {
+        JobState::Succeeded => match engine.take_result(id).unwrap() {
+            JobOutput::Image(g) => Ok(g),
+            other => panic!("not an image: {other:?}"),
+        },
+        _ => Err(engine.status(id).unwrap().error.unwrap_or_default()),
+    }
+}
+
+fn request(prompt: &str) -> Request {
+    let mut r = Request::new(prompt);
+    r.set_steps(2).unwrap();
+    r.set_t5_length(16).unwrap();
+    r.set_seed(3);
+    r
+}
+
+fn picture(width: usize, height: usize) -> RgbImage {
+    let data = (0..width * height * 3)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    RgbImage {
+        width,
+        height,
+        data,
+    }
+}
+
+/// A 48×64 mask repainting a rectangle whose edges do not fall on 8-pixel cells.
+fn mask() -> Mask {
+    let (w, h) = (48, 64);
+    let data = (0..w * h)
+        .map(|i| match (i / w, i % w) {
+            (13..=41, 6..=33) => 255,
+            _ => 0,
+        })
+        .collect();
+    Mask::new(w, h, data).unwrap()
+}
+
+fn png_text(g: &Generated) -> Vec<(String, String)> {
+    read_png_text(&encode_png(&g.image, Some(&g.meta)).unwrap()).unwrap()
+}
+
+#[test]
+fn fill_jobs_match_the_pipeline_and_a_mismatched_job_fails_alone() {
+    let (_s, files) = fill_model("fill-jobs");
+    let engine = engine_with(&files);
+    let mut fill = request("a paper cup on a table");
+    fill.set_fill(picture(48, 64).into(), mask()).unwrap();
+    let got = run(&engine, &fill).unwrap();
+    assert_eq!(
+        (got.image.width, got.image.height),
+        (48, 64),
+        "the image's size"
+    );
+    assert!(png_text(&got).contains(&("variant".into(), "dev-fill".into())));
+
+    let mut model = FluxModel::load(&files, &LoadOptions::default()).unwrap();
+    let want = TextToImage {
+        width: 48,
+        height: 64,
+        seed: 3,
+        steps: Some(2),
+        t5_len: Some(16),
+        tool: Some(ToolInput::Fill {
+            image: picture(48, 64).into(),
+            mask: mask(),
+        }),
+        ..TextToImage::new("a paper cup on a table", 3)
+    };
+    let r = want.resolve(Variant::Dev).unwrap();
+    assert_eq!((r.guidance, r.shift), (30.0, true), "Fill's defaults");
+    let want = pipeline::generate(&mut model, &want, &mut pipeline::no_hook()).unwrap();
+    assert_eq!(
+        got.image, want.image,
+        "the engine runs what the pipeline runs"
+    );
+
+    let mut other_mask = mask();
+    other_mask.data.iter_mut().for_each(|m| *m = 255 - *m);
+    fill.set_fill(picture(48, 64).into(), other_mask).unwrap();
+    assert_ne!(
+        run(&engine, &fill).unwrap().image,
+        got.image,
+        "the mask matters"
+    );
+
+    let e = run(&engine, &request("no mask")).unwrap_err();
+    assert!(e.contains("fill") && e.contains("a mask"), "{e}");
+    let mut control = request("edges");
+    control.set_control_image(picture(48, 64).into()).unwrap();
+    let e = run(&engine, &control).unwrap_err();
+    assert!(e.contains("fill"), "{e}");
+    fill.set_fill(picture(48, 64).into(), mask()).unwrap();
+    assert_eq!(
+        run(&engine, &fill).unwrap().image,
+        got.image,
+        "the engine goes on"
+    );
+}
+
+#[test]
+fn a_plain_model_refuses_tool_inputs_and_runs_true_cfg() {
+    let (_s, files) = tiny_model("true-cfg-jobs", Variant::Dev, Layout::SingleFiles);
+    let engine = engine_with(&files);
+    let mut r = request("a lighthouse");
+    r.set_size(32, 32).unwrap();
+    let plain = run(&engine, &r).unwrap();
+    assert!(png_text(&plain).iter().all(|(k, _)| k != "negative_prompt"));
+
+    r.set_negative_prompt("fog", 1.0).unwrap();
+    assert_eq!(
+        run(&engine, &r).unwrap().image,
+        plain.image,
+        "scale 1 is off"
+    );
+    r.set_negative_prompt("fog", 4.0).unwrap();
+    let cfg = run(&engine, &r).unwrap();
+    assert_ne!(cfg.image, plain.image, "true CFG changes the image");
+    let text = png_text(&cfg);
+    assert!(
+        text.contains(&("negative_prompt".into(), "fog".into())),
+        "{text:?}"
+    );
+    assert!(
+        text.contains(&("true_cfg_scale".into(), "4".into())),
+        "{text:?}"
+    );
+
+    let mut fill = request("a cup");
+    fill.set_fill(picture(48, 64).into(), mask()).unwrap();
+    let e = run(&engine, &fill).unwrap_err();
+    assert!(e.contains("not a FLUX.1 fill model"), "{e}");
+    assert_eq!(
+        run(&engine, &r).unwrap().image,
+        cfg.image,
+        "the engine goes on"
+    );
+}
+
+#[test]
+fn tool_settings_are_checked_when_set() {
+    let mut r = Request::new("x");
+    for scale in [f32::NAN, f32::INFINITY, 0.5, -2.0] {
+        assert!(r.set_negative_prompt("y", scale).is_err(), "{scale}");
+    }
+    let e = r
+        .set_fill(picture(32, 64).into(), mask())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("48x64") && e.contains("32x64"), "{e}");
+    r.set_fill(picture(48, 64).into(), mask()).unwrap();
+    let e = r
+        .add_reference(picture(48, 64).into())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Fill image and mask"), "{e}");
+    assert!(r.set_control_image(picture(48, 64).into()).is_err());
+    assert!(r.set_init_image(picture(48, 64).into(), 0.5).is_err());
+    r.clear_images();
+    r.set_control_image(picture(48, 64).into()).unwrap();
+    r.set_control_image(picture(64, 64).into()).unwrap();
+    match r.job(&Device::Cpu).unwrap() {
+        JobRequest::TextToImage(t) => {
+            assert_eq!((t.width, t.height), (64, 64), "the control image's size");
+            assert!(matches!(t.tool, Some(ToolInput::Control(_))));
+        }
+        other => panic!("{other:?}"),
+    }
+}
