@@ -1258,7 +1258,43 @@ FluxResult flux_request_set_init_image(struct FluxRequest *request,
                                        float strength);
 
 /**
- * Removes the references and the init image: the request is text-to-image again.
+ * Sets a FLUX.1 Fill job's image (read as references are) and its mask: a host image of the
+ * same size whose first channel is the mask, 255 = repaint, 0 = keep, values between blend (a
+ * grey mask has R = G = B). Outpainting is the image on a larger canvas with the new border
+ * masked. The model returns the whole image: kept pixels are not pasted back. Needs a Fill
+ * model (`flux1-fill-dev`); its defaults: 50 steps, guidance 30, 128 T5 tokens, and the image's
+ * size rounded down to multiples of 16.
+ */
+FluxResult flux_request_set_fill(struct FluxRequest *request,
+                                 struct FluxImage *image,
+                                 uint64_t wait_value,
+                                 struct FluxImage *mask);
+
+/**
+ * Sets a FLUX.1 Canny or Depth job's control image (read as references are): the host's ready
+ * edge map or depth map, grey in all three channels (the engine runs no detector). Needs a
+ * Canny/Depth model; its defaults: 50 steps, guidance 30 (Canny's; Depth models want 10), 512
+ * T5 tokens, and the image's size rounded down to multiples of 16.
+ */
+FluxResult flux_request_set_control_image(struct FluxRequest *request,
+                                          struct FluxImage *image,
+                                          uint64_t wait_value);
+
+/**
+ * Sets a negative prompt (UTF-8, copied) and the true CFG scale, finite and ≥ 1. Above 1, each
+ * step also runs the transformer on the negative prompt (twice the time) and takes
+ * `neg + scale · (pos − neg)`; 1 turns true CFG off. Default: none.
+ *
+ * # Safety
+ * `prompt` must be NULL or a NUL-terminated string.
+ */
+FluxResult flux_request_set_negative_prompt(struct FluxRequest *request,
+                                            const char *prompt,
+                                            float scale);
+
+/**
+ * Removes the references, the init image and the Fill or control input: the request is
+ * text-to-image again.
  */
 FluxResult flux_request_clear_images(struct FluxRequest *request);
 

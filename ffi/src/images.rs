@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use flux_core::image::{ImageInput, ImageView, Layout, PixelFormat};
 use flux_core::interop::{self, GpuImage, GpuImageDesc, GpuMemory, GpuPixelFormat, GpuSemaphore};
+use flux_core::pipeline::tools::Mask;
 
 use crate::abi::{self, guard, non_null, read_desc, write_defaults, FfiError, FfiResult, Registry};
 use crate::enums::c_enum;
@@ -352,6 +353,14 @@ pub(crate) fn input(image: *mut FluxImage, wait_value: u64) -> FfiResult<ImageIn
             wait_value,
         },
     })
+}
+
+/// A host `image`'s first channel as a mask.
+pub(crate) fn mask(image: *mut FluxImage) -> FfiResult<Mask> {
+    match input(image, 0)? {
+        ImageInput::Pixels(pixels) => Ok(Mask::from_first_channel(&pixels)),
+        ImageInput::Gpu { .. } => Err(invalid("a mask must be a host image".into())),
+    }
 }
 
 /// Writes a finished job's image into `image`, which must have the result's size. A host image

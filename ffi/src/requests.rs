@@ -166,7 +166,61 @@ pub extern "C" fn flux_request_set_init_image(
     })
 }
 
-/// Removes the references and the init image: the request is text-to-image again.
+/// Sets a FLUX.1 Fill job's image (read as references are) and its mask: a host image of the
+/// same size whose first channel is the mask, 255 = repaint, 0 = keep, values between blend (a
+/// grey mask has R = G = B). Outpainting is the image on a larger canvas with the new border
+/// masked. The model returns the whole image: kept pixels are not pasted back. Needs a Fill
+/// model (`flux1-fill-dev`); its defaults: 50 steps, guidance 30, 128 T5 tokens, and the image's
+/// size rounded down to multiples of 16.
+#[no_mangle]
+pub extern "C" fn flux_request_set_fill(
+    request: *mut FluxRequest,
+    image: *mut FluxImage,
+    wait_value: u64,
+    mask: *mut FluxImage,
+) -> FluxResult {
+    with(request, |r| {
+        let mask = images::mask(mask)?;
+        Ok(r.set_fill(images::input(image, wait_value)?, mask)?)
+    })
+}
+
+/// Sets a FLUX.1 Canny or Depth job's control image (read as references are): the host's ready
+/// edge map or depth map, grey in all three channels (the engine runs no detector). Needs a
+/// Canny/Depth model; its defaults: 50 steps, guidance 30 (Canny's; Depth models want 10), 512
+/// T5 tokens, and the image's size rounded down to multiples of 16.
+#[no_mangle]
+pub extern "C" fn flux_request_set_control_image(
+    request: *mut FluxRequest,
+    image: *mut FluxImage,
+    wait_value: u64,
+) -> FluxResult {
+    with(request, |r| {
+        Ok(r.set_control_image(images::input(image, wait_value)?)?)
+    })
+}
+
+/// Sets a negative prompt (UTF-8, copied) and the true CFG scale, finite and ≥ 1. Above 1, each
+/// step also runs the transformer on the negative prompt (twice the time) and takes
+/// `neg + scale · (pos − neg)`; 1 turns true CFG off. Default: none.
+///
+/// # Safety
+/// `prompt` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn flux_request_set_negative_prompt(
+    request: *mut FluxRequest,
+    prompt: *const c_char,
+    scale: f32,
+) -> FluxResult {
+    with(request, |r| {
+        // SAFETY: NULL or NUL-terminated (the contract above).
+        let prompt = unsafe { string(prompt, "prompt") }?;
+        Ok(r.set_negative_prompt(prompt, scale)?)
+    })
+}
+
+/// Removes the references, the init image and the Fill or control input: the request is
+/// text-to-image again.
 #[no_mangle]
 pub extern "C" fn flux_request_clear_images(request: *mut FluxRequest) -> FluxResult {
     with(request, |r| {

@@ -219,6 +219,39 @@ int main(int argc, char **argv) {
   EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
   CHECK(flux_request_destroy(styled));
 
+  /* FLUX.1 tools and true CFG: inputs checked when set; a Fill job on a plain model fails
+   * alone. */
+  FluxRequest *tool = t2i();
+  FluxImage *picture = NULL, *narrow = NULL;
+  desc = image_desc(64, 48, FLUX_PIXEL_FORMAT_RGB8, 64 * 3);
+  CHECK(flux_image_create_host(&desc, pixels, sizeof pixels, &picture));
+  desc = image_desc(32, 48, FLUX_PIXEL_FORMAT_RGB8, 32 * 3);
+  CHECK(flux_image_create_host(&desc, pixels, sizeof pixels, &narrow));
+  ROW(flux_request_set_fill(tool, NULL, 0, picture), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_set_fill(tool, picture, 0, NULL), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_set_fill(tool, picture, 0, narrow), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_fill(none, picture, 0, picture), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_fill(tool, picture, 0, picture), FLUX_RESULT_OK);
+  ROW(flux_request_set_control_image(tool, picture, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_add_reference(tool, picture, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_engine_submit(e, tool, &job), FLUX_RESULT_OK);
+  ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
+  EXPECT(state == FLUX_JOB_STATE_FAILED); /* the tiny model is no Fill model */
+  ROW(flux_request_clear_images(tool), FLUX_RESULT_OK);
+  ROW(flux_request_set_control_image(tool, NULL, 0), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_set_negative_prompt(tool, NULL, 4.0f), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_set_negative_prompt(tool, BAD_UTF8, 4.0f), FLUX_RESULT_INVALID_UTF8);
+  ROW(flux_request_set_negative_prompt(tool, "fog", NAN), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_negative_prompt(tool, "fog", 0.5f), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_set_negative_prompt(none, "fog", 4.0f), FLUX_RESULT_INVALID_HANDLE);
+  ROW(flux_request_set_negative_prompt(tool, "fog", 4.0f), FLUX_RESULT_OK);
+  ROW(flux_engine_submit(e, tool, &job), FLUX_RESULT_OK);
+  ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
+  EXPECT(state == FLUX_JOB_STATE_SUCCEEDED);
+  CHECK(flux_image_destroy(picture));
+  CHECK(flux_image_destroy(narrow));
+  CHECK(flux_request_destroy(tool));
+
   /* Jobs and results. */
   FluxJobStatus st;
   st.struct_size = sizeof st;

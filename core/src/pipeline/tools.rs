@@ -122,6 +122,15 @@ impl Mask {
         })
     }
 
+    /// The first channel of an image as a mask (a grey mask has R = G = B).
+    pub fn from_first_channel(image: &RgbImage) -> Self {
+        Self {
+            width: image.width,
+            height: image.height,
+            data: image.data.iter().step_by(3).copied().collect(),
+        }
+    }
+
     /// The mask as (1, 1, H, W) values in [0, 1].
     pub fn to_tensor(&self, device: &Device) -> Result<Tensor> {
         let v: Vec<f32> = self.data.iter().map(|&m| f32::from(m) / 255.0).collect();
