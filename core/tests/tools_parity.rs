@@ -102,6 +102,20 @@ fn check_sample(
     assert_close("decoded image", &decoded, &fx["decoded_image"], limits);
 }
 
+/// Runs a Fill or Control sample fixture (guidance 30) with the conditioning features `cond`.
+fn check_tool_sample(
+    model: (&FluxTransformer, &AutoEncoder),
+    fx: &HashMap<String, Tensor>,
+    cond: &Tensor,
+) {
+    let text = conditioning_of(model.0, &fx["txt"], &fx["vec"], 30.0);
+    let guides = Guides {
+        features: Some(cond),
+        ..Guides::default()
+    };
+    check_sample(model, fx, &text, &guides, TOOL);
+}
+
 #[test]
 fn tools_are_detected_from_the_input_width() {
     let fill = tool_transformer("flux_tiny_fill.weights.safetensors");
@@ -168,12 +182,7 @@ fn fill_inpaint_sample_matches_reference() {
         &cond.narrow(2, 64, 256).unwrap(),
         &fx["mask_packed"],
     );
-    let text = conditioning_of(&m, &fx["txt"], &fx["vec"], 30.0);
-    let guides = Guides {
-        features: Some(&cond),
-        ..Guides::default()
-    };
-    check_sample((&m, &ae), &fx, &text, &guides, TOOL);
+    check_tool_sample((&m, &ae), &fx, &cond);
 }
 
 #[test]
@@ -185,12 +194,7 @@ fn canny_sample_matches_reference() {
     let size = (control.width, control.height);
     let cond = tools::control_from_pixels(&ae, &control, size, m.dtype(), &Device::Cpu).unwrap();
     assert_encoder_close("img_cond", &cond, &fx["img_cond"]);
-    let text = conditioning_of(&m, &fx["txt"], &fx["vec"], 30.0);
-    let guides = Guides {
-        features: Some(&cond),
-        ..Guides::default()
-    };
-    check_sample((&m, &ae), &fx, &text, &guides, TOOL);
+    check_tool_sample((&m, &ae), &fx, &cond);
 }
 
 #[test]
