@@ -154,6 +154,42 @@ class Request(Closeable):
             image, "flux_request_set_init_image", unsigned(wait_value, 64, "wait_value"), strength
         )
 
+    def set_fill(self, image, mask, wait_value=0):
+        """Makes the request a FLUX.1 Fill job (inpainting; outpainting is the image on a larger
+        canvas with the new border masked): ``image`` is read as references are, ``mask`` is a
+        host image of its size or a 2-D uint8 numpy array, 255 = repaint, 0 = keep. Needs a Fill
+        model (defaults: 50 steps, guidance 30, 128 T5 tokens, the image's size); the model
+        returns the whole image, kept pixels are not pasted back."""
+        if getattr(mask, "ndim", None) == 2:
+            mask = mask[:, :, None].repeat(3, axis=2)
+        mask, made = as_image(mask)
+        try:
+            return self._with_image(
+                image, "flux_request_set_fill", unsigned(wait_value, 64, "wait_value"),
+                mask._handle(),
+            )
+        finally:
+            if made:
+                mask.close()
+
+    def set_control_image(self, image, wait_value=0):
+        """Makes the request a FLUX.1 Canny or Depth job: ``image`` is the ready edge or depth
+        map (the engine runs no detector), read as references are. Needs a Canny/Depth model
+        (defaults: 50 steps, guidance 30 (Depth models want 10), 512 T5 tokens, its size)."""
+        return self._with_image(
+            image, "flux_request_set_control_image", unsigned(wait_value, 64, "wait_value")
+        )
+
+    def set_negative_prompt(self, prompt, scale):
+        """A negative prompt and the true CFG scale, finite and ≥ 1: above 1 each step also
+        runs the model on the negative prompt (twice the time) and takes
+        ``neg + scale · (pos − neg)``; 1 turns it off."""
+        if not isinstance(scale, numbers.Real):
+            raise TypeError(f"scale must be a number, got {type(scale).__name__}")
+        return self._call(
+            "flux_request_set_negative_prompt", utf8(prompt, "negative prompt"), float(scale)
+        )
+
     def _with_image(self, image, name, *args):
         image, made = as_image(image)
         try:
@@ -163,7 +199,8 @@ class Request(Closeable):
                 image.close()
 
     def clear_images(self):
-        """Removes the references and the init image: text-to-image again."""
+        """Removes the references, the init image and the Fill or control input: text-to-image
+        again."""
         return self._call("flux_request_clear_images")
 
     def add_lora(self, path, strength=1.0):
