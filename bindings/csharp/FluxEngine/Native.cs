@@ -151,6 +151,15 @@ namespace Flux
         internal static extern FluxResult flux_request_set_init_image(RequestHandle request, ImageHandle image, ulong waitValue, float strength);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_request_set_fill(RequestHandle request, ImageHandle image, ulong waitValue, ImageHandle mask);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_request_set_control_image(RequestHandle request, ImageHandle image, ulong waitValue);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_request_set_negative_prompt(RequestHandle request, IntPtr prompt, float scale);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_request_clear_images(RequestHandle request);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

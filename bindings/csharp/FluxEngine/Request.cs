@@ -171,7 +171,47 @@ namespace Flux
             FluxException.Check(Native.flux_request_set_init_image(handle, ImageHandle(image), waitValue, strength));
         }
 
-        /// <summary>Removes the references and the init image: the request is text-to-image again.</summary>
+        /// <summary>
+        /// Makes the request a FLUX.1 Fill job (inpainting; outpainting is the image on a larger
+        /// canvas with the new border masked): <paramref name="image"/> is read as references
+        /// are, <paramref name="mask"/> is a host image of its size whose first channel is 255 to
+        /// repaint and 0 to keep. Needs a Fill model (defaults: 50 steps, guidance 30, 128 T5
+        /// tokens, the image's size); the whole image comes back, kept pixels are not pasted back.
+        /// </summary>
+        public void SetFill(Image image, Image mask, ulong waitValue = 0)
+        {
+            FluxException.Check(Native.flux_request_set_fill(handle, ImageHandle(image), waitValue, ImageHandle(mask)));
+        }
+
+        /// <summary>
+        /// Makes the request a FLUX.1 Canny or Depth job: <paramref name="image"/> is the ready edge
+        /// or depth map (the library runs no detector), read as references are. Needs a
+        /// Canny/Depth model (defaults: 50 steps, guidance 30 (Depth models want 10), 512 T5
+        /// tokens, the image's size).
+        /// </summary>
+        public void SetControlImage(Image image, ulong waitValue = 0)
+        {
+            FluxException.Check(Native.flux_request_set_control_image(handle, ImageHandle(image), waitValue));
+        }
+
+        /// <summary>
+        /// A negative prompt and the true CFG scale, finite and ≥ 1: above 1 each step also runs
+        /// the model on the negative prompt (twice the time) and takes neg + scale · (pos − neg);
+        /// 1 turns it off. A bad scale throws FluxException (InvalidArgument).
+        /// </summary>
+        public void SetNegativePrompt(string prompt, float scale)
+        {
+            if (prompt == null)
+            {
+                throw new ArgumentNullException(nameof(prompt));
+            }
+            using (var strings = new Utf8Strings())
+            {
+                FluxException.Check(Native.flux_request_set_negative_prompt(handle, strings.Add(prompt), scale));
+            }
+        }
+
+        /// <summary>Removes the references, the init image and the Fill or control input: the request is text-to-image again.</summary>
         public void ClearImages()
         {
             FluxException.Check(Native.flux_request_clear_images(handle));

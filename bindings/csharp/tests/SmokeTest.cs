@@ -329,6 +329,33 @@ static class SmokeTest
                 }
             });
 
+            Check("true CFG changes the image; a Fill input on a plain model fails its job alone", () =>
+            {
+                using (var request = new Request("a red lighthouse at dusk") { Size = (Width, Height), Seed = 7, Steps = 3, T5Length = 32 })
+                {
+                    request.SetNegativePrompt("fog", 1f);
+                    ExpectEqual(expected, Run(engine, request, events, PixelFormat.Rgb8), "scale 1: true CFG off");
+                    request.SetNegativePrompt("fog", 4f);
+                    byte[] guided = Run(engine, request, events, PixelFormat.Rgb8);
+                    Expect(!guided.SequenceEqual(expected), "true CFG at scale 4 left the image as it was");
+                    ExpectRefused(() => request.SetNegativePrompt("fog", float.NaN), "true CFG scale");
+                    ExpectRefused(() => request.SetNegativePrompt("fog", 0.5f), "true CFG scale");
+                    Throws<ArgumentNullException>(() => request.SetNegativePrompt(null, 4f));
+                    using (Image image = Image.FromPixels(rgb, new ImageLayout(Width, Height, PixelFormat.Rgb8)))
+                    {
+                        request.SetFill(image, image);
+                    }
+                    using (Job job = engine.Submit(request))
+                    {
+                        JobState state = RunToEnd(engine, job, events);
+                        Expect(state == JobState.Failed && job.Error != null && job.Error.Contains("not a FLUX.1 fill model"),
+                            "state " + state + ", error '" + job.Error + "'");
+                    }
+                    request.ClearImages();
+                    ExpectEqual(guided, Run(engine, request, events, PixelFormat.Rgb8), "the job after the failed one");
+                }
+            });
+
             Check("residency and memory budget", () =>
             {
                 Residency before = engine.GetResidency();
