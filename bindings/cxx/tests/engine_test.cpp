@@ -256,6 +256,24 @@ int run(const std::string &model, const std::string &out, const std::string &lor
       EXPECT(after.wait() == flux::JobState::Succeeded && after.image().bytes() == rgb.bytes());
     }
 
+    // True CFG: scale 1 is off, 4 changes the image; a Fill input on this plain model fails its
+    // job alone.
+    {
+      flux::Request cfg("a red lighthouse at dusk");
+      cfg.size(64, 48).seed(7).steps(3).t5_length(32);
+      EXPECT(&cfg.negative_prompt("fog", 1.0f) == &cfg);
+      flux::Job off = engine.submit(cfg);
+      EXPECT(off.wait() == flux::JobState::Succeeded && off.image().bytes() == rgb.bytes());
+      flux::Job guided = engine.submit(cfg.negative_prompt("fog", 4.0f));
+      EXPECT(guided.wait() == flux::JobState::Succeeded && guided.image().bytes() != rgb.bytes());
+      EXPECT(thrown_by([&] { cfg.negative_prompt("fog", 0.5f); }, &message) == FLUX_RESULT_INVALID_ARGUMENT);
+      EXPECT(contains(message, "true CFG scale"));
+      flux::Job fill = engine.submit(cfg.fill(read_only, read_only));
+      EXPECT(fill.wait() == flux::JobState::Failed && contains(fill.error(), "not a FLUX.1 fill model"));
+      flux::Job after = engine.submit(cfg.clear_images());
+      EXPECT(after.wait() == flux::JobState::Succeeded && after.image().bytes() == guided.image().bytes());
+    }
+
     // A Kontext edit of two references: the RGB8 result and the bottom-up BGRA8 one (same pixels).
     const flux::HostImage bgra = job.image(flux::PixelFormat::Bgra8, true);
     flux::Request edit("make it night");

@@ -486,7 +486,26 @@ class Request {
     detail::check(flux_request_set_init_image(handle_, image.handle(), wait_value, strength));
     return *this;
   }
-  /// Removes the references and the init image (text-to-image again).
+  /// Makes the request a FLUX.1 Fill job: `image` read as references are, `mask` a host image of
+  /// its size whose first channel is 255 to repaint and 0 to keep. Needs a Fill model (defaults:
+  /// 50 steps, guidance 30, 128 T5 tokens, the image's size); kept pixels are not pasted back.
+  Request &fill(const Image &image, const Image &mask, uint64_t wait_value = 0) {
+    detail::check(flux_request_set_fill(handle_, image.handle(), wait_value, mask.handle()));
+    return *this;
+  }
+  /// Makes the request a FLUX.1 Canny or Depth job: `image` is the ready edge or depth map (the
+  /// library runs no detector). Needs a Canny/Depth model.
+  Request &control_image(const Image &image, uint64_t wait_value = 0) {
+    detail::check(flux_request_set_control_image(handle_, image.handle(), wait_value));
+    return *this;
+  }
+  /// A negative prompt and the true CFG scale, finite and ≥ 1: above 1 each step also runs the
+  /// model on the negative prompt (twice the time); 1 turns it off.
+  Request &negative_prompt(const std::string &prompt, float scale) {
+    detail::check(flux_request_set_negative_prompt(handle_, detail::c_str(prompt, "negative prompt"), scale));
+    return *this;
+  }
+  /// Removes the references, the init image and the Fill or control input (text-to-image again).
   Request &clear_images() {
     detail::check(flux_request_clear_images(handle_));
     return *this;
