@@ -11,11 +11,12 @@ use std::time::Instant;
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
-use flux_core::image::export;
+use flux_core::image::{export, RgbImage};
 use flux_core::lora::{self, Adapters, LoraChoice, LoraFile};
 use flux_core::model::{FluxModel, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::edit::{self, KontextEdit};
-use flux_core::pipeline::{self, TextToImage};
+use flux_core::pipeline::tools::{Mask, ToolInput};
+use flux_core::pipeline::{self, NegativePrompt, TextToImage};
 use flux_core::runtime::plan::{self, Limits};
 use flux_core::sparse::{self, Storage};
 use flux_core::tiny::{self, Layout};
@@ -135,6 +136,27 @@ struct JobArgs {
     /// (default 1); repeat for several.
     #[arg(long = "lora", value_name = "FILE[:STRENGTH]", value_parser = parse_lora)]
     loras: Vec<LoraChoice>,
+    /// A negative prompt: true CFG, each step runs the model twice (off unless given).
+    #[arg(long)]
+    negative_prompt: Option<String>,
+    /// The true CFG scale for --negative-prompt, ≥ 1 (1 turns it off).
+    #[arg(long, default_value_t = 4.0, requires = "negative_prompt")]
+    true_cfg: f32,
+}
+
+impl JobArgs {
+    /// The negative prompt and its scale, checked.
+    fn negative(&self) -> flux_core::Result<Option<NegativePrompt>> {
+        let Some(prompt) = &self.negative_prompt else {
+            return Ok(None);
+        };
+        let negative = NegativePrompt {
+            prompt: prompt.clone(),
+            scale: self.true_cfg,
+        };
+        negative.validate()?;
+        Ok(Some(negative))
+    }
 }
 
 /// Parses `FILE[:STRENGTH]`: what follows the last ':' is the strength when it reads as a number,
@@ -170,6 +192,23 @@ enum Command {
         width: usize,
         #[arg(long, default_value_t = 1024)]
         height: usize,
+        /// A ready edge map (Canny) or depth map (Depth) for a FLUX.1 Canny/Depth model.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Repaint the masked part of an image with a FLUX.1 Fill model (outpainting: the image on
+    /// a larger canvas with the new border masked).
+    Fill {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        job: JobArgs,
+        /// The image (PNG or JPEG); the output has its size rounded down to multiples of 16.
+        #[arg(long)]
+        image: PathBuf,
+        /// The mask, the image's size: white (255) = repaint, black = keep (first channel).
+        #[arg(long)]
+        mask: PathBuf,
     },
     /// Edit an image with FLUX.1 Kontext (needs a dev/Kontext model).
     Edit {
@@ -376,6 +415,41 @@ fn progress(s: &pipeline::sampler::StepInfo) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
+/// Reads a PNG or JPEG file.
+fn read_image(path: &Path) -> flux_core::Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| flux_core::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    export::decode(&bytes)
+}
+
+/// Text-to-image, or a Fill or Canny/Depth job with `tool`, at `size`, saved as `job` says.
+fn generate(
+    model: &ModelArgs,
+    job: &JobArgs,
+    (width, height): (usize, usize),
+    tool: Option<ToolInput>,
+) -> flux_core::Result<()> {
+    let loras = read_loras(&job.loras)?;
+    let negative = job.negative()?;
+    let mut model = load(model)?;
+    let req = TextToImage {
+        width,
+        height,
+        steps: job.steps,
+        guidance: job.guidance,
+        loras: job.loras.clone(),
+        negative,
+        tool,
+        ..TextToImage::new(job.prompt.clone(), job.seed)
+    };
+    let t5_len = req.resolve(model.info.variant)?.t5_len;
+    apply_loras(&mut model, &loras, job_tokens(&[(width, height)], t5_len))?;
+    let result = pipeline::generate(&mut model, &req, &mut progress)?;
+    save(job, &result)
+}
+
 fn save(job: &JobArgs, result: &pipeline::Generated) -> flux_core::Result<()> {
     export::save(&job.out, &result.image, Some(&result.meta))?;
     let t = result.timings;
@@ -488,21 +562,28 @@ fn run(cli: Cli) -> flux_core::Result<()> {
             job,
             width,
             height,
+            control,
         } => {
-            let loras = read_loras(&job.loras)?;
-            let mut model = load(&model)?;
-            let req = TextToImage {
-                width,
-                height,
-                steps: job.steps,
-                guidance: job.guidance,
-                loras: job.loras.clone(),
-                ..TextToImage::new(job.prompt.clone(), job.seed)
+            let tool = match control {
+                Some(path) => Some(ToolInput::Control(read_image(&path)?.into())),
+                None => None,
             };
-            let t5_len = req.resolve(model.info.variant)?.t5_len;
-            apply_loras(&mut model, &loras, job_tokens(&[(width, height)], t5_len))?;
-            let result = pipeline::generate(&mut model, &req, &mut progress)?;
-            save(&job, &result)?;
+            generate(&model, &job, (width, height), tool)?;
+        }
+        Command::Fill {
+            model,
+            job,
+            image,
+            mask,
+        } => {
+            let image = read_image(&image)?;
+            let mask = Mask::from_first_channel(&read_image(&mask)?);
+            let size = (image.width / 16 * 16, image.height / 16 * 16);
+            let tool = ToolInput::Fill {
+                image: image.into(),
+                mask,
+            };
+            generate(&model, &job, size, Some(tool))?;
         }
         Command::Edit {
             model,
@@ -513,18 +594,14 @@ fn run(cli: Cli) -> flux_core::Result<()> {
             let loras = read_loras(&job.loras)?;
             let images = image
                 .iter()
-                .map(|p| {
-                    export::decode(&std::fs::read(p).map_err(|e| flux_core::Error::Io {
-                        path: p.clone(),
-                        source: e,
-                    })?)
-                })
+                .map(|p| read_image(p))
                 .collect::<flux_core::Result<Vec<_>>>()?;
             let mut model = load(&model)?;
             let mut req = KontextEdit::new(job.prompt.clone(), images[0].clone(), job.seed);
             req.steps = job.steps;
             req.guidance = job.guidance;
             req.loras = job.loras.clone();
+            req.negative = job.negative()?;
             if no_snap {
                 req.resolutions.clear();
             }

@@ -1,5 +1,6 @@
 //! `flux-cli` run as a program on the built-in tiny model: `--lora FILE[:STRENGTH]` on generate
-//! and edit (the image changes, the PNG records the LoRAs), and bad LoRA specs refused.
+//! and edit (the image changes, the PNG records the LoRAs), bad LoRA specs refused, `fill` on a
+//! Fill model and `--negative-prompt` (true CFG) recorded in the PNG.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -233,5 +234,78 @@ fn bad_lora_specs_fail_with_a_clear_message() {
         }
     }
     assert!(!Path::new(out).exists());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn fill_repaints_with_a_fill_model_and_negative_prompts_are_recorded() {
+    let tmp = scratch("fill");
+    let model = tmp.join("fill-model");
+    let run = cli(&tmp, &["tiny-model", "--out", model.to_str().unwrap()]);
+    assert!(run.status.success());
+    let fill = root().join("tests/fixtures/flux-tools/flux_tiny_fill.weights.safetensors");
+    std::fs::copy(fill, model.join("flux1-dev.safetensors")).unwrap();
+    let image = tmp.join("in.png");
+    generate(&tmp, &image, &[]);
+    let mask = tmp.join("mask.png");
+    let white_square = (0..64 * 64)
+        .flat_map(|i| match (i / 64, i % 64) {
+            (16..=47, 16..=47) => [255; 3],
+            _ => [0; 3],
+        })
+        .collect();
+    let rgb = |data| flux_core::image::RgbImage {
+        width: 64,
+        height: 64,
+        data,
+    };
+    export::save(&mask, &rgb(white_square), None).unwrap();
+    let out = tmp.join("filled.png");
+    let fill_args = |out: &Path| {
+        let args = [
+            "fill",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+            "--prompt",
+            "a paper cup",
+            "--steps",
+            "2",
+            "--negative-prompt",
+            "blurry",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.map(String::from).to_vec()
+    };
+    let args = fill_args(&out);
+    let run = cli(&tmp, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run.status.success(), "flux-cli fill failed: {}", run.status);
+    let (pixels, text) = read_png(&out);
+    assert_eq!(pixels.len(), 64 * 64 * 3);
+    assert_eq!(entry(&text, "variant"), Some("dev-fill"));
+    assert_eq!(entry(&text, "negative_prompt"), Some("blurry"));
+    assert_eq!(entry(&text, "true_cfg_scale"), Some("4"));
+
+    // The tiny dev model is no Fill model, and a scale below 1 is refused: a sentence each.
+    let mut args = fill_args(&tmp.join("x.png"));
+    args.drain(1..3);
+    let run = cli(&tmp, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && stderr.contains("not a FLUX.1 fill model"),
+        "{stderr}"
+    );
+    let mut args = fill_args(&tmp.join("x.png"));
+    args.extend(["--true-cfg".into(), "0.5".into()]);
+    let run = cli(&tmp, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && stderr.contains("true CFG scale"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }
