@@ -1,5 +1,6 @@
-"""Flux Engine for Blender: FLUX.1 text-to-image and Kontext editing in the Image Editor, with
-a list of LoRAs applied to every job.
+"""Flux Engine for Blender: FLUX.1 text-to-image, Kontext editing, Fill (a mask image) and
+Depth/Canny (a control image, or the scene's rendered depth) in the Image Editor, with a negative
+prompt (true CFG) and a list of LoRAs applied to every job.
 
 Generation runs on the engine's own worker thread (inside libflux_engine); Blender's main thread
 only submits jobs and, from a ``bpy.app.timers`` callback, polls their events and writes pixels
@@ -12,7 +13,7 @@ bl_info = {
     "version": (0, 1, 0),
     "blender": (3, 4, 0),
     "location": "Image Editor > Sidebar > Flux",
-    "description": "Generate and edit images with FLUX.1 (text-to-image, Kontext, LoRAs) on your machine",
+    "description": "Generate and edit images with FLUX.1 (text-to-image, Kontext, Fill, Depth, LoRAs) on your machine",
     "category": "Image",
 }
 
@@ -27,6 +28,9 @@ _CLASSES = (
     properties.FluxSettings,
     operators.FLUX_OT_generate,
     operators.FLUX_OT_edit,
+    operators.FLUX_OT_fill,
+    operators.FLUX_OT_generate_control,
+    operators.FLUX_OT_depth_from_render,
     operators.FLUX_OT_cancel,
     operators.FLUX_OT_lora_add,
     operators.FLUX_OT_lora_remove,

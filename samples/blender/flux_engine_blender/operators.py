@@ -1,11 +1,12 @@
-"""Generate, Edit (Kontext) and Cancel, and the LoRA list's Add and Remove. Generate and Edit
+"""Generate, Edit (Kontext), Fill, Generate with a control image, Depth from Render and Cancel,
+and the LoRA list's Add and Remove. Generate and Edit
 only build a request and submit it; the work happens on the engine's worker thread and the
 session's timer brings the result back on the main thread. The library checks every setting as
 the request is built: bad input is reported before anything is submitted."""
 
 import bpy
 
-from . import pixels, preferences
+from . import depth, pixels, preferences
 from .session import fe, session
 
 RESULT_IMAGE = "Flux Result"
@@ -23,9 +24,9 @@ def enabled_loras(settings):
 
 def _request(settings, **extra):
     """A ``flux_engine.Request`` with the panel's prompt, sampling settings (steps and tokens at
-    0 keep the model's defaults) and enabled LoRAs (a missing file or an infinite strength is
-    refused here, before anything is submitted)."""
-    return fe.Request(
+    0 keep the model's defaults), negative prompt and enabled LoRAs (a missing file or an
+    infinite strength is refused here, before anything is submitted)."""
+    request = fe.Request(
         settings.prompt,
         seed=settings.seed,
         steps=settings.steps or None,
@@ -34,6 +35,14 @@ def _request(settings, **extra):
         loras=enabled_loras(settings),
         **extra,
     )
+    if settings.negative_prompt:
+        request.set_negative_prompt(settings.negative_prompt, settings.true_cfg)
+    return request
+
+
+def _engine_image(image):
+    """A Blender image as a ``flux_engine.Image`` (Blender's own layout; requests copy it)."""
+    return fe.Image.from_numpy(pixels.read(image), bottom_up=True)
 
 
 def _show(context, image):
@@ -79,7 +88,17 @@ class FLUX_OT_generate(_Submit, bpy.types.Operator):
         return self._start(context, build, self.image, (s.width, s.height))
 
 
-class FLUX_OT_edit(_Submit, bpy.types.Operator):
+class _EditsAnImage(_Submit):
+    """Operators whose input is an image: the one named, or the Image Editor's."""
+
+    def _source(self, context):
+        if self.image:
+            return bpy.data.images.get(self.image)
+        space = getattr(context, "space_data", None)
+        return space.image if space is not None and space.type == "IMAGE_EDITOR" else None
+
+
+class FLUX_OT_edit(_EditsAnImage, bpy.types.Operator):
     """Edit the active image with the prompt (FLUX.1 Kontext; runs in the background)"""
 
     bl_idname = "flux.edit"
@@ -88,12 +107,6 @@ class FLUX_OT_edit(_Submit, bpy.types.Operator):
     image: bpy.props.StringProperty(
         name="Image", description="Image to edit (default: the Image Editor's image)"
     )
-
-    def _source(self, context):
-        if self.image:
-            return bpy.data.images.get(self.image)
-        space = getattr(context, "space_data", None)
-        return space.image if space is not None and space.type == "IMAGE_EDITOR" else None
 
     def execute(self, context):
         source = self._source(context)
@@ -104,11 +117,84 @@ class FLUX_OT_edit(_Submit, bpy.types.Operator):
 
         def build():
             request = _request(s, snap=s.snap)
-            # Blender's own layout; the request copies the pixels now.
-            with fe.Image.from_numpy(pixels.read(source), bottom_up=True) as image:
+            with _engine_image(source) as image:
                 return request.add_reference(image)
 
         return self._start(context, build, f"{source.name} (Flux edit)", tuple(source.size))
+
+
+class FLUX_OT_fill(_EditsAnImage, bpy.types.Operator):
+    """Repaint the masked part of the active image (FLUX.1 Fill model; runs in the background)"""
+
+    bl_idname = "flux.fill"
+    bl_label = "Fill Masked"
+
+    image: bpy.props.StringProperty(
+        name="Image", description="Image to fill (default: the Image Editor's image)"
+    )
+
+    def execute(self, context):
+        source, s = self._source(context), context.scene.flux
+        if source is None or not source.size[0]:
+            self.report({"ERROR"}, "No image to fill: open one in the Image Editor")
+            return {"CANCELLED"}
+        if s.mask is None:
+            self.report({"ERROR"}, "Choose a mask image (white repaints)")
+            return {"CANCELLED"}
+
+        def build():
+            request = _request(s)
+            with _engine_image(source) as image, _engine_image(s.mask) as mask:
+                return request.set_fill(image, mask)
+
+        return self._start(context, build, f"{source.name} (Flux fill)", tuple(source.size))
+
+
+class FLUX_OT_generate_control(_Submit, bpy.types.Operator):
+    """Generate following the control image's depth or edges (FLUX.1 Depth or Canny model)"""
+
+    bl_idname = "flux.generate_control"
+    bl_label = "Generate from Control"
+
+    image: bpy.props.StringProperty(
+        name="Image", description="Image to write the result into", default=RESULT_IMAGE
+    )
+
+    def execute(self, context):
+        s = context.scene.flux
+        if s.control is None:
+            self.report({"ERROR"}, "Choose a control image, or make one with Depth from Render")
+            return {"CANCELLED"}
+
+        def build():
+            request = _request(s, width=s.width, height=s.height)
+            with _engine_image(s.control) as control:
+                return request.set_control_image(control)
+
+        return self._start(context, build, self.image, (s.width, s.height))
+
+
+class FLUX_OT_depth_from_render(bpy.types.Operator):
+    """Render the scene's depth at the panel's size into the "Flux Depth" image and use it as
+    the control image (for a FLUX.1 Depth model)"""
+
+    bl_idname = "flux.depth_from_render"
+    bl_label = "Depth from Render"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.camera is not None
+
+    def execute(self, context):
+        s = context.scene.flux
+        z = depth.render_depth(context.scene, s.width, s.height)
+        image = bpy.data.images.get("Flux Depth") or bpy.data.images.new(
+            "Flux Depth", s.width, s.height, alpha=True
+        )
+        pixels.write(image, depth.control_from_depth(z))
+        s.control = image
+        _show(context, image)
+        return {"FINISHED"}
 
 
 class FLUX_OT_lora_add(bpy.types.Operator):

@@ -34,6 +34,9 @@ class FLUX_PT_panel(bpy.types.Panel):
         if not preferences.get(context).model_folder:
             layout.label(text="Set the model folder in the add-on preferences", icon="ERROR")
         layout.prop(s, "prompt", text="")
+        row = layout.row(align=True)
+        row.prop(s, "negative_prompt", text="", icon="REMOVE")
+        row.prop(s, "true_cfg", text="CFG")
         col = layout.column(align=True)
         col.prop(s, "width")
         col.prop(s, "height")
@@ -52,6 +55,14 @@ class FLUX_PT_panel(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("flux.generate", icon="IMAGE_DATA")
         row.operator("flux.edit", icon="BRUSH_DATA")
+        box = layout.box()
+        box.label(text="FLUX.1 Tools")
+        box.template_ID(s, "mask", open="image.open")
+        box.operator("flux.fill", icon="MOD_MASK")
+        box.template_ID(s, "control", open="image.open")
+        row = box.row(align=True)
+        row.operator("flux.depth_from_render", icon="RENDER_STILL")
+        row.operator("flux.generate_control", icon="IMAGE_DATA")
         if session.busy:
             layout.operator("flux.cancel", icon="CANCEL")
         if hasattr(layout, "progress"):  # Blender 4.0+

@@ -43,6 +43,22 @@ class FluxSettings(bpy.types.PropertyGroup):
         description="Edit: resize the source to the closest resolution Kontext was trained at",
         default=True,
     )
+    negative_prompt: bpy.props.StringProperty(
+        name="Negative Prompt",
+        description="What to steer away from (true CFG: each step runs the model twice); empty: off",
+    )
+    true_cfg: bpy.props.FloatProperty(
+        name="True CFG", description="True CFG scale for the negative prompt (1: off)",
+        default=4.0, min=1.0, soft_max=10.0,
+    )
+    mask: bpy.props.PointerProperty(
+        type=bpy.types.Image, name="Mask",
+        description="Fill: white repaints, black keeps (the image's size; needs a FLUX.1 Fill model)",
+    )
+    control: bpy.props.PointerProperty(
+        type=bpy.types.Image, name="Control",
+        description="A depth map or edge map for a FLUX.1 Depth or Canny model",
+    )
     loras: bpy.props.CollectionProperty(type=FluxLora, name="LoRAs")
     lora_index: bpy.props.IntProperty(name="Active LoRA", default=0, min=0)
     # Written by the add-on on the main thread while a job runs.

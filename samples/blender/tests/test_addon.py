@@ -5,14 +5,17 @@
 with BLENDER_USER_SCRIPTS pointing at a folder whose addons/ holds the packaged add-on, and
 FLUX_TEST_MODEL / FLUX_TEST_EXPECTED set. Enables the add-on, generates with the tiny model,
 edits that image and the same pixels in a linear float image, cancels a job, refuses bad input,
-applies LoRAs from the panel's list (tests/fixtures/flux-lora, or FLUX_TEST_LORAS), draws the
-panel, and disables the add-on. Timers do not run
+applies LoRAs from the panel's list (tests/fixtures/flux-lora, or FLUX_TEST_LORAS), runs true CFG
+from the negative prompt, renders the scene's depth into a control image, fills a masked image on
+a Fill model (tests/fixtures/flux-tools), draws the panel, and disables the add-on. Timers do not run
 in background mode, so the test calls the session's timer callback itself, as Blender would.
 """
 
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 import time
 
 import addon_utils
@@ -20,10 +23,8 @@ import bpy
 import numpy as np
 
 ADDON = "flux_engine_blender"
-LORAS = pathlib.Path(
-    os.environ.get("FLUX_TEST_LORAS")
-    or pathlib.Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "flux-lora"
-)
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "tests" / "fixtures"
+LORAS = pathlib.Path(os.environ.get("FLUX_TEST_LORAS") or FIXTURES / "flux-lora")
 
 
 def drive(session, seconds=120):
@@ -157,6 +158,62 @@ def test_loras(session, plain):
     assert np.array_equal(generate(session, "Flux No LoRA"), plain), "the plain model again"
 
 
+def test_tools(session, plain):
+    """True CFG from the negative prompt; Depth from Render (the default cube nearer than the
+    background, the scene's settings restored); a control job on the plain model fails with the
+    library's sentence; Fill on a Fill model folder equals the library's output."""
+    s, scene = bpy.context.scene.flux, bpy.context.scene
+    s.negative_prompt, s.true_cfg = "fog", 1.0
+    assert np.array_equal(generate(session, "Flux CFG Off"), plain), "true CFG 1: off"
+    s.true_cfg = 4.0
+    assert not np.array_equal(generate(session, "Flux CFG"), plain), "true CFG 4 changes it"
+    s.negative_prompt = ""
+
+    engine, use_nodes = scene.render.engine, scene.use_nodes
+    assert bpy.ops.flux.depth_from_render() == {"FINISHED"}
+    control = bpy.data.images["Flux Depth"]
+    assert s.control == control and tuple(control.size) == (64, 48)
+    grey = rgba_top_down(control)[..., 0]
+    assert grey.max() == 255 and grey.min() == 0, (grey.min(), grey.max())
+    assert 0.02 < (grey > 0).mean() < 0.9, "the cube covers part of the frame"
+    assert (scene.render.engine, scene.use_nodes) == (engine, use_nodes), "settings restored"
+    assert bpy.ops.flux.generate_control(image="Flux Control") == {"FINISHED"}
+    drive(session)
+    assert "not a FLUX.1 control model" in s.status, s.status
+
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="flux-fill-"))
+    shutil.copytree(os.environ["FLUX_TEST_MODEL"], folder / "model")
+    fill_weights = FIXTURES / "flux-tools" / "flux_tiny_fill.weights.safetensors"
+    shutil.copyfile(fill_weights, folder / "model" / "flux1-dev.safetensors")
+    bpy.context.preferences.addons[ADDON].preferences.model_folder = str(folder / "model")
+    mask = bpy.data.images.new("Flux Mask", 64, 48, alpha=True)
+    white = np.zeros((48, 64, 4), dtype=np.float32)
+    white[10:30, 8:40] = 1.0
+    mask.pixels.foreach_set(white.ravel())
+    s.mask = mask
+    assert bpy.ops.flux.fill(image="Flux Test") == {"FINISHED"}
+    drive(session)
+    assert s.status.startswith("Done"), s.status
+    filled = rgba_top_down(bpy.data.images["Flux Test (Flux fill)"])[..., :3]
+
+    fe = sys.modules[f"{ADDON}.session"].fe
+    read = sys.modules[f"{ADDON}.pixels"].read
+    with fe.Engine() as e, fe.Request(s.prompt, seed=s.seed, steps=s.steps, guidance=s.guidance,
+                                      t5_len=s.t5_len) as request:
+        assert e.load_model(folder / "model").wait(timeout=120) == fe.JobState.SUCCEEDED
+        image = fe.Image.from_numpy(read(bpy.data.images["Flux Test"]), bottom_up=True)
+        mask_image = fe.Image.from_numpy(read(mask), bottom_up=True)
+        with image, mask_image, e.submit(request.set_fill(image, mask_image)) as job:
+            want = np.array(job.result(fe.PixelFormat.RGB8, timeout=120).to_numpy())
+    assert np.array_equal(filled, want.reshape(48, 64, 3)), "Fill equals the library's output"
+
+    assert bpy.ops.flux.generate(image="Flux No Mask") == {"FINISHED"}
+    drive(session)
+    assert "fill" in s.status and "mask" in s.status, s.status
+    bpy.context.preferences.addons[ADDON].preferences.model_folder = os.environ["FLUX_TEST_MODEL"]
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main():
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
     assert ADDON in bpy.context.preferences.addons, "the add-on did not enable"
@@ -224,6 +281,7 @@ def main():
     assert np.array_equal(rgba_top_down(bpy.data.images["Flux Again"])[..., :3], got[..., :3])
 
     test_loras(session, got[..., :3])
+    test_tools(session, got[..., :3])
 
     addon_utils.disable(ADDON, default_set=True, handle_error=None)
     assert session.engine is None, "disabling the add-on closes the engine"
