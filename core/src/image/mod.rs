@@ -1,5 +1,6 @@
 //! Pixel buffers and their conversion from decoded tensors.
 
+mod bicubic;
 pub mod export;
 mod input;
 

@@ -9,6 +9,7 @@ mod flash;
 pub mod gguf;
 pub mod layers;
 pub mod names;
+pub mod redux;
 pub mod store;
 pub mod stream;
 pub mod tiles;
