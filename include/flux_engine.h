@@ -1281,6 +1281,16 @@ FluxResult flux_request_set_control_image(struct FluxRequest *request,
                                           uint64_t wait_value);
 
 /**
+ * Adds a FLUX.1 Redux image (up to 4; read as references are): its SigLIP tokens are appended
+ * after the prompt's, so the output takes after it (BFL's Redux runs with the empty prompt).
+ * Text-to-image, Fill and Canny/Depth jobs take them; the model folder needs the SigLIP folder
+ * (named `siglip…`) and `flux1-redux-dev.safetensors`, or the job fails saying so.
+ */
+FluxResult flux_request_add_redux_image(struct FluxRequest *request,
+                                        struct FluxImage *image,
+                                        uint64_t wait_value);
+
+/**
  * Sets a negative prompt (UTF-8, copied) and the true CFG scale, finite and ≥ 1. Above 1, each
  * step also runs the transformer on the negative prompt (twice the time) and takes
  * `neg + scale · (pos − neg)`; 1 turns true CFG off. Default: none.
@@ -1293,8 +1303,8 @@ FluxResult flux_request_set_negative_prompt(struct FluxRequest *request,
                                             float scale);
 
 /**
- * Removes the references, the init image and the Fill or control input: the request is
- * text-to-image again.
+ * Removes the references, the init image, the Fill or control input and the Redux images: the
+ * request is text-to-image again.
  */
 FluxResult flux_request_clear_images(struct FluxRequest *request);
 

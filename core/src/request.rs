@@ -39,6 +39,7 @@ pub struct Request {
     snap: bool,
     init: Option<(ImageInput, f32)>,
     tool: Option<ToolInput>,
+    redux: Vec<ImageInput>,
     negative: Option<NegativePrompt>,
     loras: Vec<LoraChoice>,
 }
@@ -57,6 +58,7 @@ impl Default for Request {
             snap: true,
             init: None,
             tool: None,
+            redux: Vec::new(),
             negative: None,
             loras: Vec::new(),
         }
@@ -153,6 +155,12 @@ impl Request {
             _ if self.init.is_some() => "an init image (image-to-image)",
             _ if matches!(self.tool, Some(ToolInput::Fill { .. })) => "a Fill image and mask",
             _ if self.tool.is_some() => "a control image",
+            _ if !self.redux.is_empty()
+                && !adding.contains("Fill")
+                && !adding.contains("control") =>
+            {
+                "Redux images"
+            }
             _ => return Ok(()),
         };
         Err(Error::invalid(format!(
@@ -221,12 +229,33 @@ impl Request {
         Ok(())
     }
 
-    /// Removes the references, the init image and the Fill or control input (the request
-    /// becomes text-to-image again).
+    /// Adds a FLUX.1 Redux image (up to 4): its tokens are appended after the prompt's, so the
+    /// output takes after it (BFL's Redux runs with the empty prompt). Text-to-image, Fill and
+    /// Canny/Depth jobs take them; the model folder needs the SigLIP folder and
+    /// `flux1-redux-dev.safetensors`.
+    pub fn add_redux_image(&mut self, image: ImageInput) -> Result<()> {
+        if !self.references.is_empty() || self.init.is_some() {
+            return Err(Error::invalid(
+                "Redux images go with text-to-image, Fill and Canny/Depth jobs, not with \
+                 references or an init image",
+            ));
+        }
+        if self.redux.len() == MAX_REFERENCES {
+            return Err(Error::invalid(format!(
+                "a request takes at most {MAX_REFERENCES} Redux images"
+            )));
+        }
+        self.redux.push(image);
+        Ok(())
+    }
+
+    /// Removes the references, the init image, the Fill or control input and the Redux images
+    /// (the request becomes text-to-image again).
     pub fn clear_images(&mut self) {
         self.references.clear();
         self.init = None;
         self.tool = None;
+        self.redux.clear();
     }
 
     /// Adds a LoRA file at `strength` (any finite number; 1 is the file's own scale, negative
@@ -274,7 +303,8 @@ impl Request {
             .references
             .iter()
             .chain(self.init.as_ref().map(|i| &i.0))
-            .chain(tool_image);
+            .chain(tool_image)
+            .chain(&self.redux);
         for input in inputs {
             if let ImageInput::Gpu { image, .. } = input {
                 if !image.device().same_device(device) {
@@ -295,6 +325,7 @@ impl Request {
             loras: self.loras.clone(),
             negative: self.negative.clone(),
             tool: self.tool.clone(),
+            redux: self.redux.clone(),
         };
         if !self.references.is_empty() {
             return Ok(JobRequest::Edit(KontextEdit {

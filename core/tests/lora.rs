@@ -31,6 +31,7 @@ fn transformer() -> FluxTransformer {
         t5_tokenizer: Default::default(),
         clip_tokenizer: Default::default(),
         model_index: None,
+        redux: None,
     };
     model::load_transformer(&files, &LoadOptions::default()).unwrap()
 }

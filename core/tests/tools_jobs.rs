@@ -217,3 +217,66 @@ fn tool_settings_are_checked_when_set() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The tiny model folder with the tiny SigLIP and Redux projection beside it, as a user would
+/// put `siglip-so400m-patch14-384/` and `flux1-redux-dev.safetensors`.
+fn redux_model(name: &str) -> (Scratch, ModelFiles) {
+    let (s, files) = tiny_model(name, Variant::Dev, Layout::SingleFiles);
+    let dir = files.transformer.parent().unwrap().to_path_buf();
+    let tools = fixtures().join("flux-tools");
+    let siglip = dir.join("siglip_tiny");
+    std::fs::create_dir_all(&siglip).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(tools.join("siglip_tiny").join(f), siglip.join(f)).unwrap();
+    }
+    let projection = dir.join("flux1-redux-dev.safetensors");
+    std::fs::copy(tools.join("redux_tiny.weights.safetensors"), projection).unwrap();
+    let files = ModelFiles::from_folder(&dir).unwrap();
+    assert!(files.redux.is_some(), "the Redux files are found");
+    (s, files)
+}
+
+#[test]
+fn redux_jobs_append_the_image_tokens_and_need_the_redux_files() {
+    let (_s, files) = redux_model("redux-jobs");
+    let engine = engine_with(&files);
+    let mut r = request("");
+    r.set_size(32, 32).unwrap();
+    let plain = run(&engine, &r).unwrap();
+    r.add_redux_image(picture(40, 24).into()).unwrap();
+    let varied = run(&engine, &r).unwrap();
+    assert_ne!(
+        varied.image, plain.image,
+        "the image tokens change the result"
+    );
+
+    let mut model = FluxModel::load(&files, &LoadOptions::default()).unwrap();
+    let want = TextToImage {
+        width: 32,
+        height: 32,
+        steps: Some(2),
+        t5_len: Some(16),
+        redux: vec![picture(40, 24).into()],
+        ..TextToImage::new("", 3)
+    };
+    let want = pipeline::generate(&mut model, &want, &mut pipeline::no_hook()).unwrap();
+    assert_eq!(
+        varied.image, want.image,
+        "the engine runs what the pipeline runs"
+    );
+
+    let e = r
+        .add_reference(picture(32, 32).into())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Redux"), "{e}");
+    let (_t, plain_files) = tiny_model("redux-missing", Variant::Dev, Layout::SingleFiles);
+    let bare = engine_with(&plain_files);
+    let e = run(&bare, &r).unwrap_err();
+    assert!(
+        e.contains("no Redux encoder") && e.contains("flux1-redux"),
+        "{e}"
+    );
+    r.clear_images();
+    assert!(run(&bare, &r).is_ok(), "the engine goes on");
+}

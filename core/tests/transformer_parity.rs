@@ -17,6 +17,7 @@ fn files_with_transformer(path: std::path::PathBuf) -> ModelFiles {
         t5_tokenizer: Default::default(),
         clip_tokenizer: Default::default(),
         model_index: None,
+        redux: None,
     }
 }
 

@@ -56,6 +56,7 @@ unsafe fn model_files(d: &FluxModelDesc) -> FfiResult<ModelFiles> {
         t5_tokenizer: path(d.t5_tokenizer, "desc.t5_tokenizer")?,
         clip_tokenizer: path(d.clip_tokenizer, "desc.clip_tokenizer")?,
         model_index: None,
+        redux: None,
     })
 }
 

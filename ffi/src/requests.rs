@@ -200,6 +200,21 @@ pub extern "C" fn flux_request_set_control_image(
     })
 }
 
+/// Adds a FLUX.1 Redux image (up to 4; read as references are): its SigLIP tokens are appended
+/// after the prompt's, so the output takes after it (BFL's Redux runs with the empty prompt).
+/// Text-to-image, Fill and Canny/Depth jobs take them; the model folder needs the SigLIP folder
+/// (named `siglip…`) and `flux1-redux-dev.safetensors`, or the job fails saying so.
+#[no_mangle]
+pub extern "C" fn flux_request_add_redux_image(
+    request: *mut FluxRequest,
+    image: *mut FluxImage,
+    wait_value: u64,
+) -> FluxResult {
+    with(request, |r| {
+        Ok(r.add_redux_image(images::input(image, wait_value)?)?)
+    })
+}
+
 /// Sets a negative prompt (UTF-8, copied) and the true CFG scale, finite and ≥ 1. Above 1, each
 /// step also runs the transformer on the negative prompt (twice the time) and takes
 /// `neg + scale · (pos − neg)`; 1 turns true CFG off. Default: none.
@@ -219,8 +234,8 @@ pub unsafe extern "C" fn flux_request_set_negative_prompt(
     })
 }
 
-/// Removes the references, the init image and the Fill or control input: the request is
-/// text-to-image again.
+/// Removes the references, the init image, the Fill or control input and the Redux images: the
+/// request is text-to-image again.
 #[no_mangle]
 pub extern "C" fn flux_request_clear_images(request: *mut FluxRequest) -> FluxResult {
     with(request, |r| {

@@ -239,6 +239,15 @@ int main(int argc, char **argv) {
   EXPECT(state == FLUX_JOB_STATE_FAILED); /* the tiny model is no Fill model */
   ROW(flux_request_clear_images(tool), FLUX_RESULT_OK);
   ROW(flux_request_set_control_image(tool, NULL, 0), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_add_redux_image(tool, NULL, 0), FLUX_RESULT_NULL_POINTER);
+  ROW(flux_request_add_redux_image(none, picture, 0), FLUX_RESULT_INVALID_HANDLE);
+  for (int i = 0; i < 4; i++) ROW(flux_request_add_redux_image(tool, picture, 0), FLUX_RESULT_OK);
+  ROW(flux_request_add_redux_image(tool, picture, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_request_add_reference(tool, picture, 0), FLUX_RESULT_INVALID_ARGUMENT);
+  ROW(flux_engine_submit(e, tool, &job), FLUX_RESULT_OK);
+  ROW(flux_job_wait(e, job, 60000, &state), FLUX_RESULT_OK);
+  EXPECT(state == FLUX_JOB_STATE_FAILED); /* no Redux files beside the tiny model */
+  ROW(flux_request_clear_images(tool), FLUX_RESULT_OK);
   ROW(flux_request_set_negative_prompt(tool, NULL, 4.0f), FLUX_RESULT_NULL_POINTER);
   ROW(flux_request_set_negative_prompt(tool, BAD_UTF8, 4.0f), FLUX_RESULT_INVALID_UTF8);
   ROW(flux_request_set_negative_prompt(tool, "fog", NAN), FLUX_RESULT_INVALID_ARGUMENT);

@@ -157,6 +157,9 @@ namespace Flux
         internal static extern FluxResult flux_request_set_control_image(RequestHandle request, ImageHandle image, ulong waitValue);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern FluxResult flux_request_add_redux_image(RequestHandle request, ImageHandle image, ulong waitValue);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern FluxResult flux_request_set_negative_prompt(RequestHandle request, IntPtr prompt, float scale);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

@@ -195,6 +195,16 @@ namespace Flux
         }
 
         /// <summary>
+        /// Adds a FLUX.1 Redux image (up to 4; read as references are): its tokens follow the
+        /// prompt's, so the result takes after it. Needs the SigLIP folder and
+        /// flux1-redux-dev.safetensors beside the model, or the job fails saying so.
+        /// </summary>
+        public void AddReduxImage(Image image, ulong waitValue = 0)
+        {
+            FluxException.Check(Native.flux_request_add_redux_image(handle, ImageHandle(image), waitValue));
+        }
+
+        /// <summary>
         /// A negative prompt and the true CFG scale, finite and ≥ 1: above 1 each step also runs
         /// the model on the negative prompt (twice the time) and takes neg + scale · (pos − neg);
         /// 1 turns it off. A bad scale throws FluxException (InvalidArgument).
@@ -211,7 +221,7 @@ namespace Flux
             }
         }
 
-        /// <summary>Removes the references, the init image and the Fill or control input: the request is text-to-image again.</summary>
+        /// <summary>Removes the references, the init image, the Fill or control input and the Redux images: the request is text-to-image again.</summary>
         public void ClearImages()
         {
             FluxException.Check(Native.flux_request_clear_images(handle));

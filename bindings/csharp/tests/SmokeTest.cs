@@ -352,6 +352,17 @@ static class SmokeTest
                             "state " + state + ", error '" + job.Error + "'");
                     }
                     request.ClearImages();
+                    using (Image image = Image.FromPixels(rgb, new ImageLayout(Width, Height, PixelFormat.Rgb8)))
+                    {
+                        request.AddReduxImage(image);
+                    }
+                    using (Job job = engine.Submit(request))
+                    {
+                        JobState state = RunToEnd(engine, job, events);
+                        Expect(state == JobState.Failed && job.Error != null && job.Error.Contains("no Redux encoder"),
+                            "state " + state + ", error '" + job.Error + "'");
+                    }
+                    request.ClearImages();
                     ExpectEqual(guided, Run(engine, request, events, PixelFormat.Rgb8), "the job after the failed one");
                 }
             });

@@ -270,6 +270,8 @@ int run(const std::string &model, const std::string &out, const std::string &lor
       EXPECT(contains(message, "true CFG scale"));
       flux::Job fill = engine.submit(cfg.fill(read_only, read_only));
       EXPECT(fill.wait() == flux::JobState::Failed && contains(fill.error(), "not a FLUX.1 fill model"));
+      flux::Job redux = engine.submit(cfg.clear_images().redux_image(read_only));
+      EXPECT(redux.wait() == flux::JobState::Failed && contains(redux.error(), "no Redux encoder"));
       flux::Job after = engine.submit(cfg.clear_images());
       EXPECT(after.wait() == flux::JobState::Succeeded && after.image().bytes() == guided.image().bytes());
     }

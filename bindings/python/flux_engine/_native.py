@@ -181,6 +181,7 @@ _SIGNATURES = {
     "flux_request_set_fill": (_R, [_REQUEST, _IMAGE, _U64, _IMAGE]),
     "flux_request_set_control_image": (_R, [_REQUEST, _IMAGE, _U64]),
     "flux_request_set_negative_prompt": (_R, [_REQUEST, c_char_p, ctypes.c_float]),
+    "flux_request_add_redux_image": (_R, [_REQUEST, _IMAGE, _U64]),
     "flux_request_clear_images": (_R, [_REQUEST]),
     "flux_request_add_lora": (_R, [_REQUEST, c_char_p, ctypes.c_float]),
     "flux_request_clear_loras": (_R, [_REQUEST]),

@@ -180,6 +180,14 @@ class Request(Closeable):
             image, "flux_request_set_control_image", unsigned(wait_value, 64, "wait_value")
         )
 
+    def add_redux_image(self, image, wait_value=0):
+        """Adds a FLUX.1 Redux image (up to 4; read as references are): its tokens follow the
+        prompt's, so the result takes after it (BFL's Redux uses the empty prompt). Needs the
+        SigLIP folder and ``flux1-redux-dev.safetensors`` beside the model."""
+        return self._with_image(
+            image, "flux_request_add_redux_image", unsigned(wait_value, 64, "wait_value")
+        )
+
     def set_negative_prompt(self, prompt, scale):
         """A negative prompt and the true CFG scale, finite and ≥ 1: above 1 each step also
         runs the model on the negative prompt (twice the time) and takes
@@ -199,8 +207,8 @@ class Request(Closeable):
                 image.close()
 
     def clear_images(self):
-        """Removes the references, the init image and the Fill or control input: text-to-image
-        again."""
+        """Removes the references, the init image, the Fill or control input and the Redux
+        images: text-to-image again."""
         return self._call("flux_request_clear_images")
 
     def add_lora(self, path, strength=1.0):

@@ -1,7 +1,8 @@
 """The FLUX.1 tools and true CFG from Python: a Fill model made from the tiny model folder with
 the Fill fixture's transformer takes an image and a mask (a numpy array), the mask changes the
 result, a job without one fails with the library's sentence; true CFG on the plain model is off
-at scale 1 and changes the image above it; bad scales and masks are refused as they are set."""
+at scale 1 and changes the image above it; bad scales and masks are refused as they are set;
+Redux images change the result when the tiny SigLIP and projection sit beside the model."""
 
 import pathlib
 import shutil
@@ -61,3 +62,22 @@ def test_a_fill_model_repaints_the_masked_region(model_dir, tmp_path):
                 err = error_of(job.result, fe.PixelFormat.RGB8, 120)
             assert "fill" in err.message and "mask" in err.message, err
             assert pixels(engine, request.set_fill(image, mask)) == filled, "the engine goes on"
+
+
+def test_redux_images_need_their_files_and_change_the_image(engine, model_dir, tmp_path):
+    image = (np.arange(24 * 40 * 3) * 5 % 253).astype(np.uint8).reshape(24, 40, 3)
+    with fe.Request("", width=32, height=32, seed=3, steps=2, t5_len=16) as request:
+        request.add_redux_image(image)
+        with engine.submit(request) as job:
+            err = error_of(job.result, fe.PixelFormat.RGB8, 120)
+        assert "Redux" in err.message, err
+        redux_dir = tmp_path / "redux"
+        shutil.copytree(model_dir, redux_dir)
+        shutil.copytree(TOOLS / "siglip_tiny", redux_dir / "siglip_tiny")
+        shutil.copyfile(TOOLS / "redux_tiny.weights.safetensors",
+                        redux_dir / "flux1-redux-dev.safetensors")
+        with fe.Engine() as e:
+            assert e.load_model(redux_dir).wait(timeout=120) == fe.JobState.SUCCEEDED
+            varied = pixels(e, request)
+            assert varied == pixels(e, request), "deterministic"
+            assert pixels(e, request.clear_images()) != varied, "the image tokens count"

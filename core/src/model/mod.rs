@@ -45,6 +45,8 @@ pub struct ModelFiles {
     pub clip_tokenizer: PathBuf,
     /// A diffusers `model_index.json`, when the model came from a diffusers folder.
     pub model_index: Option<PathBuf>,
+    /// FLUX.1 Redux's SigLIP tower and projection, when the folder has them.
+    pub redux: Option<redux::ReduxFiles>,
 }
 
 /// Transformer file names of the BFL releases, in the order they are looked for.
@@ -71,6 +73,7 @@ impl ModelFiles {
             t5_tokenizer: PathBuf::new(),
             clip_tokenizer: PathBuf::new(),
             model_index: None,
+            redux: None,
         }
     }
 
@@ -95,6 +98,7 @@ impl ModelFiles {
                 t5_tokenizer: dir.join("tokenizer_2").join("tokenizer.json"),
                 clip_tokenizer: dir.join("tokenizer"),
                 model_index: index.is_file().then_some(index),
+                redux: redux::find_in(dir),
             });
         }
         let first = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.is_file());
@@ -125,6 +129,7 @@ impl ModelFiles {
             t5_tokenizer: dir.join("tokenizer_2").join("tokenizer.json"),
             clip_tokenizer: dir.join("tokenizer"),
             model_index: None,
+            redux: redux::find_in(dir),
         })
     }
 }
@@ -432,11 +437,13 @@ pub struct ModelInfo {
     pub dtype: DType,
 }
 
-/// A loaded FLUX model: transformer, autoencoder and text encoders.
+/// A loaded FLUX model: transformer, autoencoder and text encoders, and the Redux encoder when
+/// its files are there.
 pub struct FluxModel {
     pub transformer: FluxTransformer,
     pub ae: AutoEncoder,
     pub text: TextEncoders,
+    pub redux: Option<redux::ReduxEncoder>,
     pub info: ModelInfo,
 }
 
@@ -668,6 +675,14 @@ impl FluxModel {
         let transformer = load_transformer(files, opts)?;
         let ae = load_autoencoder(files, opts)?;
         let text = load_text_encoders(files, opts)?;
+        let redux = match &files.redux {
+            Some(r) => Some(redux::ReduxEncoder::load(
+                r,
+                opts.compute_dtype(),
+                &opts.device,
+            )?),
+            None => None,
+        };
         let info = ModelInfo {
             variant: transformer.variant(),
             kontext: transformer.is_kontext(),
@@ -678,6 +693,7 @@ impl FluxModel {
             transformer,
             ae,
             text,
+            redux,
             info,
         })
     }

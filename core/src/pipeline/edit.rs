@@ -195,6 +195,7 @@ impl KontextEdit {
             loras: self.loras.clone(),
             negative: self.negative.clone(),
             tool: None,
+            redux: Vec::new(),
         };
         Ok((refs, req.resolve(variant)?))
     }

@@ -14,9 +14,11 @@ use candle_core::Tensor;
 
 use crate::error::{Error, Result};
 use crate::image::export::GenerationMeta;
+use crate::image::ImageInput;
 use crate::image::RgbImage;
 use crate::lora::LoraChoice;
 use crate::model::autoencoder::AutoEncoder;
+use crate::model::redux::ReduxEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::{FluxModel, Variant};
 use crate::text::PromptEmbedding;
@@ -145,6 +147,9 @@ pub struct TextToImage {
     /// The input of a FLUX.1 Fill or Canny/Depth model; required by those models, refused by
     /// others. Its defaults replace the variant's.
     pub tool: Option<ToolInput>,
+    /// FLUX.1 Redux images: each one's tokens are appended after the prompt's T5 tokens (needs
+    /// the Redux files beside the model). BFL's Redux runs with the empty prompt.
+    pub redux: Vec<ImageInput>,
 }
 
 impl TextToImage {
@@ -161,6 +166,7 @@ impl TextToImage {
             loras: Vec::new(),
             negative: None,
             tool: None,
+            redux: Vec::new(),
         }
     }
 
@@ -243,6 +249,20 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
+    /// The embeddings with `tokens` (1, N, T5 width) appended after the prompt's T5 tokens (the
+    /// negative prompt's stay as they are).
+    pub fn with_image_tokens(&self, tokens: Option<&Tensor>) -> Result<Embeddings> {
+        let mut positive = self.positive.clone();
+        if let Some(tokens) = tokens {
+            let tokens = tokens.to_dtype(positive.txt.dtype())?;
+            positive.txt = Tensor::cat(&[&positive.txt, &tokens], 1)?;
+        }
+        Ok(Embeddings {
+            positive,
+            negative: self.negative.clone(),
+        })
+    }
+
     /// The conditioning of the prompt and of the negative prompt at `guidance` (the same for
     /// both, as diffusers feeds it).
     pub fn conditioning(
@@ -338,6 +358,8 @@ pub struct Parts<'a> {
     pub transformer: &'a FluxTransformer,
     pub ae: &'a AutoEncoder,
     pub text: &'a mut dyn PromptEncoder,
+    /// The Redux encoder, when the model has one.
+    pub redux: Option<&'a ReduxEncoder>,
 }
 
 impl<'a> From<&'a mut FluxModel> for Parts<'a> {
@@ -346,8 +368,33 @@ impl<'a> From<&'a mut FluxModel> for Parts<'a> {
             transformer: &m.transformer,
             ae: &m.ae,
             text: &mut m.text,
+            redux: m.redux.as_ref(),
         }
     }
+}
+
+/// The Redux tokens of `images`, one after the other (1, N, T5 width), or `None` without images.
+pub fn redux_tokens(
+    encoder: Option<&ReduxEncoder>,
+    images: &[ImageInput],
+) -> Result<Option<Tensor>> {
+    if images.is_empty() {
+        return Ok(None);
+    }
+    let encoder = encoder.ok_or_else(|| {
+        Error::invalid(
+            "the job has Redux images, but the model has no Redux encoder: put the SigLIP folder \
+             (siglip*/) and flux1-redux-dev.safetensors beside the model",
+        )
+    })?;
+    let tokens = images
+        .iter()
+        .map(|image| {
+            let pixels = image.pixels()?;
+            encoder.tokens(&pixels)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Tensor::cat(&tokens, 1)?))
 }
 
 /// Encodes `prompt` (and the negative prompt when it turns true CFG on), runs `denoise` (the
@@ -424,9 +471,11 @@ pub fn generate<'a>(
     let parts = model.into();
     let r = req.resolve(parts.transformer.variant())?;
     tools::check_input(parts.transformer.tool(), req.tool.as_ref())?;
+    let tokens = redux_tokens(parts.redux, &req.redux)?;
     let prompts = (req.prompt.as_str(), req.negative.as_ref());
     run_timed(parts, prompts, &r, hook, |t, ae, embs, hook| {
-        generate_from_embedding((t, ae), embs, req.tool.as_ref(), &r, hook)
+        let embs = embs.with_image_tokens(tokens.as_ref())?;
+        generate_from_embedding((t, ae), &embs, req.tool.as_ref(), &r, hook)
     })
 }
 

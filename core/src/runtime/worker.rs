@@ -16,6 +16,7 @@ use super::{preview, MemoryProbe, Residency, Shared, MEMORY_BUDGET_AUTO};
 use crate::error::{Error, Result};
 use crate::lora::{Adapters, LoraCache, LoraChoice};
 use crate::model::autoencoder::AutoEncoder;
+use crate::model::redux::ReduxEncoder;
 use crate::model::transformer::FluxTransformer;
 use crate::model::{self, ComponentBytes, LoadOptions, ModelFiles, ModelInfo};
 use crate::pipeline::{self, edit, Generated, Parts, PromptEncoder};
@@ -37,6 +38,8 @@ struct Loaded {
     transformer: FluxTransformer,
     ae: AutoEncoder,
     text: Option<TextEncoders>,
+    /// Loaded at the first job with Redux images.
+    redux: Option<ReduxEncoder>,
     files: ModelFiles,
     opts: LoadOptions,
     bytes: ComponentBytes,
@@ -496,6 +499,7 @@ impl Worker {
             transformer,
             ae,
             text,
+            redux: None,
             files: files.clone(),
             opts,
             bytes,
@@ -599,6 +603,15 @@ impl Worker {
         }
         let auto_budget = self.auto_budget;
         let m = self.model.as_mut().expect("checked above");
+        let redux_job = matches!(request, JobRequest::TextToImage(r) if !r.redux.is_empty());
+        if let (true, None, Some(files)) = (redux_job, &m.redux, &m.files.redux) {
+            log::info!("loading the Redux encoder (SigLIP and its projection)");
+            m.redux = Some(ReduxEncoder::load(
+                files,
+                m.opts.compute_dtype(),
+                &m.opts.device,
+            )?);
+        }
         // A plan the budget forces between steps, applied to the model once the job ends, or
         // why none fits.
         let mut replanned: Option<Plan> = None;
@@ -616,6 +629,7 @@ impl Worker {
             transformer: parts_transformer,
             ae: parts_ae,
             text: &mut text,
+            redux: m.redux.as_ref(),
         };
         let (bytes, info_plan) = (&m.bytes, m.plan);
         let mut seen_budget = budget;

@@ -142,6 +142,10 @@ struct JobArgs {
     /// The true CFG scale for --negative-prompt, ≥ 1 (1 turns it off).
     #[arg(long, default_value_t = 4.0, requires = "negative_prompt")]
     true_cfg: f32,
+    /// A FLUX.1 Redux image whose look the result takes after (repeat for up to 4; needs the
+    /// SigLIP folder and flux1-redux-dev.safetensors beside the model; not for `edit`).
+    #[arg(long, value_name = "IMAGE")]
+    redux: Vec<PathBuf>,
 }
 
 impl JobArgs {
@@ -433,6 +437,11 @@ fn generate(
 ) -> flux_core::Result<()> {
     let loras = read_loras(&job.loras)?;
     let negative = job.negative()?;
+    let redux = job
+        .redux
+        .iter()
+        .map(|p| read_image(p).map(Into::into))
+        .collect::<flux_core::Result<Vec<_>>>()?;
     let mut model = load(model)?;
     let req = TextToImage {
         width,
@@ -442,6 +451,7 @@ fn generate(
         loras: job.loras.clone(),
         negative,
         tool,
+        redux,
         ..TextToImage::new(job.prompt.clone(), job.seed)
     };
     let t5_len = req.resolve(model.info.variant)?.t5_len;
@@ -591,6 +601,11 @@ fn run(cli: Cli) -> flux_core::Result<()> {
             image,
             no_snap,
         } => {
+            if !job.redux.is_empty() {
+                return Err(flux_core::Error::InvalidArgument(
+                    "--redux goes with generate and fill, not with edit".into(),
+                ));
+            }
             let loras = read_loras(&job.loras)?;
             let images = image
                 .iter()

@@ -309,3 +309,56 @@ fn fill_repaints_with_a_fill_model_and_negative_prompts_are_recorded() {
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn redux_images_change_the_image_when_the_redux_files_are_beside_the_model() {
+    let tmp = scratch("redux");
+    let model = tmp.join("redux-model");
+    assert!(cli(&tmp, &["tiny-model", "--out", model.to_str().unwrap()])
+        .status
+        .success());
+    let tools = root().join("tests/fixtures/flux-tools");
+    std::fs::create_dir_all(model.join("siglip_tiny")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            tools.join("siglip_tiny").join(f),
+            model.join("siglip_tiny").join(f),
+        )
+        .unwrap();
+    }
+    let projection = model.join("flux1-redux-dev.safetensors");
+    std::fs::copy(tools.join("redux_tiny.weights.safetensors"), projection).unwrap();
+    let image = tmp.join("look.png");
+    generate(&tmp, &image, &[]);
+    let (plain, varied) = (tmp.join("plain.png"), tmp.join("varied.png"));
+    let model_arg = model.to_str().unwrap();
+    generate(&tmp, &plain, &["--model", model_arg]);
+    generate(
+        &tmp,
+        &varied,
+        &["--model", model_arg, "--redux", image.to_str().unwrap()],
+    );
+    assert_ne!(
+        read_png(&plain).0,
+        read_png(&varied).0,
+        "the Redux tokens count"
+    );
+    let run = cli(
+        &tmp,
+        &[
+            "edit",
+            "--image",
+            image.to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--redux",
+            image.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && stderr.contains("not with edit"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -499,13 +499,19 @@ class Request {
     detail::check(flux_request_set_control_image(handle_, image.handle(), wait_value));
     return *this;
   }
+  /// Adds a FLUX.1 Redux image (up to 4): its tokens follow the prompt's. Needs the SigLIP folder
+  /// and flux1-redux-dev.safetensors beside the model, or the job fails saying so.
+  Request &redux_image(const Image &image, uint64_t wait_value = 0) {
+    detail::check(flux_request_add_redux_image(handle_, image.handle(), wait_value));
+    return *this;
+  }
   /// A negative prompt and the true CFG scale, finite and ≥ 1: above 1 each step also runs the
   /// model on the negative prompt (twice the time); 1 turns it off.
   Request &negative_prompt(const std::string &prompt, float scale) {
     detail::check(flux_request_set_negative_prompt(handle_, detail::c_str(prompt, "negative prompt"), scale));
     return *this;
   }
-  /// Removes the references, the init image and the Fill or control input (text-to-image again).
+  /// Removes the references, the init image, the Fill or control input and the Redux images.
   Request &clear_images() {
     detail::check(flux_request_clear_images(handle_));
     return *this;
