@@ -84,7 +84,7 @@ impl JobState {
 #[derive(Debug, Clone)]
 pub enum JobOutput {
     Image(Arc<Generated>),
-    Model(ModelInfo),
+    Model(Box<ModelInfo>),
     Unloaded,
 }
 

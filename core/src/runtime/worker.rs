@@ -427,7 +427,7 @@ impl Worker {
                     ..LoadOptions::default()
                 };
                 let info = self.load(job, files, opts)?;
-                Ok((JobOutput::Model(info), false))
+                Ok((JobOutput::Model(Box::new(info)), false))
             }
             JobRequest::UnloadModel => {
                 self.unloaded = None;
