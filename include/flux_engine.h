@@ -270,6 +270,11 @@ enum FluxPixelFormat
    * 4 bytes per pixel, blue first (Unreal, D3D swap chains).
    */
   FLUX_PIXEL_FORMAT_BGRA8 = 4,
+  /**
+   * 1 byte per pixel, read as grey (Fill masks, depth and edge maps); a result written into
+   * it is its luma (BT.601). Host images only.
+   */
+  FLUX_PIXEL_FORMAT_R8 = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

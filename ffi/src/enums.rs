@@ -30,7 +30,7 @@ macro_rules! c_enum {
 c_enum!(FluxDevice: Cpu, Cuda);
 c_enum!(FluxDtype: Default, F32, Bf16, F16);
 c_enum!(FluxKontext: Detect, No, Yes);
-c_enum!(FluxPixelFormat: Rgb8, Rgba8, Rgba32f, Rgba16f, Bgra8);
+c_enum!(FluxPixelFormat: Rgb8, Rgba8, Rgba32f, Rgba16f, Bgra8, R8);
 c_enum!(FluxLogLevel: Off, Error, Warn, Info, Debug, Trace);
 c_enum!(FluxTextPlacement: Resident, Released, Host);
 c_enum!(FluxExternalMemoryType: OpaqueFd, OpaqueWin32, D3D12Resource);

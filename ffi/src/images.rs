@@ -123,6 +123,7 @@ unsafe fn layout(desc: *const FluxImageDesc) -> FfiResult<Layout> {
         FluxPixelFormat::Bgra8 => PixelFormat::Bgra8,
         FluxPixelFormat::Rgba16f => PixelFormat::Rgba16F,
         FluxPixelFormat::Rgba32f => PixelFormat::Rgba32F,
+        FluxPixelFormat::R8 => PixelFormat::R8,
     };
     let stride = usize::try_from(d.row_pitch)
         .map_err(|_| invalid(format!("desc.row_pitch {} is too large", d.row_pitch)))?;

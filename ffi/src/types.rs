@@ -101,6 +101,9 @@ pub enum FluxPixelFormat {
     Rgba16f = 3,
     /// 4 bytes per pixel, blue first (Unreal, D3D swap chains).
     Bgra8 = 4,
+    /// 1 byte per pixel, read as grey (Fill masks, depth and edge maps); a result written into
+    /// it is its luma (BT.601). Host images only.
+    R8 = 5,
 }
 
 /// States of a job; the last three are terminal and each job reaches exactly one.

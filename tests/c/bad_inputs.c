@@ -231,6 +231,11 @@ int main(int argc, char **argv) {
   ROW(flux_request_set_fill(tool, picture, 0, NULL), FLUX_RESULT_NULL_POINTER);
   ROW(flux_request_set_fill(tool, picture, 0, narrow), FLUX_RESULT_INVALID_ARGUMENT);
   ROW(flux_request_set_fill(none, picture, 0, picture), FLUX_RESULT_INVALID_HANDLE);
+  FluxImage *grey = NULL;
+  desc = image_desc(64, 48, FLUX_PIXEL_FORMAT_R8, 64);
+  CHECK(flux_image_create_host(&desc, pixels, sizeof pixels, &grey));
+  ROW(flux_request_set_fill(tool, picture, 0, grey), FLUX_RESULT_OK); /* a one-channel mask */
+  CHECK(flux_image_destroy(grey));
   ROW(flux_request_set_fill(tool, picture, 0, picture), FLUX_RESULT_OK);
   ROW(flux_request_set_control_image(tool, picture, 0), FLUX_RESULT_INVALID_ARGUMENT);
   ROW(flux_request_add_reference(tool, picture, 0), FLUX_RESULT_INVALID_ARGUMENT);

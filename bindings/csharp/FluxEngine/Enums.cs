@@ -39,6 +39,8 @@ namespace Flux
         Rgba16F = 3,
         /// <summary>4 bytes per pixel, blue first (Unity's BGRA32, D3D swap chains).</summary>
         Bgra8 = 4,
+        /// <summary>1 byte per pixel, read as grey (Fill masks, depth and edge maps; Unity's R8); results get the luma.</summary>
+        R8 = 5,
     }
 
     /// <summary>Helpers on <see cref="PixelFormat"/>.</summary>
@@ -49,6 +51,7 @@ namespace Flux
         {
             switch (format)
             {
+                case PixelFormat.R8: return 1;
                 case PixelFormat.Rgb8: return 3;
                 case PixelFormat.Rgba8: case PixelFormat.Bgra8: return 4;
                 case PixelFormat.Rgba16F: return 8;

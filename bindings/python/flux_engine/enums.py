@@ -61,10 +61,12 @@ class PixelFormat(IntEnum):
     RGBA16F = 3
     #: Blue first (Unreal, D3D swap chains).
     BGRA8 = 4
+    #: One channel, read as grey (Fill masks, depth and edge maps); results get the luma.
+    R8 = 5
 
     @property
     def bytes_per_pixel(self):
-        return (3, 4, 16, 8, 4)[self]
+        return (3, 4, 16, 8, 4, 1)[self]
 
     @property
     def numpy_dtype(self):
@@ -73,7 +75,7 @@ class PixelFormat(IntEnum):
 
     @property
     def channels(self):
-        return 3 if self == PixelFormat.RGB8 else 4
+        return {PixelFormat.RGB8: 3, PixelFormat.R8: 1}.get(self, 4)
 
 
 class Kontext(IntEnum):

@@ -127,13 +127,16 @@ class Image(Closeable):
     def from_numpy(cls, array, format=None, *, bottom_up=False):
         """An image over a ``(height, width, channels)`` array, borrowed when it is writable
         and C-contiguous (else copied). The format follows the array: uint8 with 3 channels is
-        RGB8, with 4 RGBA8 (or ``format=PixelFormat.BGRA8``), float32 RGBA32F, float16
-        RGBA16F."""
+        RGB8, with 4 RGBA8 (or ``format=PixelFormat.BGRA8``), with 1 R8 (a 2-D uint8 array is
+        taken as one channel), float32 RGBA32F, float16 RGBA16F."""
         import numpy as np
 
         array = np.ascontiguousarray(array)
+        if array.ndim == 2 and array.dtype.name == "uint8":
+            array = array[:, :, None]
         if format is None:
-            formats = {("uint8", 3): PixelFormat.RGB8, ("uint8", 4): PixelFormat.RGBA8,
+            formats = {("uint8", 1): PixelFormat.R8, ("uint8", 3): PixelFormat.RGB8,
+                       ("uint8", 4): PixelFormat.RGBA8,
                        ("float32", 4): PixelFormat.RGBA32F, ("float16", 4): PixelFormat.RGBA16F}
             format = formats.get((array.dtype.name, array.shape[-1] if array.ndim else 0))
         if format is None or array.ndim != 3 or (array.dtype.name, array.shape[2]) != (

@@ -157,11 +157,10 @@ class Request(Closeable):
     def set_fill(self, image, mask, wait_value=0):
         """Makes the request a FLUX.1 Fill job (inpainting; outpainting is the image on a larger
         canvas with the new border masked): ``image`` is read as references are, ``mask`` is a
-        host image of its size or a 2-D uint8 numpy array, 255 = repaint, 0 = keep. Needs a Fill
+        host image of its size (R8, or the first channel of another format) or a 2-D uint8
+        numpy array, 255 = repaint, 0 = keep. Needs a Fill
         model (defaults: 50 steps, guidance 30, 128 T5 tokens, the image's size); the model
         returns the whole image, kept pixels are not pasted back."""
-        if getattr(mask, "ndim", None) == 2:
-            mask = mask[:, :, None].repeat(3, axis=2)
         mask, made = as_image(mask)
         try:
             return self._with_image(

@@ -76,12 +76,16 @@ pub enum PixelFormat {
     Rgba16F,
     /// Native-endian floats in [0, 1] (the 8-bit values / 255); alpha 1 on output.
     Rgba32F,
+    /// One byte per pixel: read as grey (masks, depth and edge maps); an image written into it
+    /// gets the luma (BT.601) of each pixel.
+    R8,
 }
 
 impl PixelFormat {
     /// Bytes per pixel.
     pub fn bytes(self) -> usize {
         match self {
+            PixelFormat::R8 => 1,
             PixelFormat::Rgb8 => 3,
             PixelFormat::Rgba8 | PixelFormat::Bgra8 => 4,
             PixelFormat::Rgba16F => 8,
@@ -93,6 +97,7 @@ impl PixelFormat {
     fn read(self, px: &[u8]) -> [u8; 3] {
         let unit = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         match self {
+            PixelFormat::R8 => [px[0]; 3],
             PixelFormat::Rgb8 | PixelFormat::Rgba8 => [px[0], px[1], px[2]],
             PixelFormat::Bgra8 => [px[2], px[1], px[0]],
             PixelFormat::Rgba16F => {
@@ -106,6 +111,11 @@ impl PixelFormat {
     /// Writes one RGB pixel in this format (alpha opaque).
     fn write(self, rgb: &[u8], out: &mut [u8]) {
         match self {
+            PixelFormat::R8 => {
+                let luma =
+                    299 * u32::from(rgb[0]) + 587 * u32::from(rgb[1]) + 114 * u32::from(rgb[2]);
+                out[0] = ((luma + 500) / 1000) as u8;
+            }
             PixelFormat::Rgb8 => out.copy_from_slice(rgb),
             PixelFormat::Rgba8 => out.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]),
             PixelFormat::Bgra8 => out.copy_from_slice(&[rgb[2], rgb[1], rgb[0], 255]),
@@ -286,5 +296,40 @@ impl RgbImage {
             height,
             data: out.into_raw(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r8_reads_as_grey_with_any_stride_and_receives_the_luma() {
+        // 2 × 2 pixels, rows 3 bytes apart (one byte of padding), bottom row first.
+        let data = [10, 20, 0, 30, 40, 0];
+        let layout = Layout {
+            stride: 3,
+            bottom_up: true,
+            ..Layout::packed(2, 2, PixelFormat::R8)
+        };
+        let rgb = ImageView {
+            layout,
+            data: &data,
+        }
+        .to_rgb()
+        .unwrap();
+        assert_eq!(rgb.data, [30, 30, 30, 40, 40, 40, 10, 10, 10, 20, 20, 20]);
+
+        let colour = RgbImage {
+            width: 2,
+            height: 1,
+            data: vec![255, 0, 0, 10, 200, 30],
+        };
+        let mut out = [0u8; 2];
+        colour
+            .copy_to(&Layout::packed(2, 1, PixelFormat::R8), &mut out)
+            .unwrap();
+        // BT.601: 0.299 R + 0.587 G + 0.114 B, rounded.
+        assert_eq!(out, [76, 124]);
     }
 }

@@ -69,6 +69,7 @@ enum class PixelFormat : int32_t {
   Rgba32F = FLUX_PIXEL_FORMAT_RGBA32F,
   Rgba16F = FLUX_PIXEL_FORMAT_RGBA16F,
   Bgra8 = FLUX_PIXEL_FORMAT_BGRA8,
+  R8 = FLUX_PIXEL_FORMAT_R8,
 };
 
 /// Where a job is; the last three are terminal.
@@ -144,6 +145,7 @@ constexpr uint64_t memory_budget_auto = FLUX_MEMORY_BUDGET_AUTO;
 /// Bytes per pixel of a format (0 for a value this header does not know).
 constexpr uint32_t bytes_per_pixel(PixelFormat format) noexcept {
   switch (format) {
+    case PixelFormat::R8: return 1;
     case PixelFormat::Rgb8: return 3;
     case PixelFormat::Rgba8: return 4;
     case PixelFormat::Bgra8: return 4;
