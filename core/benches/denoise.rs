@@ -5,7 +5,6 @@
 //!
 //! `cargo bench -p flux-core --bench denoise [-- STEPS]`
 
-use std::ops::ControlFlow;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -15,45 +14,7 @@ use flux_core::pipeline::{self, edit, noise, packing};
 use flux_core::text::PromptEmbedding;
 
 mod support;
-use support::peak_rss_mib;
-
-/// Per-step wall times of one sampling run, the first (warm-up) step dropped, sorted.
-struct StepTimes {
-    sorted_ms: Vec<f64>,
-    median: f64,
-}
-
-impl StepTimes {
-    fn print(&self, what: &str) {
-        let v = &self.sorted_ms;
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        println!(
-            "{what}: {} timed steps, median {:.1} ms/step, mean {mean:.1}, min {:.1}, max {:.1}",
-            v.len(),
-            self.median,
-            v[0],
-            v[v.len() - 1]
-        );
-    }
-}
-
-fn time_steps(
-    run: impl FnOnce(&mut pipeline::sampler::StepHook) -> flux_core::Result<Tensor>,
-) -> flux_core::Result<StepTimes> {
-    let mut marks = vec![Instant::now()];
-    let mut hook = |_: &pipeline::sampler::StepInfo| {
-        marks.push(Instant::now());
-        ControlFlow::Continue(())
-    };
-    run(&mut hook)?;
-    let mut sorted_ms: Vec<f64> = marks
-        .windows(2)
-        .skip(1)
-        .map(|m| (m[1] - m[0]).as_secs_f64() * 1e3)
-        .collect();
-    let median = support::median(&mut sorted_ms);
-    Ok(StepTimes { sorted_ms, median })
-}
+use support::{peak_rss_mib, time_steps};
 
 fn main() -> flux_core::Result<()> {
     let args: Vec<String> = std::env::args().collect();

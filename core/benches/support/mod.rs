@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::ops::ControlFlow;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
 
 pub type BoxError = Box<dyn std::error::Error>;
 
@@ -125,4 +127,44 @@ pub fn random_transformer(
         })
         .collect::<Result<_, candle_core::Error>>()?;
     Ok(tensors)
+}
+
+/// Per-step wall times of one sampling run, the first (warm-up) step dropped, sorted.
+pub struct StepTimes {
+    pub sorted_ms: Vec<f64>,
+    pub median: f64,
+}
+
+impl StepTimes {
+    pub fn print(&self, what: &str) {
+        let v = &self.sorted_ms;
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "{what}: {} timed steps, median {:.1} ms/step, mean {mean:.1}, min {:.1}, max {:.1}",
+            v.len(),
+            self.median,
+            v[0],
+            v[v.len() - 1]
+        );
+    }
+}
+
+pub fn time_steps(
+    run: impl FnOnce(
+        &mut flux_core::pipeline::sampler::StepHook,
+    ) -> flux_core::Result<candle_core::Tensor>,
+) -> flux_core::Result<StepTimes> {
+    let mut marks = vec![Instant::now()];
+    let mut hook = |_: &flux_core::pipeline::sampler::StepInfo| {
+        marks.push(Instant::now());
+        ControlFlow::Continue(())
+    };
+    run(&mut hook)?;
+    let mut sorted_ms: Vec<f64> = marks
+        .windows(2)
+        .skip(1)
+        .map(|m| (m[1] - m[0]).as_secs_f64() * 1e3)
+        .collect();
+    let median = median(&mut sorted_ms);
+    Ok(StepTimes { sorted_ms, median })
 }
