@@ -69,7 +69,31 @@ class _Submit:
         return {"FINISHED"}
 
 
-class FLUX_OT_generate(_Submit, bpy.types.Operator):
+class _GeneratesAtPanelSize(_Submit):
+    """Operators that make a new image of the panel's size into ``self.image``."""
+
+    def _problem(self, settings):
+        """Why the operator cannot run, or ``None``."""
+        return None
+
+    def _with_inputs(self, request, settings):
+        """The request with the operator's own inputs added."""
+        return request
+
+    def execute(self, context):
+        s = context.scene.flux
+        problem = self._problem(s)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+
+        def build():
+            return self._with_inputs(_request(s, width=s.width, height=s.height), s)
+
+        return self._start(context, build, self.image, (s.width, s.height))
+
+
+class FLUX_OT_generate(_GeneratesAtPanelSize, bpy.types.Operator):
     """Generate an image from the prompt (runs in the background)"""
 
     bl_idname = "flux.generate"
@@ -78,14 +102,6 @@ class FLUX_OT_generate(_Submit, bpy.types.Operator):
     image: bpy.props.StringProperty(
         name="Image", description="Image to write the result into", default=RESULT_IMAGE
     )
-
-    def execute(self, context):
-        s = context.scene.flux
-
-        def build():
-            return _request(s, width=s.width, height=s.height)
-
-        return self._start(context, build, self.image, (s.width, s.height))
 
 
 class _EditsAnImage(_Submit):
@@ -150,7 +166,7 @@ class FLUX_OT_fill(_EditsAnImage, bpy.types.Operator):
         return self._start(context, build, f"{source.name} (Flux fill)", tuple(source.size))
 
 
-class FLUX_OT_generate_control(_Submit, bpy.types.Operator):
+class FLUX_OT_generate_control(_GeneratesAtPanelSize, bpy.types.Operator):
     """Generate following the control image's depth or edges (FLUX.1 Depth or Canny model)"""
 
     bl_idname = "flux.generate_control"
@@ -160,18 +176,14 @@ class FLUX_OT_generate_control(_Submit, bpy.types.Operator):
         name="Image", description="Image to write the result into", default=RESULT_IMAGE
     )
 
-    def execute(self, context):
-        s = context.scene.flux
-        if s.control is None:
-            self.report({"ERROR"}, "Choose a control image, or make one with Depth from Render")
-            return {"CANCELLED"}
+    def _problem(self, settings):
+        if settings.control is None:
+            return "Choose a control image, or make one with Depth from Render"
+        return None
 
-        def build():
-            request = _request(s, width=s.width, height=s.height)
-            with _engine_image(s.control) as control:
-                return request.set_control_image(control)
-
-        return self._start(context, build, self.image, (s.width, s.height))
+    def _with_inputs(self, request, settings):
+        with _engine_image(settings.control) as control:
+            return request.set_control_image(control)
 
 
 class FLUX_OT_depth_from_render(bpy.types.Operator):
