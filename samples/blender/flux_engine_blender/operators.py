@@ -105,7 +105,10 @@ class FLUX_OT_generate(_GeneratesAtPanelSize, bpy.types.Operator):
 
 
 class _EditsAnImage(_Submit):
-    """Operators whose input is an image: the one named, or the Image Editor's."""
+    """Operators whose input is an image (the one named, or the Image Editor's) and whose
+    result goes to "<image> (Flux <verb>)" at its size."""
+
+    verb = ""
 
     def _source(self, context):
         if self.image:
@@ -113,30 +116,45 @@ class _EditsAnImage(_Submit):
         space = getattr(context, "space_data", None)
         return space.image if space is not None and space.type == "IMAGE_EDITOR" else None
 
+    def _problem(self, settings):
+        """Why the operator cannot run beside a missing source, or ``None``."""
+        return None
+
+    def _with_inputs(self, settings, image):
+        """A request for ``image`` (a ``flux_engine.Image``) with the operator's inputs."""
+        raise NotImplementedError
+
+    def execute(self, context):
+        source, s = self._source(context), context.scene.flux
+        if source is None or not source.size[0]:
+            problem = f"No image to {self.verb}: open one in the Image Editor"
+        else:
+            problem = self._problem(s)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+
+        def build():
+            with _engine_image(source) as image:
+                return self._with_inputs(s, image)
+
+        name = f"{source.name} (Flux {self.verb})"
+        return self._start(context, build, name, tuple(source.size))
+
 
 class FLUX_OT_edit(_EditsAnImage, bpy.types.Operator):
     """Edit the active image with the prompt (FLUX.1 Kontext; runs in the background)"""
 
     bl_idname = "flux.edit"
     bl_label = "Edit Image"
+    verb = "edit"
 
     image: bpy.props.StringProperty(
         name="Image", description="Image to edit (default: the Image Editor's image)"
     )
 
-    def execute(self, context):
-        source = self._source(context)
-        if source is None or not source.size[0]:
-            self.report({"ERROR"}, "No image to edit: open one in the Image Editor")
-            return {"CANCELLED"}
-        s = context.scene.flux
-
-        def build():
-            request = _request(s, snap=s.snap)
-            with _engine_image(source) as image:
-                return request.add_reference(image)
-
-        return self._start(context, build, f"{source.name} (Flux edit)", tuple(source.size))
+    def _with_inputs(self, settings, image):
+        return _request(settings, snap=settings.snap).add_reference(image)
 
 
 class FLUX_OT_fill(_EditsAnImage, bpy.types.Operator):
@@ -144,26 +162,20 @@ class FLUX_OT_fill(_EditsAnImage, bpy.types.Operator):
 
     bl_idname = "flux.fill"
     bl_label = "Fill Masked"
+    verb = "fill"
 
     image: bpy.props.StringProperty(
         name="Image", description="Image to fill (default: the Image Editor's image)"
     )
 
-    def execute(self, context):
-        source, s = self._source(context), context.scene.flux
-        if source is None or not source.size[0]:
-            self.report({"ERROR"}, "No image to fill: open one in the Image Editor")
-            return {"CANCELLED"}
-        if s.mask is None:
-            self.report({"ERROR"}, "Choose a mask image (white repaints)")
-            return {"CANCELLED"}
+    def _problem(self, settings):
+        if settings.mask is None:
+            return "Choose a mask image (white repaints)"
+        return None
 
-        def build():
-            request = _request(s)
-            with _engine_image(source) as image, _engine_image(s.mask) as mask:
-                return request.set_fill(image, mask)
-
-        return self._start(context, build, f"{source.name} (Flux fill)", tuple(source.size))
+    def _with_inputs(self, settings, image):
+        with _engine_image(settings.mask) as mask:
+            return _request(settings).set_fill(image, mask)
 
 
 class FLUX_OT_generate_control(_GeneratesAtPanelSize, bpy.types.Operator):
