@@ -280,3 +280,39 @@ fn redux_jobs_append_the_image_tokens_and_need_the_redux_files() {
     r.clear_images();
     assert!(run(&bare, &r).is_ok(), "the engine goes on");
 }
+
+#[test]
+fn a_negative_prompt_is_embedded_before_the_plan_releases_the_encoders() {
+    use flux_core::model::BlockResidency;
+    use flux_core::runtime::{Event, Plan, TextPlacement};
+    let (_s, files) = tiny_model("cfg-released", Variant::Dev, Layout::SingleFiles);
+    let engine = Engine::new(EngineOptions {
+        plan: Some(Plan {
+            text: TextPlacement::Released,
+            blocks: BlockResidency::Resident,
+            tiled_vae: false,
+        }),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let load = JobRequest::LoadModel {
+        files,
+        dtype: None,
+        kontext: None,
+    };
+    let id = engine.submit(load, PRIORITY_NORMAL).unwrap();
+    assert_eq!(engine.wait(id, WAIT).unwrap(), JobState::Succeeded);
+    let mut r = request("a lighthouse");
+    r.set_size(32, 32).unwrap();
+    r.set_negative_prompt("fog", 4.0).unwrap();
+    run(&engine, &r).unwrap();
+    let logs: Vec<String> = std::iter::from_fn(|| engine.poll_event())
+        .filter_map(|e| match e {
+            Event::Log { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    let count = |what: &str| logs.iter().filter(|m| m.contains(what)).count();
+    assert_eq!(count("loading the text encoders"), 1, "{logs:?}");
+    assert_eq!(count("releasing the text encoders"), 1, "{logs:?}");
+}

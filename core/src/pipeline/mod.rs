@@ -345,6 +345,10 @@ pub fn generate_from_embedding(
 pub trait PromptEncoder {
     /// Embeds `prompt` with `t5_len` T5 tokens.
     fn embed(&mut self, prompt: &str, t5_len: usize) -> Result<PromptEmbedding>;
+
+    /// Called once a job's prompts are embedded (the prompt, and the negative one with true
+    /// CFG), so that encoders the memory plan releases are released once, after both.
+    fn finished(&mut self) {}
 }
 
 impl PromptEncoder for crate::text::TextEncoders {
@@ -414,13 +418,17 @@ pub fn run_timed(
         ensure_finite(&emb.vec, || "the CLIP encoder's output".into())?;
         Ok(emb)
     };
-    let embs = Embeddings {
-        positive: embed(prompt)?,
-        negative: match NegativePrompt::active(negative) {
-            Some(n) => Some((embed(&n.prompt)?, n.scale)),
-            None => None,
-        },
-    };
+    let embs = (|| {
+        Ok::<_, Error>(Embeddings {
+            positive: embed(prompt)?,
+            negative: match NegativePrompt::active(negative) {
+                Some(n) => Some((embed(&n.prompt)?, n.scale)),
+                None => None,
+            },
+        })
+    })();
+    parts.text.finished();
+    let embs = embs?;
     let text_encoding = start.elapsed();
     let start = Instant::now();
     let latent = denoise(parts.transformer, parts.ae, &embs, hook)?;

@@ -93,11 +93,14 @@ impl PromptEncoder for CachedText<'_> {
             };
         }
         self.cache.put(prompt, t5_len, emb.clone());
-        if self.placement == TextPlacement::Released {
+        Ok(emb)
+    }
+
+    fn finished(&mut self) {
+        if self.placement == TextPlacement::Released && self.text.is_some() {
             log::info!("releasing the text encoders (memory budget)");
             *self.text = None;
         }
-        Ok(emb)
     }
 }
 
