@@ -148,19 +148,15 @@ impl Request {
         Ok(())
     }
 
-    /// Fails when the request already has images of another kind than `adding`.
-    fn check_kind(&self, adding: &str) -> Result<()> {
+    /// Fails when the request already has images of another kind than `adding`; Redux images go
+    /// with `adding` when `goes_with_redux`.
+    fn check_kind(&self, adding: &str, goes_with_redux: bool) -> Result<()> {
         let has = match () {
             _ if !self.references.is_empty() => "reference images (an edit)",
             _ if self.init.is_some() => "an init image (image-to-image)",
             _ if matches!(self.tool, Some(ToolInput::Fill { .. })) => "a Fill image and mask",
             _ if self.tool.is_some() => "a control image",
-            _ if !self.redux.is_empty()
-                && !adding.contains("Fill")
-                && !adding.contains("control") =>
-            {
-                "Redux images"
-            }
+            _ if !self.redux.is_empty() && !goes_with_redux => "Redux images",
             _ => return Ok(()),
         };
         Err(Error::invalid(format!(
@@ -172,7 +168,7 @@ impl Request {
     /// col)`): the request becomes an edit.
     pub fn add_reference(&mut self, image: ImageInput) -> Result<()> {
         if self.references.is_empty() {
-            self.check_kind("references")?;
+            self.check_kind("references", false)?;
         }
         if self.references.len() == MAX_REFERENCES {
             return Err(Error::invalid(format!(
@@ -193,7 +189,7 @@ impl Request {
     /// (0, 1] (1: all of it, from pure noise).
     pub fn set_init_image(&mut self, image: ImageInput, strength: f32) -> Result<()> {
         if self.init.is_none() {
-            self.check_kind("an init image")?;
+            self.check_kind("an init image", false)?;
         }
         img2img_start(1, strength)?;
         self.init = Some((image, strength));
@@ -206,7 +202,7 @@ impl Request {
     /// not pasted back.
     pub fn set_fill(&mut self, image: ImageInput, mask: Mask) -> Result<()> {
         if !matches!(self.tool, Some(ToolInput::Fill { .. })) {
-            self.check_kind("a Fill image and mask")?;
+            self.check_kind("a Fill image and mask", true)?;
         }
         if image.size() != (mask.width, mask.height) {
             let (w, h) = image.size();
@@ -223,7 +219,7 @@ impl Request {
     /// map (grey in all three channels); the engine runs no detector.
     pub fn set_control_image(&mut self, image: ImageInput) -> Result<()> {
         if !matches!(self.tool, Some(ToolInput::Control(_))) {
-            self.check_kind("a control image")?;
+            self.check_kind("a control image", true)?;
         }
         self.tool = Some(ToolInput::Control(image));
         Ok(())
