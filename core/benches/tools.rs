@@ -7,7 +7,7 @@
 //! `cargo bench -p flux-core --bench tools [-- STEPS]`
 
 use candle_core::{DType, Device, Tensor};
-use flux_core::model::transformer::{Config, FluxTransformer};
+use flux_core::model::transformer::{Config, FluxTransformer, Tool};
 use flux_core::model::{self, LoadOptions, ModelFiles};
 use flux_core::pipeline::sampler::Guides;
 use flux_core::pipeline::{self, noise, packing};
@@ -78,13 +78,13 @@ fn main() -> flux_core::Result<()> {
     let t2i = run(&plain, &cond, &Guides::default())?;
 
     let features = |f: usize| gaussian(5, (1, tokens, f));
-    let fill_features = features(320)?;
+    let fill_features = features(Tool::Fill.features(64))?;
     let fill_guides = Guides {
         features: Some(&fill_features),
         ..Guides::default()
     };
     let fill_time = run(&fill, &text(&fill, &positive)?, &fill_guides)?;
-    let control_features = features(64)?;
+    let control_features = features(Tool::Control.features(64))?;
     let control_guides = Guides {
         features: Some(&control_features),
         ..Guides::default()
