@@ -1314,7 +1314,7 @@ FluxResult flux_request_set_negative_prompt(struct FluxRequest *request,
 FluxResult flux_request_clear_images(struct FluxRequest *request);
 
 /**
- * Adds a LoRA (a kohya, diffusers/PEFT or XLabs `.safetensors` file; UTF-8 path) at
+ * Adds a LoRA (a kohya, diffusers/PEFT, XLabs or BFL `.safetensors` file; UTF-8 path) at
  * `strength`, any finite number (1: the file's own scale). Up to 16 per request, applied
  * together. The file must exist; the engine reads it when a job first uses it (keeping it for
  * later jobs) and checks it against the model then: a file that does not fit fails the job,

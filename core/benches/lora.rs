@@ -161,7 +161,7 @@ fn run(config: &Config, dir: &Path, rounds: usize) -> Result<(), BoxError> {
     let lora_mib = files[0].bytes() as f64 / 1048576.0;
     let combine = |set: &[(Arc<LoraFile>, f32)]| -> Result<(f64, Arc<Adapters>), BoxError> {
         let start = Instant::now();
-        let a = Adapters::new(set, |l| t.layer_shape(l))?;
+        let a = Adapters::new(set, |n| t.tensor_shape(n))?;
         Ok((ms(start.elapsed()), Arc::new(a)))
     };
     let one = [(files[0].clone(), 1.0)];

@@ -62,7 +62,7 @@ fn adapters(m: &FluxTransformer, loras: &[(&str, f32)]) -> Option<Arc<Adapters>>
         .map(|(f, w)| (Arc::new(LoraFile::open(&lora_fixture(f)).unwrap()), *w))
         .collect();
     Some(Arc::new(
-        Adapters::new(&files, |l| m.layer_shape(l)).unwrap(),
+        Adapters::new(&files, |n| m.tensor_shape(n)).unwrap(),
     ))
 }
 
@@ -183,7 +183,7 @@ fn bad_loras_are_refused_naming_the_file_and_key() {
     let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
     let fit = |path: PathBuf, strength: f32| {
         let file = Arc::new(LoraFile::open(&path)?);
-        Adapters::new(&[(file, strength)], |l| m.layer_shape(l)).map(|_| ())
+        Adapters::new(&[(file, strength)], |n| m.tensor_shape(n)).map(|_| ())
     };
     // A shape for another model (hidden 3072), a block this model lacks, a missing factor.
     let wide = write(
@@ -286,7 +286,7 @@ fn loha_and_lokr_factors_give_their_deltas() {
     let path = s.0.join("lycoris.safetensors");
     candle_core::safetensors::save(&tensors, &path).unwrap();
     let file = Arc::new(LoraFile::open(&path).unwrap());
-    let a = Adapters::new(&[(file, 2.0)], |l| m.layer_shape(l)).unwrap();
+    let a = Adapters::new(&[(file, 2.0)], |n| m.tensor_shape(n)).unwrap();
     let delta = |layer: &str| {
         let l = a.get(layer).unwrap();
         l.up.matmul(&l.down).unwrap()

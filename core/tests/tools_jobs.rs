@@ -1,7 +1,7 @@
 //! The FLUX.1 tools through the engine: a Fill model loaded from a folder takes its image and
 //! mask from a `Request` and gives what the pipeline gives; a job that does not match the model
 //! fails with a sentence and the engine goes on; true CFG from a negative prompt, its scale
-//! checked, written into the PNG metadata, and off at scale 1.
+//! checked, written into the PNG metadata, and off at scale 1; BFL's control LoRA on dev.
 
 mod common;
 
@@ -146,6 +146,43 @@ fn fill_jobs_match_the_pipeline_and_a_mismatched_job_fails_alone() {
         got.image,
         "the engine goes on"
     );
+}
+
+#[test]
+fn a_control_lora_makes_dev_take_a_control_image_for_its_jobs_only() {
+    let (s, files) = tiny_model("control-lora-jobs", Variant::Dev, Layout::SingleFiles);
+    let control = fixtures().join("flux-tools/flux_tiny_control.weights.safetensors");
+    let lora = s.0.join("flux1-canny-dev-lora.safetensors");
+    write_control_lora(&files.transformer, &control, &lora);
+    let engine = engine_with(&files);
+    let mut edges = request("a house");
+    edges.set_control_image(picture(48, 64).into()).unwrap();
+    let e = run(&engine, &edges).unwrap_err();
+    assert!(e.contains("control"), "{e}");
+
+    edges.add_lora(lora.clone(), 1.0).unwrap();
+    let got = run(&engine, &edges).unwrap();
+    let text = png_text(&got);
+    assert!(
+        text.contains(&("variant".into(), "dev-control".into())),
+        "{text:?}"
+    );
+    // The same job on the Control model itself: the LoRA's weights equal its own to float
+    // rounding, which may move a pixel by one level.
+    let (_c, control_files) = tiny_model("control-model-jobs", Variant::Dev, Layout::SingleFiles);
+    std::fs::copy(&control, &control_files.transformer).unwrap();
+    let mut direct = request("a house");
+    direct.set_control_image(picture(48, 64).into()).unwrap();
+    let want = run(&engine_with(&control_files), &direct).unwrap();
+    let off = got.image.data.iter().zip(&want.image.data);
+    let worst = off.map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    assert!(worst <= 1, "pixels differ by up to {worst}");
+
+    let mut plain = request("a house");
+    plain.set_size(32, 32).unwrap();
+    let after = run(&engine, &plain).unwrap();
+    let fresh = run(&engine_with(&files), &plain).unwrap();
+    assert_eq!(after.image, fresh.image, "the LoRA goes with its job");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The FLUX.1 tools against `tests/fixtures/flux-tools/` (the BFL reference code and diffusers on
-//! tiny random weights): Fill and Canny/Depth forward passes and 4-step samples, and true CFG.
+//! tiny random weights): Fill and Canny/Depth forward passes and 4-step samples, and true CFG;
+//! BFL's Canny/Depth LoRA layout, by a LoRA that turns the tiny dev model into the Control one.
 //! Tolerances from its MANIFEST.md (0.2): Fill and Control (guidance 30, whose float32 embedding
 //! carries ~1e-3 of noise in the reference itself) max abs 2e-3, relative L2 5e-4; true CFG
 //! (guidance 3.5) 5e-4 / 1e-4; AE latents 5e-5; mask features and layouts exact.
@@ -8,12 +9,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use common::*;
 use flux_core::image::RgbImage;
+use flux_core::lora::{Adapters, LoraFile};
 use flux_core::model::autoencoder::AutoEncoder;
-use flux_core::model::transformer::{FluxTransformer, Tool};
+use flux_core::model::transformer::{BlockResidency, FluxTransformer, Tool};
 use flux_core::model::{self, LoadOptions, ModelFiles, Variant};
 use flux_core::pipeline::sampler::{Conditioning, Guides, StepInfo};
 use flux_core::pipeline::tools::{self, Mask};
@@ -244,4 +247,143 @@ fn a_fill_model_quantized_to_gguf_keeps_its_tool_and_output() {
     // Q8_0 weights against the float32 reference: flux-gguf's MANIFEST measures the tiny dev
     // model's Q8_0 forward at rel L2 8.9e-3, max abs 5.5e-2 from float32; the same bound here.
     assert_close("fill output, Q8_0", &out, &fx["output"], (6e-2, 1.2e-2));
+}
+
+#[test]
+fn a_bfl_control_lora_turns_dev_into_the_control_model_and_goes_exactly() {
+    let s = Scratch::new("control-lora");
+    let path = s.0.join("flux1-canny-dev-lora.safetensors");
+    let control = fixtures().join("flux-tools/flux_tiny_control.weights.safetensors");
+    let dev = reference("flux_tiny_dev.weights.safetensors");
+    write_control_lora(&dev, &control, &path);
+    let file = Arc::new(LoraFile::open(&path).unwrap());
+    assert!(file.unknown_keys().is_empty(), "{:?}", file.unknown_keys());
+    let fx = tools_fixture("flux_tiny_control.forward.safetensors");
+    let plain_input = fx["model_input"].narrow(2, 0, 64).unwrap();
+
+    let mut m =
+        model::load_transformer(&ModelFiles::transformer_only(dev), &LoadOptions::default())
+            .unwrap();
+    let before = forward_fixture(&m, &fx, "img", "img_ids");
+    assert_exact("model input", &plain_input, &fx["img"]);
+    let adapters = Arc::new(Adapters::new(&[(file, 1.0)], |n| m.tensor_shape(n)).unwrap());
+    assert_eq!(adapters.widened_inputs(), Some(128));
+    for (merge, residency) in [
+        (true, BlockResidency::Resident),
+        (false, BlockResidency::Resident),
+        (false, BlockResidency::streamed(1)),
+    ] {
+        let what = format!("merge {merge}, {residency:?}");
+        m.set_residency(residency).unwrap();
+        m.set_adapters(Some(adapters.clone()), merge).unwrap();
+        assert_eq!(m.tool(), Some(Tool::Control), "{what}");
+        let out = forward_fixture(&m, &fx, "model_input", "img_ids");
+        assert_close(
+            &format!("dev + control LoRA, {what}"),
+            &out,
+            &fx["output"],
+            TOOL,
+        );
+        m.set_adapters(None, false).unwrap();
+        m.set_residency(BlockResidency::Resident).unwrap();
+        assert_eq!(m.tool(), None, "{what}");
+        let back = forward_fixture(&m, &fx, "img", "img_ids");
+        assert_exact(&format!("{what}: restored"), &back, &before);
+    }
+}
+
+#[test]
+fn only_img_in_widens_and_only_to_a_tools_width() {
+    let s = Scratch::new("control-lora-misfit");
+    let path = s.0.join("lora.safetensors");
+    let fill = fixtures().join("flux-tools/flux_tiny_fill.weights.safetensors");
+    let dev = reference("flux_tiny_dev.weights.safetensors");
+    // A LoRA widening img_in to 384 inputs (Fill's) works; one to 192 is no tool's width.
+    write_control_lora(&dev, &fill, &path);
+    let mut m =
+        model::load_transformer(&ModelFiles::transformer_only(dev), &LoadOptions::default())
+            .unwrap();
+    let file = Arc::new(LoraFile::open(&path).unwrap());
+    let adapters = Adapters::new(&[(file, 0.5)], |n| m.tensor_shape(n)).unwrap();
+    m.set_adapters(Some(Arc::new(adapters)), true).unwrap();
+    assert_eq!(m.tool(), Some(Tool::Fill));
+    m.set_adapters(None, false).unwrap();
+
+    let odd = s.0.join("odd.safetensors");
+    let t = |shape: &[usize]| Tensor::ones(shape, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let tensors = HashMap::from([
+        ("img_in.lora_A.weight".to_string(), t(&[2, 192])),
+        ("img_in.lora_B.weight".to_string(), t(&[64, 2])),
+    ]);
+    candle_core::safetensors::save(&tensors, &odd).unwrap();
+    let file = Arc::new(LoraFile::open(&odd).unwrap());
+    let e = Adapters::new(&[(file, 1.0)], |n| m.tensor_shape(n))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("img_in") && e.contains("192"), "{e}");
+    assert_eq!((m.tool(), m.loras().len()), (None, 0));
+
+    // Only img_in may read more inputs than the model's.
+    let tensors = HashMap::from([
+        ("txt_in.lora_A.weight".to_string(), t(&[2, 96])),
+        ("txt_in.lora_B.weight".to_string(), t(&[64, 2])),
+    ]);
+    candle_core::safetensors::save(&tensors, &odd).unwrap();
+    let file = Arc::new(LoraFile::open(&odd).unwrap());
+    let e = Adapters::new(&[(file, 1.0)], |n| m.tensor_shape(n))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("txt_in") && e.contains("does not fit"), "{e}");
+}
+
+#[test]
+fn a_fill_model_in_a_diffusers_folder_is_recognised_and_runs_as_the_bfl_file() {
+    // The tiny dev model as diffusers converted it, its `x_embedder` widened with the tiny Fill
+    // model's img_in (384 inputs, as in FLUX.1-Fill-dev's folder); the BFL file it must equal is
+    // the tiny dev file with the same img_in.
+    let (s, files) = tiny_model("fill-diffusers", Variant::Dev, Layout::Diffusers);
+    let fill = load(&fixtures().join("flux-tools/flux_tiny_fill.weights.safetensors"));
+    let img_in = &fill["img_in.weight"];
+    let folder = files.transformer.clone();
+    let config_path = folder.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let config = config.replace("\"in_channels\": 64", "\"in_channels\": 384");
+    std::fs::write(
+        &config_path,
+        config.replace("\"out_channels\": null", "\"out_channels\": 64"),
+    )
+    .unwrap();
+    let mut widened = 0;
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let shard = entry.unwrap().path();
+        if shard.extension().is_some_and(|e| e == "safetensors") {
+            let mut tensors = load(&shard);
+            if let Some(w) = tensors.get_mut("x_embedder.weight") {
+                *w = img_in.clone();
+                candle_core::safetensors::save(&tensors, &shard).unwrap();
+                widened += 1;
+            }
+        }
+    }
+    assert_eq!(widened, 1, "one shard holds x_embedder.weight");
+    let mut bfl = load(&reference("flux_tiny_dev.weights.safetensors"));
+    bfl.insert("img_in.weight".into(), img_in.clone());
+    let single = s.0.join("flux1-fill-dev.safetensors");
+    candle_core::safetensors::save(&bfl, &single).unwrap();
+
+    let opts = LoadOptions::default();
+    let from_folder = model::load_transformer(&files, &opts).unwrap();
+    let from_file = model::load_transformer(&ModelFiles::transformer_only(single), &opts).unwrap();
+    assert_eq!(from_folder.tool(), Some(Tool::Fill));
+    let fx = tools_fixture("flux_tiny_fill.forward.safetensors");
+    let want = forward_fixture(&from_file, &fx, "model_input", "img_ids");
+    let got = forward_fixture(&from_folder, &fx, "model_input", "img_ids");
+    assert_close(
+        "diffusers Fill folder against the BFL file",
+        &got,
+        &want,
+        (1e-6, 1e-7),
+    );
 }

@@ -244,7 +244,7 @@ pub extern "C" fn flux_request_clear_images(request: *mut FluxRequest) -> FluxRe
     })
 }
 
-/// Adds a LoRA (a kohya, diffusers/PEFT or XLabs `.safetensors` file; UTF-8 path) at
+/// Adds a LoRA (a kohya, diffusers/PEFT, XLabs or BFL `.safetensors` file; UTF-8 path) at
 /// `strength`, any finite number (1: the file's own scale). Up to 16 per request, applied
 /// together. The file must exist; the engine reads it when a job first uses it (keeping it for
 /// later jobs) and checks it against the model then: a file that does not fit fails the job,

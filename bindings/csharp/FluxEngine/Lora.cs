@@ -12,7 +12,7 @@ namespace Flux
             Strength = strength;
         }
 
-        /// <summary>The <c>.safetensors</c> file (kohya, diffusers/PEFT or XLabs layout).</summary>
+        /// <summary>The <c>.safetensors</c> file (kohya, diffusers/PEFT, XLabs or BFL layout).</summary>
         public string Path { get; }
 
         /// <summary>How much of it is applied (1: the file's own scale).</summary>

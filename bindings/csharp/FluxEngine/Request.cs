@@ -228,7 +228,7 @@ namespace Flux
         }
 
         /// <summary>
-        /// Adds a LoRA: a kohya, diffusers/PEFT or XLabs FLUX <c>.safetensors</c> file, applied at
+        /// Adds a LoRA: a kohya, diffusers/PEFT, XLabs or BFL FLUX <c>.safetensors</c> file, applied at
         /// <paramref name="strength"/>, any finite number (1: the file's own scale; 0.5: half of
         /// it; negative values subtract it). Up to 16 per request, applied together. The file must
         /// exist (a relative path is resolved against the process's current directory); a missing

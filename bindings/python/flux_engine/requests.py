@@ -211,7 +211,7 @@ class Request(Closeable):
         return self._call("flux_request_clear_images")
 
     def add_lora(self, path, strength=1.0):
-        """Adds a LoRA: a kohya, diffusers/PEFT or XLabs ``.safetensors`` file (``str`` or
+        """Adds a LoRA: a kohya, diffusers/PEFT, XLabs or BFL ``.safetensors`` file (``str`` or
         ``os.PathLike``) at ``strength``, any finite number (1: the file's own scale; 0.5 half
         of it; negative values invert it). Up to 16 per request, applied together. The file
         must exist (else ``FluxError``, ``INVALID_ARGUMENT``); the engine reads it when a job

@@ -1,8 +1,9 @@
 //! The LoRA file layouts people download, mapped to the engine's (BFL) layer names: kohya /
-//! sd-scripts, diffusers / PEFT (ai-toolkit) and XLabs. Each key names one factor of one module;
-//! the module maps to a BFL dense layer and to the rows of its weight the delta lands on (the
-//! diffusers layout splits BFL's fused qkv and linear1 layers, and orders the final modulation's
-//! halves the other way).
+//! sd-scripts, diffusers / PEFT (ai-toolkit), XLabs, and BFL's own (the FLUX.1 Canny / Depth
+//! LoRAs). Each key names one factor of one module; the module maps to a BFL dense layer and to
+//! the rows of its weight the delta lands on (the diffusers layout splits BFL's fused qkv and
+//! linear1 layers, and orders the final modulation's halves the other way). BFL's files also
+//! hold whole tensors that replace the model's ([`replaced`]: the q/k norm scales).
 
 /// Which rows of a BFL weight (out, in) a module's delta covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub enum Factor {
     Down,
     /// The up projection B (out, r).
     Up,
+    /// A bias added to the outputs with the delta (out): BFL's and PEFT's `lora_B.bias`.
+    UpBias,
     /// kohya's / PEFT's / LyCORIS' alpha (a scalar): the delta is scaled by alpha / r.
     Alpha,
     /// LyCORIS LoHa: ΔW = (w1_a·w1_b) ⊙ (w2_a·w2_b).
@@ -90,7 +93,28 @@ const TOP_LAYERS: [&str; 10] = [
 /// Parses one tensor name of a LoRA file; `None` for a key of no known layout (reported to the
 /// user, not an error by itself).
 pub fn parse(key: &str) -> Option<Key> {
-    kohya(key).or_else(|| peft(key)).or_else(|| xlabs(key))
+    kohya(key)
+        .or_else(|| peft(key))
+        .or_else(|| xlabs(key))
+        .or_else(|| bfl(key))
+}
+
+/// The BFL tensor a key of a LoRA file replaces whole, if it is one: the q/k RMSNorm scales
+/// (`double_blocks.{i}.{img,txt}_attn.norm.{query,key}_norm.scale`,
+/// `single_blocks.{j}.norm.{query,key}_norm.scale`), which BFL's Canny / Depth LoRAs carry.
+pub fn replaced(key: &str) -> Option<&str> {
+    let name = key.strip_prefix("diffusion_model.").unwrap_or(key);
+    let norm = name
+        .strip_suffix(".query_norm.scale")
+        .or_else(|| name.strip_suffix(".key_norm.scale"))?;
+    let known = if let Some(rest) = norm.strip_prefix("double_blocks.") {
+        let (_, rest) = indexed(rest, '.')?;
+        matches!(rest, "img_attn.norm" | "txt_attn.norm")
+    } else {
+        let (_, rest) = indexed(norm.strip_prefix("single_blocks.")?, '.')?;
+        rest == "norm"
+    };
+    known.then_some(name)
 }
 
 fn split_factor<'a>(key: &'a str, suffixes: &[(&str, Factor)]) -> Option<(&'a str, Factor)> {
@@ -150,13 +174,14 @@ fn kohya(key: &str) -> Option<Key> {
 }
 
 /// diffusers / PEFT / ai-toolkit: `transformer.` + the diffusers module, then `.lora_A.weight`,
-/// `.lora_B.weight` (and `.alpha` when a file has it).
+/// `.lora_B.weight` (and `.alpha`, `.lora_B.bias` when a file has them).
 fn peft(key: &str) -> Option<Key> {
     let (module, factor) = split_factor(
         key,
         &[
             (".lora_A.weight", Factor::Down),
             (".lora_B.weight", Factor::Up),
+            (".lora_B.bias", Factor::UpBias),
             (".alpha", Factor::Alpha),
         ],
     )?;
@@ -243,6 +268,36 @@ fn xlabs(key: &str) -> Option<Key> {
     })
 }
 
+/// BFL (`LinearLora` of black-forest-labs/flux, the FLUX.1 Canny / Depth LoRAs): the BFL module
+/// itself, optionally under `diffusion_model.`, then `.lora_A.weight`, `.lora_B.weight` and
+/// `.lora_B.bias`; no alpha.
+fn bfl(key: &str) -> Option<Key> {
+    let (module, factor) = split_factor(
+        key,
+        &[
+            (".lora_A.weight", Factor::Down),
+            (".lora_B.weight", Factor::Up),
+            (".lora_B.bias", Factor::UpBias),
+        ],
+    )?;
+    let layer = module.strip_prefix("diffusion_model.").unwrap_or(module);
+    let known = if let Some(rest) = layer.strip_prefix("double_blocks.") {
+        let (_, rest) = indexed(rest, '.')?;
+        let (stream, rest) = rest.split_at(rest.len().min(3));
+        matches!(stream, "img" | "txt") && STREAM_LAYERS.contains(&rest)
+    } else if let Some(rest) = layer.strip_prefix("single_blocks.") {
+        SINGLE_LAYERS.contains(&indexed(rest, '.')?.1)
+    } else {
+        TOP_LAYERS.contains(&layer)
+    };
+    known.then(|| Key {
+        module: module.to_string(),
+        layer: layer.to_string(),
+        rows: Rows::All,
+        factor,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +349,15 @@ mod tests {
                 "double_blocks.1.processor.qkv_lora2.up.weight",
                 ("double_blocks.1.txt_attn.qkv", Rows::All, Factor::Up),
             ),
+            ("img_in.lora_A.weight", ("img_in", Rows::All, Factor::Down)),
+            (
+                "double_blocks.0.txt_mlp.2.lora_B.bias",
+                ("double_blocks.0.txt_mlp.2", Rows::All, Factor::UpBias),
+            ),
+            (
+                "single_blocks.3.modulation.lin.lora_B.weight",
+                ("single_blocks.3.modulation.lin", Rows::All, Factor::Up),
+            ),
         ];
         for (key, (l, rows, factor)) in cases {
             assert_eq!(layer(key), Some((l.to_string(), rows, factor)), "{key}");
@@ -304,9 +368,34 @@ mod tests {
             "lora_unet_double_blocks_x_img_attn_qkv.lora_down.weight",
             "transformer.transformer_blocks.0.attn.norm_q.lora_A.weight",
             "double_blocks.0.processor.qkv_lora3.up.weight",
+            "double_blocks.0.img_attn.norm.lora_A.weight",
+            "single_blocks.0.linear3.lora_B.weight",
             "something.else",
         ] {
             assert_eq!(layer(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn norm_scales_are_replaced_whole() {
+        for key in [
+            "double_blocks.4.img_attn.norm.key_norm.scale",
+            "double_blocks.0.txt_attn.norm.query_norm.scale",
+            "single_blocks.37.norm.key_norm.scale",
+        ] {
+            assert_eq!(replaced(key), Some(key));
+        }
+        assert_eq!(
+            replaced("diffusion_model.single_blocks.1.norm.query_norm.scale"),
+            Some("single_blocks.1.norm.query_norm.scale")
+        );
+        for key in [
+            "double_blocks.0.img_attn.qkv.weight",
+            "double_blocks.x.img_attn.norm.key_norm.scale",
+            "single_blocks.0.norm.other_norm.scale",
+            "final_layer.norm.key_norm.scale",
+        ] {
+            assert_eq!(replaced(key), None, "{key}");
         }
     }
 

@@ -1,11 +1,17 @@
-//! LoRA adapters: files parsed once ([`LoraFile`]: kohya, diffusers / PEFT and XLabs layouts,
-//! see [`formats`]), then the LoRAs of a job combined with their strengths into one low-rank
-//! pair per dense layer ([`Adapters`]), which the transformer merges into its weights or runs as
-//! a branch beside them (`FluxTransformer::set_adapters`).
+//! LoRA adapters: files parsed once ([`LoraFile`]: kohya, diffusers / PEFT, XLabs and BFL
+//! layouts, see [`formats`]), then the LoRAs of a job combined with their strengths into one
+//! low-rank pair per dense layer ([`Adapters`]), which the transformer merges into its weights or
+//! runs as a branch beside them (`FluxTransformer::set_adapters`).
 //!
 //! For a layer `y = x·Wᵀ + b` and a LoRA pair down A (r, in), up B (out, r) at strength w:
-//! `ΔW = w · scale · B·A`, with scale = alpha / r (kohya's `.alpha`, PEFT's when present) or 1.
+//! `ΔW = w · scale · B·A`, with scale = alpha / r (kohya's `.alpha`, PEFT's when present) or 1,
+//! and `Δb = w · scale · b_B` when the up projection has a bias (BFL, PEFT `lora_bias`).
 //! Several LoRAs add; stacking their A's and (scaled) B's keeps the sum one low-rank pair.
+//!
+//! BFL's FLUX.1 Canny / Depth LoRAs turn FLUX.1 dev into a Control model: their `img_in` pair
+//! reads 128 input features where the model's `img_in` reads 64 (the base weight then reads the
+//! first 64, as BFL's loader pads it with zeros), and they replace the q/k norm scales whole,
+//! whatever the strength (as BFL's loader and ComfyUI do). BFL runs them at strength 0.85.
 
 mod cache;
 pub mod formats;
@@ -20,6 +26,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::store::WeightSet;
+use crate::model::transformer::Tool;
 use formats::{Factor, Rows};
 
 /// One module of a LoRA file: its pair as stored (f32 on the CPU) and where it lands.
@@ -30,6 +37,8 @@ struct Module {
     rows: Rows,
     down: Tensor,
     up: Tensor,
+    /// The up projection's bias (out), if it has one.
+    bias: Option<Tensor>,
     /// alpha / r, or 1.
     scale: f64,
 }
@@ -38,6 +47,8 @@ struct Module {
 pub struct LoraFile {
     path: PathBuf,
     modules: Vec<Module>,
+    /// Tensors the file replaces whole: the BFL name and the value (f32 on the CPU).
+    replaced: Vec<(String, Tensor)>,
     unknown: Vec<String>,
 }
 
@@ -53,9 +64,15 @@ impl LoraFile {
             reason,
         };
         let mut unknown = Vec::new();
+        let mut replaced = Vec::new();
         // Per module: its layer and rows, and the key of each factor.
         let mut found: BTreeMap<String, (String, Rows, HashMap<Factor, String>)> = BTreeMap::new();
         for key in set.names() {
+            if let Some(name) = formats::replaced(&key) {
+                let value = set.load(&key, DType::F32, &Device::Cpu)?;
+                replaced.push((name.to_string(), value));
+                continue;
+            }
             let Some(k) = formats::parse(&key) else {
                 unknown.push(key);
                 continue;
@@ -69,7 +86,7 @@ impl LoraFile {
             unknown.sort();
             return Err(Error::invalid(format!(
                 "'{}' holds no LoRA layer this engine understands ({} keys, e.g. {}); it reads \
-                 kohya (LoRA, LoHa, LoKr), diffusers/PEFT and XLabs FLUX LoRAs",
+                 kohya (LoRA, LoHa, LoKr), diffusers/PEFT, XLabs and BFL FLUX LoRAs",
                 path.display(),
                 unknown.len(),
                 examples(&unknown)
@@ -95,12 +112,20 @@ impl LoraFile {
             if !scale.is_finite() {
                 return Err(bad(&name, format!("its alpha gives the scale {scale}")));
             }
+            let bias = factor(Factor::UpBias)?;
+            if let Some(b) = &bias {
+                if b.dims() != [up.dim(0)?] {
+                    let reason = format!("bias {:?} against up {:?}", b.dims(), up.dims());
+                    return Err(bad(&name, reason));
+                }
+            }
             modules.push(Module {
                 name,
                 layer,
                 rows,
                 down,
                 up,
+                bias,
                 scale,
             });
         }
@@ -108,6 +133,7 @@ impl LoraFile {
         Ok(Self {
             path: path.to_path_buf(),
             modules,
+            replaced,
             unknown,
         })
     }
@@ -127,13 +153,14 @@ impl LoraFile {
         &self.unknown
     }
 
-    /// Bytes its factors take.
+    /// Bytes its tensors take.
     pub fn bytes(&self) -> u64 {
-        let n: usize = self
+        let factors = self
             .modules
             .iter()
-            .map(|m| m.down.elem_count() + m.up.elem_count())
-            .sum();
+            .flat_map(|m| [&m.down, &m.up].into_iter().chain(&m.bias));
+        let whole = self.replaced.iter().map(|(_, t)| t);
+        let n: usize = factors.chain(whole).map(Tensor::elem_count).sum();
         4 * n as u64
     }
 }
@@ -252,29 +279,40 @@ impl LoraChoice {
     }
 }
 
-/// One layer's LoRA: down (R, in) and up (out, R), every scale and strength folded into `up`;
-/// f32 on the CPU.
+/// One layer's LoRA: down (R, in) and up (out, R), every scale and strength folded into `up`,
+/// and the bias it adds (out), if any; f32 on the CPU. `in` may exceed the layer's own input
+/// width ([`Adapters::new`]: a control LoRA's `img_in`).
 pub struct LowRank {
     pub down: Tensor,
     pub up: Tensor,
+    pub bias: Option<Tensor>,
 }
 
-/// The LoRAs of a job with their strengths, combined per dense layer of one model.
+/// The LoRAs of a job with their strengths, combined per dense layer of one model, and the
+/// tensors they replace whole.
 pub struct Adapters {
     layers: HashMap<String, LowRank>,
+    replaced: HashMap<String, Tensor>,
     sources: Vec<LoraChoice>,
 }
 
+/// The layer a LoRA may widen: `img_in`, whose extra inputs are then a FLUX.1 tool's conditioning
+/// (its width, a multiple of the model's, says which tool: [`Tool::of_widths`]).
+pub const WIDENED_LAYER: &str = "img_in";
+
 impl Adapters {
-    /// Combines `loras` (file, strength) for a model whose dense layer `<layer>.weight` has the
-    /// shape (out, in) `shape_of(layer)` gives (`None`: the model has no such layer). Every
-    /// module is checked against the model before anything is built: a layer it lacks, or a
-    /// shape that does not fit, is an error naming the file and key.
+    /// Combines `loras` (file, strength) for a model whose tensor `name` has the shape
+    /// `shape_of(name)` (`None`: the model has no such tensor). Every module is checked against
+    /// the model before anything is built: a layer it lacks, a shape that does not fit (only
+    /// [`WIDENED_LAYER`] may read more inputs than the model's: a tool's), or two files
+    /// replacing the same tensor is an error naming the file and key.
     pub fn new(
         loras: &[(Arc<LoraFile>, f32)],
-        shape_of: impl Fn(&str) -> Option<(usize, usize)>,
+        shape_of: impl Fn(&str) -> Option<Vec<usize>>,
     ) -> Result<Self> {
-        let mut parts: HashMap<String, (Vec<Tensor>, Vec<Tensor>)> = HashMap::new();
+        type Parts = (Vec<Tensor>, Vec<Tensor>, Option<Tensor>);
+        let mut parts: HashMap<String, Parts> = HashMap::new();
+        let mut replaced: HashMap<String, (Tensor, &Path)> = HashMap::new();
         for (file, strength) in loras {
             if !strength.is_finite() {
                 return Err(Error::invalid(format!(
@@ -282,18 +320,38 @@ impl Adapters {
                     file.path.display()
                 )));
             }
+            let misfit = |name: &str, reason: String| {
+                Error::invalid(format!(
+                    "LoRA '{}': '{name}' does not fit this model: {reason}",
+                    file.path.display(),
+                ))
+            };
+            for (name, value) in &file.replaced {
+                match shape_of(name) {
+                    Some(shape) if shape == value.dims() => {}
+                    shape => {
+                        let has = shape.map_or("no such tensor".into(), |s| format!("{s:?}"));
+                        return Err(misfit(name, format!("{:?} against {has}", value.dims())));
+                    }
+                }
+                if let Some((_, other)) = replaced.insert(name.clone(), (value.clone(), &file.path))
+                {
+                    return Err(misfit(
+                        name,
+                        format!("'{}' replaces it too", other.display()),
+                    ));
+                }
+            }
             for m in &file.modules {
-                let misfit = |reason: String| {
-                    Error::invalid(format!(
-                        "LoRA '{}': '{}' does not fit this model: {reason}",
-                        file.path.display(),
-                        m.name
-                    ))
+                let misfit = |reason: String| misfit(&m.name, reason);
+                let (out, input) = match shape_of(&format!("{}.weight", m.layer)).as_deref() {
+                    Some(&[out, input]) => (out, input),
+                    _ => return Err(misfit(format!("the model has no layer '{}'", m.layer))),
                 };
-                let (out, input) = shape_of(&m.layer)
-                    .ok_or_else(|| misfit(format!("the model has no layer '{}'", m.layer)))?;
-                let (rank, down_in) = m.down.dims2()?;
-                let rows = m.rows.range(out, input).filter(|_| down_in == input);
+                let down_in = m.down.dims2()?.1;
+                let widens = m.layer == WIDENED_LAYER && Tool::of_widths(down_in, input).is_some();
+                let reads = down_in == input || widens;
+                let rows = m.rows.range(out, input).filter(|_| reads);
                 let rows = rows.filter(|r| m.up.dims()[0] == r.len()).ok_or_else(|| {
                     misfit(format!(
                         "down {:?} and up {:?} against '{}.weight' ({out}, {input})",
@@ -302,29 +360,54 @@ impl Adapters {
                         m.layer
                     ))
                 })?;
-                let up = (m.up.clone() * (m.scale * *strength as f64))?;
-                let up = match m.rows {
-                    Rows::SwappedHalves if out.is_multiple_of(2) => {
-                        let half = out / 2;
-                        Tensor::cat(&[up.narrow(0, half, half)?, up.narrow(0, 0, half)?], 0)?
-                    }
-                    Rows::SwappedHalves => return Err(misfit(format!("{out} rows are odd"))),
-                    _ => up,
+                let scale = m.scale * *strength as f64;
+                // Rows outside the part are zero, so that every pair of a layer spans all its rows.
+                let place = |t: Tensor| -> Result<Tensor> {
+                    let t = match m.rows {
+                        Rows::SwappedHalves if out.is_multiple_of(2) => {
+                            let half = out / 2;
+                            Tensor::cat(&[t.narrow(0, half, half)?, t.narrow(0, 0, half)?], 0)?
+                        }
+                        Rows::SwappedHalves => return Err(misfit(format!("{out} rows are odd"))),
+                        _ => t,
+                    };
+                    let pad = |n: usize| {
+                        let mut shape = t.dims().to_vec();
+                        shape[0] = n;
+                        Tensor::zeros(shape, DType::F32, &Device::Cpu)
+                    };
+                    Ok(Tensor::cat(
+                        &[pad(rows.start)?, t.clone(), pad(out - rows.end)?],
+                        0,
+                    )?)
                 };
-                // Zero rows outside the part, so that every pair of a layer spans all its rows.
-                let pad = |n: usize| Tensor::zeros((n, rank), DType::F32, &Device::Cpu);
-                let up = Tensor::cat(&[pad(rows.start)?, up, pad(out - rows.end)?], 0)?;
+                let up = place((m.up.clone() * scale)?)?;
+                let bias = match &m.bias {
+                    Some(b) => Some(place((b.clone() * scale)?)?),
+                    None => None,
+                };
                 let entry = parts.entry(m.layer.clone()).or_default();
                 entry.0.push(m.down.clone());
                 entry.1.push(up);
+                entry.2 = match (entry.2.take(), bias) {
+                    (Some(sum), Some(b)) => Some((sum + b)?),
+                    (sum, b) => sum.or(b),
+                };
             }
         }
         let layers = parts
             .into_iter()
-            .map(|(layer, (downs, ups))| {
+            .map(|(layer, (downs, ups, bias))| {
+                // Pairs reading fewer inputs than the widest one of the layer read zeros there.
+                let width = downs.iter().map(|d| d.dims()[1]).max().unwrap_or(0);
+                let downs = downs
+                    .into_iter()
+                    .map(|d| d.pad_with_zeros(1, 0, width - d.dims()[1]))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
                 let pair = LowRank {
                     down: Tensor::cat(&downs, 0)?,
                     up: Tensor::cat(&ups, 1)?,
+                    bias,
                 };
                 Ok((layer, pair))
             })
@@ -336,7 +419,12 @@ impl Adapters {
                 strength: *strength,
             })
             .collect();
-        Ok(Self { layers, sources })
+        let replaced = replaced.into_iter().map(|(k, (t, _))| (k, t)).collect();
+        Ok(Self {
+            layers,
+            replaced,
+            sources,
+        })
     }
 
     /// The files and strengths it combines.
@@ -352,6 +440,17 @@ impl Adapters {
     /// The LoRA of the dense layer `layer` (its BFL prefix), if any.
     pub fn get(&self, layer: &str) -> Option<&LowRank> {
         self.layers.get(layer)
+    }
+
+    /// The value replacing the tensor `name` (a BFL name) whole, if any (f32 on the CPU).
+    pub fn replaced(&self, name: &str) -> Option<&Tensor> {
+        self.replaced.get(name)
+    }
+
+    /// The input width of [`WIDENED_LAYER`]'s LoRA, if it has one: more than the model's when a
+    /// control LoRA widens the layer.
+    pub fn widened_inputs(&self) -> Option<usize> {
+        self.get(WIDENED_LAYER).map(|l| l.down.dims()[1])
     }
 
     /// How many layers it changes.

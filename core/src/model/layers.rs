@@ -175,6 +175,8 @@ pub struct Dense {
     weight: Weight,
     bias: Option<Tensor>,
     adapter: Option<Adapter>,
+    /// The bias its LoRA adds to the outputs (in the activations' dtype), if any.
+    lora_bias: Option<Tensor>,
 }
 
 /// A LoRA on a [`Dense`] layer.
@@ -213,6 +215,7 @@ impl Dense {
             weight,
             bias,
             adapter: None,
+            lora_bias: None,
         })
     }
 
@@ -231,6 +234,7 @@ impl Dense {
             weight: Weight::Compact(weight, scratch),
             bias,
             adapter: None,
+            lora_bias: None,
         })
     }
 
@@ -245,8 +249,9 @@ impl Dense {
 
     /// Sets the layer's LoRA (`None`: none), first putting back the weight a previous merge
     /// changed. `merge` adds `up·down` into the weight (computed in f32); otherwise, or when the
-    /// weight cannot take it ([`Dense::can_merge`]), the pair runs as a branch beside the layer,
-    /// in `dtype` on `device` (the activations').
+    /// weight cannot take it ([`Dense::can_merge`]) or the pair reads more inputs than the
+    /// weight (whose inputs are then the first ones), the pair runs as a branch beside the
+    /// layer, in `dtype` on `device` (the activations'). The LoRA's bias is added to the outputs.
     pub fn set_adapter(
         &mut self,
         lora: Option<&LowRank>,
@@ -256,7 +261,11 @@ impl Dense {
         if let Some(Adapter::Merged(original)) = self.adapter.take() {
             self.weight = original;
         }
+        self.lora_bias = None;
         let Some(lora) = lora else { return Ok(()) };
+        let on = |t: &Tensor| t.to_dtype(dtype)?.to_device(device);
+        self.lora_bias = lora.bias.as_ref().map(on).transpose()?;
+        let merge = merge && lora.down.dim(1)? == self.inputs()?;
         let merged = match (&self.weight, merge) {
             (Weight::Plain(w) | Weight::Rows(w), true) => {
                 let delta = lora.up.matmul(&lora.down)?.to_device(w.device())?;
@@ -272,10 +281,10 @@ impl Dense {
                 };
                 Adapter::Merged(std::mem::replace(&mut self.weight, w))
             }
-            None => {
-                let on = |t: &Tensor| t.t()?.contiguous()?.to_dtype(dtype)?.to_device(device);
-                Adapter::Branch(on(&lora.down)?, on(&lora.up)?)
-            }
+            None => Adapter::Branch(
+                on(&lora.down.t()?.contiguous()?)?,
+                on(&lora.up.t()?.contiguous()?)?,
+            ),
         });
         Ok(())
     }
@@ -306,9 +315,38 @@ impl Dense {
         })
     }
 
+    /// Number of inputs the weight reads.
+    pub fn inputs(&self) -> Result<usize> {
+        Ok(match &self.weight {
+            Weight::Plain(w) => w.dim(1)?,
+            Weight::Rows(w) => w.dim(1)?,
+            Weight::Packed(w) => w.inputs(),
+            Weight::Compact(w, _) => w.shape().1,
+        })
+    }
+
     /// Outputs `cols` of the layer applied to the concatenation of `parts`, with its LoRA branch.
     fn apply(&self, parts: &[Input], cols: Range<usize>) -> Result<Tensor> {
-        let y = self.apply_weight(parts, cols.clone())?;
+        let inputs = self.inputs()?;
+        let width: usize = parts
+            .iter()
+            .map(|p| p.tensor().dim(D::Minus1))
+            .sum::<candle_core::Result<_>>()?;
+        let widened =
+            matches!(&self.adapter, Some(Adapter::Branch(down, _)) if down.dim(0)? == width);
+        let y = match parts {
+            // A LoRA widened the layer (a control LoRA's img_in): the weight reads the first
+            // inputs, the branch all of them.
+            [Input::Value(x)] if width > inputs && widened => {
+                let x = x.narrow(D::Minus1, 0, inputs)?;
+                self.apply_weight(&[Input::Value(&x)], cols.clone())?
+            }
+            _ => self.apply_weight(parts, cols.clone())?,
+        };
+        let y = match &self.lora_bias {
+            Some(b) => y.broadcast_add(&b.narrow(0, cols.start, cols.len())?)?,
+            None => y,
+        };
         let Some(Adapter::Branch(down, up)) = &self.adapter else {
             return Ok(y);
         };
@@ -537,18 +575,48 @@ impl MlpEmbedder {
     }
 }
 
-/// RMSNorm of q and k over the head dim (eps 1e-6) with learned scales.
+/// RMSNorm of q and k over the head dim (eps 1e-6) with learned scales, which a LoRA may
+/// replace whole ([`QkNorm::set_replaced`]).
 pub struct QkNorm {
     query: Tensor,
     key: Tensor,
+    /// The model's own scales while a LoRA's replace them, put back when it goes.
+    originals: Option<(Tensor, Tensor)>,
 }
 
 impl QkNorm {
+    /// `{prefix}.query_norm.scale` and `.key_norm.scale`, replaced as the loader's LoRAs say.
     pub fn load(l: &Loader, prefix: &str, head_dim: usize) -> Result<Self> {
-        Ok(Self {
+        let mut norm = Self {
             query: l.tensor(&format!("{prefix}.query_norm.scale"), &[head_dim])?,
             key: l.tensor(&format!("{prefix}.key_norm.scale"), &[head_dim])?,
-        })
+            originals: None,
+        };
+        norm.set_replaced(prefix, l.adapters)?;
+        Ok(norm)
+    }
+
+    /// Puts back the model's scales, then takes those `adapters` replace (`None`: none).
+    pub fn set_replaced(&mut self, prefix: &str, adapters: Option<&Adapters>) -> Result<()> {
+        if let Some((query, key)) = self.originals.take() {
+            (self.query, self.key) = (query, key);
+        }
+        let replacing =
+            |part: &str| adapters.and_then(|a| a.replaced(&format!("{prefix}.{part}_norm.scale")));
+        let (query, key) = (replacing("query"), replacing("key"));
+        if query.is_none() && key.is_none() {
+            return Ok(());
+        }
+        let like = |t: &Tensor, own: &Tensor| t.to_dtype(own.dtype())?.to_device(own.device());
+        let originals = (self.query.clone(), self.key.clone());
+        if let Some(q) = query {
+            self.query = like(q, &self.query)?;
+        }
+        if let Some(k) = key {
+            self.key = like(k, &self.key)?;
+        }
+        self.originals = Some(originals);
+        Ok(())
     }
 
     pub fn forward(&self, q: &Tensor, k: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -636,6 +704,7 @@ mod tests {
             weight,
             bias: b.cloned(),
             adapter: None,
+            lora_bias: None,
         };
         let mut layers = vec![
             ("plain", dense(Weight::Plain(w.clone()))),
@@ -674,12 +743,14 @@ mod tests {
         let lora = crate::lora::LowRank {
             down: randn(4, &[rank, inp]),
             up: randn(5, &[out, rank]),
+            bias: Some(randn(6, &[out])),
         };
         let x = randn(3, &[2, 7, inp]);
         let plain = x.broadcast_matmul(&w.t().unwrap()).unwrap();
         let delta = lora.up.matmul(&lora.down).unwrap();
         let adapted = x.broadcast_matmul(&(&w + &delta).unwrap().t().unwrap());
-        let want = adapted.unwrap().broadcast_add(&b).unwrap();
+        let bias = (&b + lora.bias.as_ref().unwrap()).unwrap();
+        let want = adapted.unwrap().broadcast_add(&bias).unwrap();
         let (head, tail) = (
             x.narrow(2, 0, 15).unwrap(),
             x.narrow(2, 15, inp - 15).unwrap(),
@@ -708,6 +779,44 @@ mod tests {
                 dense.set_adapter(None, merge, cpu).unwrap();
                 let back = dense.forward(&x).unwrap();
                 let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert_eq!(bits(&back), bits(&before), "{what}: restored exactly");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lora_reading_more_inputs_widens_every_layout_and_goes_exactly() {
+        let (out, inp, wide, rank) = (48, 40, 80, 5);
+        let (w, b) = (randn(1, &[out, inp]), randn(2, &[out]));
+        let lora = crate::lora::LowRank {
+            down: randn(4, &[rank, wide]),
+            up: randn(5, &[out, rank]),
+            bias: None,
+        };
+        let x = randn(3, &[2, 7, wide]);
+        let base = x
+            .narrow(2, 0, inp)
+            .unwrap()
+            .broadcast_matmul(&w.t().unwrap());
+        let delta = lora.up.matmul(&lora.down).unwrap();
+        let branch = x.broadcast_matmul(&delta.t().unwrap()).unwrap();
+        let want = (base.unwrap() + branch).unwrap().broadcast_add(&b).unwrap();
+        let narrow = x.narrow(2, 0, inp).unwrap();
+        let cpu = (DType::F32, &Device::Cpu);
+        for (layout, mut dense) in every_layout(&w, Some(&b)) {
+            let before = dense.forward(&narrow).unwrap();
+            assert!(
+                dense.forward(&x).is_err(),
+                "{layout}: wide input without the LoRA"
+            );
+            for merge in [true, false] {
+                let what = format!("{layout} merge {merge}");
+                dense.set_adapter(Some(&lora), merge, cpu).unwrap();
+                assert!(matches!(dense.adapter, Some(Adapter::Branch(..))), "{what}");
+                assert_close(&what, &dense.forward(&x).unwrap(), &want, 1e-5);
+                dense.set_adapter(None, merge, cpu).unwrap();
+                let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let back = dense.forward(&narrow).unwrap();
                 assert_eq!(bits(&back), bits(&before), "{what}: restored exactly");
             }
         }
@@ -831,6 +940,7 @@ mod tests {
         let norm = |seed| QkNorm {
             query: randn(seed, &[d]),
             key: randn(seed + 1, &[d]),
+            originals: None,
         };
         let (txt_norm, img_norm) = (norm(9), norm(11));
         let txt = randn(13, &[2, 7, 3 * heads * d]);

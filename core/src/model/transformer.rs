@@ -69,11 +69,7 @@ impl Config {
 
     /// Which FLUX.1 tool the input width makes this model, if any.
     pub fn tool(&self) -> Option<Tool> {
-        match self.in_channels / self.out_channels.max(1) {
-            6 => Some(Tool::Fill),
-            2 => Some(Tool::Control),
-            _ => None,
-        }
+        Tool::of_widths(self.in_channels, self.out_channels)
     }
 }
 
@@ -84,9 +80,20 @@ pub enum Tool {
     /// Inpainting / outpainting (`flux1-fill-dev`): the masked image's latent (64 features) and
     /// the mask, 8×8 pixels per latent cell (256 features).
     Fill,
-    /// Structural conditioning (`flux1-canny-dev`, `flux1-depth-dev`): a control image's latent
-    /// (64 features).
+    /// Structural conditioning (`flux1-canny-dev`, `flux1-depth-dev`, or dev with BFL's Canny /
+    /// Depth LoRA): a control image's latent (64 features).
     Control,
+}
+
+impl Tool {
+    /// The tool a transformer of `inputs` input and `outputs` output features is, if any.
+    pub fn of_widths(inputs: usize, outputs: usize) -> Option<Tool> {
+        match (inputs / outputs.max(1), inputs.is_multiple_of(outputs)) {
+            (6, true) => Some(Tool::Fill),
+            (2, true) => Some(Tool::Control),
+            _ => None,
+        }
+    }
 }
 
 impl Tool {
@@ -185,6 +192,8 @@ pub fn infer_config(w: &ModelWeights, axes: Option<Vec<usize>>) -> Result<Config
 
 /// A visitor of dense layers with their BFL prefixes.
 type VisitDense<'a> = dyn FnMut(&str, &mut Dense) -> Result<()> + 'a;
+/// A visitor of q/k norms with their BFL prefixes.
+type VisitNorm<'a> = dyn FnMut(&str, &mut QkNorm) -> Result<()> + 'a;
 
 /// One stream's weights in a double block.
 struct StreamWeights {
@@ -223,6 +232,11 @@ impl StreamWeights {
         f(&format!("{p}_attn.proj"), &mut self.proj)?;
         f(&format!("{p}_mlp.0"), &mut self.mlp_in)?;
         f(&format!("{p}_mlp.2"), &mut self.mlp_out)
+    }
+
+    /// Calls `f` on the q/k norm with its BFL prefix (`p` as for [`Self::each_dense`]).
+    fn each_norm(&mut self, p: &str, f: &mut VisitNorm) -> Result<()> {
+        f(&format!("{p}_attn.norm"), &mut self.norm)
     }
 
     /// Residual attention output, then the residual MLP on the updated stream.
@@ -291,6 +305,11 @@ impl SingleBlock {
         f(&format!("{p}.linear1"), &mut self.linear1)?;
         f(&format!("{p}.linear2"), &mut self.linear2)?;
         f(&format!("{p}.modulation.lin"), self.modulation.dense_mut())
+    }
+
+    /// Calls `f` on the q/k norm with its BFL prefix (`p`: `single_blocks.{j}`).
+    fn each_norm(&mut self, p: &str, f: &mut VisitNorm) -> Result<()> {
+        f(&format!("{p}.norm"), &mut self.norm)
     }
 
     /// The block applied to the joint sequence `x`; only rows `keep..` of the result are
@@ -507,20 +526,27 @@ impl FluxTransformer {
         Ok(block)
     }
 
-    /// The shape (out, in) of the dense layer `layer` (a BFL prefix), if the model has it.
-    pub fn layer_shape(&self, layer: &str) -> Option<(usize, usize)> {
-        let weight = format!("{layer}.weight");
+    /// The shape of the tensor `name` (a BFL name), if the model has it.
+    pub fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
         tensor_shapes(&self.config)
             .into_iter()
-            .find(|(name, _)| *name == weight)
-            .map(|(_, s)| (s[0], s[1]))
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+    }
+
+    /// The shape (out, in) of the dense layer `layer` (a BFL prefix), if the model has it.
+    pub fn layer_shape(&self, layer: &str) -> Option<(usize, usize)> {
+        let shape = self.tensor_shape(&format!("{layer}.weight"))?;
+        Some((shape[0], shape[1]))
     }
 
     /// Applies `adapters` (`None`: none), replacing the previous LoRAs exactly. With
     /// `allow_merge`, they are merged into the weights when every layer they change is resident
     /// and held whole (f32, bf16 on the GPU); otherwise every layer runs its LoRA as a low-rank
     /// branch (quantized weights, packed CPU weights, streamed blocks, which take theirs as they
-    /// are built). Returns whether they were merged.
+    /// are built). Tensors they replace whole (norm scales) are swapped in, the originals kept.
+    /// LoRAs that widen `img_in` (BFL's Canny / Depth LoRAs) make the model the tool of its new
+    /// input width. Returns whether they were merged.
     pub fn set_adapters(
         &mut self,
         adapters: Option<Arc<Adapters>>,
@@ -538,8 +564,17 @@ impl FluxTransformer {
             let lora = adapters.as_ref().and_then(|a| a.get(name));
             dense.set_adapter(lora, merge, (dtype, &device))
         })?;
+        self.each_resident_norm(&mut |prefix, norm| {
+            norm.set_replaced(prefix, adapters.as_deref())
+        })?;
         self.adapters = adapters;
         Ok(merge)
+    }
+
+    /// The input features `img_in` reads with `adapters` on.
+    fn inputs_with(&self, adapters: Option<&Adapters>) -> usize {
+        let widened = adapters.and_then(Adapters::widened_inputs);
+        widened.map_or(self.config.in_channels, |w| w.max(self.config.in_channels))
     }
 
     /// Bytes merging `adapters` holds besides the weights: the originals of the layers they
@@ -583,6 +618,24 @@ impl FluxTransformer {
                 }
                 Slot::Working(Block::Single(b)) => {
                     b.each_dense(&format!("single_blocks.{}", i - depth), f)?;
+                }
+                Slot::Host(_) | Slot::Files => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every q/k norm held in working form, with its BFL prefix.
+    fn each_resident_norm(&mut self, f: &mut VisitNorm) -> Result<()> {
+        let depth = self.config.depth;
+        for (i, slot) in self.blocks.get_mut().slots.iter_mut().enumerate() {
+            match slot {
+                Slot::Working(Block::Double(b)) => {
+                    b.img.each_norm(&format!("double_blocks.{i}.img"), f)?;
+                    b.txt.each_norm(&format!("double_blocks.{i}.txt"), f)?;
+                }
+                Slot::Working(Block::Single(b)) => {
+                    b.each_norm(&format!("single_blocks.{}", i - depth), f)?;
                 }
                 Slot::Host(_) | Slot::Files => {}
             }
@@ -651,9 +704,13 @@ impl FluxTransformer {
         self.variant
     }
 
-    /// The FLUX.1 tool this model is (Fill, Canny/Depth), read from its input width.
+    /// The FLUX.1 tool this model is (Fill, Canny/Depth), read from its input width, which a
+    /// control LoRA in force widens.
     pub fn tool(&self) -> Option<Tool> {
-        self.config.tool()
+        Tool::of_widths(
+            self.inputs_with(self.adapters.as_deref()),
+            self.config.out_channels,
+        )
     }
 
     /// Whether the model is Kontext-trained.

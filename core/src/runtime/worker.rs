@@ -546,7 +546,7 @@ impl Worker {
             files.push((file, choice.strength));
         }
         let t = &mut m.transformer;
-        let adapters = Adapters::new(&files, |layer| t.layer_shape(layer))?;
+        let adapters = Adapters::new(&files, |name| t.tensor_shape(name))?;
         let copies = t.merge_cost(&adapters);
         let held = m.plan.need(&m.bytes, &self.last_work, on_cpu).device;
         let fits = held.saturating_add(copies) <= budget

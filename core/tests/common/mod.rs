@@ -101,6 +101,37 @@ pub fn forward_fixture(
     .unwrap()
 }
 
+/// Writes a BFL control LoRA (`LinearLora` keys, BFL's Canny / Depth LoRA layout) that turns
+/// `base` into `target`: per dense layer an exact full-rank pair for `W_target − pad(W_base)`
+/// (img_in's base weight padded with zeros to the target's inputs, as BFL's loader does) and
+/// the bias difference as `lora_B.bias`; the q/k norm scales replaced whole.
+pub fn write_control_lora(base: &Path, target: &Path, out: &Path) {
+    let (base, target) = (load(base), load(target));
+    let eye = |n: usize| Tensor::eye(n, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let mut lora = HashMap::new();
+    for (name, want) in &target {
+        if let Some(layer) = name.strip_suffix(".weight") {
+            let had = &base[name];
+            let pad = want.dim(1).unwrap() - had.dim(1).unwrap();
+            let delta = (want - had.pad_with_zeros(1, 0, pad).unwrap()).unwrap();
+            let (out, input) = delta.dims2().unwrap();
+            let (up, down) = match out <= input {
+                true => (eye(out), delta),
+                false => (delta, eye(input)),
+            };
+            lora.insert(format!("{layer}.lora_A.weight"), down);
+            lora.insert(format!("{layer}.lora_B.weight"), up);
+        } else if let Some(layer) = name.strip_suffix(".bias") {
+            let delta = (want - &base[name]).unwrap();
+            lora.insert(format!("{layer}.lora_B.bias"), delta);
+        } else {
+            assert!(name.ends_with("_norm.scale"), "{name}");
+            lora.insert(name.clone(), want.clone());
+        }
+    }
+    candle_core::safetensors::save(&lora, out).unwrap();
+}
+
 /// Writes the tiny model into a scratch folder.
 pub fn tiny_model(name: &str, variant: Variant, layout: Layout) -> (Scratch, ModelFiles) {
     let s = Scratch::new(name);

@@ -250,7 +250,7 @@ fn lora_seeds(_: &Path) -> Vec<Vec<u8>> {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     };
     let alpha = Tensor::new(1f32, &Device::Cpu).unwrap();
-    let files: [Vec<(&str, Tensor)>; 5] = [
+    let files: [Vec<(&str, Tensor)>; 6] = [
         vec![
             ("lora_unet_img_in.lora_down.weight", t(&[2, 64])),
             ("lora_unet_img_in.lora_up.weight", t(&[64, 2])),
@@ -298,6 +298,12 @@ fn lora_seeds(_: &Path) -> Vec<Vec<u8>> {
             ("lora_unet_single_blocks_1_linear2.lokr_w2_b", t(&[2, 80])),
             ("lora_unet_single_blocks_1_linear2.alpha", alpha),
         ],
+        vec![
+            ("img_in.lora_A.weight", t(&[2, 128])),
+            ("img_in.lora_B.weight", t(&[64, 2])),
+            ("img_in.lora_B.bias", t(&[64])),
+            ("single_blocks.0.norm.key_norm.scale", t(&[16])),
+        ],
     ];
     let scratch = std::env::temp_dir().join(format!("flux-fuzz-lora-{}.st", std::process::id()));
     let seeds = files
@@ -334,10 +340,9 @@ fn lora(dir: &Path, input: &[u8]) -> Option<String> {
         ..Config::flux1_dev()
     };
     let shapes = tensor_shapes(&config);
-    let shape_of = |layer: &str| {
-        let weight = format!("{layer}.weight");
-        let found = shapes.iter().find(|(name, _)| *name == weight);
-        found.map(|(_, s)| (s[0], s[1]))
+    let shape_of = |name: &str| {
+        let found = shapes.iter().find(|(n, _)| n == name);
+        found.map(|(_, s)| s.clone())
     };
     err(flux_core::lora::Adapters::new(&[(file, 0.8)], shape_of))
 }

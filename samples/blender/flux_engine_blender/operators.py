@@ -222,7 +222,7 @@ class FLUX_OT_depth_from_render(bpy.types.Operator):
 
 
 class FLUX_OT_lora_add(bpy.types.Operator):
-    """Add a LoRA file (kohya, diffusers/PEFT or XLabs .safetensors) to the list"""
+    """Add a LoRA file (kohya, diffusers/PEFT, XLabs or BFL .safetensors) to the list"""
 
     bl_idname = "flux.lora_add"
     bl_label = "Add LoRA"

@@ -11,7 +11,7 @@ class FluxLora(bpy.types.PropertyGroup):
     )
     filepath: bpy.props.StringProperty(
         name="LoRA File",
-        description="A kohya, diffusers/PEFT or XLabs FLUX LoRA (.safetensors)",
+        description="A kohya, diffusers/PEFT, XLabs or BFL FLUX LoRA (.safetensors)",
         subtype="FILE_PATH",
     )
     strength: bpy.props.FloatProperty(

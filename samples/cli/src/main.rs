@@ -368,7 +368,7 @@ fn apply_loras(
         return Ok(());
     }
     let t = &mut model.transformer;
-    let adapters = Adapters::new(loras, |layer| t.layer_shape(layer))?;
+    let adapters = Adapters::new(loras, |name| t.tensor_shape(name))?;
     let copies = t.merge_cost(&adapters);
     let need = copies.saturating_add(t.activation_bytes(tokens));
     let fits = need <= flux_core::memory::available_on(t.device());

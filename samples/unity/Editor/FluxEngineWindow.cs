@@ -158,7 +158,7 @@ namespace Flux.Editor
         /// <summary>The LoRA list: a row per file (path, Browse, strength, remove) and an Add button.</summary>
         void LoraFields()
         {
-            EditorGUILayout.LabelField(new GUIContent("LoRAs", "kohya, diffusers/PEFT or XLabs FLUX .safetensors files, applied together at their strengths (1: the file's own scale). Rows with no path are skipped."));
+            EditorGUILayout.LabelField(new GUIContent("LoRAs", "kohya, diffusers/PEFT, XLabs or BFL FLUX .safetensors files, applied together at their strengths (1: the file's own scale). Rows with no path are skipped."));
             int remove = -1;
             for (int i = 0; i < loras.Count; i++)
             {

@@ -518,7 +518,7 @@ class Request {
     detail::check(flux_request_clear_images(handle_));
     return *this;
   }
-  /// Adds a LoRA: a kohya, diffusers/PEFT or XLabs FLUX `.safetensors` file (UTF-8 path) at
+  /// Adds a LoRA: a kohya, diffusers/PEFT, XLabs or BFL FLUX `.safetensors` file (UTF-8 path) at
   /// `strength`, any finite number (1: the file's own scale). Up to 16, applied together. A
   /// missing file, a non-finite strength or a 17th LoRA throws FLUX_RESULT_INVALID_ARGUMENT. The
   /// engine reads the file when a job first uses it (and keeps it for later jobs): a file that

@@ -145,6 +145,11 @@ impl PackedWeight {
     pub fn outputs(&self) -> usize {
         self.outputs
     }
+
+    /// Number of inputs.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
 }
 
 /// Outputs `cols` of `cat(parts, −1) · Wᵀ + bias` (bias holding those outputs' values), without

@@ -36,7 +36,7 @@ struct FFluxEngineOptions
 	bool operator!=(const FFluxEngineOptions& Other) const { return !(*this == Other); }
 };
 
-/** A LoRA a job applies: a kohya, diffusers/PEFT or XLabs FLUX .safetensors file at a strength. */
+/** A LoRA a job applies: a kohya, diffusers/PEFT, XLabs or BFL FLUX .safetensors file at a strength. */
 struct FFluxLora
 {
 	/** The file. Use a full path: a relative one is resolved against the process's working
