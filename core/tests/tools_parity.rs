@@ -309,32 +309,24 @@ fn only_img_in_widens_and_only_to_a_tools_width() {
     assert_eq!(m.tool(), Some(Tool::Fill));
     m.set_adapters(None, false).unwrap();
 
-    let odd = s.0.join("odd.safetensors");
-    let t = |shape: &[usize]| Tensor::ones(shape, candle_core::DType::F32, &Device::Cpu).unwrap();
-    let tensors = HashMap::from([
-        ("img_in.lora_A.weight".to_string(), t(&[2, 192])),
-        ("img_in.lora_B.weight".to_string(), t(&[64, 2])),
-    ]);
-    candle_core::safetensors::save(&tensors, &odd).unwrap();
-    let file = Arc::new(LoraFile::open(&odd).unwrap());
-    let e = Adapters::new(&[(file, 1.0)], |n| m.tensor_shape(n))
-        .err()
-        .unwrap()
-        .to_string();
+    // A pair of `layer` reading `inputs` features: the error fitting it to the model.
+    let misfit = |layer: &str, inputs: usize| {
+        let odd = s.0.join("odd.safetensors");
+        let t = |shape: &[usize]| Tensor::ones(shape, candle_core::DType::F32, &Device::Cpu);
+        let tensors = HashMap::from([
+            (format!("{layer}.lora_A.weight"), t(&[2, inputs]).unwrap()),
+            (format!("{layer}.lora_B.weight"), t(&[64, 2]).unwrap()),
+        ]);
+        candle_core::safetensors::save(&tensors, &odd).unwrap();
+        let file = Arc::new(LoraFile::open(&odd).unwrap());
+        let fit = Adapters::new(&[(file, 1.0)], |n| m.tensor_shape(n));
+        fit.err().unwrap().to_string()
+    };
+    let e = misfit("img_in", 192);
     assert!(e.contains("img_in") && e.contains("192"), "{e}");
     assert_eq!((m.tool(), m.loras().len()), (None, 0));
-
     // Only img_in may read more inputs than the model's.
-    let tensors = HashMap::from([
-        ("txt_in.lora_A.weight".to_string(), t(&[2, 96])),
-        ("txt_in.lora_B.weight".to_string(), t(&[64, 2])),
-    ]);
-    candle_core::safetensors::save(&tensors, &odd).unwrap();
-    let file = Arc::new(LoraFile::open(&odd).unwrap());
-    let e = Adapters::new(&[(file, 1.0)], |n| m.tensor_shape(n))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = misfit("txt_in", 96);
     assert!(e.contains("txt_in") && e.contains("does not fit"), "{e}");
 }
 

@@ -175,8 +175,8 @@ pub struct Dense {
     weight: Weight,
     bias: Option<Tensor>,
     adapter: Option<Adapter>,
-    /// The bias its LoRA adds to the outputs (in the activations' dtype), if any.
-    lora_bias: Option<Tensor>,
+    /// The bias before a LoRA's bias was added into it, put back exactly when the LoRA goes.
+    original_bias: Option<Option<Tensor>>,
 }
 
 /// A LoRA on a [`Dense`] layer.
@@ -215,7 +215,7 @@ impl Dense {
             weight,
             bias,
             adapter: None,
-            lora_bias: None,
+            original_bias: None,
         })
     }
 
@@ -234,7 +234,7 @@ impl Dense {
             weight: Weight::Compact(weight, scratch),
             bias,
             adapter: None,
-            lora_bias: None,
+            original_bias: None,
         })
     }
 
@@ -251,7 +251,7 @@ impl Dense {
     /// changed. `merge` adds `up·down` into the weight (computed in f32); otherwise, or when the
     /// weight cannot take it ([`Dense::can_merge`]) or the pair reads more inputs than the
     /// weight (whose inputs are then the first ones), the pair runs as a branch beside the
-    /// layer, in `dtype` on `device` (the activations'). The LoRA's bias is added to the outputs.
+    /// layer, in `dtype` on `device` (the activations'). The LoRA's bias is added into the bias.
     pub fn set_adapter(
         &mut self,
         lora: Option<&LowRank>,
@@ -261,10 +261,20 @@ impl Dense {
         if let Some(Adapter::Merged(original)) = self.adapter.take() {
             self.weight = original;
         }
-        self.lora_bias = None;
+        if let Some(original) = self.original_bias.take() {
+            self.bias = original;
+        }
         let Some(lora) = lora else { return Ok(()) };
         let on = |t: &Tensor| t.to_dtype(dtype)?.to_device(device);
-        self.lora_bias = lora.bias.as_ref().map(on).transpose()?;
+        if let Some(delta) = &lora.bias {
+            let biased = match &self.bias {
+                Some(b) => {
+                    (b.to_dtype(DType::F32)? + delta.to_device(b.device())?)?.to_dtype(b.dtype())?
+                }
+                None => on(delta)?,
+            };
+            self.original_bias = Some(self.bias.replace(biased));
+        }
         let merge = merge && lora.down.dim(1)? == self.inputs()?;
         let merged = match (&self.weight, merge) {
             (Weight::Plain(w) | Weight::Rows(w), true) => {
@@ -342,10 +352,6 @@ impl Dense {
                 self.apply_weight(&[Input::Value(&x)], cols.clone())?
             }
             _ => self.apply_weight(parts, cols.clone())?,
-        };
-        let y = match &self.lora_bias {
-            Some(b) => y.broadcast_add(&b.narrow(0, cols.start, cols.len())?)?,
-            None => y,
         };
         let Some(Adapter::Branch(down, up)) = &self.adapter else {
             return Ok(y);
@@ -704,7 +710,7 @@ mod tests {
             weight,
             bias: b.cloned(),
             adapter: None,
-            lora_bias: None,
+            original_bias: None,
         };
         let mut layers = vec![
             ("plain", dense(Weight::Plain(w.clone()))),

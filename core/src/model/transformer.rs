@@ -554,19 +554,22 @@ impl FluxTransformer {
     ) -> Result<bool> {
         let mut merge = allow_merge && self.residency() == BlockResidency::Resident;
         if let Some(a) = &adapters {
-            self.each_resident_dense(&mut |name, dense| {
-                merge &= a.get(name).is_none() || dense.can_merge();
-                Ok(())
-            })?;
+            self.each_resident(
+                &mut |name, dense| {
+                    merge &= a.get(name).is_none() || dense.can_merge();
+                    Ok(())
+                },
+                &mut |_, _| Ok(()),
+            )?;
         }
         let (dtype, device) = (self.dtype, self.device.clone());
-        self.each_resident_dense(&mut |name, dense| {
-            let lora = adapters.as_ref().and_then(|a| a.get(name));
-            dense.set_adapter(lora, merge, (dtype, &device))
-        })?;
-        self.each_resident_norm(&mut |prefix, norm| {
-            norm.set_replaced(prefix, adapters.as_deref())
-        })?;
+        let wanted = adapters.as_deref();
+        self.each_resident(
+            &mut |name, dense| {
+                dense.set_adapter(wanted.and_then(|a| a.get(name)), merge, (dtype, &device))
+            },
+            &mut |prefix, norm| norm.set_replaced(prefix, wanted),
+        )?;
         self.adapters = adapters;
         Ok(merge)
     }
@@ -593,49 +596,37 @@ impl FluxTransformer {
         self.adapters.as_ref().map_or(&[], |a| a.sources())
     }
 
-    /// Calls `f` on every dense layer held in working form, with its BFL prefix.
-    fn each_resident_dense(&mut self, f: &mut VisitDense) -> Result<()> {
-        f("img_in", &mut self.img_in)?;
-        f("txt_in", &mut self.txt_in)?;
+    /// Calls `dense` on every dense layer and `norm` on every q/k norm held in working form, with
+    /// their BFL prefixes.
+    fn each_resident(&mut self, dense: &mut VisitDense, norm: &mut VisitNorm) -> Result<()> {
+        dense("img_in", &mut self.img_in)?;
+        dense("txt_in", &mut self.txt_in)?;
         let embedders = [
             Some(("time_in", &mut self.time_in)),
             Some(("vector_in", &mut self.vector_in)),
             self.guidance_in.as_mut().map(|g| ("guidance_in", g)),
         ];
         for (prefix, embedder) in embedders.into_iter().flatten() {
-            for (name, dense) in embedder.dense_mut() {
-                f(&format!("{prefix}.{name}"), dense)?;
+            for (name, layer) in embedder.dense_mut() {
+                dense(&format!("{prefix}.{name}"), layer)?;
             }
         }
-        f("final_layer.linear", &mut self.final_linear)?;
-        f("final_layer.adaLN_modulation.1", &mut self.final_modulation)?;
+        dense("final_layer.linear", &mut self.final_linear)?;
+        dense("final_layer.adaLN_modulation.1", &mut self.final_modulation)?;
         let depth = self.config.depth;
         for (i, slot) in self.blocks.get_mut().slots.iter_mut().enumerate() {
             match slot {
                 Slot::Working(Block::Double(b)) => {
-                    b.img.each_dense(&format!("double_blocks.{i}.img"), f)?;
-                    b.txt.each_dense(&format!("double_blocks.{i}.txt"), f)?;
+                    for (stream, weights) in [("img", &mut b.img), ("txt", &mut b.txt)] {
+                        let p = format!("double_blocks.{i}.{stream}");
+                        weights.each_dense(&p, dense)?;
+                        weights.each_norm(&p, norm)?;
+                    }
                 }
                 Slot::Working(Block::Single(b)) => {
-                    b.each_dense(&format!("single_blocks.{}", i - depth), f)?;
-                }
-                Slot::Host(_) | Slot::Files => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Calls `f` on every q/k norm held in working form, with its BFL prefix.
-    fn each_resident_norm(&mut self, f: &mut VisitNorm) -> Result<()> {
-        let depth = self.config.depth;
-        for (i, slot) in self.blocks.get_mut().slots.iter_mut().enumerate() {
-            match slot {
-                Slot::Working(Block::Double(b)) => {
-                    b.img.each_norm(&format!("double_blocks.{i}.img"), f)?;
-                    b.txt.each_norm(&format!("double_blocks.{i}.txt"), f)?;
-                }
-                Slot::Working(Block::Single(b)) => {
-                    b.each_norm(&format!("single_blocks.{}", i - depth), f)?;
+                    let p = format!("single_blocks.{}", i - depth);
+                    b.each_dense(&p, dense)?;
+                    b.each_norm(&p, norm)?;
                 }
                 Slot::Host(_) | Slot::Files => {}
             }
