@@ -57,12 +57,19 @@
 #define FLUX_ABI_VERSION 2
 
 /**
- * Job priorities: higher runs first, equal ones in submission order.
+ * For jobs a user is waiting on. Job priorities: higher runs first, equal ones in submission
+ * order.
  */
 #define FLUX_PRIORITY_INTERACTIVE 100
 
+/**
+ * The default priority.
+ */
 #define FLUX_PRIORITY_NORMAL 0
 
+/**
+ * For background work: runs after the others.
+ */
 #define FLUX_PRIORITY_BATCH -100
 
 /**
@@ -92,6 +99,9 @@ enum FluxResult
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * Success.
+   */
   FLUX_RESULT_OK = 0,
   /**
    * A value is out of range or inconsistent (size, steps, enum value, priority...).
@@ -203,6 +213,9 @@ enum FluxDevice
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * The CPU.
+   */
   FLUX_DEVICE_CPU = 0,
   /**
    * CUDA device `device_index` (needs a library built with the `cuda` feature).
@@ -229,8 +242,17 @@ enum FluxDtype
    * f32 on the CPU, bf16 on CUDA.
    */
   FLUX_DTYPE_DEFAULT = 0,
+  /**
+   * 32-bit floats.
+   */
   FLUX_DTYPE_F32 = 1,
+  /**
+   * bfloat16.
+   */
   FLUX_DTYPE_BF16 = 2,
+  /**
+   * IEEE half floats.
+   */
   FLUX_DTYPE_F16 = 3,
 };
 #ifndef __cplusplus
@@ -255,19 +277,19 @@ enum FluxPixelFormat
    */
   FLUX_PIXEL_FORMAT_RGB8 = 0,
   /**
-   * 4 bytes per pixel.
+   * 4 bytes per pixel (Unity's RGBA32).
    */
   FLUX_PIXEL_FORMAT_RGBA8 = 1,
   /**
-   * 16 bytes per pixel, floats in [0, 1].
+   * 16 bytes per pixel, floats in [0, 1] (Unity's RGBAFloat).
    */
   FLUX_PIXEL_FORMAT_RGBA32F = 2,
   /**
-   * 8 bytes per pixel, half floats in [0, 1].
+   * 8 bytes per pixel, half floats in [0, 1] (Unity's RGBAHalf).
    */
   FLUX_PIXEL_FORMAT_RGBA16F = 3,
   /**
-   * 4 bytes per pixel, blue first (Unreal, D3D swap chains).
+   * 4 bytes per pixel, blue first (Unity's BGRA32, Unreal, D3D swap chains).
    */
   FLUX_PIXEL_FORMAT_BGRA8 = 4,
   /**
@@ -292,10 +314,25 @@ enum FluxJobState
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * Waiting in the engine's queue.
+   */
   FLUX_JOB_STATE_QUEUED = 0,
+  /**
+   * Running on the engine's worker thread.
+   */
   FLUX_JOB_STATE_RUNNING = 1,
+  /**
+   * Finished with a result.
+   */
   FLUX_JOB_STATE_SUCCEEDED = 2,
+  /**
+   * Finished with an error (`flux_job_status` gives it).
+   */
   FLUX_JOB_STATE_FAILED = 3,
+  /**
+   * Stopped by a cancel (or by releasing the job or destroying the engine).
+   */
   FLUX_JOB_STATE_CANCELLED = 4,
 };
 #ifndef __cplusplus
@@ -343,7 +380,13 @@ enum FluxEventType
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * A job was submitted.
+   */
   FLUX_EVENT_TYPE_QUEUED = 0,
+  /**
+   * A job started running.
+   */
   FLUX_EVENT_TYPE_STARTED = 1,
   /**
    * `step` of `total` done; `elapsed_ms`, `eta_ms`.
@@ -361,6 +404,9 @@ enum FluxEventType
    * The job failed; `message` says why.
    */
   FLUX_EVENT_TYPE_FAILED = 5,
+  /**
+   * The job was cancelled.
+   */
   FLUX_EVENT_TYPE_CANCELLED = 6,
   /**
    * A log line in `message` with `log_level`.
@@ -388,11 +434,29 @@ enum FluxLogLevel
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * No logging.
+   */
   FLUX_LOG_LEVEL_OFF = 0,
+  /**
+   * Errors only.
+   */
   FLUX_LOG_LEVEL_ERROR = 1,
+  /**
+   * Warnings and above.
+   */
   FLUX_LOG_LEVEL_WARN = 2,
+  /**
+   * Information and above.
+   */
   FLUX_LOG_LEVEL_INFO = 3,
+  /**
+   * Debug output and above.
+   */
   FLUX_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Everything.
+   */
   FLUX_LOG_LEVEL_TRACE = 5,
 };
 #ifndef __cplusplus
@@ -415,7 +479,13 @@ enum FluxKontext
    * From the file name or `model_index.json`.
    */
   FLUX_KONTEXT_DETECT = 0,
+  /**
+   * Not Kontext-trained.
+   */
   FLUX_KONTEXT_NO = 1,
+  /**
+   * Kontext-trained.
+   */
   FLUX_KONTEXT_YES = 2,
 };
 #ifndef __cplusplus

@@ -10,6 +10,7 @@ pub const FLUX_ABI_VERSION: u32 = 2;
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FluxResult {
+    /// Success.
     Ok = 0,
     /// A value is out of range or inconsistent (size, steps, enum value, priority...).
     InvalidArgument = 1,
@@ -63,6 +64,7 @@ pub enum FluxResult {
 /// Device an engine computes on.
 #[repr(i32)]
 pub enum FluxDevice {
+    /// The CPU.
     Cpu = 0,
     /// CUDA device `device_index` (needs a library built with the `cuda` feature).
     Cuda = 1,
@@ -73,8 +75,11 @@ pub enum FluxDevice {
 pub enum FluxDtype {
     /// f32 on the CPU, bf16 on CUDA.
     Default = 0,
+    /// 32-bit floats.
     F32 = 1,
+    /// bfloat16.
     Bf16 = 2,
+    /// IEEE half floats.
     F16 = 3,
 }
 
@@ -83,7 +88,9 @@ pub enum FluxDtype {
 pub enum FluxKontext {
     /// From the file name or `model_index.json`.
     Detect = 0,
+    /// Not Kontext-trained.
     No = 1,
+    /// Kontext-trained.
     Yes = 2,
 }
 
@@ -93,13 +100,13 @@ pub enum FluxKontext {
 pub enum FluxPixelFormat {
     /// 3 bytes per pixel.
     Rgb8 = 0,
-    /// 4 bytes per pixel.
+    /// 4 bytes per pixel (Unity's RGBA32).
     Rgba8 = 1,
-    /// 16 bytes per pixel, floats in [0, 1].
+    /// 16 bytes per pixel, floats in [0, 1] (Unity's RGBAFloat).
     Rgba32f = 2,
-    /// 8 bytes per pixel, half floats in [0, 1].
+    /// 8 bytes per pixel, half floats in [0, 1] (Unity's RGBAHalf).
     Rgba16f = 3,
-    /// 4 bytes per pixel, blue first (Unreal, D3D swap chains).
+    /// 4 bytes per pixel, blue first (Unity's BGRA32, Unreal, D3D swap chains).
     Bgra8 = 4,
     /// 1 byte per pixel, read as grey (Fill masks, depth and edge maps); a result written into
     /// it is its luma (BT.601). Host images only.
@@ -109,10 +116,15 @@ pub enum FluxPixelFormat {
 /// States of a job; the last three are terminal and each job reaches exactly one.
 #[repr(i32)]
 pub enum FluxJobState {
+    /// Waiting in the engine's queue.
     Queued = 0,
+    /// Running on the engine's worker thread.
     Running = 1,
+    /// Finished with a result.
     Succeeded = 2,
+    /// Finished with an error (`flux_job_status` gives it).
     Failed = 3,
+    /// Stopped by a cancel (or by releasing the job or destroying the engine).
     Cancelled = 4,
 }
 
@@ -130,7 +142,9 @@ pub enum FluxCancelOutcome {
 /// Kinds of events.
 #[repr(i32)]
 pub enum FluxEventType {
+    /// A job was submitted.
     Queued = 0,
+    /// A job started running.
     Started = 1,
     /// `step` of `total` done; `elapsed_ms`, `eta_ms`.
     Progress = 2,
@@ -140,6 +154,7 @@ pub enum FluxEventType {
     Finished = 4,
     /// The job failed; `message` says why.
     Failed = 5,
+    /// The job was cancelled.
     Cancelled = 6,
     /// A log line in `message` with `log_level`.
     Log = 7,
@@ -151,17 +166,26 @@ pub enum FluxEventType {
 /// Log levels (as in the `log` crate).
 #[repr(i32)]
 pub enum FluxLogLevel {
+    /// No logging.
     Off = 0,
+    /// Errors only.
     Error = 1,
+    /// Warnings and above.
     Warn = 2,
+    /// Information and above.
     Info = 3,
+    /// Debug output and above.
     Debug = 4,
+    /// Everything.
     Trace = 5,
 }
 
-/// Job priorities: higher runs first, equal ones in submission order.
+/// For jobs a user is waiting on. Job priorities: higher runs first, equal ones in submission
+/// order.
 pub const FLUX_PRIORITY_INTERACTIVE: i32 = 100;
+/// The default priority.
 pub const FLUX_PRIORITY_NORMAL: i32 = 0;
+/// For background work: runs after the others.
 pub const FLUX_PRIORITY_BATCH: i32 = -100;
 
 /// Unread events an engine without a callback keeps for `flux_engine_poll_event`; beyond it the

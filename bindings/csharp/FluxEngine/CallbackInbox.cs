@@ -25,7 +25,7 @@ namespace Flux
         internal static readonly IntPtr FunctionPointer = Marshal.GetFunctionPointerForDelegate(Callback);
 
         // Unread events kept, as the library keeps for polling (FLUX_EVENT_QUEUE_CAPACITY).
-        const int Capacity = 1024;
+        const int Capacity = FluxConstants.EventQueueCapacity;
 
         readonly ConcurrentQueue<FluxEventData> queue = new ConcurrentQueue<FluxEventData>();
 

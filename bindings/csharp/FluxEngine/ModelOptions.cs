@@ -48,7 +48,7 @@ namespace Flux
             d.t5_tokenizer = strings.Add(T5Tokenizer);
             d.clip_tokenizer = strings.Add(ClipTokenizer);
             if (DType.HasValue) d.dtype = (int)DType.Value;
-            if (Kontext.HasValue) d.kontext = (int)(Kontext.Value ? Native.FluxKontext.Yes : Native.FluxKontext.No);
+            if (Kontext.HasValue) d.kontext = (int)(Kontext.Value ? FluxKontext.Yes : FluxKontext.No);
             if (Priority.HasValue) d.priority = Priority.Value;
             return d;
         }

@@ -14,7 +14,7 @@ namespace Flux
         internal const string Library = "flux_engine";
 
         /// <summary><c>FLUX_ABI_VERSION</c> of the header these declarations mirror.</summary>
-        internal const uint AbiVersion = 2;
+        internal const uint AbiVersion = FluxConstants.AbiVersion;
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr flux_version();

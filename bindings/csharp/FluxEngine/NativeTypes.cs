@@ -67,14 +67,6 @@ namespace Flux
             public uint reserved;
         }
 
-        /// <summary><c>FluxKontext</c>: the values of <c>FluxModelDesc.kontext</c>.</summary>
-        internal enum FluxKontext
-        {
-            Detect = 0,
-            No = 1,
-            Yes = 2,
-        }
-
         [StructLayout(LayoutKind.Sequential)]
         internal struct FluxImageDesc
         {

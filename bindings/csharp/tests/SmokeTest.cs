@@ -626,7 +626,7 @@ static class SmokeTest
             { typeof(PixelFormat), "FLUX_PIXEL_FORMAT_" }, { typeof(JobState), "FLUX_JOB_STATE_" },
             { typeof(CancelOutcome), "FLUX_CANCEL_OUTCOME_" }, { typeof(FluxEventType), "FLUX_EVENT_TYPE_" },
             { typeof(TextPlacement), "FLUX_TEXT_PLACEMENT_" }, { typeof(LogLevel), "FLUX_LOG_LEVEL_" },
-            { native.GetNestedType("FluxKontext", System.Reflection.BindingFlags.NonPublic), "FLUX_KONTEXT_" },
+            { typeof(Engine).Assembly.GetType("Flux.FluxKontext", true), "FLUX_KONTEXT_" },
             { typeof(ExternalMemoryType), "FLUX_EXTERNAL_MEMORY_TYPE_" }, { typeof(SemaphoreType), "FLUX_SEMAPHORE_TYPE_" },
         };
         foreach (KeyValuePair<Type, string> e in prefixes)

@@ -12,29 +12,14 @@ A job is described by a ``Request`` (``Engine.submit``), which ``text_to_image``
 ``image_to_image`` build for you; pixels in and out are ``Image`` objects (or numpy arrays).
 """
 
-from ._native import ABI_VERSION, load_library
+from ._abi import ABI_VERSION, PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_NORMAL
+from ._native import load_library
 from .engine import Engine, Job, JobStatus, Plan, Residency
-from .enums import (
-    CancelOutcome,
-    Device,
-    DType,
-    EventType,
-    ExternalMemoryType,
-    JobState,
-    Kontext,
-    LogLevel,
-    PixelFormat,
-    Result,
-    SemaphoreType,
-    TextPlacement,
-)
+from .enums import *  # noqa: F403 (the C ABI's enums, with their helpers)
 from .errors import FluxError
 from .events import Event
 from .images import ExternalMemory, Image, Semaphore
 from .requests import Request
-
-#: Job priorities (``FLUX_PRIORITY_*``): higher runs first, equal ones in submission order.
-PRIORITY_INTERACTIVE, PRIORITY_NORMAL, PRIORITY_BATCH = 100, 0, -100
 
 
 def version():

@@ -11,7 +11,7 @@ import os
 import pathlib
 import sys
 
-ABI_VERSION = 2
+from ._abi import ABI_VERSION
 
 c_char_p = ctypes.c_char_p
 c_u8_p = ctypes.POINTER(ctypes.c_uint8)

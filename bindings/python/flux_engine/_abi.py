@@ -1,0 +1,244 @@
+"""The C ABI's enums and constants.
+
+Generated from include/flux_engine.h by ffi/tests/bindings.rs: do not edit.
+`FLUX_BLESS_HEADER=1 cargo test -p flux-ffi --test bindings` rewrites it.
+"""
+
+from enum import IntEnum
+
+#: ABI version of this header. ``flux_engine_create`` refuses a library with another major version.
+ABI_VERSION = 2
+
+#: For jobs a user is waiting on. Job priorities: higher runs first, equal ones in submission
+#: order.
+PRIORITY_INTERACTIVE = 100
+
+#: The default priority.
+PRIORITY_NORMAL = 0
+
+#: For background work: runs after the others.
+PRIORITY_BATCH = -100
+
+#: Unread events an engine without a callback keeps for ``flux_engine_poll_event``; beyond it the
+#: oldest are dropped (job states stay exact: ``flux_job_status``).
+EVENT_QUEUE_CAPACITY = 1024
+
+#: The memory budget that follows the machine: the memory available when a model loads (on the
+#: CPU, the available RAM within the process's cgroup and ``ulimit`` limits; on CUDA, the
+#: device's free memory) less the reserve, plus what the engine already holds. A model that fits
+#: no residency plan is refused with the bytes needed and available in the error.
+MEMORY_BUDGET_AUTO = 2**64 - 1
+
+#: The default reserve ``FLUX_MEMORY_BUDGET_AUTO`` leaves free: 512 MiB.
+MEMORY_RESERVE_DEFAULT = 512 << 20
+
+
+class Result(IntEnum):
+    """``FluxResult``: Result code of every fallible call; ``flux_last_error_message()`` gives the sentence."""
+
+    #: Success.
+    OK = 0
+    #: A value is out of range or inconsistent (size, steps, enum value, priority...).
+    INVALID_ARGUMENT = 1
+    #: A required pointer is NULL.
+    NULL_POINTER = 2
+    #: A string is not valid UTF-8.
+    INVALID_UTF8 = 3
+    #: A struct's ``struct_size`` is smaller than its first version or absurdly large.
+    BAD_STRUCT_SIZE = 4
+    #: The caller was compiled against an incompatible ``FLUX_ABI_VERSION``.
+    ABI_MISMATCH = 5
+    #: The engine handle is not live (never created, or destroyed).
+    INVALID_HANDLE = 6
+    #: No such job on this engine (never submitted, or released).
+    UNKNOWN_JOB = 7
+    #: The job has no result (yet): not finished, failed, cancelled or already taken.
+    NOT_READY = 8
+    #: The destination buffer is too small for the requested copy.
+    BUFFER_TOO_SMALL = 9
+    #: A file could not be read.
+    IO = 10
+    #: A weight file is corrupt or truncated.
+    CORRUPT_FILE = 11
+    #: A tensor is missing from the weight files.
+    MISSING_TENSOR = 12
+    #: A tensor has the wrong shape or dtype.
+    BAD_TENSOR = 13
+    #: The model folder / key layout is not recognised.
+    UNKNOWN_LAYOUT = 14
+    #: A tokenizer file is missing or invalid.
+    TOKENIZER = 15
+    #: The job was cancelled.
+    CANCELLED = 16
+    #: The call is not allowed on this thread (e.g. destroy or wait inside the event callback).
+    WRONG_THREAD = 17
+    #: ``flux_job_wait`` timed out (the job goes on), or a GPU image's semaphore was not signalled
+    #: in time.
+    TIMEOUT = 18
+    #: ``flux_engine_poll_event`` found no event.
+    NO_EVENT = 19
+    #: A job failed; ``flux_last_error_message()`` says why.
+    JOB_FAILED = 20
+    #: A computation failed inside the engine.
+    COMPUTE = 21
+    #: An internal error (a caught panic); the engine stays usable.
+    INTERNAL = 22
+    #: This library or engine cannot do it (GPU memory without CUDA, or on a CPU engine).
+    UNSUPPORTED = 23
+
+
+class Device(IntEnum):
+    """``FluxDevice``: Device an engine computes on."""
+
+    #: The CPU.
+    CPU = 0
+    #: CUDA device ``device_index`` (needs a library built with the ``cuda`` feature).
+    CUDA = 1
+
+
+class DType(IntEnum):
+    """``FluxDtype``: Weight dtype in memory."""
+
+    #: f32 on the CPU, bf16 on CUDA.
+    DEFAULT = 0
+    #: 32-bit floats.
+    F32 = 1
+    #: bfloat16.
+    BF16 = 2
+    #: IEEE half floats.
+    F16 = 3
+
+
+class PixelFormat(IntEnum):
+    """``FluxPixelFormat``: Pixel layout of an image. Alpha is ignored on input and opaque on output; float values are
+    the 8-bit ones / 255 (sRGB-encoded, as the 8-bit formats), native-endian."""
+
+    #: 3 bytes per pixel.
+    RGB8 = 0
+    #: 4 bytes per pixel (Unity's RGBA32).
+    RGBA8 = 1
+    #: 16 bytes per pixel, floats in [0, 1] (Unity's RGBAFloat).
+    RGBA32F = 2
+    #: 8 bytes per pixel, half floats in [0, 1] (Unity's RGBAHalf).
+    RGBA16F = 3
+    #: 4 bytes per pixel, blue first (Unity's BGRA32, Unreal, D3D swap chains).
+    BGRA8 = 4
+    #: 1 byte per pixel, read as grey (Fill masks, depth and edge maps); a result written into
+    #: it is its luma (BT.601). Host images only.
+    R8 = 5
+
+
+class JobState(IntEnum):
+    """``FluxJobState``: States of a job; the last three are terminal and each job reaches exactly one."""
+
+    #: Waiting in the engine's queue.
+    QUEUED = 0
+    #: Running on the engine's worker thread.
+    RUNNING = 1
+    #: Finished with a result.
+    SUCCEEDED = 2
+    #: Finished with an error (``flux_job_status`` gives it).
+    FAILED = 3
+    #: Stopped by a cancel (or by releasing the job or destroying the engine).
+    CANCELLED = 4
+
+
+class CancelOutcome(IntEnum):
+    """``FluxCancelOutcome``: What ``flux_job_cancel`` did."""
+
+    #: The job was queued and will never start.
+    DEQUEUED = 0
+    #: The job is running and stops before its next step (or before decoding).
+    REQUESTED = 1
+    #: The job had already finished; nothing changed.
+    ALREADY_FINISHED = 2
+
+
+class EventType(IntEnum):
+    """``FluxEventType``: Kinds of events."""
+
+    #: A job was submitted.
+    QUEUED = 0
+    #: A job started running.
+    STARTED = 1
+    #: ``step`` of ``total`` done; ``elapsed_ms``, ``eta_ms``.
+    PROGRESS = 2
+    #: ``preview_rgb`` (RGB8, ``preview_width`` × ``preview_height``, tightly packed).
+    PREVIEW = 3
+    #: The job succeeded; image jobs fill the stage timings.
+    FINISHED = 4
+    #: The job failed; ``message`` says why.
+    FAILED = 5
+    #: The job was cancelled.
+    CANCELLED = 6
+    #: A log line in ``message`` with ``log_level``.
+    LOG = 7
+    #: Where the model lives changed (loaded, moved to another plan by the budget, or unloaded
+    #: because no plan fits); ``message`` says why. ``flux_engine_get_residency`` gives the figures.
+    RESIDENCY = 8
+
+
+class LogLevel(IntEnum):
+    """``FluxLogLevel``: Log levels (as in the ``log`` crate)."""
+
+    #: No logging.
+    OFF = 0
+    #: Errors only.
+    ERROR = 1
+    #: Warnings and above.
+    WARN = 2
+    #: Information and above.
+    INFO = 3
+    #: Debug output and above.
+    DEBUG = 4
+    #: Everything.
+    TRACE = 5
+
+
+class Kontext(IntEnum):
+    """``FluxKontext``: Whether a model is Kontext-trained (editing follows reference images only then)."""
+
+    #: From the file name or ``model_index.json``.
+    DETECT = 0
+    #: Not Kontext-trained.
+    NO = 1
+    #: Kontext-trained.
+    YES = 2
+
+
+class ExternalMemoryType(IntEnum):
+    """``FluxExternalMemoryType``: What kind of handle a ``FluxExternalMemory`` carries."""
+
+    #: A POSIX fd from ``vkGetMemoryFdKHR`` (``VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT``).
+    OPAQUE_FD = 0
+    #: A Win32 NT handle from ``vkGetMemoryWin32HandleKHR`` (``..._OPAQUE_WIN32_BIT``).
+    OPAQUE_WIN32 = 1
+    #: A D3D12 committed resource's handle from ``ID3D12Device::CreateSharedHandle``.
+    D3D12_RESOURCE = 2
+
+
+class SemaphoreType(IntEnum):
+    """``FluxSemaphoreType``: What kind of semaphore a ``FluxSemaphore`` is. The engine waits for it before reading an image
+    and signals it after writing one."""
+
+    #: A Vulkan binary semaphore's fd (``VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT``).
+    OPAQUE_FD = 0
+    #: A Vulkan binary semaphore's Win32 handle (``..._OPAQUE_WIN32_BIT``).
+    OPAQUE_WIN32 = 1
+    #: A Vulkan timeline semaphore's fd: waited for and signalled to the values given.
+    TIMELINE_FD = 2
+    #: A Vulkan timeline semaphore's Win32 handle: waited for and signalled to the values given.
+    TIMELINE_WIN32 = 3
+    #: A D3D12 fence's shared handle: waited for and signalled to the values given.
+    D3D12_FENCE = 4
+
+
+class TextPlacement(IntEnum):
+    """``FluxTextPlacement``: Where the text encoders live."""
+
+    #: On the compute device, kept between jobs.
+    RESIDENT = 0
+    #: Loaded to encode a new prompt, released right after (prompt embeddings stay cached).
+    RELEASED = 1
+    #: On the CPU while the transformer computes on the GPU (T5 runs once per prompt).
+    HOST = 2
