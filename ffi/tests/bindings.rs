@@ -1,7 +1,8 @@
-//! The Python and C# bindings' enums and constants are generated from `include/flux_engine.h`
-//! (their values, names and doc comments) and committed: this test regenerates
-//! `bindings/python/flux_engine/_abi.py` and `bindings/csharp/FluxEngine/Abi.g.cs` and fails when
-//! the committed files differ. `FLUX_BLESS_HEADER=1` rewrites them (with the header).
+//! The bindings' enums and constants are generated from `include/flux_engine.h` (their values,
+//! names and doc comments) and committed: this test regenerates
+//! `bindings/python/flux_engine/_abi.py`, `bindings/csharp/FluxEngine/Abi.g.cs` and
+//! `bindings/cxx/include/flux/enums.hpp` and fails when the committed files differ.
+//! `FLUX_BLESS_HEADER=1` rewrites them (with the header).
 //!
 //! Structs and function signatures stay written by hand in each binding (ctypes and P/Invoke
 //! need choices a header does not carry: ownership, marshalling, callbacks) and are checked
@@ -26,26 +27,83 @@ struct Define {
     doc: Doc,
 }
 
-/// How each binding names a C enum: Python class, C# type, whether C# makes it public. C#'s event
-/// type keeps its prefix so that it does not clash with `UnityEngine.EventType`.
-const NAMES: [(&str, &str, &str, bool); 12] = [
-    ("FluxResult", "Result", "FluxResult", true),
-    ("FluxDevice", "Device", "Device", true),
-    ("FluxDtype", "DType", "DType", true),
-    ("FluxPixelFormat", "PixelFormat", "PixelFormat", true),
-    ("FluxJobState", "JobState", "JobState", true),
-    ("FluxCancelOutcome", "CancelOutcome", "CancelOutcome", true),
-    ("FluxEventType", "EventType", "FluxEventType", true),
-    ("FluxLogLevel", "LogLevel", "LogLevel", true),
-    ("FluxKontext", "Kontext", "FluxKontext", false),
+/// How each binding names a C enum: Python class, C# type, whether C# makes it public, C++
+/// `enum class` (`None`: the C++ API uses the C type). C#'s event type keeps its prefix so that
+/// it does not clash with `UnityEngine.EventType`.
+type Names = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    Option<&'static str>,
+);
+const NAMES: [Names; 12] = [
+    ("FluxResult", "Result", "FluxResult", true, None),
+    ("FluxDevice", "Device", "Device", true, Some("Device")),
+    ("FluxDtype", "DType", "DType", true, Some("Dtype")),
+    (
+        "FluxPixelFormat",
+        "PixelFormat",
+        "PixelFormat",
+        true,
+        Some("PixelFormat"),
+    ),
+    (
+        "FluxJobState",
+        "JobState",
+        "JobState",
+        true,
+        Some("JobState"),
+    ),
+    (
+        "FluxCancelOutcome",
+        "CancelOutcome",
+        "CancelOutcome",
+        true,
+        Some("CancelOutcome"),
+    ),
+    (
+        "FluxEventType",
+        "EventType",
+        "FluxEventType",
+        true,
+        Some("EventType"),
+    ),
+    (
+        "FluxLogLevel",
+        "LogLevel",
+        "LogLevel",
+        true,
+        Some("LogLevel"),
+    ),
+    (
+        "FluxKontext",
+        "Kontext",
+        "FluxKontext",
+        false,
+        Some("Kontext"),
+    ),
     (
         "FluxExternalMemoryType",
         "ExternalMemoryType",
         "ExternalMemoryType",
         true,
+        Some("ExternalMemoryType"),
     ),
-    ("FluxSemaphoreType", "SemaphoreType", "SemaphoreType", true),
-    ("FluxTextPlacement", "TextPlacement", "TextPlacement", true),
+    (
+        "FluxSemaphoreType",
+        "SemaphoreType",
+        "SemaphoreType",
+        true,
+        Some("SemaphoreType"),
+    ),
+    (
+        "FluxTextPlacement",
+        "TextPlacement",
+        "TextPlacement",
+        true,
+        Some("TextPlacement"),
+    ),
 ];
 
 /// The enums and defines of the header, in order.
@@ -170,7 +228,7 @@ fn python(enums: &[Enum], defines: &[Define]) -> String {
         out += &format!("{} = {}\n", d.name, value(&d.value, true).0);
     }
     for e in enums {
-        let (_, py, _, _) = names(&e.name);
+        let (_, py, ..) = names(&e.name);
         out += &format!("\n\nclass {py}(IntEnum):\n");
         let doc: Vec<String> = e.doc.iter().map(|l| inline_code(l, true)).collect();
         out += &format!(
@@ -215,7 +273,7 @@ fn csharp(enums: &[Enum], defines: &[Define]) -> String {
     }
     out += "    }\n";
     for e in enums {
-        let (_, _, cs, public) = names(&e.name);
+        let (_, _, cs, public, _) = names(&e.name);
         out += "\n";
         out += &summary(&e.doc, "    ");
         let visibility = if public { "public" } else { "internal" };
@@ -233,8 +291,47 @@ fn csharp(enums: &[Enum], defines: &[Define]) -> String {
     out + "}\n"
 }
 
+fn cxx(enums: &[Enum], defines: &[Define]) -> String {
+    let doc = |doc: &Doc, indent: &str| -> String {
+        doc.iter()
+            .map(|l| format!("{indent}/// {l}\n").replace("/// \n", "///\n"))
+            .collect()
+    };
+    let mut out = notice("// ");
+    out += "//\n// The C ABI's enums as `enum class`es whose values are the C constants, the job\n";
+    out += "// priorities, and the names of the result codes. Included by flux/engine.hpp.\n\n";
+    out += "#pragma once\n\n#include <cstdint>\n\n#include \"flux_engine.h\"\n\nnamespace flux {\n";
+    for e in enums {
+        let Some(cxx) = names(&e.name).4 else {
+            continue;
+        };
+        out += &format!("\n{}enum class {cxx} : int32_t {{\n", doc(&e.doc, ""));
+        let p = prefix(&e.name);
+        for (name, _, d) in &e.values {
+            out += &doc(d, "  ");
+            out += &format!("  {} = {name},\n", pascal(name.strip_prefix(&p).unwrap()));
+        }
+        out += "};\n";
+    }
+    out += "\n/// Job priorities: higher runs first, equal ones in submission order.\nnamespace priority {\n";
+    for d in defines.iter().filter(|d| d.name.starts_with("PRIORITY_")) {
+        out += &doc(&d.doc, "");
+        let name = d.name["PRIORITY_".len()..].to_ascii_lowercase();
+        out += &format!("constexpr int32_t {name} = FLUX_{};\n", d.name);
+    }
+    out += "}  // namespace priority\n";
+    out += "\n/// The constant's name of a result code (\"FLUX_RESULT_TIMEOUT\").\n";
+    out += "inline const char *result_name(FluxResult result) noexcept {\n  switch (result) {\n";
+    let results = enums.iter().find(|e| e.name == "FluxResult").unwrap();
+    for (name, ..) in &results.values {
+        out += &format!("    case {name}: return \"{name}\";\n");
+    }
+    out += "  }\n  return \"FLUX_RESULT_(unknown)\";\n}\n\n}  // namespace flux\n";
+    out
+}
+
 /// The names of the C enum `c_name` in [`NAMES`]; every enum of the header must have them.
-fn names(c_name: &str) -> (&str, &str, &str, bool) {
+fn names(c_name: &str) -> Names {
     *NAMES
         .iter()
         .find(|n| n.0 == c_name)
@@ -258,6 +355,7 @@ fn binding_enums_and_constants_are_generated_from_the_header() {
             "bindings/csharp/FluxEngine/Abi.g.cs",
             csharp(&enums, &defines),
         ),
+        ("bindings/cxx/include/flux/enums.hpp", cxx(&enums, &defines)),
     ] {
         let path = root.join(path);
         if bless {

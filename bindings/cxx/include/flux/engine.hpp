@@ -45,99 +45,15 @@
 #include <vector>
 
 #include "flux_engine.h"
+#include "enums.hpp"
 
 static_assert(FLUX_ABI_VERSION == 2, "flux/engine.hpp wraps ABI 2 of flux_engine.h");
 
 namespace flux {
 
 // ---------------------------------------------------------------------------------------------
-// Enums (values are the C constants)
-
-enum class Device : int32_t { Cpu = FLUX_DEVICE_CPU, Cuda = FLUX_DEVICE_CUDA };
-
-enum class Dtype : int32_t {
-  Default = FLUX_DTYPE_DEFAULT,  // f32 on the CPU, bf16 on CUDA
-  F32 = FLUX_DTYPE_F32,
-  Bf16 = FLUX_DTYPE_BF16,
-  F16 = FLUX_DTYPE_F16,
-};
-
-/// Pixel layouts; alpha is ignored on input and opaque on output. GPU images are RGBA8 or RGBA16F.
-enum class PixelFormat : int32_t {
-  Rgb8 = FLUX_PIXEL_FORMAT_RGB8,
-  Rgba8 = FLUX_PIXEL_FORMAT_RGBA8,
-  Rgba32F = FLUX_PIXEL_FORMAT_RGBA32F,
-  Rgba16F = FLUX_PIXEL_FORMAT_RGBA16F,
-  Bgra8 = FLUX_PIXEL_FORMAT_BGRA8,
-  R8 = FLUX_PIXEL_FORMAT_R8,
-};
-
-/// Where a job is; the last three are terminal.
-enum class JobState : int32_t {
-  Queued = FLUX_JOB_STATE_QUEUED,
-  Running = FLUX_JOB_STATE_RUNNING,
-  Succeeded = FLUX_JOB_STATE_SUCCEEDED,
-  Failed = FLUX_JOB_STATE_FAILED,
-  Cancelled = FLUX_JOB_STATE_CANCELLED,
-};
-
-enum class CancelOutcome : int32_t {
-  Dequeued = FLUX_CANCEL_OUTCOME_DEQUEUED,
-  Requested = FLUX_CANCEL_OUTCOME_REQUESTED,
-  AlreadyFinished = FLUX_CANCEL_OUTCOME_ALREADY_FINISHED,
-};
-
-/// Kinds of events (a newer library may send values not listed here).
-enum class EventType : int32_t {
-  Queued = FLUX_EVENT_TYPE_QUEUED,
-  Started = FLUX_EVENT_TYPE_STARTED,
-  Progress = FLUX_EVENT_TYPE_PROGRESS,
-  Preview = FLUX_EVENT_TYPE_PREVIEW,
-  Finished = FLUX_EVENT_TYPE_FINISHED,
-  Failed = FLUX_EVENT_TYPE_FAILED,
-  Cancelled = FLUX_EVENT_TYPE_CANCELLED,
-  Log = FLUX_EVENT_TYPE_LOG,
-  Residency = FLUX_EVENT_TYPE_RESIDENCY,
-};
-
-enum class LogLevel : int32_t {
-  Off = FLUX_LOG_LEVEL_OFF,
-  Error = FLUX_LOG_LEVEL_ERROR,
-  Warn = FLUX_LOG_LEVEL_WARN,
-  Info = FLUX_LOG_LEVEL_INFO,
-  Debug = FLUX_LOG_LEVEL_DEBUG,
-  Trace = FLUX_LOG_LEVEL_TRACE,
-};
-
-/// Whether a model is Kontext-trained.
-enum class Kontext : int32_t { Detect = FLUX_KONTEXT_DETECT, No = FLUX_KONTEXT_NO, Yes = FLUX_KONTEXT_YES };
-
-enum class TextPlacement : int32_t {
-  Resident = FLUX_TEXT_PLACEMENT_RESIDENT,
-  Released = FLUX_TEXT_PLACEMENT_RELEASED,
-  Host = FLUX_TEXT_PLACEMENT_HOST,
-};
-
-enum class ExternalMemoryType : int32_t {
-  OpaqueFd = FLUX_EXTERNAL_MEMORY_TYPE_OPAQUE_FD,
-  OpaqueWin32 = FLUX_EXTERNAL_MEMORY_TYPE_OPAQUE_WIN32,
-  D3D12Resource = FLUX_EXTERNAL_MEMORY_TYPE_D3D12_RESOURCE,
-};
-
-enum class SemaphoreType : int32_t {
-  OpaqueFd = FLUX_SEMAPHORE_TYPE_OPAQUE_FD,
-  OpaqueWin32 = FLUX_SEMAPHORE_TYPE_OPAQUE_WIN32,
-  TimelineFd = FLUX_SEMAPHORE_TYPE_TIMELINE_FD,
-  TimelineWin32 = FLUX_SEMAPHORE_TYPE_TIMELINE_WIN32,
-  D3D12Fence = FLUX_SEMAPHORE_TYPE_D3D12_FENCE,
-};
-
-/// Job priorities: higher runs first, equal ones in submission order.
-namespace priority {
-constexpr int32_t interactive = FLUX_PRIORITY_INTERACTIVE;
-constexpr int32_t normal = FLUX_PRIORITY_NORMAL;
-constexpr int32_t batch = FLUX_PRIORITY_BATCH;
-}  // namespace priority
+// Enums: generated from flux_engine.h into enums.hpp (values are the C constants), with the
+// priorities and result_name(); helpers on them here.
 
 /// The memory budget that follows the machine (see FLUX_MEMORY_BUDGET_AUTO).
 constexpr uint64_t memory_budget_auto = FLUX_MEMORY_BUDGET_AUTO;
@@ -153,37 +69,6 @@ constexpr uint32_t bytes_per_pixel(PixelFormat format) noexcept {
     case PixelFormat::Rgba32F: return 16;
   }
   return 0;
-}
-
-/// The constant's name of a result code ("FLUX_RESULT_TIMEOUT").
-inline const char *result_name(FluxResult result) noexcept {
-  switch (result) {
-    case FLUX_RESULT_OK: return "FLUX_RESULT_OK";
-    case FLUX_RESULT_INVALID_ARGUMENT: return "FLUX_RESULT_INVALID_ARGUMENT";
-    case FLUX_RESULT_NULL_POINTER: return "FLUX_RESULT_NULL_POINTER";
-    case FLUX_RESULT_INVALID_UTF8: return "FLUX_RESULT_INVALID_UTF8";
-    case FLUX_RESULT_BAD_STRUCT_SIZE: return "FLUX_RESULT_BAD_STRUCT_SIZE";
-    case FLUX_RESULT_ABI_MISMATCH: return "FLUX_RESULT_ABI_MISMATCH";
-    case FLUX_RESULT_INVALID_HANDLE: return "FLUX_RESULT_INVALID_HANDLE";
-    case FLUX_RESULT_UNKNOWN_JOB: return "FLUX_RESULT_UNKNOWN_JOB";
-    case FLUX_RESULT_NOT_READY: return "FLUX_RESULT_NOT_READY";
-    case FLUX_RESULT_BUFFER_TOO_SMALL: return "FLUX_RESULT_BUFFER_TOO_SMALL";
-    case FLUX_RESULT_IO: return "FLUX_RESULT_IO";
-    case FLUX_RESULT_CORRUPT_FILE: return "FLUX_RESULT_CORRUPT_FILE";
-    case FLUX_RESULT_MISSING_TENSOR: return "FLUX_RESULT_MISSING_TENSOR";
-    case FLUX_RESULT_BAD_TENSOR: return "FLUX_RESULT_BAD_TENSOR";
-    case FLUX_RESULT_UNKNOWN_LAYOUT: return "FLUX_RESULT_UNKNOWN_LAYOUT";
-    case FLUX_RESULT_TOKENIZER: return "FLUX_RESULT_TOKENIZER";
-    case FLUX_RESULT_CANCELLED: return "FLUX_RESULT_CANCELLED";
-    case FLUX_RESULT_WRONG_THREAD: return "FLUX_RESULT_WRONG_THREAD";
-    case FLUX_RESULT_TIMEOUT: return "FLUX_RESULT_TIMEOUT";
-    case FLUX_RESULT_NO_EVENT: return "FLUX_RESULT_NO_EVENT";
-    case FLUX_RESULT_JOB_FAILED: return "FLUX_RESULT_JOB_FAILED";
-    case FLUX_RESULT_COMPUTE: return "FLUX_RESULT_COMPUTE";
-    case FLUX_RESULT_INTERNAL: return "FLUX_RESULT_INTERNAL";
-    case FLUX_RESULT_UNSUPPORTED: return "FLUX_RESULT_UNSUPPORTED";
-  }
-  return "FLUX_RESULT_(unknown)";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ pub fn install(prefix: &Path, lib_dir: &Path) -> std::io::Result<()> {
     for (from, to) in [
         ("include/flux_engine.h", "flux_engine.h"),
         ("bindings/cxx/include/flux/engine.hpp", "flux/engine.hpp"),
+        ("bindings/cxx/include/flux/enums.hpp", "flux/enums.hpp"),
     ] {
         std::fs::copy(source.join(from), prefix.join("include").join(to))?;
     }
