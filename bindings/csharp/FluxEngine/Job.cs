@@ -39,9 +39,9 @@ namespace Flux
         public CancelOutcome Cancel()
         {
             ThrowIfDisposed();
-            CancelOutcome outcome;
+            int outcome;
             FluxException.Check(Native.flux_job_cancel(engine, Id, out outcome));
-            return outcome;
+            return (CancelOutcome)outcome;
         }
 
         /// <summary>
@@ -57,14 +57,14 @@ namespace Flux
                 throw new ArgumentOutOfRangeException(nameof(timeoutMs), timeoutMs, "must be Timeout.Infinite (-1) or more");
             }
             uint timeout = timeoutMs == Timeout.Infinite ? uint.MaxValue : (uint)timeoutMs;
-            JobState state;
+            int state;
             FluxResult result = Native.flux_job_wait(engine, Id, timeout, out state);
             if (result == FluxResult.Timeout)
             {
                 return Status.State;
             }
             FluxException.Check(result);
-            return state;
+            return (JobState)state;
         }
 
         /// <summary>The error of a failed job; null for a job that has not failed.</summary>

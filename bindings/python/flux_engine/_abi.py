@@ -1,6 +1,6 @@
-"""The C ABI's enums and constants.
+"""The C ABI's enums, constants and functions.
 
-Generated from include/flux_engine.h by ffi/tests/bindings.rs: do not edit.
+Generated from include/flux_engine.h by ffi/tests/bindings/: do not edit.
 `FLUX_BLESS_HEADER=1 cargo test -p flux-ffi --test bindings` rewrites it.
 """
 
@@ -242,3 +242,60 @@ class TextPlacement(IntEnum):
     RELEASED = 1
     #: On the CPU while the transformer computes on the GPU (T5 runs once per prompt).
     HOST = 2
+
+
+#: The functions: name -> (return type, parameter types), spelt as in C; ``_native``
+#: gives each its ctypes types.
+FUNCTIONS = {
+    "flux_version": ("const char *", ()),
+    "flux_abi_version": ("uint32_t", ()),
+    "flux_last_error_message": ("const char *", ()),
+    "flux_engine_desc_defaults": ("void", ("struct FluxEngineDesc *", "uint32_t",)),
+    "flux_engine_create": ("FluxResult", ("const struct FluxEngineDesc *", "struct FluxEngine **",)),
+    "flux_engine_destroy": ("FluxResult", ("struct FluxEngine *",)),
+    "flux_engine_poll_event": ("FluxResult", ("struct FluxEngine *", "struct FluxEvent *",)),
+    "flux_engine_set_memory_budget": ("FluxResult", ("struct FluxEngine *", "uint64_t",)),
+    "flux_engine_set_memory_reserve": ("FluxResult", ("struct FluxEngine *", "uint64_t",)),
+    "flux_residency_plan_defaults": ("void", ("struct FluxResidencyPlan *", "uint32_t",)),
+    "flux_engine_set_residency_plan": ("FluxResult", ("struct FluxEngine *", "const struct FluxResidencyPlan *",)),
+    "flux_engine_get_residency": ("FluxResult", ("struct FluxEngine *", "struct FluxResidency *",)),
+    "flux_image_desc_defaults": ("void", ("struct FluxImageDesc *", "uint32_t",)),
+    "flux_external_memory_defaults": ("void", ("struct FluxExternalMemory *", "uint32_t",)),
+    "flux_semaphore_defaults": ("void", ("struct FluxSemaphore *", "uint32_t",)),
+    "flux_image_create_host": ("FluxResult", ("const struct FluxImageDesc *", "void *", "size_t", "struct FluxImage **",)),
+    "flux_image_create_cuda": ("FluxResult", ("struct FluxEngine *", "const struct FluxImageDesc *", "uint64_t", "const struct FluxSemaphore *", "struct FluxImage **",)),
+    "flux_image_import_memory": ("FluxResult", ("struct FluxEngine *", "const struct FluxImageDesc *", "const struct FluxExternalMemory *", "const struct FluxSemaphore *", "struct FluxImage **",)),
+    "flux_image_destroy": ("FluxResult", ("struct FluxImage *",)),
+    "flux_job_write_image": ("FluxResult", ("struct FluxEngine *", "FluxJob", "struct FluxImage *", "uint64_t",)),
+    "flux_engine_device_uuid": ("FluxResult", ("struct FluxEngine *", "uint8_t *",)),
+    "flux_job_cancel": ("FluxResult", ("struct FluxEngine *", "FluxJob", "int32_t *",)),
+    "flux_job_status": ("FluxResult", ("struct FluxEngine *", "FluxJob", "struct FluxJobStatus *",)),
+    "flux_job_wait": ("FluxResult", ("struct FluxEngine *", "FluxJob", "uint32_t", "int32_t *",)),
+    "flux_job_error": ("FluxResult", ("struct FluxEngine *", "FluxJob",)),
+    "flux_job_image_size": ("FluxResult", ("struct FluxEngine *", "FluxJob", "uint32_t *", "uint32_t *",)),
+    "flux_job_save_image": ("FluxResult", ("struct FluxEngine *", "FluxJob", "const char *",)),
+    "flux_job_release": ("FluxResult", ("struct FluxEngine *", "FluxJob",)),
+    "flux_model_desc_defaults": ("void", ("struct FluxModelDesc *", "uint32_t",)),
+    "flux_engine_load_model": ("FluxResult", ("struct FluxEngine *", "const struct FluxModelDesc *", "FluxJob *",)),
+    "flux_engine_unload_model": ("FluxResult", ("struct FluxEngine *", "int32_t", "FluxJob *",)),
+    "flux_request_create": ("FluxResult", ("struct FluxRequest **",)),
+    "flux_request_destroy": ("FluxResult", ("struct FluxRequest *",)),
+    "flux_request_set_prompt": ("FluxResult", ("struct FluxRequest *", "const char *",)),
+    "flux_request_set_size": ("FluxResult", ("struct FluxRequest *", "uint32_t", "uint32_t",)),
+    "flux_request_set_seed": ("FluxResult", ("struct FluxRequest *", "uint64_t",)),
+    "flux_request_set_steps": ("FluxResult", ("struct FluxRequest *", "uint32_t",)),
+    "flux_request_set_guidance": ("FluxResult", ("struct FluxRequest *", "float",)),
+    "flux_request_set_t5_length": ("FluxResult", ("struct FluxRequest *", "uint32_t",)),
+    "flux_request_set_priority": ("FluxResult", ("struct FluxRequest *", "int32_t",)),
+    "flux_request_add_reference": ("FluxResult", ("struct FluxRequest *", "struct FluxImage *", "uint64_t",)),
+    "flux_request_set_reference_snap": ("FluxResult", ("struct FluxRequest *", "bool",)),
+    "flux_request_set_init_image": ("FluxResult", ("struct FluxRequest *", "struct FluxImage *", "uint64_t", "float",)),
+    "flux_request_set_fill": ("FluxResult", ("struct FluxRequest *", "struct FluxImage *", "uint64_t", "struct FluxImage *",)),
+    "flux_request_set_control_image": ("FluxResult", ("struct FluxRequest *", "struct FluxImage *", "uint64_t",)),
+    "flux_request_add_redux_image": ("FluxResult", ("struct FluxRequest *", "struct FluxImage *", "uint64_t",)),
+    "flux_request_set_negative_prompt": ("FluxResult", ("struct FluxRequest *", "const char *", "float",)),
+    "flux_request_clear_images": ("FluxResult", ("struct FluxRequest *",)),
+    "flux_request_add_lora": ("FluxResult", ("struct FluxRequest *", "const char *", "float",)),
+    "flux_request_clear_loras": ("FluxResult", ("struct FluxRequest *",)),
+    "flux_engine_submit": ("FluxResult", ("struct FluxEngine *", "const struct FluxRequest *", "FluxJob *",)),
+}

@@ -1,4 +1,5 @@
-"""ctypes mirror of ``include/flux_engine.h`` (ABI 2) and the loaded library.
+"""ctypes mirror of ``include/flux_engine.h`` (ABI 2) and the loaded library; the functions' C
+signatures come from the generated ``_abi.py``.
 
 Every struct here must match the header field for field: ``tests/test_engine.py`` checks each
 against the layout a C compiler gives the header's struct, and that the library's ``*_defaults``
@@ -11,7 +12,7 @@ import os
 import pathlib
 import sys
 
-from ._abi import ABI_VERSION
+from ._abi import ABI_VERSION, FUNCTIONS
 
 c_char_p = ctypes.c_char_p
 c_u8_p = ctypes.POINTER(ctypes.c_uint8)
@@ -146,74 +147,45 @@ class Event(ctypes.Structure):
 
 EventCallback = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
 
-_P = ctypes.POINTER
-_R = ctypes.c_int32  # FluxResult
-_JOB = ctypes.c_uint64
-_ENGINE = ctypes.c_void_p
-_REQUEST = ctypes.c_void_p
-_IMAGE = ctypes.c_void_p
-_U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
-
-# name: (restype, argtypes)
-_SIGNATURES = {
-    "flux_version": (c_char_p, []),
-    "flux_abi_version": (_U32, []),
-    "flux_last_error_message": (c_char_p, []),
-    "flux_engine_desc_defaults": (None, [ctypes.c_void_p, _U32]),
-    "flux_engine_create": (_R, [_P(EngineDesc), _P(_ENGINE)]),
-    "flux_engine_destroy": (_R, [_ENGINE]),
-    "flux_engine_device_uuid": (_R, [_ENGINE, ctypes.c_uint8 * 16]),
-    "flux_model_desc_defaults": (None, [ctypes.c_void_p, _U32]),
-    "flux_engine_load_model": (_R, [_ENGINE, _P(ModelDesc), _P(_JOB)]),
-    "flux_engine_unload_model": (_R, [_ENGINE, ctypes.c_int32, _P(_JOB)]),
-    "flux_request_create": (_R, [_P(_REQUEST)]),
-    "flux_request_destroy": (_R, [_REQUEST]),
-    "flux_request_set_prompt": (_R, [_REQUEST, c_char_p]),
-    "flux_request_set_size": (_R, [_REQUEST, _U32, _U32]),
-    "flux_request_set_seed": (_R, [_REQUEST, _U64]),
-    "flux_request_set_steps": (_R, [_REQUEST, _U32]),
-    "flux_request_set_guidance": (_R, [_REQUEST, ctypes.c_float]),
-    "flux_request_set_t5_length": (_R, [_REQUEST, _U32]),
-    "flux_request_set_priority": (_R, [_REQUEST, ctypes.c_int32]),
-    "flux_request_add_reference": (_R, [_REQUEST, _IMAGE, _U64]),
-    "flux_request_set_reference_snap": (_R, [_REQUEST, ctypes.c_bool]),
-    "flux_request_set_init_image": (_R, [_REQUEST, _IMAGE, _U64, ctypes.c_float]),
-    "flux_request_set_fill": (_R, [_REQUEST, _IMAGE, _U64, _IMAGE]),
-    "flux_request_set_control_image": (_R, [_REQUEST, _IMAGE, _U64]),
-    "flux_request_set_negative_prompt": (_R, [_REQUEST, c_char_p, ctypes.c_float]),
-    "flux_request_add_redux_image": (_R, [_REQUEST, _IMAGE, _U64]),
-    "flux_request_clear_images": (_R, [_REQUEST]),
-    "flux_request_add_lora": (_R, [_REQUEST, c_char_p, ctypes.c_float]),
-    "flux_request_clear_loras": (_R, [_REQUEST]),
-    "flux_engine_submit": (_R, [_ENGINE, _REQUEST, _P(_JOB)]),
-    "flux_image_desc_defaults": (None, [ctypes.c_void_p, _U32]),
-    "flux_external_memory_defaults": (None, [ctypes.c_void_p, _U32]),
-    "flux_semaphore_defaults": (None, [ctypes.c_void_p, _U32]),
-    "flux_image_create_host": (
-        _R, [_P(ImageDesc), ctypes.c_void_p, ctypes.c_size_t, _P(_IMAGE)]
-    ),
-    "flux_image_create_cuda": (
-        _R, [_ENGINE, _P(ImageDesc), _U64, _P(Semaphore), _P(_IMAGE)]
-    ),
-    "flux_image_import_memory": (
-        _R, [_ENGINE, _P(ImageDesc), _P(ExternalMemory), _P(Semaphore), _P(_IMAGE)]
-    ),
-    "flux_image_destroy": (_R, [_IMAGE]),
-    "flux_job_write_image": (_R, [_ENGINE, _JOB, _IMAGE, _U64]),
-    "flux_job_cancel": (_R, [_ENGINE, _JOB, _P(ctypes.c_int32)]),
-    "flux_job_status": (_R, [_ENGINE, _JOB, _P(JobStatus)]),
-    "flux_job_wait": (_R, [_ENGINE, _JOB, _U32, _P(ctypes.c_int32)]),
-    "flux_job_error": (_R, [_ENGINE, _JOB]),
-    "flux_job_image_size": (_R, [_ENGINE, _JOB, _P(_U32), _P(_U32)]),
-    "flux_job_save_image": (_R, [_ENGINE, _JOB, c_char_p]),
-    "flux_job_release": (_R, [_ENGINE, _JOB]),
-    "flux_engine_poll_event": (_R, [_ENGINE, _P(Event)]),
-    "flux_engine_set_memory_budget": (_R, [_ENGINE, _U64]),
-    "flux_engine_get_residency": (_R, [_ENGINE, _P(Residency)]),
-    "flux_engine_set_memory_reserve": (_R, [_ENGINE, _U64]),
-    "flux_engine_set_residency_plan": (_R, [_ENGINE, _P(ResidencyPlan)]),
-    "flux_residency_plan_defaults": (None, [ctypes.c_void_p, _U32]),
+# The C types of ``_abi.FUNCTIONS`` as ctypes: opaque handles are ``c_void_p``, structs their
+# mirrors above; the ``*_defaults`` functions take any buffer (a struct of another version).
+_SCALARS = {
+    "void": None,
+    "FluxResult": ctypes.c_int32,
+    "int32_t": ctypes.c_int32,
+    "uint32_t": ctypes.c_uint32,
+    "uint64_t": ctypes.c_uint64,
+    "FluxJob": ctypes.c_uint64,
+    "uint8_t": ctypes.c_uint8,
+    "size_t": ctypes.c_size_t,
+    "float": ctypes.c_float,
+    "bool": ctypes.c_bool,
+    "const char *": c_char_p,
 }
+_OPAQUE = {"FluxEngine", "FluxRequest", "FluxImage", "void"}
+_MIRRORS = {
+    "Flux" + s.__name__: s
+    for s in (
+        EngineDesc, ModelDesc, ImageDesc, ExternalMemory, Semaphore, JobStatus, ResidencyPlan,
+        Residency, Event,
+    )
+}
+
+
+def _ctype(c_type, raw=False):
+    """The ctypes type of a C type spelt as in ``_abi.FUNCTIONS``."""
+    if c_type in _SCALARS:
+        return _SCALARS[c_type]
+    base = c_type.removeprefix("const ").removeprefix("struct ")
+    name, stars = base.rstrip(" *"), base.count("*")
+    if name in _OPAQUE or (raw and name in _MIRRORS):
+        base_type, stars = ctypes.c_void_p, stars - 1
+    else:
+        base_type = _MIRRORS.get(name) or _SCALARS[name]
+    for _ in range(stars):
+        base_type = ctypes.POINTER(base_type)
+    return base_type
+
 
 _LIB_NAMES = {"win32": "flux_engine.dll", "darwin": "libflux_engine.dylib"}
 _lib = None
@@ -257,9 +229,10 @@ def load_library(path=None):
             "libflux_engine not found (set FLUX_ENGINE_LIB to its path); tried:\n  "
             + "\n  ".join(tried)
         )
-    for name, (restype, argtypes) in _SIGNATURES.items():
+    for name, (restype, params) in FUNCTIONS.items():
         fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
+        fn.restype = _ctype(restype)
+        fn.argtypes = [_ctype(p, raw=name.endswith("_defaults")) for p in params]
     got = lib.flux_abi_version()
     if got != ABI_VERSION:
         raise OSError(f"libflux_engine has ABI version {got}; this binding speaks {ABI_VERSION}")

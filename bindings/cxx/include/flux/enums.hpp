@@ -1,4 +1,4 @@
-// Generated from include/flux_engine.h by ffi/tests/bindings.rs: do not edit.
+// Generated from include/flux_engine.h by ffi/tests/bindings/: do not edit.
 // `FLUX_BLESS_HEADER=1 cargo test -p flux-ffi --test bindings` rewrites it.
 //
 // The C ABI's enums as `enum class`es whose values are the C constants, the job
