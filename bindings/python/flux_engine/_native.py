@@ -1,9 +1,9 @@
-"""ctypes mirror of ``include/flux_engine.h`` (ABI 2) and the loaded library; the functions' C
-signatures come from the generated ``_abi.py``.
+"""ctypes mirror of ``include/flux_engine.h`` (ABI 2) and the loaded library, built from the
+structs and functions the generated ``_abi.py`` spells as in C.
 
-Every struct here must match the header field for field: ``tests/test_engine.py`` checks each
-against the layout a C compiler gives the header's struct, and that the library's ``*_defaults``
-functions write exactly these sizes. Requests and images are opaque handles (``c_void_p``).
+``tests/test_engine.py`` checks every struct against the layout a C compiler gives the header's,
+and that the library's ``*_defaults`` functions write exactly these sizes. Requests and images
+are opaque handles (``c_void_p``).
 """
 
 import ctypes
@@ -12,170 +12,37 @@ import os
 import pathlib
 import sys
 
-from ._abi import ABI_VERSION, FUNCTIONS
+from ._abi import ABI_VERSION, FUNCTIONS, STRUCTS
 
-c_char_p = ctypes.c_char_p
-c_u8_p = ctypes.POINTER(ctypes.c_uint8)
-
-
-class EngineDesc(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("abi_version", ctypes.c_uint32),
-        ("device", ctypes.c_int32),
-        ("device_index", ctypes.c_uint32),
-        ("memory_budget", ctypes.c_uint64),
-        ("preview_every", ctypes.c_uint32),
-        ("embedding_cache", ctypes.c_uint32),
-        ("log_level", ctypes.c_int32),
-        ("callback", ctypes.c_void_p),
-        ("user_data", ctypes.c_void_p),
-        ("memory_reserve", ctypes.c_uint64),
-    ]
-
-
-class ModelDesc(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("folder", c_char_p),
-        ("transformer", c_char_p),
-        ("ae", c_char_p),
-        ("t5", c_char_p),
-        ("clip", c_char_p),
-        ("t5_tokenizer", c_char_p),
-        ("clip_tokenizer", c_char_p),
-        ("dtype", ctypes.c_int32),
-        ("kontext", ctypes.c_int32),
-        ("priority", ctypes.c_int32),
-        ("reserved", ctypes.c_uint32),
-    ]
-
-
-class ImageDesc(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("width", ctypes.c_uint32),
-        ("height", ctypes.c_uint32),
-        ("format", ctypes.c_int32),
-        ("row_pitch", ctypes.c_uint64),
-        ("bottom_up", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-    ]
-
-
-class ExternalMemory(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("handle_type", ctypes.c_int32),
-        ("handle", ctypes.c_int64),
-        ("size", ctypes.c_uint64),
-        ("offset", ctypes.c_uint64),
-        ("device_uuid", ctypes.c_uint8 * 16),
-        ("dedicated", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-    ]
-
-
-class Semaphore(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("handle_type", ctypes.c_int32),
-        ("handle", ctypes.c_int64),
-    ]
-
-
-class JobStatus(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("state", ctypes.c_int32),
-        ("step", ctypes.c_uint32),
-        ("total", ctypes.c_uint32),
-        ("has_result", ctypes.c_uint32),
-    ]
-
-
-class ResidencyPlan(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("text_placement", ctypes.c_int32),
-        ("stream_window", ctypes.c_uint32),
-        ("stream_from_files", ctypes.c_uint32),
-        ("resident_blocks", ctypes.c_uint32),
-        ("tiled_vae", ctypes.c_uint32),
-    ]
-
-
-class Residency(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("budget", ctypes.c_uint64),
-        ("transformer", ctypes.c_uint64),
-        ("autoencoder", ctypes.c_uint64),
-        ("text_encoders", ctypes.c_uint64),
-        ("release_text_encoders", ctypes.c_uint32),
-        ("host", ctypes.c_uint64),
-        ("text_placement", ctypes.c_int32),
-        ("stream_window", ctypes.c_uint32),
-        ("stream_from_files", ctypes.c_uint32),
-        ("resident_blocks", ctypes.c_uint32),
-        ("tiled_vae", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-    ]
-
-
-class Event(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("kind", ctypes.c_int32),
-        ("job", ctypes.c_uint64),
-        ("step", ctypes.c_uint32),
-        ("total", ctypes.c_uint32),
-        ("elapsed_ms", ctypes.c_double),
-        ("eta_ms", ctypes.c_double),
-        ("preview_width", ctypes.c_uint32),
-        ("preview_height", ctypes.c_uint32),
-        ("preview_rgb", c_u8_p),
-        ("message", c_char_p),
-        ("log_level", ctypes.c_int32),
-        ("text_ms", ctypes.c_double),
-        ("denoise_ms", ctypes.c_double),
-        ("decode_ms", ctypes.c_double),
-        ("embedding_cached", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-    ]
-
-
-EventCallback = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
-
-# The C types of ``_abi.FUNCTIONS`` as ctypes: opaque handles are ``c_void_p``, structs their
-# mirrors above; the ``*_defaults`` functions take any buffer (a struct of another version).
+# The C types of ``_abi`` as ctypes: opaque handles and callbacks are ``c_void_p``, structs their
+# mirrors below; the ``*_defaults`` functions take any buffer (a struct of another version).
 _SCALARS = {
     "void": None,
     "FluxResult": ctypes.c_int32,
     "int32_t": ctypes.c_int32,
     "uint32_t": ctypes.c_uint32,
+    "int64_t": ctypes.c_int64,
     "uint64_t": ctypes.c_uint64,
     "FluxJob": ctypes.c_uint64,
     "uint8_t": ctypes.c_uint8,
     "size_t": ctypes.c_size_t,
     "float": ctypes.c_float,
+    "double": ctypes.c_double,
     "bool": ctypes.c_bool,
-    "const char *": c_char_p,
+    "const char *": ctypes.c_char_p,
+    "FluxEventCallback": ctypes.c_void_p,
 }
 _OPAQUE = {"FluxEngine", "FluxRequest", "FluxImage", "void"}
-_MIRRORS = {
-    "Flux" + s.__name__: s
-    for s in (
-        EngineDesc, ModelDesc, ImageDesc, ExternalMemory, Semaphore, JobStatus, ResidencyPlan,
-        Residency, Event,
-    )
-}
+_MIRRORS = {}
 
 
 def _ctype(c_type, raw=False):
-    """The ctypes type of a C type spelt as in ``_abi.FUNCTIONS``."""
+    """The ctypes type of a C type spelt as in ``_abi`` (``uint8_t[16]``: an array)."""
     if c_type in _SCALARS:
         return _SCALARS[c_type]
+    if c_type.endswith("]"):
+        element, length = c_type[:-1].split("[")
+        return _ctype(element) * int(length)
     base = c_type.removeprefix("const ").removeprefix("struct ")
     name, stars = base.rstrip(" *"), base.count("*")
     if name in _OPAQUE or (raw and name in _MIRRORS):
@@ -186,6 +53,25 @@ def _ctype(c_type, raw=False):
         base_type = ctypes.POINTER(base_type)
     return base_type
 
+
+# The structs' mirrors, field for field (``_abi.STRUCTS``), named without the ``Flux`` prefix.
+for _name, _fields in STRUCTS.items():
+    _MIRRORS[_name] = type(
+        _name.removeprefix("Flux"),
+        (ctypes.Structure,),
+        {"_fields_": [(field, _ctype(c_type)) for field, c_type in _fields]},
+    )
+EngineDesc = _MIRRORS["FluxEngineDesc"]
+ModelDesc = _MIRRORS["FluxModelDesc"]
+ImageDesc = _MIRRORS["FluxImageDesc"]
+ExternalMemory = _MIRRORS["FluxExternalMemory"]
+Semaphore = _MIRRORS["FluxSemaphore"]
+JobStatus = _MIRRORS["FluxJobStatus"]
+ResidencyPlan = _MIRRORS["FluxResidencyPlan"]
+Residency = _MIRRORS["FluxResidency"]
+Event = _MIRRORS["FluxEvent"]
+
+EventCallback = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
 
 _LIB_NAMES = {"win32": "flux_engine.dll", "darwin": "libflux_engine.dylib"}
 _lib = None

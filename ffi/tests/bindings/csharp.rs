@@ -49,6 +49,7 @@ pub fn generate(h: &Header) -> String {
         out += "    }\n";
     }
     out += &pinvoke(&h.functions);
+    out += &structs(&h.structs);
     out + "}\n"
 }
 
@@ -80,6 +81,33 @@ fn pinvoke(functions: &[Function]) -> String {
     out + "    }\n"
 }
 
+/// The structs, field for field with the header's names, in `Native` (sequential layout; every
+/// pointer an `IntPtr`, a fixed array marshalled by value).
+fn structs(structs: &[(String, Vec<(String, String)>)]) -> String {
+    let mut out = String::from("\n    internal static partial class Native\n    {\n");
+    for (i, (name, fields)) in structs.iter().enumerate() {
+        if i > 0 {
+            out += "\n";
+        }
+        out += "        [StructLayout(LayoutKind.Sequential)]\n";
+        out += &format!("        internal struct {name}\n        {{\n");
+        for (ty, field) in fields {
+            let ty = match ty.split_once('[') {
+                Some(("uint8_t", len)) => format!(
+                    "[MarshalAs(UnmanagedType.ByValArray, SizeConst = {})]\n            public byte[]",
+                    len.trim_end_matches(']')
+                ),
+                Some(_) => panic!("{name}.{field}: only byte arrays are mapped"),
+                None if ty.ends_with('*') || ty.ends_with("Callback") => "public IntPtr".into(),
+                None => format!("public {}", scalar(ty)),
+            };
+            out += &format!("            {ty} {field};\n");
+        }
+        out += "        }\n";
+    }
+    out + "    }\n"
+}
+
 /// The C# type of a C value type.
 fn scalar(c_type: &str) -> String {
     match c_type {
@@ -87,6 +115,8 @@ fn scalar(c_type: &str) -> String {
         "FluxResult" => "FluxResult",
         "const char *" => "IntPtr",
         "int32_t" => "int",
+        "int64_t" => "long",
+        "double" => "double",
         "uint32_t" => "uint",
         "uint64_t" | "FluxJob" => "ulong",
         "uint8_t" => "byte",

@@ -42,10 +42,24 @@ impl Function {
         let params = rest.trim_end_matches(");").trim();
         let params = match params {
             "void" => Vec::new(),
-            list => list.split(',').map(|p| split(p.trim())).collect(),
+            list => list
+                .split(',')
+                .map(|p| split_declaration(p.trim()))
+                .collect(),
         };
         Self { name, ret, params }
     }
+}
+
+/// `TYPE NAME` as (type with C's spacing, `struct FluxEngine **`, name).
+fn split_declaration(typed: &str) -> (String, String) {
+    let at = typed.rfind([' ', '*']).map_or(0, |i| i + 1);
+    let ty = typed[..at].split_whitespace().collect::<Vec<_>>().join(" ");
+    let ty = ty
+        .replace(" *", "*")
+        .replace('*', " *")
+        .replace("* *", "**");
+    (ty, typed[at..].to_string())
 }
 
 /// What the generators read from the header.
@@ -54,6 +68,8 @@ pub struct Header {
     pub enums: Vec<Enum>,
     pub defines: Vec<Define>,
     pub functions: Vec<Function>,
+    /// The structs: name and fields (C type, name; an array's length in its type: `uint8_t[16]`).
+    pub structs: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// How each binding names a C enum: Python class, C# type, whether C# makes it public, C++
@@ -139,8 +155,9 @@ pub const NAMES: [Names; 12] = [
 pub fn parse(header: &str) -> Header {
     let mut h = Header::default();
     let (enums, defines) = (&mut h.enums, &mut h.defines);
-    // A function declaration being read (it may span lines).
+    // A function declaration being read (it may span lines), or a struct's fields.
     let mut pending: Option<String> = None;
+    let mut in_struct = false;
     let (mut doc, mut in_doc): (Doc, bool) = (Vec::new(), false);
     let mut current: Option<Enum> = None;
     for line in header.lines() {
@@ -157,6 +174,27 @@ pub fn parse(header: &str) -> Header {
             continue;
         }
         if pending.is_some() {
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix("typedef struct ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            h.structs.push((name.to_string(), Vec::new()));
+            in_struct = true;
+            continue;
+        }
+        if in_struct {
+            if line.starts_with('}') {
+                in_struct = false;
+            } else if let Some(field) = t.strip_suffix(';').filter(|_| !t.starts_with('*')) {
+                let (ty, name) = split_declaration(field);
+                let (name, ty) = match name.split_once('[') {
+                    Some((name, len)) => (name.to_string(), format!("{ty}[{len}")),
+                    None => (name, ty),
+                };
+                h.structs.last_mut().unwrap().1.push((ty, name));
+            }
             continue;
         }
         if t == "/**" {

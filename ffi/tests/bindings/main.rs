@@ -1,13 +1,11 @@
 //! The bindings' copies of the ABI are generated from `include/flux_engine.h` and committed: the
-//! enums and constants (values, names, doc comments) for Python, C# and C++, the functions' C
-//! signatures for Python (`_native` turns them into ctypes) and the P/Invoke declarations for
-//! C#. This test regenerates `bindings/python/flux_engine/_abi.py`,
-//! `bindings/csharp/FluxEngine/Abi.g.cs` and `bindings/cxx/include/flux/enums.hpp` and fails when
-//! the committed files differ; `FLUX_BLESS_HEADER=1` rewrites them (with the header).
-//!
-//! The struct mirrors stay written by hand (ctypes fields and C# marshalling attributes are
-//! choices the header does not carry) and are checked field by field against the layout a C
-//! compiler gives the header by the bindings' own tests (`tests/support::abi_layout`).
+//! enums and constants (values, names, doc comments) for Python, C# and C++; the structs and the
+//! functions' signatures spelt as in C for Python (`_native` builds ctypes from them); the
+//! structs and P/Invoke declarations for C#. This test regenerates
+//! `bindings/python/flux_engine/_abi.py`, `bindings/csharp/FluxEngine/Abi.g.cs` and
+//! `bindings/cxx/include/flux/enums.hpp` and fails when the committed files differ;
+//! `FLUX_BLESS_HEADER=1` rewrites them (with the header). The bindings' own tests still check
+//! every struct against the layout a C compiler gives the header (`tests/support::abi_layout`).
 
 mod csharp;
 mod cxx;

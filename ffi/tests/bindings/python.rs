@@ -33,7 +33,18 @@ pub fn generate(h: &Header) -> String {
             out += &format!("    {} = {v}\n", name.strip_prefix(&p).unwrap());
         }
     }
-    out += "\n\n#: The functions: name -> (return type, parameter types), spelt as in C; ``_native``\n";
+    out += "\n\n#: The structs: name -> fields (name, type), spelt as in C; ``_native`` builds their\n";
+    out += "#: ctypes mirrors from them.\nSTRUCTS = {\n";
+    for (name, fields) in &h.structs {
+        out += &format!("    \"{name}\": (\n");
+        for (ty, field) in fields {
+            out += &format!("        (\"{field}\", \"{ty}\"),\n");
+        }
+        out += "    ),\n";
+    }
+    out += "}\n";
+    out +=
+        "\n#: The functions: name -> (return type, parameter types), spelt as in C; ``_native``\n";
     out += "#: gives each its ctypes types.\nFUNCTIONS = {\n";
     for f in &h.functions {
         let params: Vec<String> = f
