@@ -1,6 +1,7 @@
 //! The host integrations end to end against this crate's shared library on the tiny model:
-//! the Python binding's pytest suite, the C# binding under mono, and the Blender add-on in
-//! headless Blender. Each compares pixels with the Rust API's for the same request.
+//! the Python binding's pytest suite, the C# binding under mono, the Blender add-on in
+//! headless Blender and the Krita plugin in Krita under Xvfb. Each compares pixels with the Rust
+//! API's for the same request.
 //!
 //! A host program that is not installed skips its test with a message on stderr, unless
 //! `FLUX_REQUIRE_HOSTS=1` (set by `.ci/run`, which installs them all), where it fails.
@@ -114,4 +115,52 @@ fn blender_addon_in_headless_blender() {
         ])
         .arg(root().join("samples/blender/tests/test_addon.py")));
     assert!(out.contains("blender add-on: PASS"), "{out}");
+}
+
+#[test]
+fn krita_plugin_in_krita_under_xvfb() {
+    // Krita has no headless mode for plugins (kritarunner has no dockers), so the real program
+    // runs on a virtual display with the packaged plugin and a test plugin that drives its docker
+    // and quits Krita.
+    let krita = "command -v krita && command -v xvfb-run && /usr/bin/python3 -c 'import PyQt5'";
+    if !available("sh", &["-c", krita]) {
+        return;
+    }
+    let f = Fixture::new("krita");
+    let (data, config) = (f.dir().join("xdg-data"), f.dir().join("xdg-config"));
+    let pykrita = data.join("krita/pykrita");
+    run(Command::new("python3")
+        .arg(root().join("samples/krita/package.py"))
+        .arg("--lib")
+        .arg(deps_dir().join("libflux_engine.so"))
+        .arg("--dir")
+        .arg(&pykrita));
+    let tests = root().join("samples/krita/tests");
+    let test_plugin = pykrita.join("flux_engine_krita_test");
+    std::fs::create_dir_all(&test_plugin).unwrap();
+    for file in ["flux_engine_krita_test.desktop", "flux_engine_krita_test/__init__.py"] {
+        std::fs::copy(tests.join(file), pykrita.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("kritarc"),
+        "[python]\nenable_flux_engine_krita=true\nenable_flux_engine_krita_test=true\n",
+    )
+    .unwrap();
+    run(f
+        .env(&mut Command::new("timeout"))
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_CONFIG_HOME", &config)
+        .args(["600", "xvfb-run", "-a", "krita", "--nosplash"]));
+    let result = std::fs::read_to_string(f.dir().join("out/krita-result.txt"))
+        .unwrap_or_else(|e| panic!("the test plugin wrote no result ({e})"));
+    assert_eq!(result, "PASS", "{result}");
+    // The screenshots of the docker and the window, kept where FLUX_KRITA_SCREENSHOTS says.
+    for shot in ["krita-docker.png", "krita-window.png"] {
+        let from = f.dir().join("out").join(shot);
+        assert!(from.is_file(), "{shot}");
+        if let Some(dir) = std::env::var_os("FLUX_KRITA_SCREENSHOTS") {
+            std::fs::copy(&from, Path::new(&dir).join(shot)).unwrap();
+        }
+    }
 }
