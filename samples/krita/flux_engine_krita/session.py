@@ -5,6 +5,7 @@ previews) and, when the job ends, hands its pixels to the job's ``deliver`` call
 the engine's worker thread inside libflux_engine; no call here blocks.
 """
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -44,8 +45,12 @@ class Session:
         if self.engine is None or self.engine_key != key:
             self.shutdown()
             self.engine = fe.Engine(device=device, preview_every=1)
-            # Queued ahead of the jobs it serves; a failure shows when the first one fails.
-            self.load_job = self.engine.load_model(model)
+            # Queued ahead of the jobs it serves; a failure shows when the first one fails. A
+            # transformer file (a GGUF, say) takes the other parts from its folder.
+            if os.path.isfile(model):
+                self.load_job = self.engine.load_model(os.path.dirname(model), transformer=model)
+            else:
+                self.load_job = self.engine.load_model(model)
             self.engine_key = key
         return self.engine
 
