@@ -1,8 +1,9 @@
 //! A mutation fuzzer for the parsers in `core/tests/fuzz/`: structure-aware seeds (valid files of
 //! each format), byte-level mutations biased to headers and length fields, and an input kept when
-//! it reaches an outcome not seen before. No coverage instrumentation: cargo-fuzz and AFL++ need
-//! tools this build cannot fetch offline, so distinct outcomes (error messages with their numbers
-//! masked) stand in for coverage.
+//! it reaches an outcome not seen before. No coverage instrumentation: cargo-fuzz (libFuzzer) needs
+//! a nightly toolchain, which these machines cannot install beside their stable one, and
+//! `cargo afl` (stable) has not been adopted yet; distinct outcomes (error messages with their
+//! numbers masked) stand in for coverage.
 //!
 //! `cargo run --release -p flux-core --example fuzz -- TARGET CPU_SECONDS [SEED]`
 //!
