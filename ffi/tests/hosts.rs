@@ -118,6 +118,15 @@ fn blender_addon_in_headless_blender() {
     assert!(out.contains("blender add-on: PASS"), "{out}");
 }
 
+/// Copies `files` (paths relative to both folders) from `from` into `to`, making folders.
+fn copy_files(from: &Path, to: &Path, files: &[&str]) {
+    for file in files {
+        let dest = to.join(file);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(file), dest).unwrap();
+    }
+}
+
 #[test]
 fn krita_plugin_in_krita_under_xvfb() {
     // Krita has no headless mode for plugins (kritarunner has no dockers), so the real program
@@ -136,15 +145,14 @@ fn krita_plugin_in_krita_under_xvfb() {
         .arg(deps_dir().join("libflux_engine.so"))
         .arg("--dir")
         .arg(&pykrita));
-    let tests = root().join("samples/krita/tests");
-    let test_plugin = pykrita.join("flux_engine_krita_test");
-    std::fs::create_dir_all(&test_plugin).unwrap();
-    for file in [
-        "flux_engine_krita_test.desktop",
-        "flux_engine_krita_test/__init__.py",
-    ] {
-        std::fs::copy(tests.join(file), pykrita.join(file)).unwrap();
-    }
+    copy_files(
+        &root().join("samples/krita/tests"),
+        &pykrita,
+        &[
+            "flux_engine_krita_test.desktop",
+            "flux_engine_krita_test/__init__.py",
+        ],
+    );
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("kritarc"),
@@ -179,17 +187,17 @@ fn godot_sample_in_godot_under_xvfb() {
     }
     let f = Fixture::new("godot");
     let project = f.dir().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    let source = root().join("samples/godot/project");
-    for file in [
-        "project.godot",
-        "main.tscn",
-        "main.gd",
-        "flux_engine.gdnlib",
-        "flux_engine.gdns",
-    ] {
-        std::fs::copy(source.join(file), project.join(file)).unwrap();
-    }
+    copy_files(
+        &root().join("samples/godot/project"),
+        &project,
+        &[
+            "project.godot",
+            "main.tscn",
+            "main.gd",
+            "flux_engine.gdnlib",
+            "flux_engine.gdns",
+        ],
+    );
     run(Command::new("bash")
         .arg(root().join("samples/godot/build.sh"))
         .arg(deps_dir())
