@@ -337,18 +337,13 @@ impl Dense {
 
     /// Outputs `cols` of the layer applied to the concatenation of `parts`, with its LoRA branch.
     fn apply(&self, parts: &[Input], cols: Range<usize>) -> Result<Tensor> {
-        let inputs = self.inputs()?;
-        let width: usize = parts
-            .iter()
-            .map(|p| p.tensor().dim(D::Minus1))
-            .sum::<candle_core::Result<_>>()?;
-        let widened =
-            matches!(&self.adapter, Some(Adapter::Branch(down, _)) if down.dim(0)? == width);
-        let y = match parts {
-            // A LoRA widened the layer (a control LoRA's img_in): the weight reads the first
-            // inputs, the branch all of them.
-            [Input::Value(x)] if width > inputs && widened => {
-                let x = x.narrow(D::Minus1, 0, inputs)?;
+        let y = match (parts, &self.adapter) {
+            // A LoRA widened the layer (a control LoRA's img_in): its branch reads every input,
+            // the weight the first ones.
+            ([Input::Value(x)], Some(Adapter::Branch(down, _)))
+                if x.dim(D::Minus1)? == down.dim(0)? && down.dim(0)? > self.inputs()? =>
+            {
+                let x = x.narrow(D::Minus1, 0, self.inputs()?)?;
                 self.apply_weight(&[Input::Value(&x)], cols.clone())?
             }
             _ => self.apply_weight(parts, cols.clone())?,

@@ -66,11 +66,6 @@ impl Config {
     pub fn mlp_hidden(&self) -> usize {
         (self.hidden_size as f64 * self.mlp_ratio) as usize
     }
-
-    /// Which FLUX.1 tool the input width makes this model, if any.
-    pub fn tool(&self) -> Option<Tool> {
-        Tool::of_widths(self.in_channels, self.out_channels)
-    }
 }
 
 /// The FLUX.1 tools whose conditioning enters beside the noisy latent, feature-wise (BFL
