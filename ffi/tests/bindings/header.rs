@@ -28,17 +28,7 @@ impl Function {
     /// `RET NAME(TYPE NAME, ...);` with C's spacing (`struct FluxEngine **out_engine`).
     fn parse(decl: &str) -> Self {
         let (head, rest) = decl.split_once('(').expect("a function declaration");
-        let split = |typed: &str| -> (String, String) {
-            let at = typed.rfind([' ', '*']).map_or(0, |i| i + 1);
-            let ty = typed[..at].split_whitespace().collect::<Vec<_>>().join(" ");
-            (
-                ty.replace(" *", "*")
-                    .replace('*', " *")
-                    .replace("* *", "**"),
-                typed[at..].to_string(),
-            )
-        };
-        let (ret, name) = split(head.trim());
+        let (ret, name) = split_declaration(head.trim());
         let params = rest.trim_end_matches(");").trim();
         let params = match params {
             "void" => Vec::new(),
