@@ -1,7 +1,7 @@
 //! Replays every fuzz target's seeds and committed corpus (`tests/fuzz/corpus/<target>/`, which
 //! holds each input a fuzzing run found interesting, crashes included) through its parser: each
-//! must end as a value or an error, never a panic. Runs in CI in seconds; `core/examples/fuzz.rs`
-//! is the fuzzer that grows the corpus.
+//! must end as a value or an error, never a panic. Runs in CI in seconds; `core/fuzz/run.sh` is
+//! the fuzzer that grows the corpus.
 
 mod common;
 mod fuzz;

@@ -1,8 +1,8 @@
 //! Fuzz targets: everything that parses bytes from outside (safetensors and GGUF files, shard
 //! indexes, a diffusers folder's JSON, the T5 and CLIP tokenizer files, LoRA files, PNG/JPEG
 //! inputs). Shared
-//! by the corpus replay (`core/tests/fuzz_replay.rs`, in CI) and the fuzzer
-//! (`core/examples/fuzz.rs`). A target writes its input where the parser reads it and runs the
+//! by the corpus replay (`core/tests/fuzz_replay.rs`, in CI) and the AFL++ fuzzer
+//! (`core/fuzz/`). A target writes its input where the parser reads it and runs the
 //! parser; an error is the expected outcome of most inputs, a panic is a finding.
 #![allow(dead_code)]
 
