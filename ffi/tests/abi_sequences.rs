@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use abi_sequence::{Choices, Sequence, FUZZ_ACTIONS};
+use abi_sequence::{Choices, Sequence, FUZZ_ACTIONS, FUZZ_SETTLE_MS};
 use flux_engine::types::FluxResult;
 use support::{tiny_dev_model, Scratch};
 
@@ -46,8 +46,9 @@ fn random_call_sequences_end_in_codes_never_in_panics_or_hangs() {
     };
     let (ops, seed) = (env("FLUX_ABI_FUZZ_OPS", 1500), env("FLUX_ABI_FUZZ_SEED", 7));
     let choices = Choices::Seeded(fastrand::Rng::with_seed(seed));
-    let (calls, succeeded, codes) =
-        watched(600, move || Sequence::new(choices, model).run(ops as usize));
+    let (calls, succeeded, codes) = watched(600, move || {
+        Sequence::new(choices, model).run(ops as usize, 60_000)
+    });
     eprintln!("{calls} calls, {succeeded} jobs seen to succeed, result codes {codes:?}");
     assert!(calls >= ops as usize, "{calls} calls");
     assert!(succeeded > 0, "no job ran to the end among {calls} calls");
@@ -73,7 +74,7 @@ fn the_abi_fuzz_corpus_replays_without_panics_or_hangs() {
         for file in &files {
             let bytes = std::fs::read(file).unwrap();
             let sequence = Sequence::new(Choices::Bytes(&bytes), model.clone());
-            calls += sequence.run(FUZZ_ACTIONS).0;
+            calls += sequence.run(FUZZ_ACTIONS, FUZZ_SETTLE_MS).0;
         }
         calls
     });

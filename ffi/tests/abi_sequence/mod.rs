@@ -75,6 +75,9 @@ impl Choices<'_> {
 /// The most actions a fuzzer's input makes (each takes at least one byte).
 pub const FUZZ_ACTIONS: usize = 256;
 
+/// How long a fuzzer's sequence lets each job run on at its end before cancelling it.
+pub const FUZZ_SETTLE_MS: u32 = 1_000;
+
 /// Stands in for a handle the library never gave out.
 const FORGED: usize = 0x10;
 
@@ -175,10 +178,10 @@ impl<'a> Sequence<'a> {
         self.pick(real, &[0, 3, real + 8, 1 << 20])
     }
 
-    /// Makes up to `ops` actions (fewer when the choices run out), then waits for every job and
-    /// destroys the engines; returns the calls made, the jobs seen to succeed and the result
+    /// Makes up to `ops` actions (fewer when the choices run out), then waits up to `settle_ms`
+    /// for each job (cancelling those that run on) and destroys the engines; returns the calls made, the jobs seen to succeed and the result
     /// codes met.
-    pub fn run(mut self, ops: usize) -> (usize, usize, Vec<FluxResult>) {
+    pub fn run(mut self, ops: usize, settle_ms: u32) -> (usize, usize, Vec<FluxResult>) {
         for _ in 0..ops {
             if self.rng.is_spent() {
                 break;
@@ -198,12 +201,25 @@ impl<'a> Sequence<'a> {
                 _ => self.settings(),
             }
         }
-        // Every job of a live engine ends in exactly one terminal state.
+        // Every job of a live engine ends in exactly one terminal state: those not done when they
+        // have settled are cancelled and must then end within a step.
         for (e, jobs) in std::mem::take(&mut self.engines) {
+            for &job in &jobs {
+                // SAFETY: a live engine; the outcome pointer may be NULL.
+                unsafe {
+                    flux_job_wait(e, job, settle_ms, std::ptr::null_mut());
+                    flux_job_cancel(e, job, std::ptr::null_mut());
+                }
+            }
             for job in jobs {
                 let mut state = -1;
                 // SAFETY: a live engine; `state` is a live local.
                 let r = unsafe { flux_job_wait(e, job, 60_000, &mut state) };
+                assert_ne!(
+                    r,
+                    FluxResult::Timeout,
+                    "job {job} still runs 60 s after a cancel"
+                );
                 if r == FluxResult::Ok {
                     assert!((2..=4).contains(&state), "job {job} ended in state {state}");
                     self.succeeded += usize::from(state == 2);

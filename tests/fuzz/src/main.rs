@@ -23,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use abi_sequence::{Choices, Sequence, FUZZ_ACTIONS};
+use abi_sequence::{Choices, Sequence, FUZZ_ACTIONS, FUZZ_SETTLE_MS};
 use fuzz::Target;
 
 /// The C ABI: the input's bytes choose the calls, on the tiny model (written once into the
@@ -46,7 +46,7 @@ fn abi(dir: &Path, input: &[u8]) -> Option<String> {
         support::tiny_dev_model(&model);
     }
     let model = CString::new(model.to_str()?).ok()?;
-    Sequence::new(Choices::Bytes(input), model).run(FUZZ_ACTIONS);
+    Sequence::new(Choices::Bytes(input), model).run(FUZZ_ACTIONS, FUZZ_SETTLE_MS);
     None
 }
 
