@@ -1,7 +1,8 @@
 //! The CUDA device through the C ABI. Without a usable GPU (a library built without the `cuda`
 //! feature, no driver, or the stub driver of `.ci/build-cuda`) asking for CUDA fails cleanly
 //! with a message, and the CPU device of the same library keeps working. With a GPU, the tiny
-//! pipeline runs on CUDA in f32 and matches the CPU's pixels.
+//! pipeline runs on CUDA in f32 and matches the CPU's pixels, and streamed blocks (uploaded on
+//! another thread's stream) give the resident blocks' image.
 
 use std::ffi::CString;
 
@@ -54,4 +55,32 @@ fn cuda_runs_the_pipeline_or_fails_cleanly_while_the_cpu_works() {
     assert_eq!(render(cpu, &model), want);
     // SAFETY: the C ABI as documented: live handles, pointers to live locals.
     assert_eq!(unsafe { flux_engine_destroy(cpu) }, FluxResult::Ok);
+}
+
+#[test]
+fn cuda_streamed_blocks_give_the_resident_image() {
+    let s = Scratch::new("cuda-streamed");
+    tiny_dev_model(&s.0.join("model"));
+    let model = CString::new(s.0.join("model").to_str().unwrap()).unwrap();
+    let gpu = match engine(FluxDevice::Cuda) {
+        Ok(e) => e,
+        Err((_, message)) => return skip_without_gpu(&format!("no usable CUDA device: {message}")),
+    };
+    let resident = render(gpu, &model);
+    // Two blocks on the device at a time: the next one is uploaded by the prefetch thread, on
+    // its own stream, while the current one computes.
+    let mut plan = std::mem::MaybeUninit::<FluxResidencyPlan>::uninit();
+    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
+    let streamed = unsafe {
+        let size = std::mem::size_of::<FluxResidencyPlan>() as u32;
+        flux_residency_plan_defaults(plan.as_mut_ptr(), size);
+        let mut plan = plan.assume_init();
+        plan.stream_window = 2;
+        assert_eq!(flux_engine_set_residency_plan(gpu, &plan), FluxResult::Ok);
+        render(gpu, &model)
+    };
+    // SAFETY: a live handle, destroyed once.
+    assert_eq!(unsafe { flux_engine_destroy(gpu) }, FluxResult::Ok);
+    // The same kernels on the same weights: only a block read before its upload landed differs.
+    assert_eq!(streamed, resident);
 }

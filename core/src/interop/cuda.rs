@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::cuda_backend::cudarc::driver::{
-    sys, CudaContext, CudaStream, DevicePtr, DevicePtrMut, DriverError,
+    sys, CudaContext, CudaEvent, CudaStream, DevicePtr, DevicePtrMut, DriverError,
 };
-use candle_core::{CudaDevice, Storage, Tensor};
+use candle_core::{CudaDevice, Device, Storage, Tensor};
 
 use super::{GpuImageDesc, GpuMemory, GpuSemaphore};
 use crate::error::{Error, Result};
@@ -107,6 +107,44 @@ impl Drop for Pinned {
         // SAFETY: `ptr` was registered by `new` and is unregistered once, here, while the memory
         // is still allocated (the caller's promise).
         let _ = unsafe { sys::cuMemHostUnregister(self.ptr) };
+    }
+}
+
+/// The work the calling thread has queued on a device so far, for another thread to wait for.
+///
+/// The engine's CUDA device queues each thread's work on that thread's default stream (candle's
+/// `CudaDevice::new` uses CUDA's per-thread streams), and those streams do not wait for each
+/// other: a block the prefetch thread uploads overlaps the worker's compute, and the worker
+/// waits for the upload's fence before reading the block. A fence dropped unwaited (a pass that
+/// stopped early) waits on the host, so that no copy still reads host memory freed next.
+pub(crate) struct Fence(Option<CudaEvent>);
+
+impl Fence {
+    /// Marks the work queued on `device` by this thread; nothing to mark on other devices.
+    pub(crate) fn record(device: &Device) -> Result<Fence> {
+        match device {
+            Device::Cuda(d) => {
+                let event = d.cuda_stream().record_event(None).map_err(wrap)?;
+                Ok(Fence(Some(event)))
+            }
+            _ => Ok(Fence(None)),
+        }
+    }
+
+    /// Makes the work this thread queues on `device` from now on wait for the marked work.
+    pub(crate) fn wait(mut self, device: &Device) -> Result<()> {
+        match (self.0.take(), device) {
+            (Some(event), Device::Cuda(d)) => d.cuda_stream().wait(&event).map_err(wrap),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        if let Some(event) = self.0.take() {
+            let _ = event.synchronize();
+        }
     }
 }
 

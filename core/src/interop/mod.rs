@@ -321,6 +321,26 @@ pub(crate) use cuda::Pinned;
 #[cfg(not(feature = "cuda"))]
 pub(crate) enum Pinned {}
 
+/// The work a thread has queued on a device, for another thread's work to wait for (a streamed
+/// block uploaded by the prefetch thread); nothing to wait for on the CPU or without CUDA.
+#[cfg(feature = "cuda")]
+pub(crate) use cuda::Fence;
+
+/// Without CUDA every device computes in order: nothing to wait for.
+#[cfg(not(feature = "cuda"))]
+pub(crate) struct Fence;
+
+#[cfg(not(feature = "cuda"))]
+impl Fence {
+    pub(crate) fn record(_: &Device) -> Result<Fence> {
+        Ok(Fence)
+    }
+
+    pub(crate) fn wait(self, _: &Device) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Page-locks `bytes` for copies to `device` when it is a CUDA device and the driver agrees.
 ///
 /// # Safety

@@ -9,6 +9,7 @@ use super::layers::{self, Dense, Input, Loader, MlpEmbedder, Modulation, QkNorm}
 use super::stream::{self, HostBlock};
 use super::weights::ModelWeights;
 use crate::error::{Error, Result};
+use crate::interop::Fence;
 use crate::lora::Adapters;
 
 /// Hyper-parameters of a FLUX transformer (BFL `FluxParams`).
@@ -669,14 +670,22 @@ impl FluxTransformer {
                 _ => return Err(Error::invalid(format!("block {i} is not resident"))),
             }
         }
+        // A block built on the prefetch thread comes with the fence of its uploads, which the
+        // compute waits for (on CUDA the two threads queue on different streams).
         stream::pipelined(
             streamed.len(),
             window,
-            |j| match &streamed[j] {
-                Slot::Host(h) => self.build_block(h, resident + j),
-                _ => self.build_block(&*self.weights, resident + j),
+            |j| {
+                let block = match &streamed[j] {
+                    Slot::Host(h) => self.build_block(h, resident + j),
+                    _ => self.build_block(&*self.weights, resident + j),
+                }?;
+                Ok((block, Fence::record(&self.device)?))
             },
-            |j, block| run(resident + j, &block),
+            |j, (block, uploaded)| {
+                uploaded.wait(&self.device)?;
+                run(resident + j, &block)
+            },
         )
     }
 
