@@ -50,10 +50,11 @@ before=$(ls "$corpus" | wc -l)
 for f in "$work"/min/*; do
   cp "$f" "$corpus/$(sha256sum "$f" | cut -c1-16)"
 done
-for kind in crash hang; do
-  for f in "$work/out/default/${kind}es"/id:*; do
-    [ -e "$f" ] && cp "$f" "$corpus/$kind-$(sha256sum "$f" | cut -c1-16)"
-  done
+for f in "$work"/out/default/crashes/id:* "$work"/out/default/hangs/id:*; do
+  [ -e "$f" ] || continue
+  kind=crash
+  [[ $f == */hangs/* ]] && kind=hang
+  cp "$f" "$corpus/$kind-$(sha256sum "$f" | cut -c1-16)"
 done
 after=$(ls "$corpus" | wc -l)
 
