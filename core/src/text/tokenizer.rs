@@ -116,9 +116,9 @@ impl PromptTokenizer {
                 "a token sequence of {len} cannot hold the special tokens"
             )));
         }
-        let enc = self
-            .inner
-            .encode(text, false)
+        // The tokenizers crate indexes its post-processor's template unchecked: a hostile file
+        // makes `encode` panic, which becomes this file's error.
+        let enc = crate_call(&self.source, || self.inner.encode(text, false))?
             .map_err(|e| tok_err(&self.source, e))?;
         let mut ids = Vec::with_capacity(len);
         ids.extend(self.specials.bos);
@@ -129,13 +129,25 @@ impl PromptTokenizer {
     }
 }
 
-/// A `tokenizer.json`. Its JSON syntax is checked first: the tokenizers crate panics on some
-/// malformed files (its decoder section unwraps a parse error) instead of failing.
+/// A `tokenizer.json`. Its JSON syntax is checked first; the tokenizers crate still panics on
+/// some well-formed but hostile files (its decoder section unwraps a number out of range), which
+/// becomes this file's error.
 fn tokenizer_json(path: &Path) -> Result<Tokenizer> {
     let text = std::fs::read_to_string(path).map_err(|e| tok_err(path, e))?;
     serde_json::from_str::<serde::de::IgnoredAny>(&text)
         .map_err(|e| tok_err(path, format!("not JSON: {e}")))?;
-    text.parse::<Tokenizer>().map_err(|e| tok_err(path, e))
+    crate_call(path, || text.parse::<Tokenizer>())?.map_err(|e| tok_err(path, e))
+}
+
+/// Runs a call into the tokenizers crate, whose panics on hostile files become an error naming
+/// `path`.
+fn crate_call<T>(path: &Path, call: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|_| {
+        tok_err(
+            path,
+            "the tokenizers crate cannot handle this file (it panicked)",
+        )
+    })
 }
 
 /// A BPE vocabulary: a JSON object of pieces and their ids.
