@@ -9,6 +9,7 @@
 mod support;
 
 mod abi_sequence;
+mod c_abi;
 
 use std::ffi::CString;
 use std::sync::mpsc;

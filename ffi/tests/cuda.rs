@@ -13,7 +13,7 @@ use flux_engine::*;
 mod support;
 use support::{reference_rgb, skip_without_gpu, tiny_dev_model, Scratch};
 mod c_abi;
-use c_abi::{copy_pixels, engine, render_reference};
+use c_abi::{copy_pixels, defaults, engine, render_reference};
 
 /// The reference request's RGB8 pixels rendered on `e`.
 fn render(e: *mut FluxEngine, model: &CString) -> Vec<u8> {
@@ -69,16 +69,12 @@ fn cuda_streamed_blocks_give_the_resident_image() {
     let resident = render(gpu, &model);
     // Two blocks on the device at a time: the next one is uploaded by the prefetch thread, on
     // its own stream, while the current one computes.
-    let mut plan = std::mem::MaybeUninit::<FluxResidencyPlan>::uninit();
-    // SAFETY: the C ABI as documented: live handles, pointers to live locals.
-    let streamed = unsafe {
-        let size = std::mem::size_of::<FluxResidencyPlan>() as u32;
-        flux_residency_plan_defaults(plan.as_mut_ptr(), size);
-        let mut plan = plan.assume_init();
-        plan.stream_window = 2;
-        assert_eq!(flux_engine_set_residency_plan(gpu, &plan), FluxResult::Ok);
-        render(gpu, &model)
-    };
+    let mut plan = defaults(flux_residency_plan_defaults);
+    plan.stream_window = 2;
+    // SAFETY: a live handle and a live local plan.
+    let set = unsafe { flux_engine_set_residency_plan(gpu, &plan) };
+    assert_eq!(set, FluxResult::Ok);
+    let streamed = render(gpu, &model);
     // SAFETY: a live handle, destroyed once.
     assert_eq!(unsafe { flux_engine_destroy(gpu) }, FluxResult::Ok);
     // The same kernels on the same weights: only a block read before its upload landed differs.

@@ -21,7 +21,7 @@
 //! RGBA16F host images, which receive the RGBA32F values as halves.
 
 use std::ffi::CString;
-use std::mem::{offset_of, size_of, MaybeUninit};
+use std::mem::offset_of;
 use std::ptr;
 use std::time::Instant;
 
@@ -35,20 +35,9 @@ mod support;
 use support::{skip_without_gpu, tiny_dev_model, Scratch};
 mod c_abi;
 use c_abi::{
-    copy_pixels as host_pixels, engine, host_image, image_desc, last_error,
+    copy_pixels as host_pixels, defaults, engine, host_image, image_desc, last_error,
     render_reference as render, request,
 };
-
-/// A struct of the ABI filled by its `_defaults` function, as the header's `_init` does.
-fn defaults<T>(fill: unsafe extern "C" fn(*mut T, u32)) -> T {
-    let mut d = MaybeUninit::<T>::zeroed();
-    // SAFETY: the ABI's structs are integers and byte arrays, valid when zeroed, and `fill`
-    // writes at most the size given, which is the struct's.
-    unsafe {
-        fill(d.as_mut_ptr(), size_of::<T>() as u32);
-        d.assume_init()
-    }
-}
 
 /// A semaphore of `kind` with `handle`.
 fn semaphore(kind: FluxSemaphoreType, handle: i64) -> FluxSemaphore {

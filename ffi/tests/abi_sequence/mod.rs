@@ -16,6 +16,7 @@ use std::ops::{Range, RangeTo};
 use flux_engine::types::*;
 use flux_engine::*;
 
+use crate::c_abi::defaults;
 use crate::support;
 
 /// Where a sequence's choices come from: a seeded generator, or bytes (one byte per choice among
@@ -487,16 +488,5 @@ impl<'a> Sequence<'a> {
             }
         };
         self.check("settings", r);
-    }
-}
-
-/// A struct as its `_defaults` function fills it.
-fn defaults<T>(fill: unsafe extern "C" fn(*mut T, u32)) -> T {
-    let mut d = std::mem::MaybeUninit::<T>::zeroed();
-    // SAFETY: the ABI's structs are integers, floats and pointers, valid when zeroed, and `fill`
-    // writes at most the size given, which is the struct's.
-    unsafe {
-        fill(d.as_mut_ptr(), size_of::<T>() as u32);
-        d.assume_init()
     }
 }

@@ -12,6 +12,17 @@ use flux_engine::*;
 
 use crate::support;
 
+/// A struct of the ABI filled by its `_defaults` function, as the header's `_init` does.
+pub fn defaults<T>(fill: unsafe extern "C" fn(*mut T, u32)) -> T {
+    let mut d = MaybeUninit::<T>::zeroed();
+    // SAFETY: the ABI's structs are integers, floats, pointers and byte arrays, valid when
+    // zeroed, and `fill` writes at most the size given, which is the struct's.
+    unsafe {
+        fill(d.as_mut_ptr(), size_of::<T>() as u32);
+        d.assume_init()
+    }
+}
+
 /// The calling thread's last error message.
 pub fn last_error() -> String {
     // SAFETY: the C ABI as documented: live handles, pointers to live locals.

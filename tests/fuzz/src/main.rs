@@ -18,6 +18,9 @@ mod support;
 #[path = "../../../ffi/tests/abi_sequence/mod.rs"]
 mod abi_sequence;
 
+#[path = "../../../ffi/tests/c_abi/mod.rs"]
+mod c_abi;
+
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
